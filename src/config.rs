@@ -1,0 +1,763 @@
+//! Configuration: TOML fragments layered like systemd's own configuration.
+//!
+//! Search order (later wins, key by key):
+//! 1. `/usr/lib/quantum-watchdog/config.d/*.toml`
+//! 2. `/etc/quantum-watchdog/config.toml`
+//! 3. `/etc/quantum-watchdog/config.d/*.toml`
+//!
+//! A fragment in `/etc/quantum-watchdog/config.d/` masks the fragment of the same file name in
+//! `/usr/lib/quantum-watchdog/config.d/`; all fragments are applied in lexical order of their
+//! file names. `[[watch]]` entries are keyed by `(unit, stream, group)`: a later entry with the
+//! same key replaces the earlier one, others are appended.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::template::Template;
+
+/// The environment variable that overrides `mode`.
+pub const MODE_ENV: &str = "QUANTUM_WATCHDOG_MODE";
+/// The consumer that the `park` claim policy moves entries to. Never deleted.
+pub const PARKED_CONSUMER: &str = "quantum-watchdog:parked";
+
+pub const VENDOR_DIR: &str = "/usr/lib/quantum-watchdog/config.d";
+pub const ETC_FILE: &str = "/etc/quantum-watchdog/config.toml";
+pub const ETC_DIR: &str = "/etc/quantum-watchdog/config.d";
+
+/// A configuration error: which file, which key, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(file: &str, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Report what would be done; change nothing.
+    Observe,
+    /// Act: restart, claim, delete.
+    Enforce,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Observe => "observe",
+            Mode::Enforce => "enforce",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "observe" => Ok(Mode::Observe),
+            "enforce" => Ok(Mode::Enforce),
+            other => Err(format!(
+                "expected \"observe\" or \"enforce\", found {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimPolicy {
+    /// Claim a dead consumer's entries to the unit's current live consumer.
+    Handoff,
+    /// Claim them to [`PARKED_CONSUMER`].
+    Park,
+    /// Copy each entry to the end of the stream and acknowledge the original (one Lua script).
+    Requeue,
+}
+
+impl fmt::Display for ClaimPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClaimPolicy::Handoff => "handoff",
+            ClaimPolicy::Park => "park",
+            ClaimPolicy::Requeue => "requeue",
+        })
+    }
+}
+
+/// A human duration (`90s`, `5m`, `1h`, `1h 30m`), serialised back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn as_millis(&self) -> u64 {
+        self.0.as_millis() as u64
+    }
+    pub fn as_micros(&self) -> u64 {
+        self.0.as_micros() as u64
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"90s\", \"5m\" or \"1h\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
+                parse_duration(s).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Parses a human duration; a bare number is rejected (its unit would be a guess).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "expected a duration with a unit such as \"90s\", \"5m\" or \"1h\", found {s:?}"
+        ));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("expected a duration such as \"90s\", \"5m\" or \"1h\", found {s:?} ({e})")
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartBudget {
+    pub max: u32,
+    pub within: HumanDuration,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw fragments: every key optional, unknown keys rejected.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    mode: Option<Mode>,
+    interval: Option<HumanDuration>,
+    units: Option<Vec<String>>,
+    state_dir: Option<PathBuf>,
+    redis: Option<RawRedis>,
+    defaults: Option<RawParams>,
+    #[serde(default)]
+    watch: Vec<RawWatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    hung_after: Option<HumanDuration>,
+    startup_grace: Option<HumanDuration>,
+    confirm: Option<u32>,
+    restart_budget: Option<RestartBudget>,
+    zombie_after: Option<HumanDuration>,
+    claim_policy: Option<ClaimPolicy>,
+    restart_on_stale_pending: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    unit: String,
+    stream: String,
+    group: String,
+    consumer: String,
+    #[serde(flatten)]
+    params: RawParams,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The effective configuration.
+
+/// Decision parameters; `[defaults]` and each `[[watch]]` may set them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    pub hung_after: HumanDuration,
+    pub startup_grace: HumanDuration,
+    pub confirm: u32,
+    pub restart_budget: RestartBudget,
+    pub zombie_after: HumanDuration,
+    pub claim_policy: ClaimPolicy,
+    pub restart_on_stale_pending: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            hung_after: HumanDuration(Duration::from_secs(300)),
+            startup_grace: HumanDuration(Duration::from_secs(60)),
+            confirm: 2,
+            restart_budget: RestartBudget {
+                max: 3,
+                within: HumanDuration(Duration::from_secs(1800)),
+            },
+            zombie_after: HumanDuration(Duration::from_secs(3600)),
+            claim_policy: ClaimPolicy::Handoff,
+            restart_on_stale_pending: false,
+        }
+    }
+}
+
+impl Params {
+    fn apply(&mut self, raw: &RawParams) {
+        let RawParams {
+            hung_after,
+            startup_grace,
+            confirm,
+            restart_budget,
+            zombie_after,
+            claim_policy,
+            restart_on_stale_pending,
+        } = raw;
+        if let Some(v) = hung_after {
+            self.hung_after = *v;
+        }
+        if let Some(v) = startup_grace {
+            self.startup_grace = *v;
+        }
+        if let Some(v) = confirm {
+            self.confirm = *v;
+        }
+        if let Some(v) = restart_budget {
+            self.restart_budget = *v;
+        }
+        if let Some(v) = zombie_after {
+            self.zombie_after = *v;
+        }
+        if let Some(v) = claim_policy {
+            self.claim_policy = *v;
+        }
+        if let Some(v) = restart_on_stale_pending {
+            self.restart_on_stale_pending = *v;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `unix:///path/to/redis.sock`. A password in the URL is never
+    /// printed; prefer `password_file`.
+    #[serde(serialize_with = "serialize_redacted_url")]
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+    /// Timeout of every Redis call and of connecting.
+    pub timeout: HumanDuration,
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+/// Replaces a password in a Redis URL by `***`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+    {
+        let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Watch {
+    pub unit: String,
+    pub stream: String,
+    pub group: String,
+    pub consumer: Template,
+    #[serde(flatten)]
+    pub params: Params,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub mode: Mode,
+    pub interval: HumanDuration,
+    pub units: Vec<String>,
+    pub state_dir: Option<PathBuf>,
+    pub redis: RedisConfig,
+    pub defaults: Params,
+    pub watch: Vec<Watch>,
+    /// The files this configuration was read from, in order.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Observe,
+            interval: HumanDuration(Duration::from_secs(5)),
+            units: vec!["quantum-*.service".to_string()],
+            state_dir: None,
+            redis: RedisConfig {
+                url: "redis://127.0.0.1:6379/0".to_string(),
+                password_file: None,
+                timeout: HumanDuration(Duration::from_secs(2)),
+            },
+            defaults: Params::default(),
+            watch: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Every unit name pattern the agent looks at: `units` plus each bound unit.
+    pub fn unit_patterns(&self) -> Vec<String> {
+        let mut v = self.units.clone();
+        for w in &self.watch {
+            if !v.contains(&w.unit) {
+                v.push(w.unit.clone());
+            }
+        }
+        v
+    }
+}
+
+/// The fragments of the default layering, in the order they apply.
+pub fn default_sources(root: &Path) -> Vec<PathBuf> {
+    let vendor = root.join(VENDOR_DIR.trim_start_matches('/'));
+    let etc_dir = root.join(ETC_DIR.trim_start_matches('/'));
+    let mut frags: BTreeMap<std::ffi::OsString, PathBuf> = BTreeMap::new();
+    for dir in [&vendor, &etc_dir] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "toml") {
+                    // /etc masks /usr/lib by file name: the later insert wins.
+                    frags.insert(e.file_name(), p);
+                }
+            }
+        }
+    }
+    let (vendor_frags, etc_frags): (Vec<_>, Vec<_>) =
+        frags.into_values().partition(|p| p.starts_with(&vendor));
+    let mut out = vendor_frags;
+    let etc_file = root.join(ETC_FILE.trim_start_matches('/'));
+    if etc_file.exists() {
+        out.push(etc_file);
+    }
+    out.extend(etc_frags);
+    out
+}
+
+/// Loads the configuration from the default layering under `root` (normally `/`), or from one
+/// file, then applies the `QUANTUM_WATCHDOG_MODE` override.
+pub fn load(one_file: Option<&Path>, root: &Path, mode_env: Option<&str>) -> Result<Config, ConfigError> {
+    let files = match one_file {
+        Some(f) => vec![f.to_path_buf()],
+        None => default_sources(root),
+    };
+    let mut texts = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| ConfigError::Read {
+            file: f.display().to_string(),
+            reason: read_error_reason(f, &e),
+        })?;
+        texts.push((f.display().to_string(), text));
+    }
+    let mut cfg = from_fragments(&texts)?;
+    cfg.sources = files;
+    apply_mode_env(&mut cfg, mode_env)?;
+    Ok(cfg)
+}
+
+/// Explains a read error, with the file's owner and mode when it exists but cannot be read.
+pub fn read_error_reason(path: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "{e} (mode {:04o}, owner uid {} gid {}; running as uid {})",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            nix::unistd::geteuid()
+        ),
+        _ => e.to_string(),
+    }
+}
+
+pub fn apply_mode_env(cfg: &mut Config, mode_env: Option<&str>) -> Result<(), ConfigError> {
+    if let Some(v) = mode_env {
+        cfg.mode = v
+            .parse()
+            .map_err(|m: String| ConfigError::invalid(&format!("environment {MODE_ENV}"), MODE_ENV, m))?;
+    }
+    Ok(())
+}
+
+/// Merges fragments `(file name, text)` in order over the built-in defaults and validates.
+pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    // Each watch remembers the file that defined it, for error messages.
+    let mut watches: Vec<(String, RawWatch)> = Vec::new();
+    let mut defaults_file = String::from("<built-in defaults>");
+    for (file, text) in fragments {
+        let raw = parse_fragment(file, text)?;
+        if let Some(m) = raw.mode {
+            cfg.mode = m;
+        }
+        if let Some(v) = raw.interval {
+            cfg.interval = v;
+        }
+        if let Some(v) = raw.units {
+            cfg.units = v;
+        }
+        if let Some(v) = raw.state_dir {
+            cfg.state_dir = Some(v);
+        }
+        if let Some(r) = raw.redis {
+            if let Some(u) = r.url {
+                cfg.redis.url = u;
+            }
+            if let Some(p) = r.password_file {
+                cfg.redis.password_file = Some(p);
+            }
+            if let Some(t) = r.timeout {
+                cfg.redis.timeout = t;
+            }
+        }
+        if let Some(d) = &raw.defaults {
+            cfg.defaults.apply(d);
+            defaults_file = file.clone();
+        }
+        for w in raw.watch {
+            let key = (&w.unit, &w.stream, &w.group);
+            if let Some(slot) = watches
+                .iter_mut()
+                .find(|(_, o)| (&o.unit, &o.stream, &o.group) == key)
+            {
+                *slot = (file.clone(), w);
+            } else {
+                watches.push((file.clone(), w));
+            }
+        }
+    }
+    let last = fragments
+        .last()
+        .map(|(f, _)| f.clone())
+        .unwrap_or_else(|| "<built-in defaults>".into());
+    validate_params(&defaults_file, "defaults", &cfg.defaults)?;
+    validate_top(&last, &cfg)?;
+    for (i, (file, w)) in watches.into_iter().enumerate() {
+        let at = format!("watch[{i}]");
+        let consumer = Template::parse(&w.consumer)
+            .map_err(|e| ConfigError::invalid(&file, format!("{at}.consumer"), e.to_string()))?;
+        if !w.unit.contains('.') || w.unit.contains(['*', '?', '[']) {
+            return Err(ConfigError::invalid(
+                &file,
+                format!("{at}.unit"),
+                format!("expected a full unit name such as \"quantum-execution.service\", found {:?}", w.unit),
+            ));
+        }
+        for (k, v) in [("stream", &w.stream), ("group", &w.group)] {
+            if v.is_empty() {
+                return Err(ConfigError::invalid(&file, format!("{at}.{k}"), "expected a non-empty name"));
+            }
+        }
+        let mut params = cfg.defaults.clone();
+        params.apply(&w.params);
+        validate_params(&file, &at, &params)?;
+        cfg.watch.push(Watch {
+            unit: w.unit,
+            stream: w.stream,
+            group: w.group,
+            consumer,
+            params,
+        });
+    }
+    Ok(cfg)
+}
+
+fn parse_fragment(file: &str, text: &str) -> Result<RawFile, ConfigError> {
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| ConfigError::invalid(file, "<syntax>", toml_message(&e, text)))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { "<top level>".to_string() } else { key };
+        ConfigError::invalid(file, key, toml_message(e.inner(), text))
+    })
+}
+
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{msg} (line {line})")
+        }
+        None => msg,
+    }
+}
+
+fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.interval.0 < Duration::from_millis(100) {
+        return Err(ConfigError::invalid(file, "interval", "expected at least 100ms"));
+    }
+    if cfg.units.iter().any(|u| u.is_empty()) {
+        return Err(ConfigError::invalid(file, "units", "expected unit name patterns, found an empty string"));
+    }
+    let url = &cfg.redis.url;
+    let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|s| url.starts_with(s))
+        && redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_ok();
+    if !ok {
+        return Err(ConfigError::invalid(
+            file,
+            "redis.url",
+            format!(
+                "expected redis://host:port/db or unix:///path/to/socket, found {:?}",
+                redact_url(url)
+            ),
+        ));
+    }
+    if cfg.redis.timeout.0 < Duration::from_millis(10) || cfg.redis.timeout.0 > Duration::from_secs(60) {
+        return Err(ConfigError::invalid(file, "redis.timeout", "expected between 10ms and 60s"));
+    }
+    Ok(())
+}
+
+fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), ConfigError> {
+    let zero = |k: &str, d: &HumanDuration| {
+        if d.0.is_zero() {
+            Err(ConfigError::invalid(file, format!("{at}.{k}"), "expected a duration greater than 0"))
+        } else {
+            Ok(())
+        }
+    };
+    zero("hung_after", &p.hung_after)?;
+    zero("zombie_after", &p.zombie_after)?;
+    zero("restart_budget.within", &p.restart_budget.within)?;
+    if p.confirm == 0 {
+        return Err(ConfigError::invalid(file, format!("{at}.confirm"), "expected a whole number of cycles, at least 1"));
+    }
+    if p.restart_budget.max == 0 {
+        return Err(ConfigError::invalid(file, format!("{at}.restart_budget.max"), "expected at least 1 restart"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(name: &str, text: &str) -> (String, String) {
+        (name.to_string(), text.to_string())
+    }
+
+    #[test]
+    fn defaults_are_observe_and_safe() {
+        let c = from_fragments(&[]).unwrap();
+        assert_eq!(c.mode, Mode::Observe);
+        assert_eq!(c.interval.0, Duration::from_secs(5));
+        assert_eq!(c.defaults.hung_after.0, Duration::from_secs(300));
+        assert_eq!(c.defaults.confirm, 2);
+        assert_eq!(c.defaults.claim_policy, ClaimPolicy::Handoff);
+        assert!(c.watch.is_empty());
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = from_fragments(&[frag(
+            "a.toml",
+            r#"
+mode = "enforce"
+interval = "5s"
+units = ["quantum-*.service"]
+redis.url = "redis://127.0.0.1:6379/0"
+[defaults]
+hung_after = "5m"
+startup_grace = "60s"
+confirm = 2
+restart_budget = { max = 3, within = "30m" }
+zombie_after = "1h"
+claim_policy = "handoff"
+[[watch]]
+unit = "quantum-execution.service"
+stream = "quantum:stream:trade.intent"
+group = "quantum:group:execution:trade.intent"
+consumer = "execution-{hostname}-{pid}"
+hung_after = "90s"
+claim_policy = "park"
+"#,
+        )])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Enforce);
+        let w = &c.watch[0];
+        assert_eq!(w.params.hung_after.0, Duration::from_secs(90));
+        assert_eq!(w.params.claim_policy, ClaimPolicy::Park);
+        assert_eq!(w.params.zombie_after.0, Duration::from_secs(3600));
+        assert_eq!(w.params.restart_budget.within.0, Duration::from_secs(1800));
+    }
+
+    /// Table of bad inputs: each must name the file and the key.
+    #[test]
+    fn bad_inputs_name_file_and_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("mode = \"yolo\"", "mode", "unknown variant"),
+            ("interval = 5", "interval", "duration"),
+            ("interval = \"5\"", "interval", "with a unit"),
+            ("interval = \"fast\"", "interval", "duration"),
+            ("colour = \"red\"", "colour", "unknown field `colour`"),
+            ("[defaults]\nhung_afte = \"5m\"", "defaults", "unknown field `hung_afte`"),
+            ("[defaults]\nconfirm = \"two\"", "defaults.confirm", "expected u32"),
+            ("[defaults]\nconfirm = 0", "defaults.confirm", "at least 1"),
+            ("[defaults]\nrestart_budget = { max = 3 }", "defaults.restart_budget", "within"),
+            ("[defaults]\nclaim_policy = \"steal\"", "defaults.claim_policy", "unknown variant"),
+            ("units = \"quantum-*\"", "units", "sequence"),
+            ("redis.url = \"http://x\"", "redis.url", "expected redis://"),
+            ("redis.port = 1", "redis", "unknown field `port`"),
+            (
+                "[[watch]]\nunit = \"q.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x-{pod}\"",
+                "watch[0].consumer",
+                "{pod}",
+            ),
+            (
+                "[[watch]]\nunit = \"q-*.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x\"",
+                "watch[0].unit",
+                "full unit name",
+            ),
+            (
+                "[[watch]]\nunit = \"q.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x\"\nhung_after = \"0s\"",
+                "watch[0].hung_after",
+                "greater than 0",
+            ),
+            ("[[watch]]\nunit = \"q.service\"\nstream = \"s\"", "watch[0]", "missing field"),
+            ("mode = ", "<syntax>", "line 1"),
+        ];
+        for (text, key, needle) in cases {
+            let err = from_fragments(&[frag("/etc/quantum-watchdog/config.d/50-x.toml", text)])
+                .expect_err(text);
+            let s = err.to_string();
+            match &err {
+                ConfigError::Invalid { file, key: k, message } => {
+                    assert_eq!(file, "/etc/quantum-watchdog/config.d/50-x.toml", "{text}: {s}");
+                    assert!(k.starts_with(key), "{text}: key {k:?} should start with {key:?}: {s}");
+                    assert!(
+                        message.contains(needle) || s.contains(needle),
+                        "{text}: {s:?} should mention {needle:?}"
+                    );
+                }
+                other => panic!("{text}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn later_fragments_win_key_by_key_and_watch_by_key() {
+        let w = |g: &str, h: &str| {
+            format!("[[watch]]\nunit = \"quantum-a.service\"\nstream = \"s\"\ngroup = \"{g}\"\nconsumer = \"a-{{pid}}\"\nhung_after = \"{h}\"\n")
+        };
+        let c = from_fragments(&[
+            frag("10.toml", &format!("mode = \"enforce\"\ninterval = \"2s\"\n[defaults]\nconfirm = 3\n{}", w("g1", "1m"))),
+            frag("20.toml", &format!("interval = \"1s\"\n{}{}", w("g1", "2m"), w("g2", "3m"))),
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.interval.0, Duration::from_secs(1));
+        assert_eq!(c.defaults.confirm, 3);
+        assert_eq!(c.watch.len(), 2);
+        assert_eq!(c.watch[0].params.hung_after.0, Duration::from_secs(120));
+        assert_eq!(c.watch[0].params.confirm, 3);
+        assert_eq!(c.watch[1].group, "g2");
+    }
+
+    #[test]
+    fn mode_env_overrides_and_rejects_garbage() {
+        let mut c = from_fragments(&[]).unwrap();
+        apply_mode_env(&mut c, Some("enforce")).unwrap();
+        assert_eq!(c.mode, Mode::Enforce);
+        let e = apply_mode_env(&mut c, Some("ENFORCE")).unwrap_err().to_string();
+        assert!(e.contains(MODE_ENV) && e.contains("observe"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        for (s, secs) in [("90s", 90), ("5m", 300), ("1h", 3600), ("1h 30m", 5400), ("500ms", 0)] {
+            assert_eq!(parse_duration(s).unwrap().as_secs(), secs, "{s}");
+        }
+        for s in ["", "5", "five minutes", "-5s"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@10.0.0.1:6379/0"), "redis://:***@10.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://u:p@h/0"), "redis://u:***@h/0");
+        assert_eq!(redact_url("unix:///run/redis.sock"), "unix:///run/redis.sock");
+        let c = from_fragments(&[frag("a", "redis.url = \"redis://:hunter2@127.0.0.1/0\"")]).unwrap();
+        let j = serde_json::to_string(&c).unwrap();
+        assert!(!j.contains("hunter2"), "{j}");
+    }
+
+    #[test]
+    fn layering_masks_vendor_fragments_by_name() {
+        let root = std::env::temp_dir().join(format!("qw-cfg-{}", std::process::id()));
+        let vendor = root.join("usr/lib/quantum-watchdog/config.d");
+        let etc = root.join("etc/quantum-watchdog/config.d");
+        std::fs::create_dir_all(&vendor).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(vendor.join("10-base.toml"), "interval = \"7s\"\n").unwrap();
+        std::fs::write(vendor.join("20-masked.toml"), "mode = \"enforce\"\n").unwrap();
+        std::fs::write(etc.join("20-masked.toml"), "# masked\n").unwrap();
+        std::fs::write(root.join("etc/quantum-watchdog/config.toml"), "interval = \"3s\"\n").unwrap();
+        std::fs::write(etc.join("30-late.toml"), "units = [\"x-*.service\"]\n").unwrap();
+        let c = load(None, &root, None).unwrap();
+        assert_eq!(c.mode, Mode::Observe, "etc fragment masks the vendor one");
+        assert_eq!(c.interval.0, Duration::from_secs(3));
+        assert_eq!(c.units, vec!["x-*.service"]);
+        let names: Vec<_> = c.sources.iter().map(|p| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "usr/lib/quantum-watchdog/config.d/10-base.toml",
+                "etc/quantum-watchdog/config.toml",
+                "etc/quantum-watchdog/config.d/20-masked.toml",
+                "etc/quantum-watchdog/config.d/30-late.toml"
+            ]
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,213 @@
+//! The snapshot the policy judges: what systemd and Redis said in one cycle, and the clock.
+//! Plain data, filled by the adapters, read by [`crate::policy`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+/// A stream entry ID `ms-seq`, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl FromStr for StreamId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        Ok(StreamId {
+            ms: ms.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+            seq: seq.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+        })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One unit as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitState {
+    pub name: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// 0 when the unit has no main process.
+    pub main_pid: u32,
+    /// `ActiveEnterTimestamp`, realtime microseconds; 0 if never active.
+    pub active_enter_usec: u64,
+    /// The service's `Result` (`success`, `start-limit-hit`, `watchdog`, …); empty for non-services.
+    pub result: String,
+}
+
+/// `XINFO STREAM` (the fields the policy needs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamInfo {
+    pub length: u64,
+    pub last_generated_id: StreamId,
+    /// From Redis 7.0.
+    pub entries_added: Option<u64>,
+}
+
+/// One entry of `XINFO GROUPS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub consumers: u64,
+    pub pending: u64,
+    pub last_delivered_id: StreamId,
+    /// From Redis 7.0; may be null.
+    pub entries_read: Option<u64>,
+    /// From Redis 7.0; null when Redis cannot tell (arbitrary SETID, deleted or trimmed entries).
+    pub lag: Option<u64>,
+}
+
+/// One entry of `XINFO CONSUMERS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerInfo {
+    pub name: String,
+    pub pending: u64,
+    /// Before 7.2: since the last read that returned entries. From 7.2: since the last attempt.
+    pub idle_ms: u64,
+    /// From 7.2: since the last read that returned entries (-1: never). `None` on older servers.
+    pub inactive_ms: Option<i64>,
+}
+
+/// One pending entry (`XPENDING … IDLE ms - + 1 consumer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingEntry {
+    pub id: StreamId,
+    pub idle_ms: u64,
+    pub deliveries: u64,
+}
+
+/// Everything Redis said about one `(stream, group)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupData {
+    pub stream: StreamInfo,
+    pub group: GroupInfo,
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+impl GroupData {
+    /// Entries not yet delivered to any consumer of the group.
+    pub fn work_waiting(&self) -> bool {
+        match self.group.lag {
+            Some(lag) => lag > 0,
+            None => self.group.last_delivered_id < self.stream.last_generated_id,
+        }
+    }
+
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerInfo> {
+        self.consumers.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupKey {
+    pub stream: String,
+    pub group: String,
+}
+
+/// What Redis said in one pipelined round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisSnapshot {
+    /// Per distinct `(stream, group)`: its data, or the error that binding gets (NOGROUP, …).
+    pub groups: BTreeMap<GroupKey, Result<GroupData, String>>,
+    /// Per binding (index into `config.watch`): a pending entry of the unit's current consumer
+    /// that has been idle at least `hung_after`, if any.
+    pub stale: BTreeMap<usize, Option<PendingEntry>>,
+}
+
+/// One cycle's view of the world.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Realtime clock, microseconds since the epoch.
+    pub now_usec: u64,
+    pub hostname: String,
+    /// The agent's own unit: never acted on.
+    pub self_unit: Option<String>,
+    /// Units matching the watched patterns, or why systemd could not be asked.
+    pub units: Result<Vec<UnitState>, String>,
+    pub redis: Result<RedisSnapshot, String>,
+    /// Liveness of the PIDs found in consumer names (true: a process exists, EPERM included).
+    pub live_pids: BTreeMap<u32, bool>,
+}
+
+pub fn now_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// `1h 2m 3s`-style rendering of milliseconds, for logs and tables.
+pub fn fmt_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if s == 0 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s:02}s"),
+        _ => format!("{h}h{m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_order_numerically() {
+        let a: StreamId = "1700000000000-9".parse().unwrap();
+        let b: StreamId = "1700000000000-10".parse().unwrap();
+        assert!(a < b);
+        assert_eq!(b.to_string(), "1700000000000-10");
+        assert_eq!("5".parse::<StreamId>().unwrap(), StreamId { ms: 5, seq: 0 });
+        assert!("x-1".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn work_waiting_uses_lag_then_ids() {
+        let mut g = GroupData {
+            stream: StreamInfo { length: 3, last_generated_id: StreamId { ms: 3, seq: 0 }, entries_added: Some(3) },
+            group: GroupInfo {
+                name: "g".into(),
+                consumers: 0,
+                pending: 0,
+                last_delivered_id: StreamId { ms: 3, seq: 0 },
+                entries_read: Some(3),
+                lag: Some(0),
+            },
+            consumers: vec![],
+        };
+        assert!(!g.work_waiting());
+        g.group.lag = Some(2);
+        assert!(g.work_waiting());
+        g.group.lag = None;
+        assert!(!g.work_waiting(), "null lag, delivered up to the last id");
+        g.group.last_delivered_id = StreamId { ms: 2, seq: 0 };
+        assert!(g.work_waiting(), "null lag, last delivered behind the stream");
+    }
+
+    #[test]
+    fn durations_render_short() {
+        assert_eq!(fmt_ms(250), "250ms");
+        assert_eq!(fmt_ms(61_000), "1m01s");
+        assert_eq!(fmt_ms(11_776_068), "3h16m");
+    }
+}

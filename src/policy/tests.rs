@@ -1,0 +1,541 @@
+//! Table-driven tests of the decision policy: snapshots in, verdicts and actions out.
+
+use super::*;
+use crate::config::from_fragments;
+use crate::model::*;
+
+const HOST: &str = "qt-1";
+const UNIT: &str = "quantum-execution.service";
+const STREAM: &str = "quantum:stream:trade.intent";
+const GROUP: &str = "quantum:group:execution:trade.intent";
+const S: u64 = 1_000_000; // one second in µs
+const T0: u64 = 1_800_000_000 * S;
+
+fn cfg(extra: &str) -> Config {
+    from_fragments(&[(
+        "test.toml".into(),
+        format!(
+            r#"
+mode = "enforce"
+[defaults]
+hung_after = "60s"
+startup_grace = "30s"
+confirm = 2
+restart_budget = {{ max = 2, within = "10m" }}
+zombie_after = "1h"
+[[watch]]
+unit = "{UNIT}"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execution-{{hostname}}-{{pid}}"
+{extra}
+"#
+        ),
+    )])
+    .unwrap()
+}
+
+fn unit(pid: u32, active_since: u64) -> UnitState {
+    UnitState {
+        name: UNIT.into(),
+        load_state: "loaded".into(),
+        active_state: "active".into(),
+        sub_state: "running".into(),
+        main_pid: pid,
+        active_enter_usec: active_since,
+        result: "success".into(),
+    }
+}
+
+fn consumer(name: &str, pending: u64, idle_s: u64, inactive: Option<i64>) -> ConsumerInfo {
+    ConsumerInfo { name: name.into(), pending, idle_ms: idle_s * 1000, inactive_ms: inactive }
+}
+
+fn me(pid: u32) -> String {
+    format!("execution-{HOST}-{pid}")
+}
+
+fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
+    let pending = consumers.iter().map(|c| c.pending).sum();
+    GroupData {
+        stream: StreamInfo { length: 100, last_generated_id: StreamId { ms: 100, seq: 0 }, entries_added: Some(100) },
+        group: GroupInfo {
+            name: GROUP.into(),
+            consumers: consumers.len() as u64,
+            pending,
+            last_delivered_id: StreamId { ms: 100 - lag.unwrap_or(10), seq: 0 },
+            entries_read: Some(100),
+            lag,
+        },
+        consumers,
+    }
+}
+
+fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntry>) -> Snapshot {
+    let mut groups = BTreeMap::new();
+    groups.insert(GroupKey { stream: STREAM.into(), group: GROUP.into() }, Ok(g));
+    let mut st = BTreeMap::new();
+    st.insert(0, stale);
+    Snapshot {
+        now_usec: now,
+        hostname: HOST.into(),
+        self_unit: Some("quantum-watchdog.service".into()),
+        units: Ok(units),
+        redis: Ok(RedisSnapshot { groups, stale: st }),
+        live_pids: BTreeMap::new(),
+    }
+}
+
+fn stale_entry(idle_s: u64) -> Option<PendingEntry> {
+    Some(PendingEntry { id: StreamId { ms: 5, seq: 0 }, idle_ms: idle_s * 1000, deliveries: 1 })
+}
+
+fn restarts(d: &Decision) -> usize {
+    d.actions.iter().filter(|a| matches!(a, Action::Restart { .. })).count()
+}
+
+/// One cycle, many cases: (name, snapshot, expected verdict, expected restart after `confirm` cycles).
+#[test]
+fn verdict_table() {
+    let since = T0 - 3600 * S; // active for an hour
+    let now = T0;
+    let v70 = None;
+    let v72 = Some(0);
+    let cases: Vec<(&str, Config, Snapshot, Verdict, bool)> = vec![
+        (
+            "idle for hours with no work waiting is healthy (7.0)",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 36000, v70)]), None),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "idle for hours with no work waiting is healthy (7.2+)",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 36000, Some(36_000_000))]), None),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "work waiting and consumer idle past hung_after: hung",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 61, v70)]), None),
+            Verdict::Hung,
+            true,
+        ),
+        (
+            "work waiting, consumer idle below hung_after: healthy",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 59, v70)]), None),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "null lag, last delivered behind the stream: work waiting",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(None, vec![consumer(&me(10), 0, 120, v70)]), None),
+            Verdict::Hung,
+            true,
+        ),
+        (
+            "within startup grace nothing is judged",
+            cfg(""),
+            snap(now, vec![unit(10, now - 10 * S)], group(Some(3), vec![consumer(&me(10), 3, 600, v70)]), None),
+            Verdict::Starting,
+            false,
+        ),
+        (
+            "stale pending on 7.0: a warning, no restart",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 1709, 7200, v70)]), stale_entry(7200)),
+            Verdict::StalePending,
+            false,
+        ),
+        (
+            "stale pending, opted in: restart",
+            cfg("restart_on_stale_pending = true"),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 7200, v70)]), stale_entry(7200)),
+            Verdict::StalePending,
+            true,
+        ),
+        (
+            "stale pending on 7.2+ but the consumer still reads: warning",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 1, Some(7_200_000))]), stale_entry(7200)),
+            Verdict::StalePending,
+            false,
+        ),
+        (
+            "stale pending on 7.2+ and no read attempt for hung_after: hung (the router of the seeds)",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 11776, Some(11_776_068))]), stale_entry(11776)),
+            Verdict::Hung,
+            true,
+        ),
+        (
+            "pending but none stale: healthy",
+            cfg(""),
+            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 5, v72)]), None),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "failed unit",
+            cfg(""),
+            snap(now, vec![UnitState { active_state: "failed".into(), sub_state: "failed".into(), main_pid: 0, result: "exit-code".into(), ..unit(0, since) }], group(Some(0), vec![]), None),
+            Verdict::Failed,
+            false,
+        ),
+        (
+            "start-limit-hit is reported",
+            cfg(""),
+            snap(now, vec![UnitState { active_state: "failed".into(), sub_state: "failed".into(), main_pid: 0, result: "start-limit-hit".into(), ..unit(0, since) }], group(Some(5), vec![]), None),
+            Verdict::StartLimitHit,
+            false,
+        ),
+        (
+            "stopped unit",
+            cfg(""),
+            snap(now, vec![UnitState { active_state: "inactive".into(), sub_state: "dead".into(), main_pid: 0, ..unit(0, since) }], group(Some(5), vec![]), None),
+            Verdict::Inactive,
+            false,
+        ),
+        (
+            "bound unit not loaded",
+            cfg(""),
+            snap(now, vec![], group(Some(5), vec![]), None),
+            Verdict::NotFound,
+            false,
+        ),
+        (
+            "activating unit",
+            cfg(""),
+            snap(now, vec![UnitState { active_state: "activating".into(), sub_state: "start-pre".into(), main_pid: 0, ..unit(0, since) }], group(Some(5), vec![]), None),
+            Verdict::Starting,
+            false,
+        ),
+    ];
+    for (name, cfg, snap, want, restart) in cases {
+        let mut mem = Memory::default();
+        let d1 = decide(&cfg, &snap, &mut mem);
+        let u = d1.units.iter().find(|u| u.unit == UNIT).unwrap_or_else(|| panic!("{name}: no report"));
+        assert_eq!(u.verdict, want, "{name}: {}", u.reason);
+        assert_eq!(restarts(&d1), 0, "{name}: confirm=2 means no restart on the first cycle");
+        let d2 = decide(&cfg, &Snapshot { now_usec: snap.now_usec + 5 * S, ..snap.clone() }, &mut mem);
+        assert_eq!(restarts(&d2), usize::from(restart), "{name}: restart on the second cycle? {d2:#?}");
+        // The severity table: an idle healthy consumer never raises anything.
+        if want == Verdict::Healthy {
+            assert_eq!(d2.severity(), Severity::Ok, "{name}");
+        }
+    }
+}
+
+#[test]
+fn not_consuming_needs_work_to_wait_hung_after() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut mem = Memory::default();
+    // Work waits, the unit's consumer never appears (only an old one of another host is there).
+    let mk = |now| snap(now, vec![unit(10, since)], group(Some(4), vec![]), None);
+    for (t, want) in [(0, Verdict::Healthy), (30, Verdict::Healthy), (59, Verdict::Healthy), (60, Verdict::Hung), (65, Verdict::Hung)] {
+        let d = decide(&c, &mk(T0 + t * S), &mut mem);
+        assert_eq!(d.units[0].verdict, want, "at +{t}s: {}", d.units[0].reason);
+        if t == 65 {
+            assert_eq!(restarts(&d), 1);
+            assert!(d.units[0].reason.contains("not consuming"), "{}", d.units[0].reason);
+        }
+    }
+}
+
+#[test]
+fn restart_budget_then_gave_up_then_window_frees() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut mem = Memory::default();
+    let hung = |now| snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None)]), None);
+    let mut t = T0;
+    let mut issued = 0;
+    for _ in 0..40 {
+        let d = decide(&c, &hung(t), &mut mem);
+        for a in &d.actions {
+            if let Action::Restart { unit, .. } = a {
+                issued += 1;
+                mem.note_restart(unit, t);
+                mem.note_restart_finished(unit);
+            }
+        }
+        t += 5 * S;
+    }
+    // grace after a restart is measured from the restart: the snapshot still shows the old
+    // active_enter, so grace comes from memory.
+    assert_eq!(issued, 2, "budget max = 2 within 10m");
+    let d = decide(&c, &hung(t), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::GaveUp);
+    assert_eq!(d.units[0].severity, Severity::Critical);
+    assert_eq!(restarts(&d), 0);
+    // Eleven minutes later the window is free again.
+    let d = decide(&c, &hung(t + 660 * S), &mut mem);
+    assert_eq!(restarts(&d), 1, "{:?}", d.units[0]);
+}
+
+#[test]
+fn no_restart_while_one_is_in_flight_nor_within_grace_of_it() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut mem = Memory::default();
+    let hung = |now| snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None)]), None);
+    decide(&c, &hung(T0), &mut mem);
+    let d = decide(&c, &hung(T0 + 5 * S), &mut mem);
+    assert_eq!(restarts(&d), 1);
+    mem.note_restart(UNIT, T0 + 5 * S);
+    // Still in flight, and within the grace of the restart.
+    for k in 2..7 {
+        let d = decide(&c, &hung(T0 + k * 5 * S), &mut mem);
+        assert_eq!(restarts(&d), 0, "cycle {k}");
+        assert_eq!(d.units[0].verdict, Verdict::Starting, "grace after our own restart");
+    }
+    // Past grace but the job never finished: still nothing.
+    let d1 = decide(&c, &hung(T0 + 60 * S), &mut mem);
+    let d2 = decide(&c, &hung(T0 + 65 * S), &mut mem);
+    assert_eq!(restarts(&d1) + restarts(&d2), 0);
+    assert!(d2.units[0].reason.contains("in flight"));
+}
+
+#[test]
+fn unreachable_redis_or_systemd_means_no_action() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut s = snap(T0, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None), consumer(&me(77), 5, 600, None)]), None);
+    s.live_pids.insert(77, false);
+    let mut mem = Memory::default();
+    let mut no_redis = s.clone();
+    no_redis.redis = Err("connection refused".into());
+    for _ in 0..3 {
+        let d = decide(&c, &no_redis, &mut mem);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.severity(), Severity::Unknown);
+        assert_eq!(d.severity().exit_code(), 3);
+        assert_eq!(d.units[0].verdict, Verdict::Unknown);
+    }
+    let mut no_dbus = s.clone();
+    no_dbus.units = Err("no bus".into());
+    let d = decide(&c, &no_dbus, &mut mem);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.units[0].verdict, Verdict::Unknown);
+    assert_eq!(d.severity(), Severity::Unknown);
+}
+
+#[test]
+fn binding_errors_are_per_binding() {
+    let c = from_fragments(&[(
+        "t".into(),
+        format!(
+            r#"
+[[watch]]
+unit = "{UNIT}"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execution-{{pid}}"
+[[watch]]
+unit = "quantum-router.service"
+stream = "missing"
+group = "g"
+consumer = "router"
+"#
+        ),
+    )])
+    .unwrap();
+    let mut s = snap(T0, vec![unit(10, T0 - 3600 * S), UnitState { name: "quantum-router.service".into(), ..unit(11, T0 - 3600 * S) }], group(Some(0), vec![]), None);
+    if let Ok(r) = &mut s.redis {
+        r.groups.insert(GroupKey { stream: "missing".into(), group: "g".into() }, Err("NOGROUP no such key".into()));
+    }
+    let d = decide(&c, &s, &mut Memory::default());
+    let by = |n: &str| d.units.iter().find(|u| u.unit == n).unwrap();
+    assert_eq!(by(UNIT).verdict, Verdict::Healthy);
+    assert_eq!(by("quantum-router.service").verdict, Verdict::Unknown);
+    assert!(by("quantum-router.service").reason.contains("NOGROUP"));
+}
+
+fn claim_targets(d: &Decision) -> Vec<(String, String)> {
+    d.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Claim { from, to, .. } => Some((from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deletes(d: &Decision) -> Vec<(String, u64)> {
+    d.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { consumer, min_idle_ms, .. } => Some((consumer.clone(), *min_idle_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn dead_consumers_are_handed_off_then_deleted() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(3493769), 1775, 36000, None), consumer(&me(555), 0, 1, None)]),
+        None,
+    );
+    s.live_pids.insert(3493769, false);
+    s.live_pids.insert(555, false);
+    let d = decide(&c, &s, &mut Memory::default());
+    assert_eq!(claim_targets(&d), vec![(me(3493769), me(10))], "only the dead one's entries, to the live consumer");
+    assert_eq!(deletes(&d), vec![(me(555), 0)], "an empty dead consumer is deleted at once");
+    assert_eq!(restarts(&d), 0);
+}
+
+#[test]
+fn handoff_waits_for_a_live_consumer() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    for u in [
+        UnitState { active_state: "activating".into(), sub_state: "start-pre".into(), main_pid: 0, ..unit(0, since) },
+        UnitState { active_state: "inactive".into(), sub_state: "dead".into(), main_pid: 0, ..unit(0, since) },
+    ] {
+        let mut s = snap(T0, vec![u], group(Some(0), vec![consumer(&me(66), 12, 100, None)]), None);
+        s.live_pids.insert(66, false);
+        let d = decide(&c, &s, &mut Memory::default());
+        assert!(d.actions.is_empty(), "{:?}", d.actions);
+        assert_eq!(d.consumers[0].liveness, Liveness::Dead);
+        assert_eq!(d.consumers[0].severity, Severity::Warning);
+        assert!(d.consumers[0].note.contains("wait for a live consumer"));
+    }
+    // A hung unit's consumer gets no handoff either: it is about to be restarted.
+    let mut s = snap(T0, vec![unit(10, since)], group(Some(9), vec![consumer(&me(10), 3, 600, None), consumer(&me(66), 12, 100, None)]), None);
+    s.live_pids.insert(66, false);
+    let mut mem = Memory::default();
+    decide(&c, &s, &mut mem);
+    let d = decide(&c, &s, &mut mem);
+    assert_eq!(restarts(&d), 1);
+    assert!(claim_targets(&d).is_empty());
+}
+
+#[test]
+fn never_touches_a_live_consumer() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    // 777 is alive (another instance, or EPERM): untouched whatever it holds or however idle.
+    let mut s = snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(777), 40, 99999, None), consumer(&me(778), 0, 99999, None)]), None);
+    s.live_pids.insert(777, true);
+    s.live_pids.insert(778, true);
+    let d = decide(&c, &s, &mut Memory::default());
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+}
+
+#[test]
+fn earlier_main_pid_is_dead_even_if_the_pid_was_reused() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut mem = Memory::default();
+    decide(&c, &snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None)]), None), &mut mem);
+    let mut s = snap(T0 + 5 * S, vec![unit(11, T0)], group(Some(0), vec![consumer(&me(10), 4, 1, None), consumer(&me(11), 0, 1, None)]), None);
+    s.live_pids.insert(10, true); // reused by some other process
+    let d = decide(&c, &s, &mut mem);
+    assert_eq!(claim_targets(&d), vec![(me(10), me(11))]);
+}
+
+#[test]
+fn zombies_of_unknown_liveness() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let zombies = vec![
+        consumer(&me(10), 0, 1, None),
+        consumer("execution-otherhost-4242", 0, 3601, None), // another host, idle past zombie_after, empty
+        consumer("recover-1234", 7, 7200, None),             // holds entries: kept
+        consumer("execution-otherhost-4243", 0, 3599, None), // not idle long enough
+        consumer(PARKED_CONSUMER, 0, 999_999, None),         // never deleted
+    ];
+    let d = decide(&c, &snap(T0, vec![unit(10, since)], group(Some(0), zombies), None), &mut Memory::default());
+    assert_eq!(deletes(&d), vec![("execution-otherhost-4242".to_string(), 3_600_000)]);
+    let kept = d.consumers.iter().find(|r| r.consumer == "recover-1234").unwrap();
+    assert_eq!(kept.severity, Severity::Warning);
+    assert!(kept.note.contains("kept"));
+    assert_eq!(d.severity(), Severity::Warning);
+    assert!(claim_targets(&d).is_empty(), "entries of a consumer of unknown liveness are never taken");
+}
+
+#[test]
+fn claim_policies() {
+    let since = T0 - 3600 * S;
+    let mk = || {
+        let mut s = snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(66), 12, 100, None)]), None);
+        s.live_pids.insert(66, false);
+        s
+    };
+    let d = decide(&cfg("claim_policy = \"park\""), &mk(), &mut Memory::default());
+    assert_eq!(claim_targets(&d), vec![(me(66), PARKED_CONSUMER.to_string())]);
+    assert_eq!(d.actions[0].kind(), "park");
+    let d = decide(&cfg("claim_policy = \"requeue\""), &mk(), &mut Memory::default());
+    assert!(matches!(&d.actions[..], [Action::Requeue { from, pending: 12, .. }] if *from == me(66)));
+}
+
+#[test]
+fn consumers_of_other_bindings_of_the_same_group_are_not_zombies() {
+    let c = from_fragments(&[(
+        "t".into(),
+        format!(
+            r#"
+[[watch]]
+unit = "{UNIT}"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execution-{{hostname}}-{{pid}}"
+zombie_after = "1m"
+[[watch]]
+unit = "quantum-execution-b.service"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execb"
+"#
+        ),
+    )])
+    .unwrap();
+    let since = T0 - 3600 * S;
+    let s = snap(
+        T0,
+        vec![unit(10, since), UnitState { name: "quantum-execution-b.service".into(), ..unit(20, since) }],
+        group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer("execb", 0, 99999, None)]),
+        None,
+    );
+    let d = decide(&c, &s, &mut Memory::default());
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+}
+
+#[test]
+fn own_unit_is_never_judged_or_acted_on() {
+    let mut c = cfg("");
+    c.units = vec!["quantum-*.service".into()];
+    let since = T0 - 3600 * S;
+    let s = snap(
+        T0,
+        vec![
+            unit(10, since),
+            UnitState { name: "quantum-watchdog.service".into(), active_state: "failed".into(), ..unit(1, since) },
+            UnitState { name: "quantum-ai-engine.service".into(), ..unit(12, since) },
+        ],
+        group(Some(0), vec![]),
+        None,
+    );
+    let d = decide(&c, &s, &mut Memory::default());
+    let names: Vec<_> = d.units.iter().map(|u| u.unit.as_str()).collect();
+    assert_eq!(names, ["quantum-ai-engine.service", UNIT]);
+    assert_eq!(d.units[0].verdict, Verdict::Healthy, "an unbound active unit is judged by systemd alone");
+}
+
+#[test]
+fn pids_to_probe_come_from_matching_names_only() {
+    let c = cfg("");
+    let s = snap(T0, vec![], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer("execution-otherhost-11", 0, 1, None), consumer("x-12", 0, 1, None)]), None);
+    let pids = pids_to_probe(&c, HOST, s.redis.as_ref().unwrap());
+    assert_eq!(pids.into_iter().collect::<Vec<_>>(), vec![10]);
+}
