@@ -169,6 +169,7 @@ struct RawFile {
     interval: Option<HumanDuration>,
     units: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
+    dbus_timeout: Option<HumanDuration>,
     redis: Option<RawRedis>,
     defaults: Option<RawParams>,
     #[serde(default)]
@@ -314,11 +315,16 @@ pub struct Config {
     pub mode: Mode,
     pub interval: HumanDuration,
     pub units: Vec<String>,
+    /// Where the agent keeps `state.json` (status reads it). Default: `$RUNTIME_DIRECTORY`,
+    /// else `/run/quantum-watchdog`, or `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`.
     pub state_dir: Option<PathBuf>,
+    /// Timeout of every D-Bus call.
+    pub dbus_timeout: HumanDuration,
     pub redis: RedisConfig,
     pub defaults: Params,
     pub watch: Vec<Watch>,
     /// The files this configuration was read from, in order.
+    #[serde(skip)]
     pub sources: Vec<PathBuf>,
 }
 
@@ -329,6 +335,7 @@ impl Default for Config {
             interval: HumanDuration(Duration::from_secs(5)),
             units: vec!["quantum-*.service".to_string()],
             state_dir: None,
+            dbus_timeout: HumanDuration(Duration::from_secs(2)),
             redis: RedisConfig {
                 url: "redis://127.0.0.1:6379/0".to_string(),
                 password_file: None,
@@ -421,7 +428,7 @@ pub fn apply_mode_env(cfg: &mut Config, mode_env: Option<&str>) -> Result<(), Co
     if let Some(v) = mode_env {
         cfg.mode = v
             .parse()
-            .map_err(|m: String| ConfigError::invalid(&format!("environment {MODE_ENV}"), MODE_ENV, m))?;
+            .map_err(|m: String| ConfigError::invalid("environment", MODE_ENV, m))?;
     }
     Ok(())
 }
@@ -445,6 +452,9 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         }
         if let Some(v) = raw.state_dir {
             cfg.state_dir = Some(v);
+        }
+        if let Some(v) = raw.dbus_timeout {
+            cfg.dbus_timeout = v;
         }
         if let Some(r) = raw.redis {
             if let Some(u) = r.url {
@@ -552,8 +562,10 @@ fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
-    if cfg.redis.timeout.0 < Duration::from_millis(10) || cfg.redis.timeout.0 > Duration::from_secs(60) {
-        return Err(ConfigError::invalid(file, "redis.timeout", "expected between 10ms and 60s"));
+    for (key, t) in [("redis.timeout", cfg.redis.timeout), ("dbus_timeout", cfg.dbus_timeout)] {
+        if t.0 < Duration::from_millis(10) || t.0 > Duration::from_secs(60) {
+            return Err(ConfigError::invalid(file, key, "expected between 10ms and 60s"));
+        }
     }
     Ok(())
 }

@@ -14,7 +14,8 @@ found=$(ls -d "$CACHE"/valkey-*/src/valkey-server 2>/dev/null | head -1 || true)
 if [ -n "$found" ] && [ -x "$found" ]; then echo "$found"; exit 0; fi
 
 # deb-src for trixie on the mirror apt already uses
-mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | grep -v security | head -1)
+mirror=$( (grep -rhE '^[[:space:]]*(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true) \
+    | grep -oE 'https?://[^ ]+/debian/?' | head -1 || true)
 mirror=${mirror%/}
 [ -n "$mirror" ] || { echo "valkey.sh: no Debian mirror found in /etc/apt/sources.list*" >&2; exit 1; }
 src=/etc/apt/sources.list.d/quantum-watchdog-trixie-src.list

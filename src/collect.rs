@@ -1,0 +1,115 @@
+//! Gathers one [`Snapshot`] from the adapters: systemd (one list call, signal-driven reads),
+//! Redis (one pipelined round trip), PID probes. Keeps the connections between cycles and
+//! reconnects with backoff; an unreachable side becomes an `Err` in the snapshot, never a
+//! reason to act.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::liveness::pid_alive;
+use crate::model::{Snapshot, now_usec};
+use crate::policy::{current_consumers, pids_to_probe};
+use crate::streams::{Streams, StreamsError};
+use crate::systemd::{Systemd, SystemdError};
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+pub struct World {
+    pub user: bool,
+    pub systemd: Option<Systemd>,
+    pub streams: Streams,
+    hostname: String,
+    dbus_timeout: Duration,
+    next_dbus_attempt: Option<Instant>,
+    dbus_backoff: Duration,
+    self_unit: Option<String>,
+}
+
+impl World {
+    /// Never fails for an unreachable bus or server; only for a configuration it cannot use.
+    pub fn new(cfg: &Config, user: bool, password: Option<String>) -> Result<World, StreamsError> {
+        Ok(World {
+            user,
+            systemd: None,
+            streams: Streams::new(&cfg.redis, password)?,
+            hostname: hostname(),
+            dbus_timeout: cfg.dbus_timeout.0,
+            next_dbus_attempt: None,
+            dbus_backoff: Duration::ZERO,
+            self_unit: None,
+        })
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    pub fn self_unit(&self) -> Option<&str> {
+        self.self_unit.as_deref()
+    }
+
+    async fn systemd(&mut self) -> Result<&Systemd, SystemdError> {
+        if self.systemd.is_none() {
+            if let Some(t) = self.next_dbus_attempt
+                && Instant::now() < t
+            {
+                return Err(SystemdError::Unreachable("reconnecting to D-Bus".into()));
+            }
+            match Systemd::connect(self.user, self.dbus_timeout).await {
+                Ok(s) => {
+                    self.self_unit = s.self_unit().map(str::to_string);
+                    self.systemd = Some(s);
+                    self.dbus_backoff = Duration::ZERO;
+                    self.next_dbus_attempt = None;
+                }
+                Err(e) => {
+                    self.dbus_backoff = (self.dbus_backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                    self.next_dbus_attempt = Some(Instant::now() + self.dbus_backoff);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.systemd.as_ref().expect("connected above"))
+    }
+
+    /// Drops the D-Bus connection after a fatal error, so the next cycle reconnects.
+    pub fn systemd_failed(&mut self, e: &SystemdError) {
+        if e.is_fatal() {
+            self.systemd = None;
+        }
+    }
+
+    pub async fn snapshot(&mut self, cfg: &Config) -> Snapshot {
+        let patterns = cfg.unit_patterns();
+        let bound: Vec<String> = cfg.watch.iter().map(|w| w.unit.clone()).collect();
+        let units = match self.systemd().await {
+            Ok(s) => s.units(&patterns, &bound).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &units {
+            self.systemd_failed(e);
+        }
+        let current = current_consumers(cfg, &self.hostname, units.as_deref().unwrap_or(&[]));
+        let redis = self.streams.snapshot(cfg, &current).await;
+        let mut live_pids = std::collections::BTreeMap::new();
+        if let Ok(r) = &redis {
+            for pid in pids_to_probe(cfg, &self.hostname, r) {
+                if let Some(alive) = pid_alive(pid) {
+                    live_pids.insert(pid, alive);
+                }
+            }
+        }
+        Snapshot {
+            now_usec: now_usec(),
+            hostname: self.hostname.clone(),
+            self_unit: self.self_unit.clone(),
+            units: units.map_err(|e| e.to_string()),
+            redis: redis.map_err(|e| e.to_string()),
+            live_pids,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `quantum-watchdog recover`: one sweep of consumer recovery (hand off or park the entries of
+//! dead consumers, delete dead and zombie consumers that hold nothing), for the timer and for
+//! `ExecStartPre=`/`ExecStopPost=` hooks. It never restarts anything.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::collect::World;
+use crate::config::{Config, Mode};
+use crate::execute::{self, Totals};
+use crate::model::GroupKey;
+use crate::policy::{self, Action, Memory};
+
+/// The consumer actions of one sweep, limited to the bindings of `units` (all if empty).
+pub fn select(cfg: &Config, actions: Vec<Action>, units: &[String]) -> Vec<Action> {
+    let groups: BTreeSet<GroupKey> = cfg
+        .watch
+        .iter()
+        .filter(|w| units.is_empty() || units.contains(&w.unit))
+        .map(|w| GroupKey { stream: w.stream.clone(), group: w.group.clone() })
+        .collect();
+    actions
+        .into_iter()
+        .filter(|a| match a {
+            Action::Restart { .. } => false,
+            Action::Delete { stream, group, unit: None, .. } => {
+                groups.contains(&GroupKey { stream: stream.clone(), group: group.clone() })
+            }
+            _ => units.is_empty() || a.unit().is_some_and(|u| units.iter().any(|x| x == u)),
+        })
+        .collect()
+}
+
+/// Runs one sweep. Returns the totals; an unreachable Redis or D-Bus is a warning, not an error.
+pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode) -> Totals {
+    let mut totals = Totals::default();
+    for u in units {
+        if !cfg.watch.iter().any(|w| &w.unit == u) {
+            tracing::warn!(unit = u.as_str(), "{u} has no [[watch]] binding; nothing to recover for it");
+        }
+    }
+    let snap = world.snapshot(cfg).await;
+    if let Err(e) = &snap.redis {
+        tracing::warn!("recover: {e}; nothing done");
+        return totals;
+    }
+    if let Err(e) = &snap.units {
+        tracing::warn!("recover: systemd: {e}; nothing done");
+        return totals;
+    }
+    let d = policy::decide(cfg, &snap, &mut Memory::default());
+    let actions = select(cfg, d.actions, units);
+    for c in d.consumers.iter().filter(|c| c.severity != policy::Severity::Ok) {
+        tracing::warn!(stream = c.stream.as_str(), group = c.group.as_str(), consumer = c.consumer.as_str(), "{}: {}", c.consumer, c.note);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for a in &actions {
+        execute::consumer_action(&mut world.streams, a, mode, deadline, &mut totals).await;
+    }
+    tracing::info!(
+        "recover: {} action(s) {}; claimed {}, requeued {}, deleted {}",
+        actions.len(),
+        if mode == Mode::Observe { "proposed (observe mode)" } else { "taken" },
+        totals.claimed,
+        totals.requeued,
+        totals.deleted
+    );
+    totals
+}

@@ -1,0 +1,69 @@
+//! The agent's state file (`state.json` in its runtime directory): what it remembers across
+//! cycles and restarts (restart budget, earlier MainPIDs), and the last action per unit, for
+//! `quantum-watchdog status`. Written atomically each cycle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Mode};
+use crate::execute::Totals;
+use crate::policy::Memory;
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAction {
+    pub action: String,
+    pub outcome: String,
+    pub at_usec: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentState {
+    pub version: u32,
+    pub pid: u32,
+    pub mode: Mode,
+    pub updated_usec: u64,
+    pub interval_ms: u64,
+    pub cycles: u64,
+    pub last_cycle_ms: f64,
+    pub memory: Memory,
+    /// Per unit (or `stream group` for consumer actions without a unit).
+    pub last_actions: BTreeMap<String, LastAction>,
+    pub totals: Totals,
+}
+
+pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
+    if let Some(d) = &cfg.state_dir {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("RUNTIME_DIRECTORY") {
+        // systemd may pass several, colon-separated; ours is the first.
+        let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first);
+    }
+    if user && let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return Path::new(&x).join("quantum-watchdog");
+    }
+    PathBuf::from("/run/quantum-watchdog")
+}
+
+pub fn state_file(cfg: &Config, user: bool) -> PathBuf {
+    state_dir(cfg, user).join("state.json")
+}
+
+pub fn load(path: &Path) -> Option<AgentState> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<AgentState>(&text).ok().filter(|s| s.version == STATE_VERSION)
+}
+
+pub fn save(path: &Path, st: &AgentState) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,199 @@
+//! `quantum-watchdog status`: one look at every watched unit, as a table or stable JSON, with
+//! monitoring-plugin exit codes (0 ok, 1 warning, 2 critical, 3 unknown).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::{Config, Mode};
+use crate::model::{Snapshot, fmt_ms, now_usec};
+use crate::policy::{self, Action, ConsumerReport, Decision, Liveness, Memory, Severity, UnitReport, Verdict};
+use crate::state::{AgentState, LastAction};
+
+pub const JSON_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct AgentInfo {
+    pub running: bool,
+    pub pid: u32,
+    pub mode: Mode,
+    pub updated_usec: u64,
+    pub cycles: u64,
+    pub last_cycle_ms: f64,
+    pub totals: crate::execute::Totals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnitStatus {
+    #[serde(flatten)]
+    pub report: UnitReport,
+    pub last_action: Option<LastAction>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub version: u32,
+    pub hostname: String,
+    pub mode: Mode,
+    pub severity: Severity,
+    pub exit_code: i32,
+    pub systemd_error: Option<String>,
+    pub redis_error: Option<String>,
+    pub agent: Option<AgentInfo>,
+    pub units: Vec<UnitStatus>,
+    pub consumers: Vec<ConsumerReport>,
+    /// What the agent would do next, by this look.
+    pub proposed_actions: Vec<Action>,
+}
+
+/// Judges `snap` with a copy of the running agent's memory (restart budget, earlier MainPIDs,
+/// streaks), so `status` agrees with the agent without changing anything.
+pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Status {
+    let mut mem: Memory = agent.map(|a| a.memory.clone()).unwrap_or_default();
+    let d: Decision = policy::decide(cfg, snap, &mut mem);
+    let severity = d.severity();
+    let running = agent.is_some_and(|a| {
+        let fresh = now_usec().saturating_sub(a.updated_usec) < (a.interval_ms * 3).max(30_000) * 1000;
+        fresh && crate::liveness::pid_alive(a.pid) == Some(true)
+    });
+    Status {
+        version: JSON_VERSION,
+        hostname: snap.hostname.clone(),
+        mode: cfg.mode,
+        severity,
+        exit_code: severity.exit_code(),
+        systemd_error: d.systemd_error.clone(),
+        redis_error: d.redis_error.clone(),
+        agent: agent.map(|a| AgentInfo {
+            running,
+            pid: a.pid,
+            mode: a.mode,
+            updated_usec: a.updated_usec,
+            cycles: a.cycles,
+            last_cycle_ms: a.last_cycle_ms,
+            totals: a.totals.clone(),
+        }),
+        units: d
+            .units
+            .iter()
+            .map(|u| UnitStatus {
+                report: u.clone(),
+                last_action: agent.and_then(|a| a.last_actions.get(&u.unit).cloned()),
+            })
+            .collect(),
+        consumers: d.consumers.clone(),
+        proposed_actions: d.actions.clone(),
+    }
+}
+
+fn paint(s: &str, sev: Severity, color: bool) -> String {
+    if !color {
+        return s.to_string();
+    }
+    let code = match sev {
+        Severity::Ok => "32",
+        Severity::Warning => "33",
+        Severity::Critical => "31;1",
+        Severity::Unknown => "35",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
+}
+
+fn ago(at_usec: u64) -> String {
+    format!("{} ago", fmt_ms(now_usec().saturating_sub(at_usec) / 1000))
+}
+
+/// The human table.
+pub fn render(st: &Status, color: bool) -> String {
+    let mut o = String::new();
+    let head = match &st.agent {
+        Some(a) if a.running => format!(
+            "agent: running (pid {}, mode {}, {} cycles, last {:.1} ms; restarted {}, claimed {}, deleted {})",
+            a.pid, a.mode, a.cycles, a.last_cycle_ms, a.totals.restarts, a.totals.claimed + a.totals.requeued, a.totals.deleted
+        ),
+        Some(a) => format!("agent: not running (last seen {}, pid {})", ago(a.updated_usec), a.pid),
+        None => "agent: no state file (not running here?)".to_string(),
+    };
+    let _ = writeln!(o, "{} on {}; configured mode {}", head, st.hostname, st.mode);
+    if let Some(e) = &st.systemd_error {
+        let _ = writeln!(o, "{}", paint(&format!("systemd: {e}"), Severity::Unknown, color));
+    }
+    if let Some(e) = &st.redis_error {
+        let _ = writeln!(o, "{}", paint(&format!("redis: {e}"), Severity::Unknown, color));
+    }
+    let _ = writeln!(
+        o,
+        "{:<34} {:<18} {:>8}  {:<34} {:>7} {:>8} {:>7} {:>6}  {:<16} LAST ACTION",
+        "UNIT", "STATE", "PID", "CONSUMER", "IDLE", "INACTIVE", "PENDING", "LAG", "VERDICT"
+    );
+    for u in &st.units {
+        let r = &u.report;
+        let state = if r.active_state.is_empty() { "-".to_string() } else { format!("{}/{}", r.active_state, r.sub_state) };
+        let verdict = if r.verdict == Verdict::Hung && r.streak < r.confirm {
+            format!("hung ({}/{})", r.streak, r.confirm)
+        } else {
+            r.verdict.as_str().to_string()
+        };
+        let last = u
+            .last_action
+            .as_ref()
+            .map(|a| format!("{} {} ({})", a.action, ago(a.at_usec), a.outcome))
+            .unwrap_or_else(|| "-".into());
+        let pid = if r.main_pid == 0 { "-".to_string() } else { r.main_pid.to_string() };
+        let rows: Vec<_> = if r.bindings.is_empty() { vec![None] } else { r.bindings.iter().map(Some).collect() };
+        for (i, b) in rows.into_iter().enumerate() {
+            let dash = || "-".to_string();
+            let (consumer, idle, inactive, pending, lag) = match b {
+                Some(b) => (
+                    b.consumer.clone().map(|c| if b.consumer_present { c } else { format!("{c}?") }).unwrap_or_else(dash),
+                    b.idle_ms.map(fmt_ms).unwrap_or_else(dash),
+                    b.inactive_ms.map(|v| if v < 0 { "never".into() } else { fmt_ms(v as u64) }).unwrap_or_else(dash),
+                    b.pending.map(|v| v.to_string()).unwrap_or_else(dash),
+                    match (b.lag, b.work_waiting) {
+                        (Some(l), _) => l.to_string(),
+                        (None, Some(true)) => "null>0".into(),
+                        (None, _) => "null".into(),
+                    },
+                ),
+                None => (dash(), dash(), dash(), dash(), dash()),
+            };
+            let (name, st_, pid_, v, la) = if i == 0 {
+                (r.unit.as_str(), state.as_str(), pid.as_str(), verdict.as_str(), last.as_str())
+            } else {
+                ("", "", "", "", "")
+            };
+            let v = format!("{v:<16}");
+            let _ = writeln!(
+                o,
+                "{:<34} {:<18} {:>8}  {:<34} {:>7} {:>8} {:>7} {:>6}  {} {}",
+                name, st_, pid_, consumer, idle, inactive, pending, lag, paint(&v, r.severity, color && i == 0), la
+            );
+        }
+        if r.severity != Severity::Ok {
+            let _ = writeln!(o, "    {}", r.reason);
+        }
+    }
+    let others: Vec<_> = st.consumers.iter().filter(|c| c.liveness != Liveness::Live).collect();
+    if !others.is_empty() {
+        let _ = writeln!(o, "\nother consumers:");
+        for c in others {
+            let _ = writeln!(
+                o,
+                "  {} {} / {}: {} pending, idle {}: {}",
+                paint(&format!("{:?}", c.liveness).to_lowercase(), c.severity, color),
+                c.group,
+                c.consumer,
+                c.pending,
+                fmt_ms(c.idle_ms),
+                c.note
+            );
+        }
+    }
+    if !st.proposed_actions.is_empty() {
+        let _ = writeln!(o, "\nnext actions ({}):", st.mode);
+        for a in &st.proposed_actions {
+            let _ = writeln!(o, "  {}: {}", a.describe(), a.reason());
+        }
+    }
+    o
+}

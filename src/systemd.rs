@@ -1,0 +1,277 @@
+//! The systemd adapter: the system manager on the system bus, or (`--user`) the calling user's
+//! manager on the session bus.
+//!
+//! Unit state is kept current by signals: after `Subscribe()`, every `PropertiesChanged` of a
+//! unit marks it dirty, and only dirty (or new) units have their properties read again. One
+//! `ListUnitsByPatterns` call a cycle finds units that appeared or went away.
+//! Every call has a timeout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::proxy::CacheProperties;
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
+
+use crate::model::UnitState;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemdError {
+    #[error("D-Bus unreachable: {0}")]
+    Unreachable(String),
+    #[error("D-Bus call timed out after {0:?}")]
+    Timeout(Duration),
+    /// polkit (or the bus policy) refused.
+    #[error("access denied: {0}")]
+    Denied(String),
+    #[error("{0}")]
+    Call(String),
+}
+
+impl SystemdError {
+    /// The connection is unusable; reconnect.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, SystemdError::Unreachable(_) | SystemdError::Timeout(_))
+    }
+}
+
+fn call_error(e: zbus::Error) -> SystemdError {
+    let s = e.to_string();
+    match &e {
+        zbus::Error::InputOutput(_) | zbus::Error::Handshake(_) | zbus::Error::Address(_) => SystemdError::Unreachable(s),
+        zbus::Error::MethodError(name, _, _)
+            if name.as_str().ends_with("AccessDenied") || name.as_str().ends_with("InteractiveAuthorizationRequired") =>
+        {
+            SystemdError::Denied(s)
+        }
+        zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::AccessDenied(_) | zbus::fdo::Error::InteractiveAuthorizationRequired(_)) => {
+            SystemdError::Denied(s)
+        }
+        _ => SystemdError::Call(s),
+    }
+}
+
+async fn within<T>(t: Duration, f: impl std::future::Future<Output = zbus::Result<T>>) -> Result<T, SystemdError> {
+    match tokio::time::timeout(t, f).await {
+        Ok(r) => r.map_err(call_error),
+        Err(_) => Err(SystemdError::Timeout(t)),
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    units: BTreeMap<String, (UnitState, String)>,
+    /// Object paths that changed since they were last read.
+    dirty: BTreeSet<String>,
+    /// The signal stream ended: the connection is gone.
+    lost: bool,
+}
+
+pub struct Systemd {
+    conn: zbus::Connection,
+    mgr: ManagerProxy<'static>,
+    timeout: Duration,
+    cache: Arc<Mutex<Cache>>,
+    listener: tokio::task::JoinHandle<()>,
+    self_unit: Option<String>,
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl Systemd {
+    pub async fn connect(user: bool, timeout: Duration) -> Result<Systemd, SystemdError> {
+        let conn = match tokio::time::timeout(timeout, async {
+            if user { zbus::Connection::session().await } else { zbus::Connection::system().await }
+        })
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(SystemdError::Unreachable(e.to_string())),
+            Err(_) => return Err(SystemdError::Timeout(timeout)),
+        };
+        let mgr = within(timeout, ManagerProxy::new(&conn)).await?;
+        // Signals flow only after Subscribe(); add our match rule first so nothing is missed.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.systemd1")
+            .interface("org.freedesktop.DBus.Properties")
+            .member("PropertiesChanged")
+            .path_namespace("/org/freedesktop/systemd1/unit")
+            .build()
+            .map_err(|e| SystemdError::Call(e.to_string()))?;
+        let mut stream = within(timeout, zbus::MessageStream::for_match_rule(rule, &conn, None)).await?;
+        within(timeout, mgr.subscribe()).await?;
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let c2 = cache.clone();
+        let listener = tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                if let Ok(m) = msg
+                    && let Some(p) = m.header().path()
+                {
+                    c2.lock().unwrap().dirty.insert(p.to_string());
+                }
+            }
+            c2.lock().unwrap().lost = true;
+        });
+        // Our own unit, so that we never act on it.
+        let self_unit = match within(timeout, mgr.get_unit_by_pid(std::process::id())).await {
+            Ok(path) => match unit_proxy(&conn, path.to_string()).await {
+                Ok(u) => within(timeout, u.id()).await.ok(),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        Ok(Systemd { conn, mgr, timeout, cache, listener, self_unit })
+    }
+
+    /// The unit this process runs in, if systemd knows it.
+    pub fn self_unit(&self) -> Option<&str> {
+        self.self_unit.as_deref()
+    }
+
+    /// The units matching `patterns`, plus each of `bound` (reported as not-found or inactive
+    /// when systemd has not loaded it).
+    pub async fn units(&self, patterns: &[String], bound: &[String]) -> Result<Vec<UnitState>, SystemdError> {
+        if self.cache.lock().unwrap().lost {
+            return Err(SystemdError::Unreachable("the bus connection was lost".into()));
+        }
+        let listed = within(self.timeout, self.mgr.list_units_by_patterns(vec![], patterns.to_vec())).await?;
+        let mut fresh = Vec::new();
+        let mut to_read = Vec::new();
+        {
+            let mut cache = self.cache.lock().unwrap();
+            let names: BTreeSet<&String> = listed.iter().map(|u| &u.0).collect();
+            cache.units.retain(|n, _| names.contains(n));
+            for (name, _desc, load, active, sub, _follow, path, ..) in &listed {
+                let path = path.to_string();
+                let stale = match cache.units.get(name) {
+                    Some((u, _)) => {
+                        cache.dirty.contains(&path) || u.active_state != *active || u.sub_state != *sub
+                    }
+                    None => true,
+                };
+                if stale {
+                    cache.dirty.remove(&path);
+                    to_read.push((name.clone(), load.clone(), active.clone(), sub.clone(), path));
+                } else if let Some((u, _)) = cache.units.get(name) {
+                    fresh.push(u.clone());
+                }
+            }
+        }
+        let reads = futures_util::future::join_all(
+            to_read.into_iter().map(|(n, l, a, s, p)| self.read_unit(n, l, a, s, p)),
+        );
+        let read = match tokio::time::timeout(self.timeout, reads).await {
+            Ok(r) => r,
+            Err(_) => return Err(SystemdError::Timeout(self.timeout)),
+        };
+        {
+            let mut cache = self.cache.lock().unwrap();
+            for r in read {
+                let (u, path) = r?;
+                cache.units.insert(u.name.clone(), (u.clone(), path));
+                fresh.push(u);
+            }
+        }
+        // Bound units systemd has not loaded: a unit file may exist (stopped, unloaded) or not.
+        let missing: Vec<String> = bound.iter().filter(|b| !fresh.iter().any(|u| &u.name == *b)).cloned().collect();
+        if !missing.is_empty() {
+            let files = within(self.timeout, self.mgr.list_unit_files_by_patterns(vec![], missing.clone())).await?;
+            for m in missing {
+                let exists = files.iter().any(|(path, _)| path.rsplit('/').next() == Some(m.as_str()));
+                fresh.push(UnitState {
+                    name: m,
+                    load_state: if exists { "loaded".into() } else { "not-found".into() },
+                    active_state: "inactive".into(),
+                    sub_state: "dead".into(),
+                    main_pid: 0,
+                    active_enter_usec: 0,
+                    result: String::new(),
+                });
+            }
+        }
+        fresh.retain(|u| u.load_state != "not-found");
+        fresh.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(fresh)
+    }
+
+    async fn read_unit(
+        &self,
+        name: String,
+        load: String,
+        active: String,
+        sub: String,
+        path: String,
+    ) -> Result<(UnitState, String), SystemdError> {
+        let unit = unit_proxy(&self.conn, path.clone()).await?;
+        let active_enter = within(self.timeout, unit.active_enter_timestamp()).await?;
+        // Re-read the states with the timestamp, so they belong together.
+        let active_state = within(self.timeout, unit.active_state()).await.unwrap_or(active);
+        let sub_state = within(self.timeout, unit.sub_state()).await.unwrap_or(sub);
+        let (main_pid, result) = if name.ends_with(".service") {
+            let svc = within(
+                self.timeout,
+                ServiceProxy::builder(&self.conn).path(path.clone()).cache_properties(CacheProperties::No).build(),
+            )
+            .await?;
+            (within(self.timeout, svc.main_pid()).await?, within(self.timeout, svc.result()).await?)
+        } else {
+            (0, String::new())
+        };
+        Ok((
+            UnitState {
+                name,
+                load_state: load,
+                active_state,
+                sub_state,
+                main_pid,
+                active_enter_usec: active_enter,
+                result,
+            },
+            path,
+        ))
+    }
+
+    /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
+    /// for the job's result (`done`, `failed`, `timeout`, …).
+    pub async fn restart(
+        &self,
+        unit: &str,
+        job_timeout: Duration,
+    ) -> Result<tokio::task::JoinHandle<Result<String, SystemdError>>, SystemdError> {
+        // Subscribe to JobRemoved before the call, or a fast job's end could be missed.
+        let mut removed = within(self.timeout, self.mgr.receive_job_removed()).await?;
+        let job = within(self.timeout, self.mgr.restart_unit(unit.to_string(), "replace".into())).await?;
+        let job = job.to_string();
+        Ok(tokio::spawn(async move {
+            let wait = async {
+                while let Some(sig) = removed.next().await {
+                    if let Ok(args) = sig.args()
+                        && args.job.to_string() == job
+                    {
+                        return Ok(args.result.to_string());
+                    }
+                }
+                Err(SystemdError::Unreachable("signal stream ended".into()))
+            };
+            match tokio::time::timeout(job_timeout, wait).await {
+                Ok(r) => r,
+                Err(_) => Err(SystemdError::Timeout(job_timeout)),
+            }
+        }))
+    }
+}
+
+async fn unit_proxy(conn: &zbus::Connection, path: String) -> Result<UnitProxy<'static>, SystemdError> {
+    UnitProxy::builder(conn)
+        .path(path)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(call_error)
+}
