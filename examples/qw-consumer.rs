@@ -1,0 +1,152 @@
+//! A real Redis Streams consumer for tests and the demo: it reads with XREADGROUP (first its
+//! own pending list, then new entries), records every entry it processed in an ack log, and
+//! XACKs it. It reads under `<prefix>-<hostname>-<pid>`, like the services of the seeds.
+//!
+//! Usage: qw-consumer REDIS_URL STREAM GROUP PREFIX ACK_LOG
+//! Environment: QW_WORK_MS (time per entry, default 0), QW_POISON (a value of field `n` it
+//! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet).
+//!
+//! Control: SIGSTOP hangs it (systemd still says active/running), SIGKILL crashes it,
+//! SIGUSR1 makes it go quiet (alive, reads nothing), SIGUSR2 resumes.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::{RedisResult, Value};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_: i32) {
+    QUIET.store(true, Ordering::SeqCst);
+}
+extern "C" fn on_usr2(_: i32) {
+    QUIET.store(false, Ordering::SeqCst);
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `[[stream, [[id, [k, v, …] | nil], …]]]` → `(id, n)`; a nil body (entry deleted) gives `None`.
+fn entries(v: &Value) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let Value::Array(streams) = v else { return out };
+    for s in streams {
+        let Value::Array(kv) = s else { continue };
+        let Some(Value::Array(list)) = kv.get(1) else { continue };
+        for e in list {
+            let Value::Array(parts) = e else { continue };
+            let id = parts.first().map(text).unwrap_or_default();
+            let n = match parts.get(1) {
+                Some(Value::Array(f)) => Some(
+                    f.chunks(2)
+                        .find(|c| c.len() == 2 && text(&c[0]) == "n")
+                        .map(|c| text(&c[1]))
+                        .unwrap_or_else(|| id.clone()),
+                ),
+                _ => None,
+            };
+            out.push((id, n));
+        }
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 6 {
+        eprintln!("usage: qw-consumer REDIS_URL STREAM GROUP PREFIX ACK_LOG");
+        std::process::exit(2);
+    }
+    let (url, stream, group, prefix, ack_log) = (&args[1], &args[2], &args[3], &args[4], &args[5]);
+    let env_ms = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let work_ms = env_ms("QW_WORK_MS", 0);
+    let block_ms = env_ms("QW_BLOCK_MS", 500);
+    let poison = std::env::var("QW_POISON").ok();
+    QUIET.store(std::env::var("QW_QUIET").is_ok_and(|v| v == "1"), Ordering::SeqCst);
+    unsafe {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        let _ = signal(Signal::SIGUSR1, SigHandler::Handler(on_usr1));
+        let _ = signal(Signal::SIGUSR2, SigHandler::Handler(on_usr2));
+    }
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = format!("{prefix}-{host}-{}", std::process::id());
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(ack_log).expect("ack log");
+    eprintln!("qw-consumer {name} reading {stream} as {group}");
+    loop {
+        if let Err(e) = run(url, stream, group, &name, &mut log, work_ms, block_ms, poison.as_deref()) {
+            eprintln!("qw-consumer {name}: {e}; retrying");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    url: &str,
+    stream: &str,
+    group: &str,
+    name: &str,
+    log: &mut std::fs::File,
+    work_ms: u64,
+    block_ms: u64,
+    poison: Option<&str>,
+) -> RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    c.set_read_timeout(Some(Duration::from_millis(block_ms + 2000)))?;
+    let created: RedisResult<Value> =
+        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM").query(&mut c);
+    if let Err(e) = created
+        && e.code() != Some("BUSYGROUP")
+    {
+        return Err(e);
+    }
+    loop {
+        if QUIET.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        // Own pending list first: entries handed to us, or left by a crash mid-batch.
+        let mine: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(100)
+            .arg("STREAMS").arg(stream).arg("0")
+            .query(&mut c)?;
+        let mut batch = entries(&mine);
+        let own = !batch.is_empty();
+        batch.retain(|(_, n)| !(poison.is_some() && n.as_deref() == poison));
+        if batch.is_empty() {
+            if own {
+                // Only the poison entry is left in our list: keep reading new entries.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let new: Value = redis::cmd("XREADGROUP")
+                .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(10).arg("BLOCK").arg(block_ms)
+                .arg("STREAMS").arg(stream).arg(">")
+                .query(&mut c)?;
+            batch = entries(&new);
+        }
+        for (id, n) in batch {
+            let Some(n) = n else {
+                // Deleted from the stream while pending: nothing to process; acknowledge it.
+                let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(&id).query(&mut c)?;
+                continue;
+            };
+            if poison == Some(n.as_str()) {
+                continue;
+            }
+            if work_ms > 0 {
+                std::thread::sleep(Duration::from_millis(work_ms));
+            }
+            // Record first, then acknowledge: a crash in between is a duplicate, never a loss.
+            writeln!(log, "{id} {n}").map_err(|e| redis::RedisError::from(e))?;
+            let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(&id).query(&mut c)?;
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! End-to-end scenarios against a real systemd user manager and a real Redis/Valkey, each
+//! asserting on systemd's and the server's own state. See tests/common/mod.rs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const UNIT: &str = "quantum-execution.service";
+const PREFIX: &str = "execution";
+
+/// Runs a scenario on Debian's Redis 7.0 and on Valkey 8 (7.2+ semantics).
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn redis70() {
+                in_harness(concat!(stringify!($name), "::redis70"), Server::Redis70, super::$name);
+            }
+            #[test]
+            fn valkey8() {
+                in_harness(concat!(stringify!($name), "::valkey8"), Server::Valkey8, super::$name);
+            }
+        }
+    };
+}
+
+macro_rules! on_redis70 {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn redis70() {
+                in_harness(concat!(stringify!($name), "::redis70"), Server::Redis70, super::$name);
+            }
+        }
+    };
+}
+
+fn wait_consumer(env: &Env, pid: u32) {
+    let name = env.consumer_name(PREFIX, pid);
+    // On 7.0 a consumer appears only after a read returned entries: feed one.
+    let ok = wait_until(Duration::from_secs(10), || {
+        if env.consumers().contains_key(&name) {
+            return true;
+        }
+        env.xadd(900_000_000 + u64::from(pid) % 1000, 1);
+        std::thread::sleep(Duration::from_millis(200));
+        false
+    });
+    assert!(ok, "consumer {name} never appeared: {:?}", env.consumers());
+}
+
+fn started_consumer(env: &Env, work_ms: &str) -> u32 {
+    env.consumer_unit(UNIT, PREFIX, &[("QW_WORK_MS", work_ms)], "");
+    env.start(UNIT);
+    let pid = main_pid(UNIT);
+    assert_ne!(pid, 0);
+    wait_consumer(env, pid);
+    pid
+}
+
+/// Scenario 1: the consumer hangs (SIGSTOP) while messages arrive.
+fn hung_consumer_is_restarted(env: &mut Env) {
+    let pid1 = started_consumer(env, "100");
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    env.xadd(1, 40);
+    // Let it take a batch (it holds entries in flight), then hang it with work waiting.
+    let me = env.consumer_name(PREFIX, pid1);
+    assert!(wait_until(Duration::from_secs(10), || env.consumers().get(&me).is_some_and(|c| c.0 > 0)));
+    kill("STOP", pid1);
+    let stopped = Instant::now();
+    env.xadd(41, 20);
+    // Restarted within hung_after + 2 × interval + startup_grace.
+    let bound = Duration::from_secs(4 + 2 + 2);
+    assert!(
+        wait_until(bound + Duration::from_secs(5), || {
+            let p = main_pid(UNIT);
+            p != 0 && p != pid1 && show(UNIT, "ActiveState") == "active"
+        }),
+        "not restarted; agent log:\n{}",
+        tail(&agent.log(), 60)
+    );
+    let latency = stopped.elapsed();
+    println!("MEASURE scenario1 {:?} detection_latency_ms={} bound_ms={}", env.server(), latency.as_millis(), bound.as_millis());
+    assert!(latency <= bound, "restart took {latency:?}, bound {bound:?}");
+    let pid2 = main_pid(UNIT);
+    assert!(agent.log().contains("restarting quantum-execution.service"), "{}", agent.log());
+    // The old consumer's entries are handed to the new consumer, then it is deleted.
+    let new = env.consumer_name(PREFIX, pid2);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let c = env.consumers();
+            !c.contains_key(&me) && env.group_pending() == 0 && env.acked(UNIT).keys().filter(|n| **n <= 60).count() == 60
+        }),
+        "consumers {:?}, pending {}, acked {}; agent log:\n{}",
+        env.consumers(),
+        env.group_pending(),
+        env.acked(UNIT).len(),
+        tail(&agent.log(), 60)
+    );
+    assert!(env.consumers().contains_key(&new));
+    // Every message acknowledged; duplicates (recorded, then killed before XACK) are counted.
+    let acked = env.acked(UNIT);
+    let dups: u32 = acked.values().map(|c| c - 1).sum();
+    println!("MEASURE scenario1 {:?} messages=60 acked={} duplicates={dups}", env.server(), acked.keys().filter(|n| **n <= 60).count());
+    assert!(agent.log().contains("action=handoff") || agent.log().contains("claimed"), "{}", agent.log());
+}
+on_both!(hung_consumer_is_restarted);
+
+/// Scenario 2: a consumer idle for a long time with no traffic is never restarted.
+fn idle_consumer_is_left_alone(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    env.xadd(1, 5);
+    assert!(wait_until(Duration::from_secs(10), || env.group_pending() == 0 && env.acked(UNIT).len() >= 5));
+    let mut agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    // Cross hung_after (4s) twice, and then some.
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(main_pid(UNIT), pid, "restarted an idle consumer:\n{}", agent.log());
+    assert!(!agent.log().contains("restarting"), "{}", agent.log());
+    let (st, rc) = env.status();
+    assert_eq!(rc, 0, "{st:#}");
+    assert_eq!(st["units"][0]["verdict"], "healthy", "{st:#}");
+    let idle = st["units"][0]["bindings"][0]["idle_ms"].as_u64().unwrap();
+    println!("MEASURE scenario2 {:?} idle_ms={idle} verdict=healthy", env.server());
+    if env.server() == Server::Redis70 {
+        assert!(idle > 8000, "on 7.0 a blocked reader's idle grows: {idle}");
+    }
+    assert!(agent.alive());
+}
+on_both!(idle_consumer_is_left_alone);
+
+/// Scenario 3: observe mode with a hung consumer logs "would restart" and changes nothing.
+fn observe_mode_changes_nothing(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    let me = env.consumer_name(PREFIX, pid);
+    kill("STOP", pid);
+    env.xadd(1, 10);
+    let before = env.consumers();
+    let agent = env.agent(&env.config("observe", &[(UNIT, PREFIX)], ""));
+    assert!(agent.wait_log("would restart quantum-execution.service", Duration::from_secs(15)), "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(main_pid(UNIT), pid);
+    assert_eq!(show(UNIT, "ActiveState"), "active");
+    let after = env.consumers();
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    assert_eq!(before[&me].0, after[&me].0, "pending unchanged");
+    let (st, rc) = env.status();
+    assert_eq!(rc, 2, "hung is critical: {st:#}");
+    kill("CONT", pid);
+}
+on_redis70!(observe_mode_changes_nothing);
+
+/// Scenario 4: a dead consumer of a previous PID holding 10 000 entries.
+fn dead_consumer_is_handed_off(env: &mut Env) {
+    env.create_group();
+    env.xadd(1, 10_000);
+    let dead = env.consumer_name(PREFIX, dead_pid());
+    env.hold(&dead, 10_000);
+    assert_eq!(env.consumers()[&dead].0, 10_000);
+    env.consumer_unit(UNIT, PREFIX, &[], "");
+    env.start(UNIT);
+    let pid = main_pid(UNIT);
+    wait_consumer(env, pid);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(30), || !env.consumers().contains_key(&dead)),
+        "dead consumer still there: {:?}\n{}",
+        env.consumers(),
+        tail(&agent.log(), 40)
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || env.group_pending() == 0),
+        "pending {}",
+        env.group_pending()
+    );
+    let acked = env.acked(UNIT);
+    let missing: Vec<u64> = (1..=10_000).filter(|n| !acked.contains_key(n)).take(10).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let log = agent.log();
+    let line = log.lines().find(|l| l.contains("claimed 10000")).unwrap_or_else(|| panic!("{log}"));
+    println!("MEASURE scenario4 {:?} {}", env.server(), line.split("claimed").nth(1).unwrap_or("").split(';').next().unwrap_or(""));
+    assert_eq!(main_pid(UNIT), pid, "a handoff is no reason to restart");
+}
+on_both!(dead_consumer_is_handed_off);
+
+/// Scenario 5: a zombie of unknown liveness is deleted when it holds nothing, kept otherwise.
+fn zombies_of_unknown_liveness(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    assert!(wait_until(Duration::from_secs(10), || env.group_pending() == 0));
+    let mut c = env.redis.conn();
+    let _: i64 = redis::cmd("XGROUP").arg("CREATECONSUMER").arg(STREAM).arg(GROUP).arg("execution-otherhost-4242").query(&mut c).unwrap();
+    // A consumer of unknown liveness holding entries: stop ours so it can take them.
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    env.xadd(1, 3);
+    env.hold("recover-1234", 3);
+    env.start(UNIT);
+    let pid2 = main_pid(UNIT);
+    assert_ne!(pid, pid2);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(15), || !env.consumers().contains_key("execution-otherhost-4242")),
+        "{:?}\n{}",
+        env.consumers(),
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let cs = env.consumers();
+    assert_eq!(cs.get("recover-1234").map(|c| c.0), Some(3), "kept with its entries: {cs:?}");
+    // The previous PID's consumer (holding nothing) is dead and gone.
+    assert!(!cs.contains_key(&env.consumer_name(PREFIX, pid)), "{cs:?}");
+    let (st, rc) = env.status();
+    assert_eq!(rc, 1, "entries stuck on a zombie are a warning: {st:#}");
+}
+on_both!(zombies_of_unknown_liveness);
+
+/// Scenario 6: a unit that hangs again after every restart exhausts its budget.
+fn restart_budget_is_respected(env: &mut Env) {
+    env.consumer_unit(UNIT, PREFIX, &[("QW_QUIET", "1")], "");
+    env.create_group();
+    env.start(UNIT);
+    env.xadd(1, 5);
+    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "").replace("max = 3", "max = 2");
+    let agent = env.agent(&cfg);
+    let mut pids = BTreeSet::new();
+    let end = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < end {
+        let p = main_pid(UNIT);
+        if p != 0 {
+            pids.insert(p);
+        }
+        if agent.log().contains("-> gave-up") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(agent.log().contains("-> gave-up"), "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(8));
+    pids.insert(main_pid(UNIT));
+    assert_eq!(pids.len(), 3, "the first PID and two restarts: {pids:?}\n{}", agent.log());
+    assert_eq!(agent.log().matches("restarting quantum-execution.service").count(), 2);
+    let (st, rc) = env.status();
+    assert_eq!(rc, 2, "{st:#}");
+    assert_eq!(st["units"][0]["verdict"], "gave-up", "{st:#}");
+}
+on_redis70!(restart_budget_is_respected);
+
+/// Scenario 7: Redis stops mid-run: no actions, status unknown, recovery when it returns.
+fn redis_outage_means_no_action(env: &mut Env) {
+    env.redis.stop();
+    env.redis.aof = true;
+    env.redis.spawn();
+    let pid = started_consumer(env, "0");
+    let mut agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(agent.wait_log("-> healthy", Duration::from_secs(10)), "{}", agent.log());
+    env.redis.stop();
+    assert!(agent.wait_log("reporting unknown, taking no action", Duration::from_secs(10)), "{}", agent.log());
+    let (st, rc) = env.status();
+    assert_eq!(rc, 3, "{st:#}");
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(agent.alive(), "the agent survives an outage");
+    assert_eq!(main_pid(UNIT), pid, "no action on what cannot be seen");
+    env.redis.spawn();
+    assert!(agent.wait_log("redis: reachable again", Duration::from_secs(40)), "{}", agent.log());
+    env.xadd(1, 5);
+    assert!(wait_until(Duration::from_secs(20), || env.status().1 == 0), "{:#}", env.status().0);
+    assert!(agent.alive());
+    assert!(!agent.log().contains("restarting"), "{}", agent.log());
+}
+on_redis70!(redis_outage_means_no_action);
+
+/// Scenario 9: the agent as a Type=notify unit with WatchdogSec=.
+fn agent_under_systemd_watchdog(env: &mut Env) {
+    started_consumer(env, "0");
+    let cfg = env.write_config(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let unit = format!(
+        "[Unit]\nDescription=quantum-watchdog under test\n[Service]\nType=notify\nWatchdogSec=3\nTimeoutAbortSec=2\n\
+         Restart=always\nRestartSec=1\nExecStart={} --user --config {} agent\nExecReload=/bin/kill -HUP $MAINPID\n",
+        bin().display(),
+        cfg.display()
+    );
+    std::fs::write(env.unit_dir.join("quantum-watchdog.service"), unit).unwrap();
+    systemctl(&["daemon-reload"]);
+    let t = Instant::now();
+    let (rc, out) = systemctl(&["start", "quantum-watchdog.service"]);
+    assert_eq!(rc, 0, "{out}");
+    println!("MEASURE scenario9 ready_after_ms={}", t.elapsed().as_millis());
+    let (_, st) = systemctl(&["status", "quantum-watchdog.service"]);
+    assert!(st.contains("Status: \"enforce:"), "{st}");
+    assert!(st.contains("active (running)"), "{st}");
+    let pid = main_pid("quantum-watchdog.service");
+    // It never judges itself, though its name matches quantum-*.service.
+    let (js, _) = env.status();
+    assert!(js["units"].as_array().unwrap().iter().all(|u| u["unit"] != "quantum-watchdog.service"), "{js:#}");
+    // Redis unresponsive: every call times out, cycles still complete, pings go on.
+    let mut c = env.redis.conn();
+    let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(6).query(&mut c);
+    assert_eq!(main_pid("quantum-watchdog.service"), pid, "restarted for a Redis stall");
+    assert_eq!(show("quantum-watchdog.service", "NRestarts"), "0");
+    // Reload keeps it running.
+    assert_eq!(systemctl(&["reload", "quantum-watchdog.service"]).0, 0);
+    // Its own loop stuck: systemd's watchdog restarts it.
+    kill("STOP", pid);
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let p = main_pid("quantum-watchdog.service");
+            p != 0 && p != pid && show("quantum-watchdog.service", "ActiveState") == "active"
+        }),
+        "{}",
+        systemctl(&["status", "quantum-watchdog.service"]).1
+    );
+    assert_eq!(show("quantum-watchdog.service", "NRestarts"), "1");
+}
+on_redis70!(agent_under_systemd_watchdog);
