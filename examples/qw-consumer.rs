@@ -4,14 +4,15 @@
 //!
 //! Usage: qw-consumer REDIS_URL STREAM GROUP PREFIX ACK_LOG
 //! Environment: QW_WORK_MS (time per entry, default 0), QW_POISON (a value of field `n` it
-//! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet).
+//! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet), QW_PEL_EVERY_MS
+//! (how often it rereads its own pending list; default 0: before every read).
 //!
 //! Control: SIGSTOP hangs it (systemd still says active/running), SIGKILL crashes it,
 //! SIGUSR1 makes it go quiet (alive, reads nothing), SIGUSR2 resumes.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{RedisResult, Value};
 
@@ -68,6 +69,7 @@ fn main() {
     let env_ms = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let work_ms = env_ms("QW_WORK_MS", 0);
     let block_ms = env_ms("QW_BLOCK_MS", 500);
+    let pel_every = Duration::from_millis(env_ms("QW_PEL_EVERY_MS", 0));
     let poison = std::env::var("QW_POISON").ok();
     QUIET.store(std::env::var("QW_QUIET").is_ok_and(|v| v == "1"), Ordering::SeqCst);
     unsafe {
@@ -80,7 +82,7 @@ fn main() {
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(ack_log).expect("ack log");
     eprintln!("qw-consumer {name} reading {stream} as {group}");
     loop {
-        if let Err(e) = run(url, stream, group, &name, &mut log, work_ms, block_ms, poison.as_deref()) {
+        if let Err(e) = run(url, stream, group, &name, &mut log, work_ms, block_ms, pel_every, poison.as_deref()) {
             eprintln!("qw-consumer {name}: {e}; retrying");
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -96,6 +98,7 @@ fn run(
     log: &mut std::fs::File,
     work_ms: u64,
     block_ms: u64,
+    pel_every: Duration,
     poison: Option<&str>,
 ) -> RedisResult<()> {
     let client = redis::Client::open(url)?;
@@ -108,17 +111,24 @@ fn run(
     {
         return Err(e);
     }
+    let mut last_pel = None;
     loop {
         if QUIET.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
         // Own pending list first: entries handed to us, or left by a crash mid-batch.
-        let mine: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(100)
-            .arg("STREAMS").arg(stream).arg("0")
-            .query(&mut c)?;
-        let mut batch = entries(&mine);
+        let mut batch = Vec::new();
+        if last_pel.is_none_or(|t: Instant| t.elapsed() >= pel_every) {
+            let mine: Value = redis::cmd("XREADGROUP")
+                .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(100)
+                .arg("STREAMS").arg(stream).arg("0")
+                .query(&mut c)?;
+            batch = entries(&mine);
+            if batch.is_empty() {
+                last_pel = Some(Instant::now());
+            }
+        }
         let own = !batch.is_empty();
         batch.retain(|(_, n)| !(poison.is_some() && n.as_deref() == poison));
         if batch.is_empty() {

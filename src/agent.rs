@@ -292,6 +292,7 @@ impl Agent {
         let st = AgentState {
             version: state::STATE_VERSION,
             pid: std::process::id(),
+            unit: self.world.self_unit().map(str::to_string),
             mode: self.cfg.mode,
             updated_usec: now_usec(),
             interval_ms: self.cfg.interval.as_millis(),

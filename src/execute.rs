@@ -55,12 +55,17 @@ pub async fn consumer_action(streams: &mut Streams, a: &Action, mode: Mode, dead
         log_action(a, mode, "", true);
         return format!("would {}", a.describe());
     }
+    let t0 = Instant::now();
+    let rate = |n: u64| {
+        let s = t0.elapsed().as_secs_f64();
+        format!("in {:.0} ms, {:.0}/s", s * 1000.0, if s > 0.0 { n as f64 / s } else { 0.0 })
+    };
     let (outcome, ok) = match a {
         Action::Restart { .. } => return String::new(),
         Action::Claim { stream, group, from, to, .. } => match streams.claim_all(stream, group, from, to, deadline).await {
             Ok(m) => {
                 totals.claimed += m.moved;
-                let mut s = format!("claimed {} to {to}", m.moved);
+                let mut s = format!("claimed {} to {to} {}", m.moved, rate(m.moved));
                 if m.skipped > 0 {
                     s.push_str(&format!(", {} no longer in the stream", m.skipped));
                 }
@@ -74,7 +79,7 @@ pub async fn consumer_action(streams: &mut Streams, a: &Action, mode: Mode, dead
         Action::Requeue { stream, group, from, .. } => match streams.requeue_all(stream, group, from, deadline).await {
             Ok(m) => {
                 totals.requeued += m.moved;
-                (format!("requeued {} copies and acknowledged the originals", m.moved), true)
+                (format!("requeued {} copies and acknowledged the originals {}", m.moved, rate(m.moved)), true)
             }
             Err(e) => (e.to_string(), false),
         },

@@ -89,8 +89,11 @@ fn main() -> ExitCode {
             Command::Status { json } => {
                 let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
                 let mut world = World::new(&cfg, cli.user, pw).context("redis configuration")?;
-                let snap = world.snapshot(&cfg).await;
+                let mut snap = world.snapshot(&cfg).await;
                 let agent_state = state::load(&state::state_file(&cfg, cli.user));
+                if let Some(u) = agent_state.as_ref().and_then(|a| a.unit.clone()) {
+                    snap.self_unit = Some(u);
+                }
                 let st = status::build(&cfg, &snap, agent_state.as_ref());
                 if json {
                     println!("{}", serde_json::to_string_pretty(&st)?);

@@ -39,7 +39,9 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
             tracing::warn!(unit = u.as_str(), "{u} has no [[watch]] binding; nothing to recover for it");
         }
     }
-    let snap = world.snapshot(cfg).await;
+    let mut snap = world.snapshot(cfg).await;
+    // As a hook, this process runs inside the unit it recovers for: that is not "our own unit".
+    snap.self_unit = None;
     if let Err(e) = &snap.redis {
         tracing::warn!("recover: {e}; nothing done");
         return totals;

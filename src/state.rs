@@ -24,6 +24,8 @@ pub struct LastAction {
 pub struct AgentState {
     pub version: u32,
     pub pid: u32,
+    /// The agent's own unit (never judged, by the agent or by `status`).
+    pub unit: Option<String>,
     pub mode: Mode,
     pub updated_usec: u64,
     pub interval_ms: u64,
