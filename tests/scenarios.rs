@@ -320,3 +320,37 @@ fn agent_under_systemd_watchdog(env: &mut Env) {
     assert_eq!(show("quantum-watchdog.service", "NRestarts"), "1");
 }
 on_redis70!(agent_under_systemd_watchdog);
+
+/// The agent as a unit logging to journald: actions carry structured fields, so
+/// `journalctl ACTION=restart` finds the restart with its UNIT= and REASON=.
+fn journal_fields_find_restarts(env: &mut Env) {
+    let pid1 = started_consumer(env, "0");
+    let cfg = env.write_config(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let unit = format!(
+        "[Unit]\nDescription=quantum-watchdog under test\n[Service]\nType=notify\nWatchdogSec=10\n\
+         ExecStart={} --user --config {} agent\n",
+        bin().display(),
+        cfg.display()
+    );
+    std::fs::write(env.unit_dir.join("quantum-watchdog.service"), unit).unwrap();
+    systemctl(&["daemon-reload"]);
+    assert_eq!(systemctl(&["start", "quantum-watchdog.service"]).0, 0);
+    kill("STOP", pid1);
+    env.xadd(1, 5);
+    assert!(wait_until(Duration::from_secs(15), || main_pid(UNIT) != pid1), "not restarted");
+    let journal = || sh(std::process::Command::new("journalctl").args(["--no-pager", "-o", "verbose", "ACTION=restart"])).1;
+    assert!(wait_until(Duration::from_secs(5), || journal().contains("UNIT=quantum-execution.service")), "{}", journal());
+    let j = journal();
+    assert!(j.contains("REASON=consumer execution-"), "{j}");
+    assert!(j.contains("SYSLOG_IDENTIFIER=quantum-watchdog"), "{j}");
+    // Verdict changes are findable the same way.
+    let v = sh(std::process::Command::new("journalctl").args(["--no-pager", "-o", "cat", "ACTION=verdict", "VERDICT=hung"])).1;
+    assert!(v.contains("-> hung"), "{v}");
+}
+mod journal_fields_find_restarts {
+    use super::*;
+    #[test]
+    fn redis70() {
+        in_harness_with("journal_fields_find_restarts::redis70", Server::Redis70, true, super::journal_fields_find_restarts);
+    }
+}

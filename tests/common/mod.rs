@@ -64,6 +64,12 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 /// Runs `body` inside a private systemd user manager. `name` is the test's full path
 /// (`module::fn`), as libtest filters it.
 pub fn in_harness(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
+    in_harness_with(name, server, false, body)
+}
+
+/// As [`in_harness`]; with `journald`, a private systemd-journald runs too and the manager and
+/// its units log to it.
+pub fn in_harness_with(name: &str, server: Server, journald: bool, body: impl FnOnce(&mut Env)) {
     if std::env::var_os("QW_IN_NS").is_some() {
         let mut env = Env::new(server);
         body(&mut env);
@@ -79,7 +85,11 @@ pub fn in_harness(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
     let log = std::env::temp_dir().join(format!("qw-test-{}-{}.log", name.replace("::", "-"), std::process::id()));
     let out = std::fs::File::create(&log).unwrap();
     let started = Instant::now();
-    let status = Command::new(manifest().join("tests/support/sd-harness.sh"))
+    let mut cmd = Command::new(manifest().join("tests/support/sd-harness.sh"));
+    if journald {
+        cmd.arg("--journald");
+    }
+    let status = cmd
         .arg("--")
         .arg(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
