@@ -40,7 +40,9 @@ fn entries(v: &Value) -> Vec<(String, Option<String>)> {
     let Value::Array(streams) = v else { return out };
     for s in streams {
         let Value::Array(kv) = s else { continue };
-        let Some(Value::Array(list)) = kv.get(1) else { continue };
+        let Some(Value::Array(list)) = kv.get(1) else {
+            continue;
+        };
         for e in list {
             let Value::Array(parts) = e else { continue };
             let id = parts.first().map(text).unwrap_or_default();
@@ -66,23 +68,47 @@ fn main() {
         std::process::exit(2);
     }
     let (url, stream, group, prefix, ack_log) = (&args[1], &args[2], &args[3], &args[4], &args[5]);
-    let env_ms = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env_ms = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let work_ms = env_ms("QW_WORK_MS", 0);
     let block_ms = env_ms("QW_BLOCK_MS", 500);
     let pel_every = Duration::from_millis(env_ms("QW_PEL_EVERY_MS", 0));
     let poison = std::env::var("QW_POISON").ok();
-    QUIET.store(std::env::var("QW_QUIET").is_ok_and(|v| v == "1"), Ordering::SeqCst);
+    QUIET.store(
+        std::env::var("QW_QUIET").is_ok_and(|v| v == "1"),
+        Ordering::SeqCst,
+    );
     unsafe {
         use nix::sys::signal::{SigHandler, Signal, signal};
         let _ = signal(Signal::SIGUSR1, SigHandler::Handler(on_usr1));
         let _ = signal(Signal::SIGUSR2, SigHandler::Handler(on_usr2));
     }
-    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = format!("{prefix}-{host}-{}", std::process::id());
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(ack_log).expect("ack log");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ack_log)
+        .expect("ack log");
     eprintln!("qw-consumer {name} reading {stream} as {group}");
     loop {
-        if let Err(e) = run(url, stream, group, &name, &mut log, work_ms, block_ms, pel_every, poison.as_deref()) {
+        if let Err(e) = run(
+            url,
+            stream,
+            group,
+            &name,
+            &mut log,
+            work_ms,
+            block_ms,
+            pel_every,
+            poison.as_deref(),
+        ) {
             eprintln!("qw-consumer {name}: {e}; retrying");
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -104,8 +130,13 @@ fn run(
     let client = redis::Client::open(url)?;
     let mut c = client.get_connection_with_timeout(Duration::from_secs(2))?;
     c.set_read_timeout(Some(Duration::from_millis(block_ms + 2000)))?;
-    let created: RedisResult<Value> =
-        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM").query(&mut c);
+    let created: RedisResult<Value> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c);
     if let Err(e) = created
         && e.code() != Some("BUSYGROUP")
     {
@@ -121,8 +152,14 @@ fn run(
         let mut batch = Vec::new();
         if last_pel.is_none_or(|t: Instant| t.elapsed() >= pel_every) {
             let mine: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(100)
-                .arg("STREAMS").arg(stream).arg("0")
+                .arg("GROUP")
+                .arg(group)
+                .arg(name)
+                .arg("COUNT")
+                .arg(100)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg("0")
                 .query(&mut c)?;
             batch = entries(&mine);
             if batch.is_empty() {
@@ -137,15 +174,27 @@ fn run(
                 std::thread::sleep(Duration::from_millis(50));
             }
             let new: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP").arg(group).arg(name).arg("COUNT").arg(10).arg("BLOCK").arg(block_ms)
-                .arg("STREAMS").arg(stream).arg(">")
+                .arg("GROUP")
+                .arg(group)
+                .arg(name)
+                .arg("COUNT")
+                .arg(10)
+                .arg("BLOCK")
+                .arg(block_ms)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg(">")
                 .query(&mut c)?;
             batch = entries(&new);
         }
         for (id, n) in batch {
             let Some(n) = n else {
                 // Deleted from the stream while pending: nothing to process; acknowledge it.
-                let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(&id).query(&mut c)?;
+                let _: i64 = redis::cmd("XACK")
+                    .arg(stream)
+                    .arg(group)
+                    .arg(&id)
+                    .query(&mut c)?;
                 continue;
             };
             if poison == Some(n.as_str()) {
@@ -155,8 +204,12 @@ fn run(
                 std::thread::sleep(Duration::from_millis(work_ms));
             }
             // Record first, then acknowledge: a crash in between is a duplicate, never a loss.
-            writeln!(log, "{id} {n}").map_err(|e| redis::RedisError::from(e))?;
-            let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(&id).query(&mut c)?;
+            writeln!(log, "{id} {n}").map_err(redis::RedisError::from)?;
+            let _: i64 = redis::cmd("XACK")
+                .arg(stream)
+                .arg(group)
+                .arg(&id)
+                .query(&mut c)?;
         }
     }
 }

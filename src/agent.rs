@@ -41,7 +41,7 @@ struct Agent {
     world: World,
     mem: Memory,
     state_path: PathBuf,
-    last_actions: BTreeMap<String, LastAction>,
+    last_actions: BTreeMap<String, BTreeMap<String, LastAction>>,
     totals: Totals,
     cycles: u64,
     /// Verdicts last logged, to log changes only.
@@ -58,8 +58,14 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
     let previous = state::load(&state_path);
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
-        mem: previous.as_ref().map(|s| s.memory.clone()).unwrap_or_default(),
-        last_actions: previous.as_ref().map(|s| s.last_actions.clone()).unwrap_or_default(),
+        mem: previous
+            .as_ref()
+            .map(|s| s.memory.clone())
+            .unwrap_or_default(),
+        last_actions: previous
+            .as_ref()
+            .map(|s| s.last_actions.clone())
+            .unwrap_or_default(),
         totals: previous.map(|s| s.totals).unwrap_or_default(),
         cfg,
         world,
@@ -93,7 +99,9 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
     loop {
         let interval = agent.cfg.interval.0;
         // A cycle must finish well within the watchdog period, or it does not count.
-        let budget = wd.map(|w| w / 2).unwrap_or(interval.max(Duration::from_secs(10)) * 3);
+        let budget = wd
+            .map(|w| w / 2)
+            .unwrap_or(interval.max(Duration::from_secs(10)) * 3);
         let started = Instant::now();
         match tokio::time::timeout(budget, agent.cycle(started, budget)).await {
             Ok(line) => {
@@ -138,9 +146,10 @@ impl Agent {
             Ok(new) => {
                 let redis_changed = new.redis != self.cfg.redis;
                 if redis_changed {
-                    match read_password(&new.redis).map_err(|e| e.to_string()).and_then(|pw| {
-                        World::new(&new, o.user, pw).map_err(|e| e.to_string())
-                    }) {
+                    match read_password(&new.redis)
+                        .map_err(|e| e.to_string())
+                        .and_then(|pw| World::new(&new, o.user, pw).map_err(|e| e.to_string()))
+                    {
                         Ok(w) => self.world = w,
                         Err(e) => {
                             tracing::error!("reload: keeping the old configuration: {e}");
@@ -161,10 +170,22 @@ impl Agent {
         self.mem.note_restart_finished(unit);
         match r {
             Ok(result) if result == "done" => {
-                tracing::info!(unit, action = "restart-done", "restart of {unit} finished: {result}")
+                tracing::info!(
+                    unit,
+                    action = "restart-done",
+                    "restart of {unit} finished: {result}"
+                )
             }
-            Ok(result) => tracing::error!(unit, action = "restart-failed", "restart job of {unit} ended: {result}"),
-            Err(e) => tracing::error!(unit, action = "restart-failed", "restart job of {unit}: {e}"),
+            Ok(result) => tracing::error!(
+                unit,
+                action = "restart-failed",
+                "restart job of {unit} ended: {result}"
+            ),
+            Err(e) => tracing::error!(
+                unit,
+                action = "restart-failed",
+                "restart job of {unit}: {e}"
+            ),
         }
     }
 
@@ -187,15 +208,28 @@ impl Agent {
             }
             let outcome = match a {
                 Action::Restart { unit, reason } => self.restart(unit, reason, &d).await,
-                _ => execute::consumer_action(&mut self.world.streams, a, mode, deadline, &mut self.totals).await,
+                _ => {
+                    execute::consumer_action(
+                        &mut self.world.streams,
+                        a,
+                        mode,
+                        deadline,
+                        &mut self.totals,
+                    )
+                    .await
+                }
             };
             let key = a.unit().map(str::to_string).unwrap_or_else(|| match a {
                 Action::Delete { stream, group, .. } => format!("{stream} {group}"),
                 _ => String::new(),
             });
-            self.last_actions.insert(
-                key,
-                LastAction { action: a.kind().to_string(), outcome, at_usec: now_usec() },
+            self.last_actions.entry(key).or_default().insert(
+                a.kind().to_string(),
+                LastAction {
+                    action: a.kind().to_string(),
+                    outcome,
+                    at_usec: now_usec(),
+                },
             );
         }
         self.cycles += 1;
@@ -230,7 +264,10 @@ impl Agent {
         let Some(sd) = self.world.systemd.as_ref() else {
             return "systemd unreachable".into();
         };
-        let a = Action::Restart { unit: unit.to_string(), reason: reason.to_string() };
+        let a = Action::Restart {
+            unit: unit.to_string(),
+            reason: reason.to_string(),
+        };
         match sd.restart(unit, JOB_TIMEOUT).await {
             Ok(job) => {
                 self.mem.note_restart(unit, now);
@@ -271,17 +308,35 @@ impl Agent {
                 let was = before.map(|v| v.as_str()).unwrap_or("-");
                 let (unit, reason) = (u.unit.as_str(), u.reason.as_str());
                 match u.severity {
-                    policy::Severity::Ok => tracing::info!(unit, verdict, reason, action = "verdict", "{unit}: {was} -> {verdict}: {reason}"),
-                    _ => tracing::warn!(unit, verdict, reason, action = "verdict", "{unit}: {was} -> {verdict}: {reason}"),
+                    policy::Severity::Ok => tracing::info!(
+                        unit,
+                        verdict,
+                        reason,
+                        action = "verdict",
+                        "{unit}: {was} -> {verdict}: {reason}"
+                    ),
+                    _ => tracing::warn!(
+                        unit,
+                        verdict,
+                        reason,
+                        action = "verdict",
+                        "{unit}: {was} -> {verdict}: {reason}"
+                    ),
                 }
             }
         }
         for (what, e) in [("systemd", &d.systemd_error), ("redis", &d.redis_error)] {
             let key = format!("\0{what}");
-            let now = if e.is_some() { Verdict::Unknown } else { Verdict::Healthy };
+            let now = if e.is_some() {
+                Verdict::Unknown
+            } else {
+                Verdict::Healthy
+            };
             let before = self.verdicts.insert(key, now);
             match (before, e) {
-                (Some(Verdict::Healthy) | None, Some(e)) => tracing::error!("{what}: {e}; reporting unknown, taking no action"),
+                (Some(Verdict::Healthy) | None, Some(e)) => {
+                    tracing::error!("{what}: {e}; reporting unknown, taking no action")
+                }
                 (Some(Verdict::Unknown), None) => tracing::info!("{what}: reachable again"),
                 _ => {}
             }

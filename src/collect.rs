@@ -67,7 +67,8 @@ impl World {
                     self.next_dbus_attempt = None;
                 }
                 Err(e) => {
-                    self.dbus_backoff = (self.dbus_backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                    self.dbus_backoff = (self.dbus_backoff * 2)
+                        .clamp(Duration::from_millis(500), Duration::from_secs(30));
                     self.next_dbus_attempt = Some(Instant::now() + self.dbus_backoff);
                     return Err(e);
                 }

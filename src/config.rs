@@ -390,7 +390,11 @@ pub fn default_sources(root: &Path) -> Vec<PathBuf> {
 
 /// Loads the configuration from the default layering under `root` (normally `/`), or from one
 /// file, then applies the `QUANTUM_WATCHDOG_MODE` override.
-pub fn load(one_file: Option<&Path>, root: &Path, mode_env: Option<&str>) -> Result<Config, ConfigError> {
+pub fn load(
+    one_file: Option<&Path>,
+    root: &Path,
+    mode_env: Option<&str>,
+) -> Result<Config, ConfigError> {
     let files = match one_file {
         Some(f) => vec![f.to_path_buf()],
         None => default_sources(root),
@@ -497,12 +501,19 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
             return Err(ConfigError::invalid(
                 &file,
                 format!("{at}.unit"),
-                format!("expected a full unit name such as \"quantum-execution.service\", found {:?}", w.unit),
+                format!(
+                    "expected a full unit name such as \"quantum-execution.service\", found {:?}",
+                    w.unit
+                ),
             ));
         }
         for (k, v) in [("stream", &w.stream), ("group", &w.group)] {
             if v.is_empty() {
-                return Err(ConfigError::invalid(&file, format!("{at}.{k}"), "expected a non-empty name"));
+                return Err(ConfigError::invalid(
+                    &file,
+                    format!("{at}.{k}"),
+                    "expected a non-empty name",
+                ));
             }
         }
         let mut params = cfg.defaults.clone();
@@ -524,7 +535,11 @@ fn parse_fragment(file: &str, text: &str) -> Result<RawFile, ConfigError> {
         .map_err(|e| ConfigError::invalid(file, "<syntax>", toml_message(&e, text)))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let key = if key == "." { "<top level>".to_string() } else { key };
+        let key = if key == "." {
+            "<top level>".to_string()
+        } else {
+            key
+        };
         ConfigError::invalid(file, key, toml_message(e.inner(), text))
     })
 }
@@ -542,10 +557,18 @@ fn toml_message(e: &toml::de::Error, text: &str) -> String {
 
 fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
     if cfg.interval.0 < Duration::from_millis(100) {
-        return Err(ConfigError::invalid(file, "interval", "expected at least 100ms"));
+        return Err(ConfigError::invalid(
+            file,
+            "interval",
+            "expected at least 100ms",
+        ));
     }
     if cfg.units.iter().any(|u| u.is_empty()) {
-        return Err(ConfigError::invalid(file, "units", "expected unit name patterns, found an empty string"));
+        return Err(ConfigError::invalid(
+            file,
+            "units",
+            "expected unit name patterns, found an empty string",
+        ));
     }
     let url = &cfg.redis.url;
     let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
@@ -562,9 +585,16 @@ fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
-    for (key, t) in [("redis.timeout", cfg.redis.timeout), ("dbus_timeout", cfg.dbus_timeout)] {
+    for (key, t) in [
+        ("redis.timeout", cfg.redis.timeout),
+        ("dbus_timeout", cfg.dbus_timeout),
+    ] {
         if t.0 < Duration::from_millis(10) || t.0 > Duration::from_secs(60) {
-            return Err(ConfigError::invalid(file, key, "expected between 10ms and 60s"));
+            return Err(ConfigError::invalid(
+                file,
+                key,
+                "expected between 10ms and 60s",
+            ));
         }
     }
     Ok(())
@@ -573,7 +603,11 @@ fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
 fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), ConfigError> {
     let zero = |k: &str, d: &HumanDuration| {
         if d.0.is_zero() {
-            Err(ConfigError::invalid(file, format!("{at}.{k}"), "expected a duration greater than 0"))
+            Err(ConfigError::invalid(
+                file,
+                format!("{at}.{k}"),
+                "expected a duration greater than 0",
+            ))
         } else {
             Ok(())
         }
@@ -582,10 +616,18 @@ fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), ConfigError> 
     zero("zombie_after", &p.zombie_after)?;
     zero("restart_budget.within", &p.restart_budget.within)?;
     if p.confirm == 0 {
-        return Err(ConfigError::invalid(file, format!("{at}.confirm"), "expected a whole number of cycles, at least 1"));
+        return Err(ConfigError::invalid(
+            file,
+            format!("{at}.confirm"),
+            "expected a whole number of cycles, at least 1",
+        ));
     }
     if p.restart_budget.max == 0 {
-        return Err(ConfigError::invalid(file, format!("{at}.restart_budget.max"), "expected at least 1 restart"));
+        return Err(ConfigError::invalid(
+            file,
+            format!("{at}.restart_budget.max"),
+            "expected at least 1 restart",
+        ));
     }
     Ok(())
 }
@@ -652,11 +694,27 @@ claim_policy = "park"
             ("interval = \"5\"", "interval", "with a unit"),
             ("interval = \"fast\"", "interval", "duration"),
             ("colour = \"red\"", "colour", "unknown field `colour`"),
-            ("[defaults]\nhung_afte = \"5m\"", "defaults", "unknown field `hung_afte`"),
-            ("[defaults]\nconfirm = \"two\"", "defaults.confirm", "expected u32"),
+            (
+                "[defaults]\nhung_afte = \"5m\"",
+                "defaults",
+                "unknown field `hung_afte`",
+            ),
+            (
+                "[defaults]\nconfirm = \"two\"",
+                "defaults.confirm",
+                "expected u32",
+            ),
             ("[defaults]\nconfirm = 0", "defaults.confirm", "at least 1"),
-            ("[defaults]\nrestart_budget = { max = 3 }", "defaults.restart_budget", "within"),
-            ("[defaults]\nclaim_policy = \"steal\"", "defaults.claim_policy", "unknown variant"),
+            (
+                "[defaults]\nrestart_budget = { max = 3 }",
+                "defaults.restart_budget",
+                "within",
+            ),
+            (
+                "[defaults]\nclaim_policy = \"steal\"",
+                "defaults.claim_policy",
+                "unknown variant",
+            ),
             ("units = \"quantum-*\"", "units", "sequence"),
             ("redis.url = \"http://x\"", "redis.url", "expected redis://"),
             ("redis.port = 1", "redis", "unknown field `port`"),
@@ -675,7 +733,11 @@ claim_policy = "park"
                 "watch[0].hung_after",
                 "greater than 0",
             ),
-            ("[[watch]]\nunit = \"q.service\"\nstream = \"s\"", "watch[0]", "missing field"),
+            (
+                "[[watch]]\nunit = \"q.service\"\nstream = \"s\"",
+                "watch[0]",
+                "missing field",
+            ),
             ("mode = ", "<syntax>", "line 1"),
         ];
         for (text, key, needle) in cases {
@@ -683,9 +745,19 @@ claim_policy = "park"
                 .expect_err(text);
             let s = err.to_string();
             match &err {
-                ConfigError::Invalid { file, key: k, message } => {
-                    assert_eq!(file, "/etc/quantum-watchdog/config.d/50-x.toml", "{text}: {s}");
-                    assert!(k.starts_with(key), "{text}: key {k:?} should start with {key:?}: {s}");
+                ConfigError::Invalid {
+                    file,
+                    key: k,
+                    message,
+                } => {
+                    assert_eq!(
+                        file, "/etc/quantum-watchdog/config.d/50-x.toml",
+                        "{text}: {s}"
+                    );
+                    assert!(
+                        k.starts_with(key),
+                        "{text}: key {k:?} should start with {key:?}: {s}"
+                    );
                     assert!(
                         message.contains(needle) || s.contains(needle),
                         "{text}: {s:?} should mention {needle:?}"
@@ -699,11 +771,22 @@ claim_policy = "park"
     #[test]
     fn later_fragments_win_key_by_key_and_watch_by_key() {
         let w = |g: &str, h: &str| {
-            format!("[[watch]]\nunit = \"quantum-a.service\"\nstream = \"s\"\ngroup = \"{g}\"\nconsumer = \"a-{{pid}}\"\nhung_after = \"{h}\"\n")
+            format!(
+                "[[watch]]\nunit = \"quantum-a.service\"\nstream = \"s\"\ngroup = \"{g}\"\nconsumer = \"a-{{pid}}\"\nhung_after = \"{h}\"\n"
+            )
         };
         let c = from_fragments(&[
-            frag("10.toml", &format!("mode = \"enforce\"\ninterval = \"2s\"\n[defaults]\nconfirm = 3\n{}", w("g1", "1m"))),
-            frag("20.toml", &format!("interval = \"1s\"\n{}{}", w("g1", "2m"), w("g2", "3m"))),
+            frag(
+                "10.toml",
+                &format!(
+                    "mode = \"enforce\"\ninterval = \"2s\"\n[defaults]\nconfirm = 3\n{}",
+                    w("g1", "1m")
+                ),
+            ),
+            frag(
+                "20.toml",
+                &format!("interval = \"1s\"\n{}{}", w("g1", "2m"), w("g2", "3m")),
+            ),
         ])
         .unwrap();
         assert_eq!(c.mode, Mode::Enforce);
@@ -720,13 +803,21 @@ claim_policy = "park"
         let mut c = from_fragments(&[]).unwrap();
         apply_mode_env(&mut c, Some("enforce")).unwrap();
         assert_eq!(c.mode, Mode::Enforce);
-        let e = apply_mode_env(&mut c, Some("ENFORCE")).unwrap_err().to_string();
+        let e = apply_mode_env(&mut c, Some("ENFORCE"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(MODE_ENV) && e.contains("observe"), "{e}");
     }
 
     #[test]
     fn durations() {
-        for (s, secs) in [("90s", 90), ("5m", 300), ("1h", 3600), ("1h 30m", 5400), ("500ms", 0)] {
+        for (s, secs) in [
+            ("90s", 90),
+            ("5m", 300),
+            ("1h", 3600),
+            ("1h 30m", 5400),
+            ("500ms", 0),
+        ] {
             assert_eq!(parse_duration(s).unwrap().as_secs(), secs, "{s}");
         }
         for s in ["", "5", "five minutes", "-5s"] {
@@ -736,10 +827,17 @@ claim_policy = "park"
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("redis://:hunter2@10.0.0.1:6379/0"), "redis://:***@10.0.0.1:6379/0");
+        assert_eq!(
+            redact_url("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
         assert_eq!(redact_url("redis://u:p@h/0"), "redis://u:***@h/0");
-        assert_eq!(redact_url("unix:///run/redis.sock"), "unix:///run/redis.sock");
-        let c = from_fragments(&[frag("a", "redis.url = \"redis://:hunter2@127.0.0.1/0\"")]).unwrap();
+        assert_eq!(
+            redact_url("unix:///run/redis.sock"),
+            "unix:///run/redis.sock"
+        );
+        let c =
+            from_fragments(&[frag("a", "redis.url = \"redis://:hunter2@127.0.0.1/0\"")]).unwrap();
         let j = serde_json::to_string(&c).unwrap();
         assert!(!j.contains("hunter2"), "{j}");
     }
@@ -754,13 +852,21 @@ claim_policy = "park"
         std::fs::write(vendor.join("10-base.toml"), "interval = \"7s\"\n").unwrap();
         std::fs::write(vendor.join("20-masked.toml"), "mode = \"enforce\"\n").unwrap();
         std::fs::write(etc.join("20-masked.toml"), "# masked\n").unwrap();
-        std::fs::write(root.join("etc/quantum-watchdog/config.toml"), "interval = \"3s\"\n").unwrap();
+        std::fs::write(
+            root.join("etc/quantum-watchdog/config.toml"),
+            "interval = \"3s\"\n",
+        )
+        .unwrap();
         std::fs::write(etc.join("30-late.toml"), "units = [\"x-*.service\"]\n").unwrap();
         let c = load(None, &root, None).unwrap();
         assert_eq!(c.mode, Mode::Observe, "etc fragment masks the vendor one");
         assert_eq!(c.interval.0, Duration::from_secs(3));
         assert_eq!(c.units, vec!["x-*.service"]);
-        let names: Vec<_> = c.sources.iter().map(|p| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+        let names: Vec<_> = c
+            .sources
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
         assert_eq!(
             names,
             [

@@ -25,32 +25,79 @@ pub struct Totals {
 pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
     let (stream, group, consumer) = match a {
         Action::Restart { .. } => ("", "", ""),
-        Action::Claim { stream, group, from, .. } | Action::Requeue { stream, group, from, .. } => {
-            (stream.as_str(), group.as_str(), from.as_str())
+        Action::Claim {
+            stream,
+            group,
+            from,
+            ..
         }
-        Action::Delete { stream, group, consumer, .. } => (stream.as_str(), group.as_str(), consumer.as_str()),
+        | Action::Requeue {
+            stream,
+            group,
+            from,
+            ..
+        } => (stream.as_str(), group.as_str(), from.as_str()),
+        Action::Delete {
+            stream,
+            group,
+            consumer,
+            ..
+        } => (stream.as_str(), group.as_str(), consumer.as_str()),
     };
     let unit = a.unit().unwrap_or("");
     let reason = a.reason();
     if mode == Mode::Observe {
         let action = format!("would-{}", a.kind());
         tracing::info!(
-            unit, stream, group, consumer, action, reason, mode = "observe",
-            "would {} (observe mode): {reason}", a.describe()
+            unit,
+            stream,
+            group,
+            consumer,
+            action,
+            reason,
+            mode = "observe",
+            "would {} (observe mode): {reason}",
+            a.describe()
         );
         return;
     }
     let action = a.kind();
     if ok {
-        tracing::info!(unit, stream, group, consumer, action, reason, mode = "enforce", "{}: {outcome}; {reason}", a.describe());
+        tracing::info!(
+            unit,
+            stream,
+            group,
+            consumer,
+            action,
+            reason,
+            mode = "enforce",
+            "{}: {outcome}; {reason}",
+            a.describe()
+        );
     } else {
-        tracing::error!(unit, stream, group, consumer, action, reason, mode = "enforce", "{} failed: {outcome}; {reason}", a.describe());
+        tracing::error!(
+            unit,
+            stream,
+            group,
+            consumer,
+            action,
+            reason,
+            mode = "enforce",
+            "{} failed: {outcome}; {reason}",
+            a.describe()
+        );
     }
 }
 
 /// Executes one claim, requeue or delete in enforce mode (logs only in observe mode).
 /// Returns a short outcome for the state file.
-pub async fn consumer_action(streams: &mut Streams, a: &Action, mode: Mode, deadline: Instant, totals: &mut Totals) -> String {
+pub async fn consumer_action(
+    streams: &mut Streams,
+    a: &Action,
+    mode: Mode,
+    deadline: Instant,
+    totals: &mut Totals,
+) -> String {
     if mode == Mode::Observe {
         log_action(a, mode, "", true);
         return format!("would {}", a.describe());
@@ -58,11 +105,21 @@ pub async fn consumer_action(streams: &mut Streams, a: &Action, mode: Mode, dead
     let t0 = Instant::now();
     let rate = |n: u64| {
         let s = t0.elapsed().as_secs_f64();
-        format!("in {:.0} ms, {:.0}/s", s * 1000.0, if s > 0.0 { n as f64 / s } else { 0.0 })
+        format!(
+            "in {:.0} ms, {:.0}/s",
+            s * 1000.0,
+            if s > 0.0 { n as f64 / s } else { 0.0 }
+        )
     };
     let (outcome, ok) = match a {
         Action::Restart { .. } => return String::new(),
-        Action::Claim { stream, group, from, to, .. } => match streams.claim_all(stream, group, from, to, deadline).await {
+        Action::Claim {
+            stream,
+            group,
+            from,
+            to,
+            ..
+        } => match streams.claim_all(stream, group, from, to, deadline).await {
             Ok(m) => {
                 totals.claimed += m.moved;
                 let mut s = format!("claimed {} to {to} {}", m.moved, rate(m.moved));
@@ -76,21 +133,44 @@ pub async fn consumer_action(streams: &mut Streams, a: &Action, mode: Mode, dead
             }
             Err(e) => (e.to_string(), false),
         },
-        Action::Requeue { stream, group, from, .. } => match streams.requeue_all(stream, group, from, deadline).await {
+        Action::Requeue {
+            stream,
+            group,
+            from,
+            ..
+        } => match streams.requeue_all(stream, group, from, deadline).await {
             Ok(m) => {
                 totals.requeued += m.moved;
-                (format!("requeued {} copies and acknowledged the originals {}", m.moved, rate(m.moved)), true)
+                (
+                    format!(
+                        "requeued {} copies and acknowledged the originals {}",
+                        m.moved,
+                        rate(m.moved)
+                    ),
+                    true,
+                )
             }
             Err(e) => (e.to_string(), false),
         },
-        Action::Delete { stream, group, consumer, min_idle_ms, .. } => {
-            match streams.delete_consumer(stream, group, consumer, *min_idle_ms).await {
+        Action::Delete {
+            stream,
+            group,
+            consumer,
+            min_idle_ms,
+            ..
+        } => {
+            match streams
+                .delete_consumer(stream, group, consumer, *min_idle_ms)
+                .await
+            {
                 Ok(DeleteOutcome::Deleted) => {
                     totals.deleted += 1;
                     ("deleted".to_string(), true)
                 }
                 Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true),
-                Ok(DeleteOutcome::KeptHoldsPending) => ("kept: it holds pending entries now".to_string(), true),
+                Ok(DeleteOutcome::KeptHoldsPending) => {
+                    ("kept: it holds pending entries now".to_string(), true)
+                }
                 Ok(DeleteOutcome::KeptNotIdle) => ("kept: it read again".to_string(), true),
                 Err(e) => (e.to_string(), false),
             }

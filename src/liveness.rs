@@ -25,7 +25,11 @@ mod tests {
         assert_eq!(pid_alive(0), None, "PID 0 is never probed");
         assert_eq!(pid_alive(u32::MAX), None);
         assert_eq!(pid_alive(std::process::id()), Some(true));
-        assert_eq!(pid_alive(1), Some(true), "init exists (EPERM counts as alive)");
+        assert_eq!(
+            pid_alive(1),
+            Some(true),
+            "init exists (EPERM counts as alive)"
+        );
         // A child that has exited and been reaped leaves its PID unused.
         let mut c = std::process::Command::new("true").spawn().unwrap();
         let pid = c.id();

@@ -11,10 +11,14 @@ pub fn init(verbose: bool) {
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(j) = tracing_journald::layer()
     {
-        let j = j.with_field_prefix(None).with_syslog_identifier("quantum-watchdog".into());
+        let j = j
+            .with_field_prefix(None)
+            .with_syslog_identifier("quantum-watchdog".into());
         tracing_subscriber::registry().with(filter).with(j).init();
         return;
     }
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
     tracing_subscriber::registry().with(filter).with(fmt).init();
 }

@@ -14,7 +14,11 @@ use quantum_watchdog::streams::read_password;
 use quantum_watchdog::{logging, recover, state, status};
 
 #[derive(Parser)]
-#[command(name = "quantum-watchdog", version, about = "Restarts quantum-* units that are hung but \"active\", and recovers their Redis Streams consumers")]
+#[command(
+    name = "quantum-watchdog",
+    version,
+    about = "Restarts quantum-* units that are hung but \"active\", and recovers their Redis Streams consumers"
+)]
 struct Cli {
     /// Read this one file instead of the layered configuration
     /// (/usr/lib/quantum-watchdog/config.d, /etc/quantum-watchdog/config.toml, /etc/quantum-watchdog/config.d).
@@ -56,7 +60,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose);
-    let o = AgentOptions { config: cli.config.clone(), root: PathBuf::from("/"), user: cli.user };
+    let o = AgentOptions {
+        config: cli.config.clone(),
+        root: PathBuf::from("/"),
+        user: cli.user,
+    };
     let cfg = match agent::load_config(&o) {
         Ok(c) => c,
         Err(e) => {
@@ -65,8 +73,19 @@ fn main() -> ExitCode {
         }
     };
     if let Command::CheckConfig = cli.command {
-        let files: Vec<String> = cfg.sources.iter().map(|p| p.display().to_string()).collect();
-        println!("# effective configuration from: {}", if files.is_empty() { "built-in defaults".into() } else { files.join(", ") });
+        let files: Vec<String> = cfg
+            .sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        println!(
+            "# effective configuration from: {}",
+            if files.is_empty() {
+                "built-in defaults".into()
+            } else {
+                files.join(", ")
+            }
+        );
         match toml::to_string_pretty(&cfg) {
             Ok(t) => print!("{t}"),
             Err(e) => {
@@ -76,7 +95,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("quantum-watchdog: cannot start the runtime: {e}");

@@ -184,7 +184,11 @@ mod tests {
     #[test]
     fn work_waiting_uses_lag_then_ids() {
         let mut g = GroupData {
-            stream: StreamInfo { length: 3, last_generated_id: StreamId { ms: 3, seq: 0 }, entries_added: Some(3) },
+            stream: StreamInfo {
+                length: 3,
+                last_generated_id: StreamId { ms: 3, seq: 0 },
+                entries_added: Some(3),
+            },
             group: GroupInfo {
                 name: "g".into(),
                 consumers: 0,
@@ -201,7 +205,10 @@ mod tests {
         g.group.lag = None;
         assert!(!g.work_waiting(), "null lag, delivered up to the last id");
         g.group.last_delivered_id = StreamId { ms: 2, seq: 0 };
-        assert!(g.work_waiting(), "null lag, last delivered behind the stream");
+        assert!(
+            g.work_waiting(),
+            "null lag, last delivered behind the stream"
+        );
     }
 
     #[test]

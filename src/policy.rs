@@ -69,7 +69,9 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Healthy,
@@ -94,7 +96,9 @@ impl Verdict {
         match self {
             Verdict::Healthy | Verdict::Starting | Verdict::Inactive => Severity::Ok,
             Verdict::NotFound | Verdict::StalePending => Severity::Warning,
-            Verdict::Hung | Verdict::GaveUp | Verdict::Failed | Verdict::StartLimitHit => Severity::Critical,
+            Verdict::Hung | Verdict::GaveUp | Verdict::Failed | Verdict::StartLimitHit => {
+                Severity::Critical
+            }
             Verdict::Unknown => Severity::Unknown,
         }
     }
@@ -159,7 +163,10 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Restart { .. } => "restart",
-            Action::Claim { policy: ClaimPolicy::Park, .. } => "park",
+            Action::Claim {
+                policy: ClaimPolicy::Park,
+                ..
+            } => "park",
             Action::Claim { .. } => "handoff",
             Action::Requeue { .. } => "requeue",
             Action::Delete { .. } => "delete",
@@ -168,7 +175,9 @@ impl Action {
 
     pub fn unit(&self) -> Option<&str> {
         match self {
-            Action::Restart { unit, .. } | Action::Claim { unit, .. } | Action::Requeue { unit, .. } => Some(unit),
+            Action::Restart { unit, .. }
+            | Action::Claim { unit, .. }
+            | Action::Requeue { unit, .. } => Some(unit),
             Action::Delete { unit, .. } => unit.as_deref(),
         }
     }
@@ -186,13 +195,26 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Restart { unit, .. } => format!("restart {unit}"),
-            Action::Claim { from, to, pending, group, .. } => {
+            Action::Claim {
+                from,
+                to,
+                pending,
+                group,
+                ..
+            } => {
                 format!("claim {pending} pending of {from} to {to} in {group}")
             }
-            Action::Requeue { from, pending, stream, .. } => {
+            Action::Requeue {
+                from,
+                pending,
+                stream,
+                ..
+            } => {
                 format!("requeue {pending} pending of {from} onto {stream}")
             }
-            Action::Delete { consumer, group, .. } => format!("delete consumer {consumer} of {group}"),
+            Action::Delete {
+                consumer, group, ..
+            } => format!("delete consumer {consumer} of {group}"),
         }
     }
 }
@@ -272,8 +294,18 @@ impl Decision {
         if self.systemd_error.is_some() || self.redis_error.is_some() {
             return Severity::Unknown;
         }
-        let worst = self.units.iter().map(|u| u.severity).max().unwrap_or(Severity::Ok);
-        let consumers = self.consumers.iter().map(|c| c.severity).max().unwrap_or(Severity::Ok);
+        let worst = self
+            .units
+            .iter()
+            .map(|u| u.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        let consumers = self
+            .consumers
+            .iter()
+            .map(|c| c.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
         worst.max(consumers)
     }
 }
@@ -321,7 +353,10 @@ impl Memory {
 
     fn restarts_within(&self, unit: &str, now_usec: u64, within_usec: u64) -> u32 {
         self.units.get(unit).map_or(0, |m| {
-            m.restarts.iter().filter(|&&t| t + within_usec > now_usec).count() as u32
+            m.restarts
+                .iter()
+                .filter(|&&t| t + within_usec > now_usec)
+                .count() as u32
         })
     }
 }
@@ -333,10 +368,17 @@ fn is_up(u: &UnitState) -> bool {
 
 /// PIDs carried by consumer names that fit a binding's template on this host: the shell checks
 /// which of them are live processes before calling [`decide`].
-pub fn pids_to_probe(cfg: &Config, snap_hostname: &str, redis: &crate::model::RedisSnapshot) -> BTreeSet<u32> {
+pub fn pids_to_probe(
+    cfg: &Config,
+    snap_hostname: &str,
+    redis: &crate::model::RedisSnapshot,
+) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
     for w in &cfg.watch {
-        let key = GroupKey { stream: w.stream.clone(), group: w.group.clone() };
+        let key = GroupKey {
+            stream: w.stream.clone(),
+            group: w.group.clone(),
+        };
         if let Some(Ok(g)) = redis.groups.get(&key) {
             for c in &g.consumers {
                 if let NameMatch::Pid(p) = w.consumer.matches(&c.name, snap_hostname, &w.unit)
@@ -354,7 +396,12 @@ pub fn pids_to_probe(cfg: &Config, snap_hostname: &str, redis: &crate::model::Re
 pub fn group_bindings(cfg: &Config) -> BTreeMap<GroupKey, Vec<usize>> {
     let mut m: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
     for (i, w) in cfg.watch.iter().enumerate() {
-        m.entry(GroupKey { stream: w.stream.clone(), group: w.group.clone() }).or_default().push(i);
+        m.entry(GroupKey {
+            stream: w.stream.clone(),
+            group: w.group.clone(),
+        })
+        .or_default()
+        .push(i);
     }
     m
 }
@@ -365,7 +412,10 @@ pub fn current_consumers(cfg: &Config, hostname: &str, units: &[UnitState]) -> V
     cfg.watch
         .iter()
         .map(|w| {
-            let pid = units.iter().find(|u| u.name == w.unit).map_or(0, |u| u.main_pid);
+            let pid = units
+                .iter()
+                .find(|u| u.name == w.unit)
+                .map_or(0, |u| u.main_pid);
             w.consumer.render(hostname, pid, &w.unit)
         })
         .collect()
@@ -392,7 +442,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         let mut seen = BTreeSet::new();
         for w in &cfg.watch {
             if seen.insert(w.unit.clone()) && !is_self(&w.unit) {
-                d.units.push(unknown_unit(&w.unit, &w.params, "systemd unreachable"));
+                d.units
+                    .push(unknown_unit(&w.unit, &w.params, "systemd unreachable"));
             }
         }
         return d;
@@ -429,12 +480,29 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     let mut blocked_handoff: BTreeSet<String> = BTreeSet::new();
     for name in &names {
         let unit = units.iter().find(|u| &u.name == name);
-        let bindings: Vec<usize> = (0..cfg.watch.len()).filter(|&i| &cfg.watch[i].unit == name).collect();
-        let params = bindings.first().map_or(&cfg.defaults, |&i| &cfg.watch[i].params);
-        let report = judge_unit(cfg, snap, mem, name, unit, &bindings, params, &mut d.actions);
-        if matches!(report.verdict, Verdict::Hung | Verdict::GaveUp | Verdict::Unknown)
-            || !unit.is_some_and(|u| is_up(u) && u.sub_state == "running" && u.main_pid != 0)
-            || d.actions.iter().any(|a| matches!(a, Action::Restart { unit, .. } if unit == name))
+        let bindings: Vec<usize> = (0..cfg.watch.len())
+            .filter(|&i| &cfg.watch[i].unit == name)
+            .collect();
+        let params = bindings
+            .first()
+            .map_or(&cfg.defaults, |&i| &cfg.watch[i].params);
+        let report = judge_unit(
+            cfg,
+            snap,
+            mem,
+            name,
+            unit,
+            &bindings,
+            params,
+            &mut d.actions,
+        );
+        if matches!(
+            report.verdict,
+            Verdict::Hung | Verdict::GaveUp | Verdict::Unknown
+        ) || !unit.is_some_and(|u| is_up(u) && u.sub_state == "running" && u.main_pid != 0)
+            || d.actions
+                .iter()
+                .any(|a| matches!(a, Action::Restart { unit, .. } if unit == name))
         {
             // No handoff to a consumer that is hung, about to be restarted, or not running.
             blocked_handoff.insert(name.clone());
@@ -445,8 +513,20 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     // Consumers: dead ones are recovered, zombies deleted. Needs both systemd and Redis.
     if let Ok(redis) = &snap.redis {
         for (key, idxs) in group_bindings(cfg) {
-            let Some(Ok(g)) = redis.groups.get(&key) else { continue };
-            judge_consumers(cfg, snap, mem, units, &key, &idxs, g, &blocked_handoff, &mut d);
+            let Some(Ok(g)) = redis.groups.get(&key) else {
+                continue;
+            };
+            judge_consumers(
+                cfg,
+                snap,
+                mem,
+                units,
+                &key,
+                &idxs,
+                g,
+                &blocked_handoff,
+                &mut d,
+            );
         }
     }
     d
@@ -547,7 +627,10 @@ fn judge_unit(
                 humantime::format_duration(params.restart_budget.within.0)
             );
         } else {
-            actions.push(Action::Restart { unit: name.to_string(), reason: r.reason.clone() });
+            actions.push(Action::Restart {
+                unit: name.to_string(),
+                reason: r.reason.clone(),
+            });
         }
     }
     r.severity = r.verdict.severity();
@@ -566,7 +649,13 @@ fn remember(mem: &mut Memory, unit: &str, v: Verdict) -> u32 {
     m.streak
 }
 
-fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u: &UnitState) -> BindingEval {
+fn judge_binding(
+    cfg: &Config,
+    snap: &Snapshot,
+    mem: &mut Memory,
+    idx: usize,
+    u: &UnitState,
+) -> BindingEval {
     let w: &Watch = &cfg.watch[idx];
     let p = &w.params;
     let now = snap.now_usec;
@@ -589,13 +678,19 @@ fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u:
     let unknown = |mut rep: BindingReport, why: String| {
         rep.reason = format!("{}: {why}", w.group);
         rep.error = Some(why);
-        BindingEval { report: rep, restartable: false }
+        BindingEval {
+            report: rep,
+            restartable: false,
+        }
     };
     let redis = match &snap.redis {
         Ok(r) => r,
         Err(e) => return unknown(rep, format!("redis unreachable: {e}")),
     };
-    let key = GroupKey { stream: w.stream.clone(), group: w.group.clone() };
+    let key = GroupKey {
+        stream: w.stream.clone(),
+        group: w.group.clone(),
+    };
     let g: &GroupData = match redis.groups.get(&key) {
         Some(Ok(g)) => g,
         Some(Err(e)) => return unknown(rep, e.clone()),
@@ -626,7 +721,10 @@ fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u:
         match consumer {
             Some(c) if c.idle_ms >= hung_ms => (
                 Verdict::Hung,
-                format!("consumer {cname} idle {} while work waits ({backlog})", fmt_ms(c.idle_ms)),
+                format!(
+                    "consumer {cname} idle {} while work waits ({backlog})",
+                    fmt_ms(c.idle_ms)
+                ),
                 true,
             ),
             Some(_) => (Verdict::Healthy, format!("consuming ({backlog})"), false),
@@ -644,7 +742,11 @@ fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u:
                         true,
                     )
                 } else {
-                    (Verdict::Healthy, format!("consumer {cname} not seen yet ({backlog})"), false)
+                    (
+                        Verdict::Healthy,
+                        format!("consumer {cname} not seen yet ({backlog})"),
+                        false,
+                    )
                 }
             }
         }
@@ -674,7 +776,11 @@ fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u:
                             e.id,
                             fmt_ms(e.idle_ms),
                             e.deliveries,
-                            if reads_7_2 { ", but it still reads" } else { "" }
+                            if reads_7_2 {
+                                ", but it still reads"
+                            } else {
+                                ""
+                            }
                         ),
                         p.restart_on_stale_pending,
                     )
@@ -685,7 +791,10 @@ fn judge_binding(cfg: &Config, snap: &Snapshot, mem: &mut Memory, idx: usize, u:
     };
     rep.verdict = verdict;
     rep.reason = reason;
-    BindingEval { report: rep, restartable }
+    BindingEval {
+        report: rep,
+        restartable,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -717,7 +826,12 @@ fn judge_consumers(
             })
         };
         if c.name == PARKED_CONSUMER {
-            report(Liveness::Parked, None, Severity::Ok, "parked entries, for the operator".into());
+            report(
+                Liveness::Parked,
+                None,
+                Severity::Ok,
+                "parked entries, for the operator".into(),
+            );
             continue;
         }
         // Which binding accounts for this name, and what it says of its liveness.
@@ -729,14 +843,25 @@ fn judge_consumers(
             let verdict = match w.consumer.matches(&c.name, host, &w.unit) {
                 NameMatch::NoMatch => continue,
                 NameMatch::Fixed => (Liveness::Live, "the unit's fixed consumer name".to_string()),
-                NameMatch::Pid(pid) if pid == main_pid => (Liveness::Live, "current MainPID".into()),
+                NameMatch::Pid(pid) if pid == main_pid => {
+                    (Liveness::Live, "current MainPID".into())
+                }
                 NameMatch::Pid(pid) => {
-                    let earlier = mem.units.get(&w.unit).is_some_and(|m| m.previous_pids.contains(&pid));
+                    let earlier = mem
+                        .units
+                        .get(&w.unit)
+                        .is_some_and(|m| m.previous_pids.contains(&pid));
                     match snap.live_pids.get(&pid) {
-                        _ if earlier => (Liveness::Dead, format!("PID {pid} was an earlier MainPID of {}", w.unit)),
+                        _ if earlier => (
+                            Liveness::Dead,
+                            format!("PID {pid} was an earlier MainPID of {}", w.unit),
+                        ),
                         Some(false) => (Liveness::Dead, format!("PID {pid} is not running")),
                         Some(true) => (Liveness::Live, format!("PID {pid} is a live process")),
-                        None => (Liveness::Unknown, format!("liveness of PID {pid} not checked")),
+                        None => (
+                            Liveness::Unknown,
+                            format!("liveness of PID {pid} not checked"),
+                        ),
                     }
                 }
             };
@@ -748,7 +873,12 @@ fn judge_consumers(
             Some((i, Liveness::Dead, why)) => {
                 let w = &cfg.watch[i];
                 if c.pending == 0 {
-                    report(Liveness::Dead, Some(&w.unit), Severity::Ok, format!("dead ({why}), holds nothing"));
+                    report(
+                        Liveness::Dead,
+                        Some(&w.unit),
+                        Severity::Ok,
+                        format!("dead ({why}), holds nothing"),
+                    );
                     d.actions.push(Action::Delete {
                         unit: Some(w.unit.clone()),
                         stream: key.stream.clone(),
@@ -769,7 +899,12 @@ fn judge_consumers(
                             .and_then(|u| w.consumer.render(host, u.main_pid, &w.unit));
                         match target {
                             Some(to) => {
-                                report(Liveness::Dead, Some(&w.unit), Severity::Ok, format!("dead ({why}), handing off to {to}"));
+                                report(
+                                    Liveness::Dead,
+                                    Some(&w.unit),
+                                    Severity::Ok,
+                                    format!("dead ({why}), handing off to {to}"),
+                                );
                                 d.actions.push(Action::Claim {
                                     unit: w.unit.clone(),
                                     stream: key.stream.clone(),
@@ -785,12 +920,20 @@ fn judge_consumers(
                                 Liveness::Dead,
                                 Some(&w.unit),
                                 Severity::Warning,
-                                format!("dead ({why}), {} pending wait for a live consumer of {}", c.pending, w.unit),
+                                format!(
+                                    "dead ({why}), {} pending wait for a live consumer of {}",
+                                    c.pending, w.unit
+                                ),
                             ),
                         }
                     }
                     ClaimPolicy::Park => {
-                        report(Liveness::Dead, Some(&w.unit), Severity::Ok, format!("dead ({why}), parking its entries"));
+                        report(
+                            Liveness::Dead,
+                            Some(&w.unit),
+                            Severity::Ok,
+                            format!("dead ({why}), parking its entries"),
+                        );
                         d.actions.push(Action::Claim {
                             unit: w.unit.clone(),
                             stream: key.stream.clone(),
@@ -803,7 +946,12 @@ fn judge_consumers(
                         });
                     }
                     ClaimPolicy::Requeue => {
-                        report(Liveness::Dead, Some(&w.unit), Severity::Ok, format!("dead ({why}), requeueing its entries"));
+                        report(
+                            Liveness::Dead,
+                            Some(&w.unit),
+                            Severity::Ok,
+                            format!("dead ({why}), requeueing its entries"),
+                        );
                         d.actions.push(Action::Requeue {
                             unit: w.unit.clone(),
                             stream: key.stream.clone(),
@@ -816,7 +964,12 @@ fn judge_consumers(
                 }
             }
             Some((i, _, why)) => {
-                report(Liveness::Unknown, Some(&cfg.watch[i].unit), Severity::Ok, why);
+                report(
+                    Liveness::Unknown,
+                    Some(&cfg.watch[i].unit),
+                    Severity::Ok,
+                    why,
+                );
             }
             None => {
                 // Rule 8: nobody's template accounts for it.
@@ -826,7 +979,12 @@ fn judge_consumers(
                     .max()
                     .unwrap_or(cfg.defaults.zombie_after.as_millis());
                 if c.idle_ms < zombie_ms {
-                    report(Liveness::Unknown, None, Severity::Ok, format!("unknown liveness, idle {}", fmt_ms(c.idle_ms)));
+                    report(
+                        Liveness::Unknown,
+                        None,
+                        Severity::Ok,
+                        format!("unknown liveness, idle {}", fmt_ms(c.idle_ms)),
+                    );
                 } else if c.pending > 0 {
                     report(
                         Liveness::Unknown,
@@ -839,7 +997,12 @@ fn judge_consumers(
                         ),
                     );
                 } else {
-                    report(Liveness::Unknown, None, Severity::Ok, format!("zombie idle {}, holds nothing", fmt_ms(c.idle_ms)));
+                    report(
+                        Liveness::Unknown,
+                        None,
+                        Severity::Ok,
+                        format!("zombie idle {}, holds nothing", fmt_ms(c.idle_ms)),
+                    );
                     d.actions.push(Action::Delete {
                         unit: None,
                         stream: key.stream.clone(),

@@ -17,15 +17,24 @@ pub fn select(cfg: &Config, actions: Vec<Action>, units: &[String]) -> Vec<Actio
         .watch
         .iter()
         .filter(|w| units.is_empty() || units.contains(&w.unit))
-        .map(|w| GroupKey { stream: w.stream.clone(), group: w.group.clone() })
+        .map(|w| GroupKey {
+            stream: w.stream.clone(),
+            group: w.group.clone(),
+        })
         .collect();
     actions
         .into_iter()
         .filter(|a| match a {
             Action::Restart { .. } => false,
-            Action::Delete { stream, group, unit: None, .. } => {
-                groups.contains(&GroupKey { stream: stream.clone(), group: group.clone() })
-            }
+            Action::Delete {
+                stream,
+                group,
+                unit: None,
+                ..
+            } => groups.contains(&GroupKey {
+                stream: stream.clone(),
+                group: group.clone(),
+            }),
             _ => units.is_empty() || a.unit().is_some_and(|u| units.iter().any(|x| x == u)),
         })
         .collect()
@@ -36,7 +45,10 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
     let mut totals = Totals::default();
     for u in units {
         if !cfg.watch.iter().any(|w| &w.unit == u) {
-            tracing::warn!(unit = u.as_str(), "{u} has no [[watch]] binding; nothing to recover for it");
+            tracing::warn!(
+                unit = u.as_str(),
+                "{u} has no [[watch]] binding; nothing to recover for it"
+            );
         }
     }
     let mut snap = world.snapshot(cfg).await;
@@ -52,8 +64,19 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
     }
     let d = policy::decide(cfg, &snap, &mut Memory::default());
     let actions = select(cfg, d.actions, units);
-    for c in d.consumers.iter().filter(|c| c.severity != policy::Severity::Ok) {
-        tracing::warn!(stream = c.stream.as_str(), group = c.group.as_str(), consumer = c.consumer.as_str(), "{}: {}", c.consumer, c.note);
+    for c in d
+        .consumers
+        .iter()
+        .filter(|c| c.severity != policy::Severity::Ok)
+    {
+        tracing::warn!(
+            stream = c.stream.as_str(),
+            group = c.group.as_str(),
+            consumer = c.consumer.as_str(),
+            "{}: {}",
+            c.consumer,
+            c.note
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     for a in &actions {
@@ -62,7 +85,11 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
     tracing::info!(
         "recover: {} action(s) {}; claimed {}, requeued {}, deleted {}",
         actions.len(),
-        if mode == Mode::Observe { "proposed (observe mode)" } else { "taken" },
+        if mode == Mode::Observe {
+            "proposed (observe mode)"
+        } else {
+            "taken"
+        },
         totals.claimed,
         totals.requeued,
         totals.deleted

@@ -32,8 +32,9 @@ pub struct AgentState {
     pub cycles: u64,
     pub last_cycle_ms: f64,
     pub memory: Memory,
-    /// Per unit (or `stream group` for consumer actions without a unit).
-    pub last_actions: BTreeMap<String, LastAction>,
+    /// Per unit (or `stream group` for consumer actions without a unit), the last action of
+    /// each kind (`restart`, `handoff`, `park`, `requeue`, `delete`).
+    pub last_actions: BTreeMap<String, BTreeMap<String, LastAction>>,
     pub totals: Totals,
 }
 
@@ -43,7 +44,12 @@ pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
     }
     if let Some(d) = std::env::var_os("RUNTIME_DIRECTORY") {
         // systemd may pass several, colon-separated; ours is the first.
-        let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         return PathBuf::from(first);
     }
     if user && let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
@@ -58,7 +64,9 @@ pub fn state_file(cfg: &Config, user: bool) -> PathBuf {
 
 pub fn load(path: &Path) -> Option<AgentState> {
     let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str::<AgentState>(&text).ok().filter(|s| s.version == STATE_VERSION)
+    serde_json::from_str::<AgentState>(&text)
+        .ok()
+        .filter(|s| s.version == STATE_VERSION)
 }
 
 pub fn save(path: &Path, st: &AgentState) -> std::io::Result<()> {
@@ -66,6 +74,14 @@ pub fn save(path: &Path, st: &AgentState) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, path)
+}
+
+/// The most recent of a unit's last actions.
+pub fn latest(actions: &BTreeMap<String, LastAction>) -> Option<&LastAction> {
+    actions.values().max_by_key(|a| a.at_usec)
 }

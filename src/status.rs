@@ -1,13 +1,16 @@
 //! `quantum-watchdog status`: one look at every watched unit, as a table or stable JSON, with
 //! monitoring-plugin exit codes (0 ok, 1 warning, 2 critical, 3 unknown).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
 use crate::model::{Snapshot, fmt_ms, now_usec};
-use crate::policy::{self, Action, ConsumerReport, Decision, Liveness, Memory, Severity, UnitReport, Verdict};
+use crate::policy::{
+    self, Action, ConsumerReport, Decision, Liveness, Memory, Severity, UnitReport, Verdict,
+};
 use crate::state::{AgentState, LastAction};
 
 pub const JSON_VERSION: u32 = 1;
@@ -27,7 +30,10 @@ pub struct AgentInfo {
 pub struct UnitStatus {
     #[serde(flatten)]
     pub report: UnitReport,
+    /// The most recent action a running agent took for this unit.
     pub last_action: Option<LastAction>,
+    /// The last action of each kind.
+    pub last_actions: BTreeMap<String, LastAction>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,7 +59,8 @@ pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Statu
     let d: Decision = policy::decide(cfg, snap, &mut mem);
     let severity = d.severity();
     let running = agent.is_some_and(|a| {
-        let fresh = now_usec().saturating_sub(a.updated_usec) < (a.interval_ms * 3).max(30_000) * 1000;
+        let fresh =
+            now_usec().saturating_sub(a.updated_usec) < (a.interval_ms * 3).max(30_000) * 1000;
         fresh && crate::liveness::pid_alive(a.pid) == Some(true)
     });
     Status {
@@ -76,9 +83,15 @@ pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Statu
         units: d
             .units
             .iter()
-            .map(|u| UnitStatus {
-                report: u.clone(),
-                last_action: agent.and_then(|a| a.last_actions.get(&u.unit).cloned()),
+            .map(|u| {
+                let all = agent
+                    .and_then(|a| a.last_actions.get(&u.unit).cloned())
+                    .unwrap_or_default();
+                UnitStatus {
+                    report: u.clone(),
+                    last_action: crate::state::latest(&all).cloned(),
+                    last_actions: all,
+                }
             })
             .collect(),
         consumers: d.consumers.clone(),
@@ -109,17 +122,39 @@ pub fn render(st: &Status, color: bool) -> String {
     let head = match &st.agent {
         Some(a) if a.running => format!(
             "agent: running (pid {}, mode {}, {} cycles, last {:.1} ms; restarted {}, claimed {}, deleted {})",
-            a.pid, a.mode, a.cycles, a.last_cycle_ms, a.totals.restarts, a.totals.claimed + a.totals.requeued, a.totals.deleted
+            a.pid,
+            a.mode,
+            a.cycles,
+            a.last_cycle_ms,
+            a.totals.restarts,
+            a.totals.claimed + a.totals.requeued,
+            a.totals.deleted
         ),
-        Some(a) => format!("agent: not running (last seen {}, pid {})", ago(a.updated_usec), a.pid),
+        Some(a) => format!(
+            "agent: not running (last seen {}, pid {})",
+            ago(a.updated_usec),
+            a.pid
+        ),
         None => "agent: no state file (not running here?)".to_string(),
     };
-    let _ = writeln!(o, "{} on {}; configured mode {}", head, st.hostname, st.mode);
+    let _ = writeln!(
+        o,
+        "{} on {}; configured mode {}",
+        head, st.hostname, st.mode
+    );
     if let Some(e) = &st.systemd_error {
-        let _ = writeln!(o, "{}", paint(&format!("systemd: {e}"), Severity::Unknown, color));
+        let _ = writeln!(
+            o,
+            "{}",
+            paint(&format!("systemd: {e}"), Severity::Unknown, color)
+        );
     }
     if let Some(e) = &st.redis_error {
-        let _ = writeln!(o, "{}", paint(&format!("redis: {e}"), Severity::Unknown, color));
+        let _ = writeln!(
+            o,
+            "{}",
+            paint(&format!("redis: {e}"), Severity::Unknown, color)
+        );
     }
     let _ = writeln!(
         o,
@@ -128,26 +163,62 @@ pub fn render(st: &Status, color: bool) -> String {
     );
     for u in &st.units {
         let r = &u.report;
-        let state = if r.active_state.is_empty() { "-".to_string() } else { format!("{}/{}", r.active_state, r.sub_state) };
+        let state = if r.active_state.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{}/{}", r.active_state, r.sub_state)
+        };
         let verdict = if r.verdict == Verdict::Hung && r.streak < r.confirm {
             format!("hung ({}/{})", r.streak, r.confirm)
         } else {
             r.verdict.as_str().to_string()
         };
-        let last = u
+        let mut last = u
             .last_action
             .as_ref()
             .map(|a| format!("{} {} ({})", a.action, ago(a.at_usec), a.outcome))
             .unwrap_or_else(|| "-".into());
-        let pid = if r.main_pid == 0 { "-".to_string() } else { r.main_pid.to_string() };
-        let rows: Vec<_> = if r.bindings.is_empty() { vec![None] } else { r.bindings.iter().map(Some).collect() };
+        if let Some(r) = u.last_actions.get("restart")
+            && u.last_action
+                .as_ref()
+                .is_some_and(|l| l.action != "restart")
+        {
+            last.push_str(&format!("; restart {}", ago(r.at_usec)));
+        }
+        let pid = if r.main_pid == 0 {
+            "-".to_string()
+        } else {
+            r.main_pid.to_string()
+        };
+        let rows: Vec<_> = if r.bindings.is_empty() {
+            vec![None]
+        } else {
+            r.bindings.iter().map(Some).collect()
+        };
         for (i, b) in rows.into_iter().enumerate() {
             let dash = || "-".to_string();
             let (consumer, idle, inactive, pending, lag) = match b {
                 Some(b) => (
-                    b.consumer.clone().map(|c| if b.consumer_present { c } else { format!("{c}?") }).unwrap_or_else(dash),
+                    b.consumer
+                        .clone()
+                        .map(|c| {
+                            if b.consumer_present {
+                                c
+                            } else {
+                                format!("{c}?")
+                            }
+                        })
+                        .unwrap_or_else(dash),
                     b.idle_ms.map(fmt_ms).unwrap_or_else(dash),
-                    b.inactive_ms.map(|v| if v < 0 { "never".into() } else { fmt_ms(v as u64) }).unwrap_or_else(dash),
+                    b.inactive_ms
+                        .map(|v| {
+                            if v < 0 {
+                                "never".into()
+                            } else {
+                                fmt_ms(v as u64)
+                            }
+                        })
+                        .unwrap_or_else(dash),
                     b.pending.map(|v| v.to_string()).unwrap_or_else(dash),
                     match (b.lag, b.work_waiting) {
                         (Some(l), _) => l.to_string(),
@@ -158,7 +229,13 @@ pub fn render(st: &Status, color: bool) -> String {
                 None => (dash(), dash(), dash(), dash(), dash()),
             };
             let (name, st_, pid_, v, la) = if i == 0 {
-                (r.unit.as_str(), state.as_str(), pid.as_str(), verdict.as_str(), last.as_str())
+                (
+                    r.unit.as_str(),
+                    state.as_str(),
+                    pid.as_str(),
+                    verdict.as_str(),
+                    last.as_str(),
+                )
             } else {
                 ("", "", "", "", "")
             };
@@ -166,21 +243,38 @@ pub fn render(st: &Status, color: bool) -> String {
             let _ = writeln!(
                 o,
                 "{:<34} {:<18} {:>8}  {:<34} {:>7} {:>8} {:>7} {:>6}  {} {}",
-                name, st_, pid_, consumer, idle, inactive, pending, lag, paint(&v, r.severity, color && i == 0), la
+                name,
+                st_,
+                pid_,
+                consumer,
+                idle,
+                inactive,
+                pending,
+                lag,
+                paint(&v, r.severity, color && i == 0),
+                la
             );
         }
         if r.severity != Severity::Ok {
             let _ = writeln!(o, "    {}", r.reason);
         }
     }
-    let others: Vec<_> = st.consumers.iter().filter(|c| c.liveness != Liveness::Live).collect();
+    let others: Vec<_> = st
+        .consumers
+        .iter()
+        .filter(|c| c.liveness != Liveness::Live)
+        .collect();
     if !others.is_empty() {
         let _ = writeln!(o, "\nother consumers:");
         for c in others {
             let _ = writeln!(
                 o,
                 "  {} {} / {}: {} pending, idle {}: {}",
-                paint(&format!("{:?}", c.liveness).to_lowercase(), c.severity, color),
+                paint(
+                    &format!("{:?}", c.liveness).to_lowercase(),
+                    c.severity,
+                    color
+                ),
                 c.group,
                 c.consumer,
                 c.pending,

@@ -126,13 +126,14 @@ fn classify(e: RedisError) -> StreamsError {
 impl Streams {
     /// `password` comes from `redis.password_file` or the credentials directory, never the URL log.
     pub fn new(cfg: &RedisConfig, password: Option<String>) -> Result<Streams, StreamsError> {
-        let mut info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| StreamsError::Command(format!("bad redis.url {}: {e}", redact_url(&cfg.url))))?;
+        let mut info = cfg.url.as_str().into_connection_info().map_err(|e| {
+            StreamsError::Command(format!("bad redis.url {}: {e}", redact_url(&cfg.url)))
+        })?;
         if let Some(pw) = password {
-            let rs = info.redis_settings().clone().set_password(pw.trim_end_matches(['\n', '\r']));
+            let rs = info
+                .redis_settings()
+                .clone()
+                .set_password(pw.trim_end_matches(['\n', '\r']));
             info = info.set_redis_settings(rs);
         }
         let client = redis::Client::open(info).map_err(|e| StreamsError::Command(e.to_string()))?;
@@ -171,7 +172,8 @@ impl Streams {
             .set_response_timeout(Some(self.timeout));
         let r = tokio::time::timeout(
             self.timeout * 2,
-            self.client.get_multiplexed_async_connection_with_config(&cfg),
+            self.client
+                .get_multiplexed_async_connection_with_config(&cfg),
         )
         .await;
         match r {
@@ -182,7 +184,10 @@ impl Streams {
                 Ok(c)
             }
             Ok(Err(e)) => Err(self.failed(classify(e))),
-            Err(_) => Err(self.failed(StreamsError::Unreachable(format!("connecting to {} timed out", self.url)))),
+            Err(_) => Err(self.failed(StreamsError::Unreachable(format!(
+                "connecting to {} timed out",
+                self.url
+            )))),
         }
     }
 
@@ -190,7 +195,8 @@ impl Streams {
     fn failed(&mut self, e: StreamsError) -> StreamsError {
         if matches!(e, StreamsError::Unreachable(_)) {
             self.conn = None;
-            self.backoff = (self.backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+            self.backoff =
+                (self.backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
             self.next_attempt = Some(Instant::now() + self.backoff);
         }
         e
@@ -210,13 +216,23 @@ impl Streams {
 
     /// Liveness check for `status`: PING.
     pub async fn ping(&mut self) -> Result<(), StreamsError> {
-        self.run(async |c| redis::cmd("PING").query_async::<String>(c).await.map(|_| ())).await
+        self.run(async |c| {
+            redis::cmd("PING")
+                .query_async::<String>(c)
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     /// One pipelined round trip for all bindings: per distinct `(stream, group)` `XINFO STREAM`,
     /// `XINFO GROUPS`, `XINFO CONSUMERS`; per binding with a current consumer,
     /// `XPENDING … IDLE hung_after - + 1 consumer`.
-    pub async fn snapshot(&mut self, cfg: &Config, current: &[Option<String>]) -> Result<RedisSnapshot, StreamsError> {
+    pub async fn snapshot(
+        &mut self,
+        cfg: &Config,
+        current: &[Option<String>],
+    ) -> Result<RedisSnapshot, StreamsError> {
         let groups = group_bindings(cfg);
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -224,7 +240,10 @@ impl Streams {
         for k in &keys {
             pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
             pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
-            pipe.cmd("XINFO").arg("CONSUMERS").arg(&k.stream).arg(&k.group);
+            pipe.cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&k.stream)
+                .arg(&k.group);
         }
         let mut stale_idx = Vec::new();
         for (i, w) in cfg.watch.iter().enumerate() {
@@ -246,9 +265,13 @@ impl Streams {
             self.ping().await?;
             return Ok(out);
         }
-        let replies: Vec<RedisResult<Value>> = self.run(async |c| pipe.query_async(c).await).await?;
+        let replies: Vec<RedisResult<Value>> =
+            self.run(async |c| pipe.query_async(c).await).await?;
         // A connection-level failure inside the pipeline fails the whole snapshot.
-        if let Some(Err(e)) = replies.iter().find(|r| r.as_ref().is_err_and(is_unreachable)) {
+        if let Some(Err(e)) = replies
+            .iter()
+            .find(|r| r.as_ref().is_err_and(is_unreachable))
+        {
             let e = StreamsError::Unreachable(e.to_string());
             return Err(self.failed(e));
         }
@@ -278,7 +301,8 @@ impl Streams {
         deadline: Instant,
     ) -> Result<Moved, StreamsError> {
         let script = self.claim.clone();
-        self.chunked(&script, stream, &[group, from, to], &[], deadline).await
+        self.chunked(&script, stream, &[group, from, to], &[], deadline)
+            .await
     }
 
     /// Requeues all of `from`'s pending entries (see [`REQUEUE_LUA`]).
@@ -290,7 +314,14 @@ impl Streams {
         deadline: Instant,
     ) -> Result<Moved, StreamsError> {
         let script = self.requeue.clone();
-        self.chunked(&script, stream, &[group, from], &[REQUEUED_FROM_FIELD], deadline).await
+        self.chunked(
+            &script,
+            stream,
+            &[group, from],
+            &[REQUEUED_FROM_FIELD],
+            deadline,
+        )
+        .await
     }
 
     /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`) until the
@@ -308,7 +339,8 @@ impl Streams {
         let mut total = Moved::default();
         // Load once; EVALSHA in the pipeline afterwards.
         let load = script.prepare_invoke();
-        self.run(async |c| load.load_async(c).await.map(|_| ())).await?;
+        self.run(async |c| load.load_async(c).await.map(|_| ()))
+            .await?;
         loop {
             let mut pipe = redis::pipe();
             for _ in 0..PER_TRIP {
@@ -375,9 +407,18 @@ fn group_data(
     let group = groups
         .into_iter()
         .find(|x| x.name == k.group)
-        .ok_or_else(|| format!("NOGROUP: stream {} has no consumer group {}", k.stream, k.group))?;
+        .ok_or_else(|| {
+            format!(
+                "NOGROUP: stream {} has no consumer group {}",
+                k.stream, k.group
+            )
+        })?;
     let consumers = xinfo::consumers(&take(c, "XINFO CONSUMERS")?).map_err(|e| e.to_string())?;
-    Ok(GroupData { stream, group, consumers })
+    Ok(GroupData {
+        stream,
+        group,
+        consumers,
+    })
 }
 
 /// `NOGROUP …`, `ERR no such key`, `WRONGTYPE …`, `NOPERM …` as the server said it.
@@ -406,6 +447,12 @@ pub fn read_password(cfg: &RedisConfig) -> Result<Option<String>, String> {
         None => Ok(None),
         Some(p) => std::fs::read_to_string(p)
             .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|e| format!("redis.password_file {}: {}", p.display(), crate::config::read_error_reason(p, &e))),
+            .map_err(|e| {
+                format!(
+                    "redis.password_file {}: {}",
+                    p.display(),
+                    crate::config::read_error_reason(p, &e)
+                )
+            }),
     }
 }

@@ -32,27 +32,42 @@ pub enum SystemdError {
 impl SystemdError {
     /// The connection is unusable; reconnect.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, SystemdError::Unreachable(_) | SystemdError::Timeout(_))
+        matches!(
+            self,
+            SystemdError::Unreachable(_) | SystemdError::Timeout(_)
+        )
     }
 }
 
 fn call_error(e: zbus::Error) -> SystemdError {
     let s = e.to_string();
     match &e {
-        zbus::Error::InputOutput(_) | zbus::Error::Handshake(_) | zbus::Error::Address(_) => SystemdError::Unreachable(s),
+        zbus::Error::InputOutput(_) | zbus::Error::Handshake(_) | zbus::Error::Address(_) => {
+            SystemdError::Unreachable(s)
+        }
         zbus::Error::MethodError(name, _, _)
-            if name.as_str().ends_with("AccessDenied") || name.as_str().ends_with("InteractiveAuthorizationRequired") =>
+            if name.as_str().ends_with("AccessDenied")
+                || name.as_str().ends_with("InteractiveAuthorizationRequired") =>
         {
             SystemdError::Denied(s)
         }
-        zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::AccessDenied(_) | zbus::fdo::Error::InteractiveAuthorizationRequired(_)) => {
+        zbus::Error::FDO(f)
+            if matches!(
+                **f,
+                zbus::fdo::Error::AccessDenied(_)
+                    | zbus::fdo::Error::InteractiveAuthorizationRequired(_)
+            ) =>
+        {
             SystemdError::Denied(s)
         }
         _ => SystemdError::Call(s),
     }
 }
 
-async fn within<T>(t: Duration, f: impl std::future::Future<Output = zbus::Result<T>>) -> Result<T, SystemdError> {
+async fn within<T>(
+    t: Duration,
+    f: impl std::future::Future<Output = zbus::Result<T>>,
+) -> Result<T, SystemdError> {
     match tokio::time::timeout(t, f).await {
         Ok(r) => r.map_err(call_error),
         Err(_) => Err(SystemdError::Timeout(t)),
@@ -86,7 +101,11 @@ impl Drop for Systemd {
 impl Systemd {
     pub async fn connect(user: bool, timeout: Duration) -> Result<Systemd, SystemdError> {
         let conn = match tokio::time::timeout(timeout, async {
-            if user { zbus::Connection::session().await } else { zbus::Connection::system().await }
+            if user {
+                zbus::Connection::session().await
+            } else {
+                zbus::Connection::system().await
+            }
         })
         .await
         {
@@ -104,7 +123,11 @@ impl Systemd {
             .path_namespace("/org/freedesktop/systemd1/unit")
             .build()
             .map_err(|e| SystemdError::Call(e.to_string()))?;
-        let mut stream = within(timeout, zbus::MessageStream::for_match_rule(rule, &conn, None)).await?;
+        let mut stream = within(
+            timeout,
+            zbus::MessageStream::for_match_rule(rule, &conn, None),
+        )
+        .await?;
         within(timeout, mgr.subscribe()).await?;
         let cache = Arc::new(Mutex::new(Cache::default()));
         let c2 = cache.clone();
@@ -126,7 +149,14 @@ impl Systemd {
             },
             Err(_) => None,
         };
-        Ok(Systemd { conn, mgr, timeout, cache, listener, self_unit })
+        Ok(Systemd {
+            conn,
+            mgr,
+            timeout,
+            cache,
+            listener,
+            self_unit,
+        })
     }
 
     /// The unit this process runs in, if systemd knows it.
@@ -136,11 +166,21 @@ impl Systemd {
 
     /// The units matching `patterns`, plus each of `bound` (reported as not-found or inactive
     /// when systemd has not loaded it).
-    pub async fn units(&self, patterns: &[String], bound: &[String]) -> Result<Vec<UnitState>, SystemdError> {
+    pub async fn units(
+        &self,
+        patterns: &[String],
+        bound: &[String],
+    ) -> Result<Vec<UnitState>, SystemdError> {
         if self.cache.lock().unwrap().lost {
-            return Err(SystemdError::Unreachable("the bus connection was lost".into()));
+            return Err(SystemdError::Unreachable(
+                "the bus connection was lost".into(),
+            ));
         }
-        let listed = within(self.timeout, self.mgr.list_units_by_patterns(vec![], patterns.to_vec())).await?;
+        let listed = within(
+            self.timeout,
+            self.mgr.list_units_by_patterns(vec![], patterns.to_vec()),
+        )
+        .await?;
         let mut fresh = Vec::new();
         let mut to_read = Vec::new();
         {
@@ -151,20 +191,30 @@ impl Systemd {
                 let path = path.to_string();
                 let stale = match cache.units.get(name) {
                     Some((u, _)) => {
-                        cache.dirty.contains(&path) || u.active_state != *active || u.sub_state != *sub
+                        cache.dirty.contains(&path)
+                            || u.active_state != *active
+                            || u.sub_state != *sub
                     }
                     None => true,
                 };
                 if stale {
                     cache.dirty.remove(&path);
-                    to_read.push((name.clone(), load.clone(), active.clone(), sub.clone(), path));
+                    to_read.push((
+                        name.clone(),
+                        load.clone(),
+                        active.clone(),
+                        sub.clone(),
+                        path,
+                    ));
                 } else if let Some((u, _)) = cache.units.get(name) {
                     fresh.push(u.clone());
                 }
             }
         }
         let reads = futures_util::future::join_all(
-            to_read.into_iter().map(|(n, l, a, s, p)| self.read_unit(n, l, a, s, p)),
+            to_read
+                .into_iter()
+                .map(|(n, l, a, s, p)| self.read_unit(n, l, a, s, p)),
         );
         let read = match tokio::time::timeout(self.timeout, reads).await {
             Ok(r) => r,
@@ -179,14 +229,29 @@ impl Systemd {
             }
         }
         // Bound units systemd has not loaded: a unit file may exist (stopped, unloaded) or not.
-        let missing: Vec<String> = bound.iter().filter(|b| !fresh.iter().any(|u| &u.name == *b)).cloned().collect();
+        let missing: Vec<String> = bound
+            .iter()
+            .filter(|b| !fresh.iter().any(|u| &u.name == *b))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
-            let files = within(self.timeout, self.mgr.list_unit_files_by_patterns(vec![], missing.clone())).await?;
+            let files = within(
+                self.timeout,
+                self.mgr
+                    .list_unit_files_by_patterns(vec![], missing.clone()),
+            )
+            .await?;
             for m in missing {
-                let exists = files.iter().any(|(path, _)| path.rsplit('/').next() == Some(m.as_str()));
+                let exists = files
+                    .iter()
+                    .any(|(path, _)| path.rsplit('/').next() == Some(m.as_str()));
                 fresh.push(UnitState {
                     name: m,
-                    load_state: if exists { "loaded".into() } else { "not-found".into() },
+                    load_state: if exists {
+                        "loaded".into()
+                    } else {
+                        "not-found".into()
+                    },
                     active_state: "inactive".into(),
                     sub_state: "dead".into(),
                     main_pid: 0,
@@ -211,15 +276,23 @@ impl Systemd {
         let unit = unit_proxy(&self.conn, path.clone()).await?;
         let active_enter = within(self.timeout, unit.active_enter_timestamp()).await?;
         // Re-read the states with the timestamp, so they belong together.
-        let active_state = within(self.timeout, unit.active_state()).await.unwrap_or(active);
+        let active_state = within(self.timeout, unit.active_state())
+            .await
+            .unwrap_or(active);
         let sub_state = within(self.timeout, unit.sub_state()).await.unwrap_or(sub);
         let (main_pid, result) = if name.ends_with(".service") {
             let svc = within(
                 self.timeout,
-                ServiceProxy::builder(&self.conn).path(path.clone()).cache_properties(CacheProperties::No).build(),
+                ServiceProxy::builder(&self.conn)
+                    .path(path.clone())
+                    .cache_properties(CacheProperties::No)
+                    .build(),
             )
             .await?;
-            (within(self.timeout, svc.main_pid()).await?, within(self.timeout, svc.result()).await?)
+            (
+                within(self.timeout, svc.main_pid()).await?,
+                within(self.timeout, svc.result()).await?,
+            )
         } else {
             (0, String::new())
         };
@@ -246,7 +319,11 @@ impl Systemd {
     ) -> Result<tokio::task::JoinHandle<Result<String, SystemdError>>, SystemdError> {
         // Subscribe to JobRemoved before the call, or a fast job's end could be missed.
         let mut removed = within(self.timeout, self.mgr.receive_job_removed()).await?;
-        let job = within(self.timeout, self.mgr.restart_unit(unit.to_string(), "replace".into())).await?;
+        let job = within(
+            self.timeout,
+            self.mgr.restart_unit(unit.to_string(), "replace".into()),
+        )
+        .await?;
         let job = job.to_string();
         Ok(tokio::spawn(async move {
             let wait = async {
@@ -267,7 +344,10 @@ impl Systemd {
     }
 }
 
-async fn unit_proxy(conn: &zbus::Connection, path: String) -> Result<UnitProxy<'static>, SystemdError> {
+async fn unit_proxy(
+    conn: &zbus::Connection,
+    path: String,
+) -> Result<UnitProxy<'static>, SystemdError> {
     UnitProxy::builder(conn)
         .path(path)
         .cache_properties(CacheProperties::No)

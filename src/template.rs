@@ -180,7 +180,11 @@ mod tests {
     #[test]
     fn render_table() {
         let cases = [
-            ("execution-{hostname}-{pid}", 3933260, "execution-quantumtrader-prod-1-3933260"),
+            (
+                "execution-{hostname}-{pid}",
+                3933260,
+                "execution-quantumtrader-prod-1-3933260",
+            ),
             ("router-{unit}", 0, "router-quantum-router.service"),
             ("fixed", 7, "fixed"),
             ("{pid}", 42, "42"),
@@ -188,7 +192,8 @@ mod tests {
         for (t, pid, want) in cases {
             let t = Template::parse(t).unwrap();
             assert_eq!(
-                t.render("quantumtrader-prod-1", pid, "quantum-router.service").as_deref(),
+                t.render("quantumtrader-prod-1", pid, "quantum-router.service")
+                    .as_deref(),
                 Some(want)
             );
         }
@@ -201,16 +206,48 @@ mod tests {
         let host = "quantumtrader-prod-1";
         let unit = "quantum-execution.service";
         let cases: &[(&str, &str, NameMatch)] = &[
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-1-3493769", NameMatch::Pid(3493769)),
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-2-3493769", NameMatch::NoMatch),
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-1-", NameMatch::NoMatch),
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-1-12a", NameMatch::NoMatch),
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-1-0", NameMatch::NoMatch),
-            ("execution-{hostname}-{pid}", "execution-quantumtrader-prod-1-99999999999", NameMatch::NoMatch),
-            ("execution-{hostname}-{pid}", "recover-1234", NameMatch::NoMatch),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-3493769",
+                NameMatch::Pid(3493769),
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-2-3493769",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-12a",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-0",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-99999999999",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "recover-1234",
+                NameMatch::NoMatch,
+            ),
             ("{pid}-{pid2}", "1-2", NameMatch::NoMatch),
             ("w{pid}7", "w12347", NameMatch::Pid(1234)),
-            ("{unit}:{pid}", "quantum-execution.service:88", NameMatch::Pid(88)),
+            (
+                "{unit}:{pid}",
+                "quantum-execution.service:88",
+                NameMatch::Pid(88),
+            ),
             ("router", "router", NameMatch::Fixed),
             ("router", "router-2", NameMatch::NoMatch),
         ];
@@ -228,15 +265,28 @@ mod tests {
         let t = Template::parse("exec-{hostname}-{pid}-{unit}").unwrap();
         for pid in [1u32, 9, 10, 4_194_304, u32::MAX] {
             let n = t.render("h-1", pid, "u.service").unwrap();
-            assert_eq!(t.matches(&n, "h-1", "u.service"), NameMatch::Pid(pid), "{n}");
+            assert_eq!(
+                t.matches(&n, "h-1", "u.service"),
+                NameMatch::Pid(pid),
+                "{n}"
+            );
         }
     }
 
     #[test]
     fn parse_errors() {
-        assert_eq!(Template::parse("a-{host}"), Err(TemplateError::Unknown("host".into())));
-        assert!(matches!(Template::parse("a-{pid"), Err(TemplateError::Unbalanced(_))));
-        assert!(matches!(Template::parse("a-}"), Err(TemplateError::Unbalanced(_))));
+        assert_eq!(
+            Template::parse("a-{host}"),
+            Err(TemplateError::Unknown("host".into()))
+        );
+        assert!(matches!(
+            Template::parse("a-{pid"),
+            Err(TemplateError::Unbalanced(_))
+        ));
+        assert!(matches!(
+            Template::parse("a-}"),
+            Err(TemplateError::Unbalanced(_))
+        ));
         assert_eq!(Template::parse("{pid}{pid}"), Err(TemplateError::PidTwice));
         assert_eq!(Template::parse(""), Err(TemplateError::Empty));
     }

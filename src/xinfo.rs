@@ -19,7 +19,10 @@ pub struct ParseError {
 }
 
 fn err(what: &'static str, detail: impl Into<String>) -> ParseError {
-    ParseError { what, detail: detail.into() }
+    ParseError {
+        what,
+        detail: detail.into(),
+    }
 }
 
 /// A field map of one reply element.
@@ -28,7 +31,10 @@ fn fields<'a>(what: &'static str, v: &'a Value) -> Result<HashMap<String, &'a Va
     match v {
         Value::Map(pairs) => {
             for (k, val) in pairs {
-                m.insert(text(k).ok_or_else(|| err(what, "non-text field name"))?, val);
+                m.insert(
+                    text(k).ok_or_else(|| err(what, "non-text field name"))?,
+                    val,
+                );
             }
         }
         Value::Array(items) => {
@@ -36,7 +42,10 @@ fn fields<'a>(what: &'static str, v: &'a Value) -> Result<HashMap<String, &'a Va
                 return Err(err(what, format!("odd number of items ({})", items.len())));
             }
             for kv in items.chunks_exact(2) {
-                m.insert(text(&kv[0]).ok_or_else(|| err(what, "non-text field name"))?, &kv[1]);
+                m.insert(
+                    text(&kv[0]).ok_or_else(|| err(what, "non-text field name"))?,
+                    &kv[1],
+                );
             }
         }
         other => return Err(err(what, format!("expected a map, found {}", kind(other)))),
@@ -73,8 +82,14 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
-fn req<'a>(what: &'static str, m: &HashMap<String, &'a Value>, k: &str) -> Result<&'a Value, ParseError> {
-    m.get(k).copied().ok_or_else(|| err(what, format!("missing field {k:?}")))
+fn req<'a>(
+    what: &'static str,
+    m: &HashMap<String, &'a Value>,
+    k: &str,
+) -> Result<&'a Value, ParseError> {
+    m.get(k)
+        .copied()
+        .ok_or_else(|| err(what, format!("missing field {k:?}")))
 }
 
 fn req_u64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<u64, ParseError> {
@@ -85,14 +100,24 @@ fn req_u64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<u
 }
 
 /// An optional integer field: absent or nil is `None`.
-fn opt_i64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<Option<i64>, ParseError> {
+fn opt_i64(
+    what: &'static str,
+    m: &HashMap<String, &Value>,
+    k: &str,
+) -> Result<Option<i64>, ParseError> {
     match m.get(k) {
         None | Some(Value::Nil) => Ok(None),
-        Some(v) => int(v).map(Some).ok_or_else(|| err(what, format!("field {k:?} is not an integer"))),
+        Some(v) => int(v)
+            .map(Some)
+            .ok_or_else(|| err(what, format!("field {k:?} is not an integer"))),
     }
 }
 
-fn opt_u64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<Option<u64>, ParseError> {
+fn opt_u64(
+    what: &'static str,
+    m: &HashMap<String, &Value>,
+    k: &str,
+) -> Result<Option<u64>, ParseError> {
     opt_i64(what, m, k)?
         .map(|i| u64::try_from(i).map_err(|_| err(what, format!("field {k:?} is negative"))))
         .transpose()
@@ -118,7 +143,10 @@ pub fn stream_info(v: &Value) -> Result<StreamInfo, ParseError> {
 fn items<'a>(what: &'static str, v: &'a Value) -> Result<&'a [Value], ParseError> {
     match v {
         Value::Array(a) | Value::Set(a) => Ok(a),
-        other => Err(err(what, format!("expected an array, found {}", kind(other)))),
+        other => Err(err(
+            what,
+            format!("expected an array, found {}", kind(other)),
+        )),
     }
 }
 
@@ -167,9 +195,15 @@ pub fn pending_entries(v: &Value) -> Result<Vec<PendingEntry>, ParseError> {
                 return Err(err(W, format!("entry of {} items, expected 4", f.len())));
             }
             let n = |v: &Value, k: &str| {
-                int(v).and_then(|i| u64::try_from(i).ok()).ok_or_else(|| err(W, format!("{k} is not a count")))
+                int(v)
+                    .and_then(|i| u64::try_from(i).ok())
+                    .ok_or_else(|| err(W, format!("{k} is not a count")))
             };
-            Ok(PendingEntry { id: id(W, &f[0])?, idle_ms: n(&f[2], "idle")?, deliveries: n(&f[3], "deliveries")? })
+            Ok(PendingEntry {
+                id: id(W, &f[0])?,
+                idle_ms: n(&f[2], "idle")?,
+                deliveries: n(&f[3], "deliveries")?,
+            })
         })
         .collect()
 }
@@ -188,7 +222,11 @@ mod tests {
 
     #[test]
     fn consumers_7_0_and_7_2() {
-        let v70 = Value::Array(vec![flat(&[("name", b("a-1")), ("pending", Value::Int(3)), ("idle", Value::Int(11776068))])]);
+        let v70 = Value::Array(vec![flat(&[
+            ("name", b("a-1")),
+            ("pending", Value::Int(3)),
+            ("idle", Value::Int(11776068)),
+        ])]);
         let c = consumers(&v70).unwrap();
         assert_eq!(c[0].inactive_ms, None);
         assert_eq!(c[0].idle_ms, 11776068);
@@ -217,9 +255,17 @@ mod tests {
             Value::Array(vec![flat(&p)])
         };
         assert_eq!(groups(&g(Some(Value::Int(4)))).unwrap()[0].lag, Some(4));
-        assert_eq!(groups(&g(Some(Value::Nil))).unwrap()[0].lag, None, "7.0+: null lag");
+        assert_eq!(
+            groups(&g(Some(Value::Nil))).unwrap()[0].lag,
+            None,
+            "7.0+: null lag"
+        );
         let six = groups(&g(None)).unwrap();
-        assert_eq!((six[0].lag, six[0].entries_read), (None, None), "6.2 has neither field");
+        assert_eq!(
+            (six[0].lag, six[0].entries_read),
+            (None, None),
+            "6.2 has neither field"
+        );
         assert_eq!(six[0].last_delivered_id.to_string(), "1700000000000-3");
     }
 
@@ -232,8 +278,16 @@ mod tests {
             ("entries-added", Value::Int(12)),
         ]);
         let s = stream_info(&s).unwrap();
-        assert_eq!((s.length, s.last_generated_id.to_string(), s.entries_added), (10, "5-1".into(), Some(12)));
-        let p = Value::Array(vec![Value::Array(vec![b("5-0"), b("c"), Value::Int(90000), Value::Int(2)])]);
+        assert_eq!(
+            (s.length, s.last_generated_id.to_string(), s.entries_added),
+            (10, "5-1".into(), Some(12))
+        );
+        let p = Value::Array(vec![Value::Array(vec![
+            b("5-0"),
+            b("c"),
+            Value::Int(90000),
+            Value::Int(2),
+        ])]);
         let p = pending_entries(&p).unwrap();
         assert_eq!((p[0].idle_ms, p[0].deliveries), (90000, 2));
     }
@@ -244,15 +298,30 @@ mod tests {
             Value::Nil,
             Value::Int(3),
             Value::Array(vec![b("name")]),
-            Value::Array(vec![Value::Array(vec![b("name"), Value::Int(1), b("pending")])]),
-            Value::Array(vec![flat(&[("name", b("x")), ("pending", Value::Int(-1)), ("idle", Value::Int(0))])]),
-            Value::Array(vec![flat(&[("name", b("x")), ("pending", b("lots")), ("idle", Value::Int(0))])]),
+            Value::Array(vec![Value::Array(vec![
+                b("name"),
+                Value::Int(1),
+                b("pending"),
+            ])]),
+            Value::Array(vec![flat(&[
+                ("name", b("x")),
+                ("pending", Value::Int(-1)),
+                ("idle", Value::Int(0)),
+            ])]),
+            Value::Array(vec![flat(&[
+                ("name", b("x")),
+                ("pending", b("lots")),
+                ("idle", Value::Int(0)),
+            ])]),
         ];
         for v in &bad {
             assert!(consumers(v).is_err(), "{v:?}");
             assert!(groups(v).is_err(), "{v:?}");
             assert!(stream_info(v).is_err(), "{v:?}");
-            assert!(pending_entries(v).is_err() || matches!(v, Value::Array(a) if a.is_empty()), "{v:?}");
+            assert!(
+                pending_entries(v).is_err() || matches!(v, Value::Array(a) if a.is_empty()),
+                "{v:?}"
+            );
         }
     }
 }

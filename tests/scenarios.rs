@@ -18,11 +18,19 @@ macro_rules! on_both {
             use super::*;
             #[test]
             fn redis70() {
-                in_harness(concat!(stringify!($name), "::redis70"), Server::Redis70, super::$name);
+                in_harness(
+                    concat!(stringify!($name), "::redis70"),
+                    Server::Redis70,
+                    super::$name,
+                );
             }
             #[test]
             fn valkey8() {
-                in_harness(concat!(stringify!($name), "::valkey8"), Server::Valkey8, super::$name);
+                in_harness(
+                    concat!(stringify!($name), "::valkey8"),
+                    Server::Valkey8,
+                    super::$name,
+                );
             }
         }
     };
@@ -34,7 +42,11 @@ macro_rules! on_redis70 {
             use super::*;
             #[test]
             fn redis70() {
-                in_harness(concat!(stringify!($name), "::redis70"), Server::Redis70, super::$name);
+                in_harness(
+                    concat!(stringify!($name), "::redis70"),
+                    Server::Redis70,
+                    super::$name,
+                );
             }
         }
     };
@@ -74,7 +86,10 @@ fn hung_consumer_is_restarted(env: &mut Env) {
     env.xadd(1, 40);
     // Let it take a batch (it holds entries in flight), then hang it with work waiting.
     let me = env.consumer_name(PREFIX, pid1);
-    assert!(wait_until(Duration::from_secs(10), || env.consumers().get(&me).is_some_and(|c| c.0 > 0)));
+    assert!(wait_until(Duration::from_secs(10), || env
+        .consumers()
+        .get(&me)
+        .is_some_and(|c| c.0 > 0)));
     kill("STOP", pid1);
     let stopped = Instant::now();
     env.xadd(41, 20);
@@ -89,16 +104,30 @@ fn hung_consumer_is_restarted(env: &mut Env) {
         tail(&agent.log(), 60)
     );
     let latency = stopped.elapsed();
-    println!("MEASURE scenario1 {:?} detection_latency_ms={} bound_ms={}", env.server(), latency.as_millis(), bound.as_millis());
-    assert!(latency <= bound, "restart took {latency:?}, bound {bound:?}");
+    println!(
+        "MEASURE scenario1 {:?} detection_latency_ms={} bound_ms={}",
+        env.server(),
+        latency.as_millis(),
+        bound.as_millis()
+    );
+    assert!(
+        latency <= bound,
+        "restart took {latency:?}, bound {bound:?}"
+    );
     let pid2 = main_pid(UNIT);
-    assert!(agent.log().contains("restarting quantum-execution.service"), "{}", agent.log());
+    assert!(
+        agent.log().contains("restarting quantum-execution.service"),
+        "{}",
+        agent.log()
+    );
     // The old consumer's entries are handed to the new consumer, then it is deleted.
     let new = env.consumer_name(PREFIX, pid2);
     assert!(
         wait_until(Duration::from_secs(20), || {
             let c = env.consumers();
-            !c.contains_key(&me) && env.group_pending() == 0 && env.acked(UNIT).keys().filter(|n| **n <= 60).count() == 60
+            !c.contains_key(&me)
+                && env.group_pending() == 0
+                && env.acked(UNIT).keys().filter(|n| **n <= 60).count() == 60
         }),
         "consumers {:?}, pending {}, acked {}; agent log:\n{}",
         env.consumers(),
@@ -110,8 +139,16 @@ fn hung_consumer_is_restarted(env: &mut Env) {
     // Every message acknowledged; duplicates (recorded, then killed before XACK) are counted.
     let acked = env.acked(UNIT);
     let dups: u32 = acked.values().map(|c| c - 1).sum();
-    println!("MEASURE scenario1 {:?} messages=60 acked={} duplicates={dups}", env.server(), acked.keys().filter(|n| **n <= 60).count());
-    assert!(agent.log().contains("action=handoff") || agent.log().contains("claimed"), "{}", agent.log());
+    println!(
+        "MEASURE scenario1 {:?} messages=60 acked={} duplicates={dups}",
+        env.server(),
+        acked.keys().filter(|n| **n <= 60).count()
+    );
+    assert!(
+        agent.log().contains("action=handoff") || agent.log().contains("claimed"),
+        "{}",
+        agent.log()
+    );
 }
 on_both!(hung_consumer_is_restarted);
 
@@ -120,17 +157,27 @@ fn idle_consumer_is_left_alone(env: &mut Env) {
     // Rereading its own pending list resets `idle` on 7.0; this one only blocks on new entries.
     let pid = started_consumer_with(env, &[("QW_PEL_EVERY_MS", "600000")]);
     env.xadd(1, 5);
-    assert!(wait_until(Duration::from_secs(10), || env.group_pending() == 0 && env.acked(UNIT).len() >= 5));
+    assert!(wait_until(Duration::from_secs(10), || env.group_pending()
+        == 0
+        && env.acked(UNIT).len() >= 5));
     let mut agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
     // Cross hung_after (4s) twice, and then some.
     std::thread::sleep(Duration::from_secs(11));
-    assert_eq!(main_pid(UNIT), pid, "restarted an idle consumer:\n{}", agent.log());
+    assert_eq!(
+        main_pid(UNIT),
+        pid,
+        "restarted an idle consumer:\n{}",
+        agent.log()
+    );
     assert!(!agent.log().contains("restarting"), "{}", agent.log());
     let (st, rc) = env.status();
     assert_eq!(rc, 0, "{st:#}");
     assert_eq!(st["units"][0]["verdict"], "healthy", "{st:#}");
     let idle = st["units"][0]["bindings"][0]["idle_ms"].as_u64().unwrap();
-    println!("MEASURE scenario2 {:?} idle_ms={idle} verdict=healthy", env.server());
+    println!(
+        "MEASURE scenario2 {:?} idle_ms={idle} verdict=healthy",
+        env.server()
+    );
     if env.server() == Server::Redis70 {
         assert!(idle > 8000, "on 7.0 a blocked reader's idle grows: {idle}");
     }
@@ -146,12 +193,22 @@ fn observe_mode_changes_nothing(env: &mut Env) {
     env.xadd(1, 10);
     let before = env.consumers();
     let agent = env.agent(&env.config("observe", &[(UNIT, PREFIX)], ""));
-    assert!(agent.wait_log("would restart quantum-execution.service", Duration::from_secs(15)), "{}", agent.log());
+    assert!(
+        agent.wait_log(
+            "would restart quantum-execution.service",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        agent.log()
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(main_pid(UNIT), pid);
     assert_eq!(show(UNIT, "ActiveState"), "active");
     let after = env.consumers();
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
     assert_eq!(before[&me].0, after[&me].0, "pending unchanged");
     let (st, rc) = env.status();
     assert_eq!(rc, 2, "hung is critical: {st:#}");
@@ -172,7 +229,9 @@ fn dead_consumer_is_handed_off(env: &mut Env) {
     wait_consumer(env, pid);
     let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
     assert!(
-        wait_until(Duration::from_secs(30), || !env.consumers().contains_key(&dead)),
+        wait_until(Duration::from_secs(30), || !env
+            .consumers()
+            .contains_key(&dead)),
         "dead consumer still there: {:?}\n{}",
         env.consumers(),
         tail(&agent.log(), 40)
@@ -183,11 +242,26 @@ fn dead_consumer_is_handed_off(env: &mut Env) {
         env.group_pending()
     );
     let acked = env.acked(UNIT);
-    let missing: Vec<u64> = (1..=10_000).filter(|n| !acked.contains_key(n)).take(10).collect();
+    let missing: Vec<u64> = (1..=10_000)
+        .filter(|n| !acked.contains_key(n))
+        .take(10)
+        .collect();
     assert!(missing.is_empty(), "lost: {missing:?}");
     let log = agent.log();
-    let line = log.lines().find(|l| l.contains("claimed 10000")).unwrap_or_else(|| panic!("{log}"));
-    println!("MEASURE scenario4 {:?} {}", env.server(), line.split("claimed").nth(1).unwrap_or("").split(';').next().unwrap_or(""));
+    let line = log
+        .lines()
+        .find(|l| l.contains("claimed 10000"))
+        .unwrap_or_else(|| panic!("{log}"));
+    println!(
+        "MEASURE scenario4 {:?} {}",
+        env.server(),
+        line.split("claimed")
+            .nth(1)
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+    );
     assert_eq!(main_pid(UNIT), pid, "a handoff is no reason to restart");
 }
 on_both!(dead_consumer_is_handed_off);
@@ -197,7 +271,13 @@ fn zombies_of_unknown_liveness(env: &mut Env) {
     let pid = started_consumer(env, "0");
     assert!(wait_until(Duration::from_secs(10), || env.group_pending() == 0));
     let mut c = env.redis.conn();
-    let _: i64 = redis::cmd("XGROUP").arg("CREATECONSUMER").arg(STREAM).arg(GROUP).arg("execution-otherhost-4242").query(&mut c).unwrap();
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("execution-otherhost-4242")
+        .query(&mut c)
+        .unwrap();
     // A consumer of unknown liveness holding entries: stop ours so it can take them.
     assert_eq!(systemctl(&["stop", UNIT]).0, 0);
     env.xadd(1, 3);
@@ -207,14 +287,20 @@ fn zombies_of_unknown_liveness(env: &mut Env) {
     assert_ne!(pid, pid2);
     let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
     assert!(
-        wait_until(Duration::from_secs(15), || !env.consumers().contains_key("execution-otherhost-4242")),
+        wait_until(Duration::from_secs(15), || !env
+            .consumers()
+            .contains_key("execution-otherhost-4242")),
         "{:?}\n{}",
         env.consumers(),
         agent.log()
     );
     std::thread::sleep(Duration::from_secs(3));
     let cs = env.consumers();
-    assert_eq!(cs.get("recover-1234").map(|c| c.0), Some(3), "kept with its entries: {cs:?}");
+    assert_eq!(
+        cs.get("recover-1234").map(|c| c.0),
+        Some(3),
+        "kept with its entries: {cs:?}"
+    );
     // The previous PID's consumer (holding nothing) is dead and gone.
     assert!(!cs.contains_key(&env.consumer_name(PREFIX, pid)), "{cs:?}");
     let (st, rc) = env.status();
@@ -228,7 +314,9 @@ fn restart_budget_is_respected(env: &mut Env) {
     env.create_group();
     env.start(UNIT);
     env.xadd(1, 5);
-    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "").replace("max = 3", "max = 2");
+    let cfg = env
+        .config("enforce", &[(UNIT, PREFIX)], "")
+        .replace("max = 3", "max = 2");
     let agent = env.agent(&cfg);
     let mut pids = BTreeSet::new();
     let end = Instant::now() + Duration::from_secs(40);
@@ -245,8 +333,19 @@ fn restart_budget_is_respected(env: &mut Env) {
     assert!(agent.log().contains("-> gave-up"), "{}", agent.log());
     std::thread::sleep(Duration::from_secs(8));
     pids.insert(main_pid(UNIT));
-    assert_eq!(pids.len(), 3, "the first PID and two restarts: {pids:?}\n{}", agent.log());
-    assert_eq!(agent.log().matches("restarting quantum-execution.service").count(), 2);
+    assert_eq!(
+        pids.len(),
+        3,
+        "the first PID and two restarts: {pids:?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent
+            .log()
+            .matches("restarting quantum-execution.service")
+            .count(),
+        2
+    );
     let (st, rc) = env.status();
     assert_eq!(rc, 2, "{st:#}");
     assert_eq!(st["units"][0]["verdict"], "gave-up", "{st:#}");
@@ -260,18 +359,37 @@ fn redis_outage_means_no_action(env: &mut Env) {
     env.redis.spawn();
     let pid = started_consumer(env, "0");
     let mut agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
-    assert!(agent.wait_log("-> healthy", Duration::from_secs(10)), "{}", agent.log());
+    assert!(
+        agent.wait_log("-> healthy", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
     env.redis.stop();
-    assert!(agent.wait_log("reporting unknown, taking no action", Duration::from_secs(10)), "{}", agent.log());
+    assert!(
+        agent.wait_log(
+            "reporting unknown, taking no action",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        agent.log()
+    );
     let (st, rc) = env.status();
     assert_eq!(rc, 3, "{st:#}");
     std::thread::sleep(Duration::from_secs(6));
     assert!(agent.alive(), "the agent survives an outage");
     assert_eq!(main_pid(UNIT), pid, "no action on what cannot be seen");
     env.redis.spawn();
-    assert!(agent.wait_log("redis: reachable again", Duration::from_secs(40)), "{}", agent.log());
+    assert!(
+        agent.wait_log("redis: reachable again", Duration::from_secs(40)),
+        "{}",
+        agent.log()
+    );
     env.xadd(1, 5);
-    assert!(wait_until(Duration::from_secs(20), || env.status().1 == 0), "{:#}", env.status().0);
+    assert!(
+        wait_until(Duration::from_secs(20), || env.status().1 == 0),
+        "{:#}",
+        env.status().0
+    );
     assert!(agent.alive());
     assert!(!agent.log().contains("restarting"), "{}", agent.log());
 }
@@ -292,18 +410,32 @@ fn agent_under_systemd_watchdog(env: &mut Env) {
     let t = Instant::now();
     let (rc, out) = systemctl(&["start", "quantum-watchdog.service"]);
     assert_eq!(rc, 0, "{out}");
-    println!("MEASURE scenario9 ready_after_ms={}", t.elapsed().as_millis());
+    println!(
+        "MEASURE scenario9 ready_after_ms={}",
+        t.elapsed().as_millis()
+    );
     let (_, st) = systemctl(&["status", "quantum-watchdog.service"]);
     assert!(st.contains("Status: \"enforce:"), "{st}");
     assert!(st.contains("active (running)"), "{st}");
     let pid = main_pid("quantum-watchdog.service");
     // It never judges itself, though its name matches quantum-*.service.
     let (js, _) = env.status();
-    assert!(js["units"].as_array().unwrap().iter().all(|u| u["unit"] != "quantum-watchdog.service"), "{js:#}");
+    assert!(
+        js["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["unit"] != "quantum-watchdog.service"),
+        "{js:#}"
+    );
     // Redis unresponsive: every call times out, cycles still complete, pings go on.
     let mut c = env.redis.conn();
     let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(6).query(&mut c);
-    assert_eq!(main_pid("quantum-watchdog.service"), pid, "restarted for a Redis stall");
+    assert_eq!(
+        main_pid("quantum-watchdog.service"),
+        pid,
+        "restarted for a Redis stall"
+    );
     assert_eq!(show("quantum-watchdog.service", "NRestarts"), "0");
     // Reload keeps it running.
     assert_eq!(systemctl(&["reload", "quantum-watchdog.service"]).0, 0);
@@ -337,20 +469,48 @@ fn journal_fields_find_restarts(env: &mut Env) {
     assert_eq!(systemctl(&["start", "quantum-watchdog.service"]).0, 0);
     kill("STOP", pid1);
     env.xadd(1, 5);
-    assert!(wait_until(Duration::from_secs(15), || main_pid(UNIT) != pid1), "not restarted");
-    let journal = || sh(std::process::Command::new("journalctl").args(["--no-pager", "-o", "verbose", "ACTION=restart"])).1;
-    assert!(wait_until(Duration::from_secs(5), || journal().contains("UNIT=quantum-execution.service")), "{}", journal());
+    assert!(
+        wait_until(Duration::from_secs(15), || main_pid(UNIT) != pid1),
+        "not restarted"
+    );
+    let journal = || {
+        sh(std::process::Command::new("journalctl").args([
+            "--no-pager",
+            "-o",
+            "verbose",
+            "ACTION=restart",
+        ]))
+        .1
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || journal()
+            .contains("UNIT=quantum-execution.service")),
+        "{}",
+        journal()
+    );
     let j = journal();
     assert!(j.contains("REASON=consumer execution-"), "{j}");
     assert!(j.contains("SYSLOG_IDENTIFIER=quantum-watchdog"), "{j}");
     // Verdict changes are findable the same way.
-    let v = sh(std::process::Command::new("journalctl").args(["--no-pager", "-o", "cat", "ACTION=verdict", "VERDICT=hung"])).1;
+    let v = sh(std::process::Command::new("journalctl").args([
+        "--no-pager",
+        "-o",
+        "cat",
+        "ACTION=verdict",
+        "VERDICT=hung",
+    ]))
+    .1;
     assert!(v.contains("-> hung"), "{v}");
 }
 mod journal_fields_find_restarts {
     use super::*;
     #[test]
     fn redis70() {
-        in_harness_with("journal_fields_find_restarts::redis70", Server::Redis70, true, super::journal_fields_find_restarts);
+        in_harness_with(
+            "journal_fields_find_restarts::redis70",
+            Server::Redis70,
+            true,
+            super::journal_fields_find_restarts,
+        );
     }
 }

@@ -48,7 +48,12 @@ fn unit(pid: u32, active_since: u64) -> UnitState {
 }
 
 fn consumer(name: &str, pending: u64, idle_s: u64, inactive: Option<i64>) -> ConsumerInfo {
-    ConsumerInfo { name: name.into(), pending, idle_ms: idle_s * 1000, inactive_ms: inactive }
+    ConsumerInfo {
+        name: name.into(),
+        pending,
+        idle_ms: idle_s * 1000,
+        inactive_ms: inactive,
+    }
 }
 
 fn me(pid: u32) -> String {
@@ -58,12 +63,19 @@ fn me(pid: u32) -> String {
 fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
     let pending = consumers.iter().map(|c| c.pending).sum();
     GroupData {
-        stream: StreamInfo { length: 100, last_generated_id: StreamId { ms: 100, seq: 0 }, entries_added: Some(100) },
+        stream: StreamInfo {
+            length: 100,
+            last_generated_id: StreamId { ms: 100, seq: 0 },
+            entries_added: Some(100),
+        },
         group: GroupInfo {
             name: GROUP.into(),
             consumers: consumers.len() as u64,
             pending,
-            last_delivered_id: StreamId { ms: 100 - lag.unwrap_or(10), seq: 0 },
+            last_delivered_id: StreamId {
+                ms: 100 - lag.unwrap_or(10),
+                seq: 0,
+            },
             entries_read: Some(100),
             lag,
         },
@@ -73,7 +85,13 @@ fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
 
 fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntry>) -> Snapshot {
     let mut groups = BTreeMap::new();
-    groups.insert(GroupKey { stream: STREAM.into(), group: GROUP.into() }, Ok(g));
+    groups.insert(
+        GroupKey {
+            stream: STREAM.into(),
+            group: GROUP.into(),
+        },
+        Ok(g),
+    );
     let mut st = BTreeMap::new();
     st.insert(0, stale);
     Snapshot {
@@ -87,11 +105,18 @@ fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntr
 }
 
 fn stale_entry(idle_s: u64) -> Option<PendingEntry> {
-    Some(PendingEntry { id: StreamId { ms: 5, seq: 0 }, idle_ms: idle_s * 1000, deliveries: 1 })
+    Some(PendingEntry {
+        id: StreamId { ms: 5, seq: 0 },
+        idle_ms: idle_s * 1000,
+        deliveries: 1,
+    })
 }
 
 fn restarts(d: &Decision) -> usize {
-    d.actions.iter().filter(|a| matches!(a, Action::Restart { .. })).count()
+    d.actions
+        .iter()
+        .filter(|a| matches!(a, Action::Restart { .. }))
+        .count()
 }
 
 /// One cycle, many cases: (name, snapshot, expected verdict, expected restart after `confirm` cycles).
@@ -105,98 +130,185 @@ fn verdict_table() {
         (
             "idle for hours with no work waiting is healthy (7.0)",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 36000, v70)]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 0, 36000, v70)]),
+                None,
+            ),
             Verdict::Healthy,
             false,
         ),
         (
             "idle for hours with no work waiting is healthy (7.2+)",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 36000, Some(36_000_000))]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 0, 36000, Some(36_000_000))]),
+                None,
+            ),
             Verdict::Healthy,
             false,
         ),
         (
             "work waiting and consumer idle past hung_after: hung",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 61, v70)]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(3), vec![consumer(&me(10), 3, 61, v70)]),
+                None,
+            ),
             Verdict::Hung,
             true,
         ),
         (
             "work waiting, consumer idle below hung_after: healthy",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 59, v70)]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(3), vec![consumer(&me(10), 3, 59, v70)]),
+                None,
+            ),
             Verdict::Healthy,
             false,
         ),
         (
             "null lag, last delivered behind the stream: work waiting",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(None, vec![consumer(&me(10), 0, 120, v70)]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(None, vec![consumer(&me(10), 0, 120, v70)]),
+                None,
+            ),
             Verdict::Hung,
             true,
         ),
         (
             "within startup grace nothing is judged",
             cfg(""),
-            snap(now, vec![unit(10, now - 10 * S)], group(Some(3), vec![consumer(&me(10), 3, 600, v70)]), None),
+            snap(
+                now,
+                vec![unit(10, now - 10 * S)],
+                group(Some(3), vec![consumer(&me(10), 3, 600, v70)]),
+                None,
+            ),
             Verdict::Starting,
             false,
         ),
         (
             "stale pending on 7.0: a warning, no restart",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 1709, 7200, v70)]), stale_entry(7200)),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 1709, 7200, v70)]),
+                stale_entry(7200),
+            ),
             Verdict::StalePending,
             false,
         ),
         (
             "stale pending, opted in: restart",
             cfg("restart_on_stale_pending = true"),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 7200, v70)]), stale_entry(7200)),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 3, 7200, v70)]),
+                stale_entry(7200),
+            ),
             Verdict::StalePending,
             true,
         ),
         (
             "stale pending on 7.2+ but the consumer still reads: warning",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 1, Some(7_200_000))]), stale_entry(7200)),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 3, 1, Some(7_200_000))]),
+                stale_entry(7200),
+            ),
             Verdict::StalePending,
             false,
         ),
         (
             "stale pending on 7.2+ and no read attempt for hung_after: hung (the router of the seeds)",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 11776, Some(11_776_068))]), stale_entry(11776)),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 3, 11776, Some(11_776_068))]),
+                stale_entry(11776),
+            ),
             Verdict::Hung,
             true,
         ),
         (
             "pending but none stale: healthy",
             cfg(""),
-            snap(now, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 3, 5, v72)]), None),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 3, 5, v72)]),
+                None,
+            ),
             Verdict::Healthy,
             false,
         ),
         (
             "failed unit",
             cfg(""),
-            snap(now, vec![UnitState { active_state: "failed".into(), sub_state: "failed".into(), main_pid: 0, result: "exit-code".into(), ..unit(0, since) }], group(Some(0), vec![]), None),
+            snap(
+                now,
+                vec![UnitState {
+                    active_state: "failed".into(),
+                    sub_state: "failed".into(),
+                    main_pid: 0,
+                    result: "exit-code".into(),
+                    ..unit(0, since)
+                }],
+                group(Some(0), vec![]),
+                None,
+            ),
             Verdict::Failed,
             false,
         ),
         (
             "start-limit-hit is reported",
             cfg(""),
-            snap(now, vec![UnitState { active_state: "failed".into(), sub_state: "failed".into(), main_pid: 0, result: "start-limit-hit".into(), ..unit(0, since) }], group(Some(5), vec![]), None),
+            snap(
+                now,
+                vec![UnitState {
+                    active_state: "failed".into(),
+                    sub_state: "failed".into(),
+                    main_pid: 0,
+                    result: "start-limit-hit".into(),
+                    ..unit(0, since)
+                }],
+                group(Some(5), vec![]),
+                None,
+            ),
             Verdict::StartLimitHit,
             false,
         ),
         (
             "stopped unit",
             cfg(""),
-            snap(now, vec![UnitState { active_state: "inactive".into(), sub_state: "dead".into(), main_pid: 0, ..unit(0, since) }], group(Some(5), vec![]), None),
+            snap(
+                now,
+                vec![UnitState {
+                    active_state: "inactive".into(),
+                    sub_state: "dead".into(),
+                    main_pid: 0,
+                    ..unit(0, since)
+                }],
+                group(Some(5), vec![]),
+                None,
+            ),
             Verdict::Inactive,
             false,
         ),
@@ -210,7 +322,17 @@ fn verdict_table() {
         (
             "activating unit",
             cfg(""),
-            snap(now, vec![UnitState { active_state: "activating".into(), sub_state: "start-pre".into(), main_pid: 0, ..unit(0, since) }], group(Some(5), vec![]), None),
+            snap(
+                now,
+                vec![UnitState {
+                    active_state: "activating".into(),
+                    sub_state: "start-pre".into(),
+                    main_pid: 0,
+                    ..unit(0, since)
+                }],
+                group(Some(5), vec![]),
+                None,
+            ),
             Verdict::Starting,
             false,
         ),
@@ -218,11 +340,30 @@ fn verdict_table() {
     for (name, cfg, snap, want, restart) in cases {
         let mut mem = Memory::default();
         let d1 = decide(&cfg, &snap, &mut mem);
-        let u = d1.units.iter().find(|u| u.unit == UNIT).unwrap_or_else(|| panic!("{name}: no report"));
+        let u = d1
+            .units
+            .iter()
+            .find(|u| u.unit == UNIT)
+            .unwrap_or_else(|| panic!("{name}: no report"));
         assert_eq!(u.verdict, want, "{name}: {}", u.reason);
-        assert_eq!(restarts(&d1), 0, "{name}: confirm=2 means no restart on the first cycle");
-        let d2 = decide(&cfg, &Snapshot { now_usec: snap.now_usec + 5 * S, ..snap.clone() }, &mut mem);
-        assert_eq!(restarts(&d2), usize::from(restart), "{name}: restart on the second cycle? {d2:#?}");
+        assert_eq!(
+            restarts(&d1),
+            0,
+            "{name}: confirm=2 means no restart on the first cycle"
+        );
+        let d2 = decide(
+            &cfg,
+            &Snapshot {
+                now_usec: snap.now_usec + 5 * S,
+                ..snap.clone()
+            },
+            &mut mem,
+        );
+        assert_eq!(
+            restarts(&d2),
+            usize::from(restart),
+            "{name}: restart on the second cycle? {d2:#?}"
+        );
         // The severity table: an idle healthy consumer never raises anything.
         if want == Verdict::Healthy {
             assert_eq!(d2.severity(), Severity::Ok, "{name}");
@@ -237,12 +378,22 @@ fn not_consuming_needs_work_to_wait_hung_after() {
     let mut mem = Memory::default();
     // Work waits, the unit's consumer never appears (only an old one of another host is there).
     let mk = |now| snap(now, vec![unit(10, since)], group(Some(4), vec![]), None);
-    for (t, want) in [(0, Verdict::Healthy), (30, Verdict::Healthy), (59, Verdict::Healthy), (60, Verdict::Hung), (65, Verdict::Hung)] {
+    for (t, want) in [
+        (0, Verdict::Healthy),
+        (30, Verdict::Healthy),
+        (59, Verdict::Healthy),
+        (60, Verdict::Hung),
+        (65, Verdict::Hung),
+    ] {
         let d = decide(&c, &mk(T0 + t * S), &mut mem);
         assert_eq!(d.units[0].verdict, want, "at +{t}s: {}", d.units[0].reason);
         if t == 65 {
             assert_eq!(restarts(&d), 1);
-            assert!(d.units[0].reason.contains("not consuming"), "{}", d.units[0].reason);
+            assert!(
+                d.units[0].reason.contains("not consuming"),
+                "{}",
+                d.units[0].reason
+            );
         }
     }
 }
@@ -252,7 +403,14 @@ fn restart_budget_then_gave_up_then_window_frees() {
     let c = cfg("");
     let since = T0 - 3600 * S;
     let mut mem = Memory::default();
-    let hung = |now| snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None)]), None);
+    let hung = |now| {
+        snap(
+            now,
+            vec![unit(10, since)],
+            group(Some(3), vec![consumer(&me(10), 3, 600, None)]),
+            None,
+        )
+    };
     let mut t = T0;
     let mut issued = 0;
     for _ in 0..40 {
@@ -283,7 +441,14 @@ fn no_restart_while_one_is_in_flight_nor_within_grace_of_it() {
     let c = cfg("");
     let since = T0 - 3600 * S;
     let mut mem = Memory::default();
-    let hung = |now| snap(now, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None)]), None);
+    let hung = |now| {
+        snap(
+            now,
+            vec![unit(10, since)],
+            group(Some(3), vec![consumer(&me(10), 3, 600, None)]),
+            None,
+        )
+    };
     decide(&c, &hung(T0), &mut mem);
     let d = decide(&c, &hung(T0 + 5 * S), &mut mem);
     assert_eq!(restarts(&d), 1);
@@ -292,7 +457,11 @@ fn no_restart_while_one_is_in_flight_nor_within_grace_of_it() {
     for k in 2..7 {
         let d = decide(&c, &hung(T0 + k * 5 * S), &mut mem);
         assert_eq!(restarts(&d), 0, "cycle {k}");
-        assert_eq!(d.units[0].verdict, Verdict::Starting, "grace after our own restart");
+        assert_eq!(
+            d.units[0].verdict,
+            Verdict::Starting,
+            "grace after our own restart"
+        );
     }
     // Past grace but the job never finished: still nothing.
     let d1 = decide(&c, &hung(T0 + 60 * S), &mut mem);
@@ -305,7 +474,18 @@ fn no_restart_while_one_is_in_flight_nor_within_grace_of_it() {
 fn unreachable_redis_or_systemd_means_no_action() {
     let c = cfg("");
     let since = T0 - 3600 * S;
-    let mut s = snap(T0, vec![unit(10, since)], group(Some(3), vec![consumer(&me(10), 3, 600, None), consumer(&me(77), 5, 600, None)]), None);
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(
+            Some(3),
+            vec![
+                consumer(&me(10), 3, 600, None),
+                consumer(&me(77), 5, 600, None),
+            ],
+        ),
+        None,
+    );
     s.live_pids.insert(77, false);
     let mut mem = Memory::default();
     let mut no_redis = s.clone();
@@ -345,9 +525,26 @@ consumer = "router"
         ),
     )])
     .unwrap();
-    let mut s = snap(T0, vec![unit(10, T0 - 3600 * S), UnitState { name: "quantum-router.service".into(), ..unit(11, T0 - 3600 * S) }], group(Some(0), vec![]), None);
+    let mut s = snap(
+        T0,
+        vec![
+            unit(10, T0 - 3600 * S),
+            UnitState {
+                name: "quantum-router.service".into(),
+                ..unit(11, T0 - 3600 * S)
+            },
+        ],
+        group(Some(0), vec![]),
+        None,
+    );
     if let Ok(r) = &mut s.redis {
-        r.groups.insert(GroupKey { stream: "missing".into(), group: "g".into() }, Err("NOGROUP no such key".into()));
+        r.groups.insert(
+            GroupKey {
+                stream: "missing".into(),
+                group: "g".into(),
+            },
+            Err("NOGROUP no such key".into()),
+        );
     }
     let d = decide(&c, &s, &mut Memory::default());
     let by = |n: &str| d.units.iter().find(|u| u.unit == n).unwrap();
@@ -370,7 +567,11 @@ fn deletes(d: &Decision) -> Vec<(String, u64)> {
     d.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Delete { consumer, min_idle_ms, .. } => Some((consumer.clone(), *min_idle_ms)),
+            Action::Delete {
+                consumer,
+                min_idle_ms,
+                ..
+            } => Some((consumer.clone(), *min_idle_ms)),
             _ => None,
         })
         .collect()
@@ -383,14 +584,29 @@ fn dead_consumers_are_handed_off_then_deleted() {
     let mut s = snap(
         T0,
         vec![unit(10, since)],
-        group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(3493769), 1775, 36000, None), consumer(&me(555), 0, 1, None)]),
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 1, None),
+                consumer(&me(3493769), 1775, 36000, None),
+                consumer(&me(555), 0, 1, None),
+            ],
+        ),
         None,
     );
     s.live_pids.insert(3493769, false);
     s.live_pids.insert(555, false);
     let d = decide(&c, &s, &mut Memory::default());
-    assert_eq!(claim_targets(&d), vec![(me(3493769), me(10))], "only the dead one's entries, to the live consumer");
-    assert_eq!(deletes(&d), vec![(me(555), 0)], "an empty dead consumer is deleted at once");
+    assert_eq!(
+        claim_targets(&d),
+        vec![(me(3493769), me(10))],
+        "only the dead one's entries, to the live consumer"
+    );
+    assert_eq!(
+        deletes(&d),
+        vec![(me(555), 0)],
+        "an empty dead consumer is deleted at once"
+    );
     assert_eq!(restarts(&d), 0);
 }
 
@@ -399,10 +615,25 @@ fn handoff_waits_for_a_live_consumer() {
     let c = cfg("");
     let since = T0 - 3600 * S;
     for u in [
-        UnitState { active_state: "activating".into(), sub_state: "start-pre".into(), main_pid: 0, ..unit(0, since) },
-        UnitState { active_state: "inactive".into(), sub_state: "dead".into(), main_pid: 0, ..unit(0, since) },
+        UnitState {
+            active_state: "activating".into(),
+            sub_state: "start-pre".into(),
+            main_pid: 0,
+            ..unit(0, since)
+        },
+        UnitState {
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            main_pid: 0,
+            ..unit(0, since)
+        },
     ] {
-        let mut s = snap(T0, vec![u], group(Some(0), vec![consumer(&me(66), 12, 100, None)]), None);
+        let mut s = snap(
+            T0,
+            vec![u],
+            group(Some(0), vec![consumer(&me(66), 12, 100, None)]),
+            None,
+        );
         s.live_pids.insert(66, false);
         let d = decide(&c, &s, &mut Memory::default());
         assert!(d.actions.is_empty(), "{:?}", d.actions);
@@ -411,7 +642,18 @@ fn handoff_waits_for_a_live_consumer() {
         assert!(d.consumers[0].note.contains("wait for a live consumer"));
     }
     // A hung unit's consumer gets no handoff either: it is about to be restarted.
-    let mut s = snap(T0, vec![unit(10, since)], group(Some(9), vec![consumer(&me(10), 3, 600, None), consumer(&me(66), 12, 100, None)]), None);
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(
+            Some(9),
+            vec![
+                consumer(&me(10), 3, 600, None),
+                consumer(&me(66), 12, 100, None),
+            ],
+        ),
+        None,
+    );
     s.live_pids.insert(66, false);
     let mut mem = Memory::default();
     decide(&c, &s, &mut mem);
@@ -425,7 +667,19 @@ fn never_touches_a_live_consumer() {
     let c = cfg("");
     let since = T0 - 3600 * S;
     // 777 is alive (another instance, or EPERM): untouched whatever it holds or however idle.
-    let mut s = snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(777), 40, 99999, None), consumer(&me(778), 0, 99999, None)]), None);
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 1, None),
+                consumer(&me(777), 40, 99999, None),
+                consumer(&me(778), 0, 99999, None),
+            ],
+        ),
+        None,
+    );
     s.live_pids.insert(777, true);
     s.live_pids.insert(778, true);
     let d = decide(&c, &s, &mut Memory::default());
@@ -437,8 +691,25 @@ fn earlier_main_pid_is_dead_even_if_the_pid_was_reused() {
     let c = cfg("");
     let since = T0 - 3600 * S;
     let mut mem = Memory::default();
-    decide(&c, &snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None)]), None), &mut mem);
-    let mut s = snap(T0 + 5 * S, vec![unit(11, T0)], group(Some(0), vec![consumer(&me(10), 4, 1, None), consumer(&me(11), 0, 1, None)]), None);
+    decide(
+        &c,
+        &snap(
+            T0,
+            vec![unit(10, since)],
+            group(Some(0), vec![consumer(&me(10), 0, 1, None)]),
+            None,
+        ),
+        &mut mem,
+    );
+    let mut s = snap(
+        T0 + 5 * S,
+        vec![unit(11, T0)],
+        group(
+            Some(0),
+            vec![consumer(&me(10), 4, 1, None), consumer(&me(11), 0, 1, None)],
+        ),
+        None,
+    );
     s.live_pids.insert(10, true); // reused by some other process
     let d = decide(&c, &s, &mut mem);
     assert_eq!(claim_targets(&d), vec![(me(10), me(11))]);
@@ -455,28 +726,66 @@ fn zombies_of_unknown_liveness() {
         consumer("execution-otherhost-4243", 0, 3599, None), // not idle long enough
         consumer(PARKED_CONSUMER, 0, 999_999, None),         // never deleted
     ];
-    let d = decide(&c, &snap(T0, vec![unit(10, since)], group(Some(0), zombies), None), &mut Memory::default());
-    assert_eq!(deletes(&d), vec![("execution-otherhost-4242".to_string(), 3_600_000)]);
-    let kept = d.consumers.iter().find(|r| r.consumer == "recover-1234").unwrap();
+    let d = decide(
+        &c,
+        &snap(T0, vec![unit(10, since)], group(Some(0), zombies), None),
+        &mut Memory::default(),
+    );
+    assert_eq!(
+        deletes(&d),
+        vec![("execution-otherhost-4242".to_string(), 3_600_000)]
+    );
+    let kept = d
+        .consumers
+        .iter()
+        .find(|r| r.consumer == "recover-1234")
+        .unwrap();
     assert_eq!(kept.severity, Severity::Warning);
     assert!(kept.note.contains("kept"));
     assert_eq!(d.severity(), Severity::Warning);
-    assert!(claim_targets(&d).is_empty(), "entries of a consumer of unknown liveness are never taken");
+    assert!(
+        claim_targets(&d).is_empty(),
+        "entries of a consumer of unknown liveness are never taken"
+    );
 }
 
 #[test]
 fn claim_policies() {
     let since = T0 - 3600 * S;
     let mk = || {
-        let mut s = snap(T0, vec![unit(10, since)], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer(&me(66), 12, 100, None)]), None);
+        let mut s = snap(
+            T0,
+            vec![unit(10, since)],
+            group(
+                Some(0),
+                vec![
+                    consumer(&me(10), 0, 1, None),
+                    consumer(&me(66), 12, 100, None),
+                ],
+            ),
+            None,
+        );
         s.live_pids.insert(66, false);
         s
     };
-    let d = decide(&cfg("claim_policy = \"park\""), &mk(), &mut Memory::default());
-    assert_eq!(claim_targets(&d), vec![(me(66), PARKED_CONSUMER.to_string())]);
+    let d = decide(
+        &cfg("claim_policy = \"park\""),
+        &mk(),
+        &mut Memory::default(),
+    );
+    assert_eq!(
+        claim_targets(&d),
+        vec![(me(66), PARKED_CONSUMER.to_string())]
+    );
     assert_eq!(d.actions[0].kind(), "park");
-    let d = decide(&cfg("claim_policy = \"requeue\""), &mk(), &mut Memory::default());
-    assert!(matches!(&d.actions[..], [Action::Requeue { from, pending: 12, .. }] if *from == me(66)));
+    let d = decide(
+        &cfg("claim_policy = \"requeue\""),
+        &mk(),
+        &mut Memory::default(),
+    );
+    assert!(
+        matches!(&d.actions[..], [Action::Requeue { from, pending: 12, .. }] if *from == me(66))
+    );
 }
 
 #[test]
@@ -503,8 +812,20 @@ consumer = "execb"
     let since = T0 - 3600 * S;
     let s = snap(
         T0,
-        vec![unit(10, since), UnitState { name: "quantum-execution-b.service".into(), ..unit(20, since) }],
-        group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer("execb", 0, 99999, None)]),
+        vec![
+            unit(10, since),
+            UnitState {
+                name: "quantum-execution-b.service".into(),
+                ..unit(20, since)
+            },
+        ],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 1, None),
+                consumer("execb", 0, 99999, None),
+            ],
+        ),
         None,
     );
     let d = decide(&c, &s, &mut Memory::default());
@@ -520,8 +841,15 @@ fn own_unit_is_never_judged_or_acted_on() {
         T0,
         vec![
             unit(10, since),
-            UnitState { name: "quantum-watchdog.service".into(), active_state: "failed".into(), ..unit(1, since) },
-            UnitState { name: "quantum-ai-engine.service".into(), ..unit(12, since) },
+            UnitState {
+                name: "quantum-watchdog.service".into(),
+                active_state: "failed".into(),
+                ..unit(1, since)
+            },
+            UnitState {
+                name: "quantum-ai-engine.service".into(),
+                ..unit(12, since)
+            },
         ],
         group(Some(0), vec![]),
         None,
@@ -529,13 +857,29 @@ fn own_unit_is_never_judged_or_acted_on() {
     let d = decide(&c, &s, &mut Memory::default());
     let names: Vec<_> = d.units.iter().map(|u| u.unit.as_str()).collect();
     assert_eq!(names, ["quantum-ai-engine.service", UNIT]);
-    assert_eq!(d.units[0].verdict, Verdict::Healthy, "an unbound active unit is judged by systemd alone");
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Healthy,
+        "an unbound active unit is judged by systemd alone"
+    );
 }
 
 #[test]
 fn pids_to_probe_come_from_matching_names_only() {
     let c = cfg("");
-    let s = snap(T0, vec![], group(Some(0), vec![consumer(&me(10), 0, 1, None), consumer("execution-otherhost-11", 0, 1, None), consumer("x-12", 0, 1, None)]), None);
+    let s = snap(
+        T0,
+        vec![],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 1, None),
+                consumer("execution-otherhost-11", 0, 1, None),
+                consumer("x-12", 0, 1, None),
+            ],
+        ),
+        None,
+    );
     let pids = pids_to_probe(&c, HOST, s.redis.as_ref().unwrap());
     assert_eq!(pids.into_iter().collect::<Vec<_>>(), vec![10]);
 }

@@ -29,8 +29,17 @@ pub fn bin() -> PathBuf {
 /// `target/<profile>/examples/qw-consumer`, built by `cargo test` with the examples.
 pub fn consumer_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("examples/qw-consumer");
-    assert!(p.exists(), "{} missing: run `cargo test` (it builds the examples)", p.display());
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/qw-consumer");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo test` (it builds the examples)",
+        p.display()
+    );
     p
 }
 
@@ -39,7 +48,11 @@ fn missing_prerequisites(server: Server) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("root (for mount/PID namespaces and cgroups)".into());
     }
-    for (tool, pkg) in [("unshare", "util-linux"), ("script", "bsdutils"), ("dbus-daemon", "dbus")] {
+    for (tool, pkg) in [
+        ("unshare", "util-linux"),
+        ("script", "bsdutils"),
+        ("dbus-daemon", "dbus"),
+    ] {
         if which(tool).is_none() {
             return Some(format!("{tool} (apt-get install {pkg})"));
         }
@@ -82,7 +95,11 @@ pub fn in_harness_with(name: &str, server: Server, journald: bool, body: impl Fn
         eprintln!("SKIPPED {name}: needs {what}");
         return;
     }
-    let log = std::env::temp_dir().join(format!("qw-test-{}-{}.log", name.replace("::", "-"), std::process::id()));
+    let log = std::env::temp_dir().join(format!(
+        "qw-test-{}-{}.log",
+        name.replace("::", "-"),
+        std::process::id()
+    ));
     let out = std::fs::File::create(&log).unwrap();
     let started = Instant::now();
     let mut cmd = Command::new(manifest().join("tests/support/sd-harness.sh"));
@@ -175,7 +192,14 @@ impl Redis {
         let child = Command::new(&self.bin)
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.sock)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", if self.aof { "yes" } else { "no" }])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                if self.aof { "yes" } else { "no" },
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--logfile"])
@@ -184,7 +208,10 @@ impl Redis {
             .spawn()
             .expect("start the server");
         self.child = Some(child);
-        assert!(wait_until(Duration::from_secs(10), || self.try_conn().is_some()), "server did not come up");
+        assert!(
+            wait_until(Duration::from_secs(10), || self.try_conn().is_some()),
+            "server did not come up"
+        );
     }
 
     pub fn url(&self) -> String {
@@ -204,7 +231,10 @@ impl Redis {
     }
 
     pub fn info_version(&self) -> String {
-        let info: String = redis::cmd("INFO").arg("server").query(&mut self.conn()).unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.conn())
+            .unwrap();
         info.lines()
             .filter(|l| l.starts_with("redis_version:") || l.starts_with("valkey_version:"))
             .collect::<Vec<_>>()
@@ -234,7 +264,12 @@ impl Drop for Redis {
 }
 
 pub fn kill(sig: &str, pid: u32) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap().success();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -{sig} {pid}");
 }
 
@@ -264,7 +299,10 @@ pub fn systemctl(args: &[&str]) -> (i32, String) {
 }
 
 pub fn show(unit: &str, prop: &str) -> String {
-    systemctl(&["show", "-p", prop, "--value", unit]).1.trim().to_string()
+    systemctl(&["show", "-p", prop, "--value", unit])
+        .1
+        .trim()
+        .to_string()
 }
 
 pub fn main_pid(unit: &str) -> u32 {
@@ -314,8 +352,17 @@ impl Env {
         let base = PathBuf::from(std::env::var("QW_BASE").expect("inside the harness"));
         let unit_dir = PathBuf::from(std::env::var("QW_UNIT_DIR").unwrap());
         let redis = Redis::start(server, &base.join("redis"), false);
-        let hostname = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
-        Env { config: base.join("agent.toml"), base, unit_dir, redis, hostname }
+        let hostname = nix::unistd::gethostname()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        Env {
+            config: base.join("agent.toml"),
+            base,
+            unit_dir,
+            redis,
+            hostname,
+        }
     }
 
     pub fn server(&self) -> Server {
@@ -371,7 +418,10 @@ impl Env {
 
     pub fn agent(&self, config: &str) -> Agent {
         let path = self.write_config(config);
-        let log = self.base.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos() ^ rand_u32() as u128));
+        let log = self.base.join(format!(
+            "agent-{}.log",
+            Instant::now().elapsed().as_nanos() ^ rand_u32() as u128
+        ));
         let f = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin())
             .args(["--user", "--config"])
@@ -389,8 +439,12 @@ impl Env {
 
     /// `quantum-watchdog --user --config … status --json`: (JSON, exit code).
     pub fn status(&self) -> (serde_json::Value, i32) {
-        let (rc, out, err) = sh(Command::new(bin()).args(["--user", "--config"]).arg(&self.config).args(["status", "--json"]));
-        let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}{err}"));
+        let (rc, out, err) = sh(Command::new(bin())
+            .args(["--user", "--config"])
+            .arg(&self.config)
+            .args(["status", "--json"]));
+        let v =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}{err}"));
         (v, rc)
     }
 
@@ -405,11 +459,23 @@ impl Env {
 
     pub fn consumers(&self) -> BTreeMap<String, (u64, u64)> {
         let mut c = self.redis.conn();
-        let r: RedisResultMap = redis::cmd("XINFO").arg("CONSUMERS").arg(STREAM).arg(GROUP).query(&mut c).unwrap_or_default();
+        let r: RedisResultMap = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(STREAM)
+            .arg(GROUP)
+            .query(&mut c)
+            .unwrap_or_default();
         r.into_iter()
             .map(|m| {
-                let g = |k: &str| m.get(k).and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok()).unwrap_or(0) as u64;
-                let name = m.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).unwrap_or_default();
+                let g = |k: &str| {
+                    m.get(k)
+                        .and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
+                        .unwrap_or(0) as u64
+                };
+                let name = m
+                    .get("name")
+                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                    .unwrap_or_default();
                 (name, (g("pending"), g("idle")))
             })
             .collect()
@@ -417,7 +483,11 @@ impl Env {
 
     pub fn group_pending(&self) -> u64 {
         let mut c = self.redis.conn();
-        let v: redis::Value = redis::cmd("XPENDING").arg(STREAM).arg(GROUP).query(&mut c).unwrap();
+        let v: redis::Value = redis::cmd("XPENDING")
+            .arg(STREAM)
+            .arg(GROUP)
+            .query(&mut c)
+            .unwrap();
         match v {
             redis::Value::Array(a) => redis::from_redis_value::<u64>(a[0].clone()).unwrap_or(0),
             _ => 0,
@@ -427,7 +497,10 @@ impl Env {
     /// The `n` values acknowledged by all consumers of `unit`, with how often each was recorded.
     pub fn acked(&self, unit: &str) -> BTreeMap<u64, u32> {
         let mut m = BTreeMap::new();
-        for l in std::fs::read_to_string(self.ack_log(unit)).unwrap_or_default().lines() {
+        for l in std::fs::read_to_string(self.ack_log(unit))
+            .unwrap_or_default()
+            .lines()
+        {
             if let Some(n) = l.split_whitespace().nth(1).and_then(|n| n.parse().ok()) {
                 *m.entry(n).or_insert(0) += 1;
             }
@@ -443,23 +516,37 @@ impl Env {
     pub fn hold(&self, name: &str, count: u64) {
         let mut c = self.redis.conn();
         let _: redis::Value = redis::cmd("XREADGROUP")
-            .arg("GROUP").arg(GROUP).arg(name).arg("COUNT").arg(count)
-            .arg("STREAMS").arg(STREAM).arg(">")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(name)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(">")
             .query(&mut c)
             .unwrap();
     }
 
     pub fn create_group(&self) {
         let mut c = self.redis.conn();
-        let _: redis::RedisResult<()> =
-            redis::cmd("XGROUP").arg("CREATE").arg(STREAM).arg(GROUP).arg("0").arg("MKSTREAM").query(&mut c);
+        let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut c);
     }
 }
 
 type RedisResultMap = Vec<std::collections::HashMap<String, redis::Value>>;
 
 fn rand_u32() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 /// A PID that is certainly not running: a child that has exited and been reaped.

@@ -1,0 +1,86 @@
+#!/bin/bash
+# Runs inside tests/support/sd-harness.sh (see demo/run).
+set -euo pipefail
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+R="redis-cli -s $QW_BASE/redis.sock"
+redis-server --port 0 --unixsocket "$QW_BASE/redis.sock" --save '' --appendonly no --dir "$QW_BASE" \
+    --logfile "$QW_BASE/redis.log" --daemonize yes --pidfile "$QW_BASE/redis.pid" >/dev/null
+for _ in $(seq 100); do $R ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+
+unit() { # name stream group prefix
+    cat > "$QW_UNIT_DIR/$1.service" <<U
+[Unit]
+Description=demo $1 (consumes $2)
+[Service]
+ExecStart=$QW_CONSUMER unix://$QW_BASE/redis.sock $2 $3 $4 $QW_BASE/$1.acks
+Environment=QW_WORK_MS=50
+TimeoutStopSec=5
+U
+}
+unit quantum-router quantum:stream:ai.decision.made quantum:group:router:ai.decision.made router
+unit quantum-execution quantum:stream:trade.intent quantum:group:execution:trade.intent execution
+cat > "$QW_BASE/config.toml" <<C
+# The demo's configuration: enforce, with short durations so it all happens in a minute.
+mode = "enforce"
+interval = "1s"
+units = ["quantum-*.service"]
+redis.url = "unix://$QW_BASE/redis.sock"
+[defaults]
+hung_after = "8s"
+startup_grace = "5s"
+confirm = 2
+restart_budget = { max = 3, within = "30m" }
+zombie_after = "1h"
+claim_policy = "handoff"
+[[watch]]
+unit = "quantum-router.service"
+stream = "quantum:stream:ai.decision.made"
+group = "quantum:group:router:ai.decision.made"
+consumer = "router-{hostname}-{pid}"
+[[watch]]
+unit = "quantum-execution.service"
+stream = "quantum:stream:trade.intent"
+group = "quantum:group:execution:trade.intent"
+consumer = "execution-{hostname}-{pid}"
+C
+systemctl --user daemon-reload
+systemctl --user start quantum-router.service quantum-execution.service
+QW="$QW_BIN --user --config $QW_BASE/config.toml"
+
+# A producer: decisions and intents, five a second, for at most two minutes.
+( for i in $(seq 1 600); do
+    $R XADD quantum:stream:ai.decision.made '*' n "$i" >/dev/null
+    $R XADD quantum:stream:trade.intent '*' n "$i" >/dev/null
+    sleep 0.2
+  done ) &
+PRODUCER=$!
+$QW agent 2>"$QW_BASE/agent.log" &
+AGENT=$!
+trap 'kill $PRODUCER $AGENT 2>/dev/null || true' EXIT
+sleep 7
+
+say "before: everything consumes"
+$QW status || true
+
+OLD=$(systemctl --user show -p MainPID --value quantum-router.service)
+say "the router hangs (kill -STOP $OLD); systemd still says:"
+kill -STOP "$OLD"
+systemctl --user status quantum-router.service --no-pager 2>/dev/null | sed -n '1,3p'
+sleep 6
+say "6 s later: entries wait, the router's consumer is idle"
+$QW status || true
+
+say "waiting for the agent to restart it..."
+T0=$(date +%s.%N)
+for _ in $(seq 300); do
+    NEW=$(systemctl --user show -p MainPID --value quantum-router.service)
+    [ "$NEW" != "$OLD" ] && [ "$NEW" != 0 ] && break
+    sleep 0.1
+done
+printf 'restarted after %.1f s more: MainPID %s -> %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$OLD" "$NEW"
+sleep 4
+
+say "after: the new router consumes; the old consumer's entries were handed to it and it was deleted"
+$QW status || true
+say "what the agent logged"
+grep -E "verdict|restart|claim|delete" "$QW_BASE/agent.log" | sed -E 's/\x1b\[[0-9;]*m//g' | cut -c1-220
