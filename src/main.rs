@@ -55,10 +55,23 @@ enum Command {
     },
     /// Validate and print the effective merged configuration.
     CheckConfig,
+    /// Print a shell completion script (bash, zsh, fish).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "quantum-watchdog",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     logging::init(cli.verbose);
     let o = AgentOptions {
         config: cli.config.clone(),
@@ -131,7 +144,7 @@ fn main() -> ExitCode {
                 recover::sweep(&cfg, &mut world, &units, mode).await;
                 Ok(0)
             }
-            Command::CheckConfig => Ok(0),
+            Command::CheckConfig | Command::Completions { .. } => Ok(0),
         }
     });
     match r {

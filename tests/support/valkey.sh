@@ -14,10 +14,7 @@ found=$(ls -d "$CACHE"/valkey-*/src/valkey-server 2>/dev/null | head -1 || true)
 if [ -n "$found" ] && [ -x "$found" ]; then echo "$found"; exit 0; fi
 
 # deb-src for trixie on the mirror apt already uses
-mirror=$( (grep -rhE '^[[:space:]]*(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true) \
-    | grep -oE 'https?://[^ ]+/debian/?' | head -1 || true)
-mirror=${mirror%/}
-[ -n "$mirror" ] || { echo "valkey.sh: no Debian mirror found in /etc/apt/sources.list*" >&2; exit 1; }
+mirror=$("$(dirname "$0")/mirror.sh")
 src=/etc/apt/sources.list.d/quantum-watchdog-trixie-src.list
 if [ ! -f "$src" ]; then
     echo "deb-src $mirror trixie main" > "$src"

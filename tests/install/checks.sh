@@ -1,0 +1,146 @@
+#!/bin/bash
+# Runs on the host under tests/support/nspawn-boot.sh: `run CMD` executes CMD inside a booted
+# Debian 12 container (systemd as PID 1), where /debs holds the package and the test consumer.
+# Checks only what an operator would see: systemctl, journalctl, redis-cli, ps.
+set -u
+PASS=0; FAIL=0
+ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+wait_for() { local secs=$1; shift; local end=$((SECONDS + secs)); while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.2; done; "$@"; }
+R() { run redis-cli "$@"; }
+pid_of() { run systemctl show -p MainPID --value "$1"; }
+active() { [ "$(run systemctl is-active "$1" 2>/dev/null)" = active ]; }
+T0=$SECONDS
+
+DEB=$(ls "$QW_DEBS"/quantum-watchdog_*.deb | head -1)
+echo "# package: $(basename "$DEB"), $(du -k "$DEB" | cut -f1) KiB"
+check "redis-server is running in the container" wait_for 20 active redis-server.service
+
+# --- 1. install: enabled, running, STATUS shown; timer installed but disabled; oneshot not run
+run apt-get install -y -q "/debs/$(basename "$DEB")" >/tmp/qw-apt.log 2>&1 || { bad "apt install"; tail -20 /tmp/qw-apt.log; }
+check "quantum-watchdog.service is enabled" test "$(run systemctl is-enabled quantum-watchdog.service)" = enabled
+check "quantum-watchdog.service is active (running)" wait_for 15 active quantum-watchdog.service
+status_line() { run systemctl status quantum-watchdog.service --no-pager 2>/dev/null | grep -q 'Status: "observe:'; }
+check "systemctl status shows its STATUS line" wait_for 10 status_line
+run systemctl status quantum-watchdog.service --no-pager 2>/dev/null | sed -n '1,6p' | sed 's/^/#   /'
+check "the timer is installed" run test -f /lib/systemd/system/quantum-stream-recover.timer
+check "the timer is disabled" test "$(run systemctl is-enabled quantum-stream-recover.timer)" = disabled
+check "the timer is not active" test "$(run systemctl is-active quantum-stream-recover.timer)" = inactive
+check "the oneshot did not run at install" test "$(run systemctl show -p InvocationID --value quantum-stream-recover.service)" = ""
+AGENT=$(pid_of quantum-watchdog.service)
+check "the agent runs as its own unprivileged user" test "$(run ps -o user= -p "$AGENT" | tr -d ' ')" = quantum-watchdog
+check "the example config is observe mode" run grep -q '^mode = "observe"' /etc/quantum-watchdog/config.toml
+check "check-config accepts the shipped configuration" bash -c "run quantum-watchdog check-config >/dev/null"
+
+# --- 2. two fake quantum-* units (one hangs) and one unit outside the pattern; enforce by drop-in
+unit() { # name stream prefix
+    run sh -c "cat > /etc/systemd/system/$1.service" <<U
+[Unit]
+Description=test consumer $1
+[Service]
+ExecStart=/debs/qw-consumer redis://127.0.0.1:6379/0 $2 g $3 /var/tmp/$1.acks
+TimeoutStopSec=5
+U
+}
+unit quantum-good test:good good
+unit quantum-hang test:hang hang
+unit other-consumer test:other other
+run mkdir -p /etc/quantum-watchdog/config.d
+run sh -c 'cat > /etc/quantum-watchdog/config.d/50-test.toml' <<'C'
+mode = "enforce"
+interval = "1s"
+[defaults]
+hung_after = "3s"
+startup_grace = "2s"
+confirm = 2
+[[watch]]
+unit = "quantum-good.service"
+stream = "test:good"
+group = "g"
+consumer = "good-{hostname}-{pid}"
+[[watch]]
+unit = "quantum-hang.service"
+stream = "test:hang"
+group = "g"
+consumer = "hang-{hostname}-{pid}"
+[[watch]]
+unit = "other-consumer.service"
+stream = "test:other"
+group = "g"
+consumer = "other-{hostname}-{pid}"
+C
+run systemctl daemon-reload
+run systemctl start quantum-good.service quantum-hang.service other-consumer.service
+check "the test units run" wait_for 10 active quantum-hang.service
+HOST=$(run hostname)
+for s in good hang other; do
+    for _ in $(seq 50); do R XADD "test:$s" '*' n 0 >/dev/null; sleep 0.1; R XINFO CONSUMERS "test:$s" g 2>/dev/null | grep -q "$s-" && break; done
+done
+check "reload switches to enforce" run systemctl reload quantum-watchdog.service
+enforce_line() { run systemctl status quantum-watchdog.service --no-pager 2>/dev/null | grep -q 'Status: "enforce:'; }
+check "status line says enforce" wait_for 10 enforce_line
+
+# PID liveness from inside the sandbox (ProtectProc=invisible, PrivateUsers=yes): a consumer
+# named after a dead PID is deleted; one named after a live process of another user is kept.
+DEAD=$(run sh -c 'true & p=$!; wait; echo $p')
+REDISPID=$(pid_of redis-server.service)
+R XGROUP CREATECONSUMER test:good g "good-$HOST-$DEAD" >/dev/null
+R XGROUP CREATECONSUMER test:good g "good-$HOST-$REDISPID" >/dev/null
+gone() { ! R XINFO CONSUMERS test:good g | grep -qx "good-$HOST-$DEAD"; }
+check "a consumer of a dead PID is deleted (kill(pid, 0) works in the sandbox)" wait_for 15 gone
+sleep 2
+kept() { R XINFO CONSUMERS test:good g | grep -qx "good-$HOST-$REDISPID"; }
+check "a consumer of a live process of another user is kept (EPERM = alive)" kept
+R XGROUP DELCONSUMER test:good g "good-$HOST-$REDISPID" >/dev/null
+
+HANG=$(pid_of quantum-hang.service)
+run kill -STOP "$HANG"
+T_STOP=$SECONDS
+for i in $(seq 1 10); do R XADD test:hang '*' n "$i" >/dev/null; done
+restarted() { local p; p=$(pid_of quantum-hang.service); [ "$p" != "$HANG" ] && [ "$p" != 0 ] && active quantum-hang.service; }
+check "the hung unit is restarted by the agent" wait_for 30 restarted
+echo "# restarted $((SECONDS - T_STOP)) s after SIGSTOP (hung_after 3s, interval 1s, confirm 2)"
+journal_restart() { run journalctl -u quantum-watchdog.service ACTION=restart UNIT=quantum-hang.service -o cat --no-pager | grep -q "restarting quantum-hang.service"; }
+check "journalctl -u quantum-watchdog ACTION=restart shows it" wait_for 5 journal_restart
+run journalctl -u quantum-watchdog.service ACTION=restart UNIT=quantum-hang.service -o cat --no-pager | head -2 | cut -c1-200 | sed 's/^/#   /'
+check "the restart went through polkit as the unprivileged user" test "$(run ps -o user= -p "$(pid_of quantum-watchdog.service)" | tr -d ' ')" = quantum-watchdog
+check "quantum-good was left alone" test "$(run systemctl show -p NRestarts --value quantum-good.service)" = 0
+
+# --- 3. outside the pattern: polkit denies, the agent logs it and carries on
+OTHER=$(pid_of other-consumer.service)
+run kill -STOP "$OTHER"
+for i in $(seq 1 10); do R XADD test:other '*' n "$i" >/dev/null; done
+denied() { run journalctl -u quantum-watchdog.service ACTION=restart UNIT=other-consumer.service -o cat --no-pager | grep -qiE "denied|authoriz|authentic"; }
+check "restarting a unit outside quantum-* is denied and logged" wait_for 30 denied
+run journalctl -u quantum-watchdog.service ACTION=restart UNIT=other-consumer.service -o cat --no-pager | head -1 | cut -c1-200 | sed 's/^/#   /'
+check "the unit outside the pattern was not restarted" test "$(pid_of other-consumer.service)" = "$OTHER"
+check "the agent carries on" active quantum-watchdog.service
+run kill -CONT "$OTHER"
+run kill -STOP "$(pid_of quantum-hang.service)"
+for i in $(seq 11 20); do R XADD test:hang '*' n "$i" >/dev/null; done
+HANG2=$(pid_of quantum-hang.service)
+restarted2() { local p; p=$(pid_of quantum-hang.service); [ "$p" != "$HANG2" ] && [ "$p" != 0 ]; }
+check "and still restarts what it may" wait_for 30 restarted2
+
+# --- 4. security exposure
+EXPO=$(run systemd-analyze security quantum-watchdog.service --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for quantum-watchdog.service: \([0-9.]*\).*/\1/p')
+echo "# systemd-analyze security quantum-watchdog.service: exposure $EXPO"
+check "exposure is at most 2.0" awk -v e="${EXPO:-99}" 'BEGIN { exit !(e <= 2.0) }'
+
+# --- 5. remove, purge, reinstall
+run apt-get remove -y -q quantum-watchdog >/tmp/qw-apt.log 2>&1 || bad "apt remove"
+check "remove stops it" test "$(run systemctl is-active quantum-watchdog.service)" != active
+check "remove disables it" bash -c '! run test -e /etc/systemd/system/multi-user.target.wants/quantum-watchdog.service'
+check "remove leaves the conffile" run test -f /etc/quantum-watchdog/config.toml
+run apt-get purge -y -q quantum-watchdog >/tmp/qw-apt.log 2>&1 || bad "apt purge"
+check "purge removes the conffile" bash -c '! run test -e /etc/quantum-watchdog/config.toml'
+check "purge removes the agent's runtime files" bash -c '! run test -e /run/quantum-watchdog'
+check "purge leaves no unit file" bash -c '! run test -e /lib/systemd/system/quantum-watchdog.service'
+run apt-get install -y -q "/debs/$(basename "$DEB")" >/tmp/qw-apt.log 2>&1 || bad "reinstall"
+check "reinstall works" wait_for 15 active quantum-watchdog.service
+check "reinstall restores the observe-mode conffile" run grep -q '^mode = "observe"' /etc/quantum-watchdog/config.toml
+
+echo "# install test took $((SECONDS - T0)) s in the container"
+echo "install: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

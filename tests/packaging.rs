@@ -1,0 +1,162 @@
+//! Golden-file and consistency checks of what the package ships: completions match the
+//! binary, shipped configurations parse (observe mode out of the box), units carry the
+//! settings the agent relies on, and the man page and README name every command and key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use quantum_watchdog::config::{Mode, from_fragments};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(p: &str) -> String {
+    std::fs::read_to_string(root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// Compares with the golden file; `QW_BLESS=1` rewrites it.
+fn golden(path: &str, actual: &str) {
+    let p = root().join(path);
+    if std::env::var("QW_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&p, actual).unwrap();
+    }
+    assert!(
+        read(path) == actual,
+        "{path} is out of date: regenerate with QW_BLESS=1 cargo test --test packaging"
+    );
+}
+
+#[test]
+fn completions_match_the_binary() {
+    for (shell, path) in [
+        ("bash", "packaging/completions/quantum-watchdog"),
+        ("zsh", "packaging/completions/_quantum-watchdog"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_quantum-watchdog"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        golden(path, &String::from_utf8(out.stdout).unwrap());
+    }
+}
+
+#[test]
+fn shipped_configuration_parses_and_observes() {
+    let vendor = read("packaging/config.d/10-defaults.toml");
+    let etc = read("packaging/config.toml");
+    let c = from_fragments(&[
+        ("10-defaults.toml".into(), vendor.clone()),
+        ("config.toml".into(), etc),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.mode,
+        Mode::Observe,
+        "installing must never start restarting production services"
+    );
+    assert_eq!(c.units, vec!["quantum-*.service"]);
+    // The vendor file states the built-in defaults, no more, no less.
+    let builtin = from_fragments(&[]).unwrap();
+    let v = from_fragments(&[("10-defaults.toml".into(), vendor)]).unwrap();
+    assert_eq!(
+        serde_json::to_value(&v).unwrap(),
+        serde_json::to_value(&builtin).unwrap()
+    );
+}
+
+fn directives(path: &str) -> Vec<(String, String)> {
+    read(path)
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+fn has(d: &[(String, String)], k: &str, v: &str) -> bool {
+    d.iter().any(|(a, b)| a == k && b == v)
+}
+
+#[test]
+fn units_carry_what_the_agent_relies_on() {
+    let s = directives("units/quantum-watchdog.service");
+    for (k, v) in [
+        ("Type", "notify"),
+        ("WatchdogSec", "30s"),
+        ("Restart", "always"),
+        ("RestartSec", "2"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("User", "quantum-watchdog"),
+        ("RuntimeDirectory", "quantum-watchdog"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("CapabilityBoundingSet", ""),
+        ("IPAddressDeny", "any"),
+        ("IPAddressAllow", "localhost"),
+        ("SystemCallFilter", "@system-service"),
+        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+    ] {
+        assert!(has(&s, k, v), "quantum-watchdog.service: {k}={v}");
+    }
+    let t = directives("units/quantum-stream-recover.timer");
+    assert!(has(&t, "OnBootSec", "30s") && has(&t, "OnUnitActiveSec", "2min"));
+    let o = directives("units/quantum-stream-recover.service");
+    assert!(
+        has(&o, "Type", "oneshot") && has(&o, "ExecStart", "/usr/bin/quantum-watchdog recover")
+    );
+    let d = directives("packaging/recover-dropin.conf");
+    assert!(has(
+        &d,
+        "ExecStartPre",
+        "-/usr/bin/quantum-watchdog recover --unit %n"
+    ));
+    assert!(has(
+        &d,
+        "ExecStopPost",
+        "-/usr/bin/quantum-watchdog recover --unit %n"
+    ));
+    // The sysusers user is the unit's and the polkit rule's.
+    assert!(
+        read("packaging/sysusers.conf")
+            .lines()
+            .any(|l| l.starts_with("u quantum-watchdog "))
+    );
+    assert!(
+        read("packaging/polkit/50-quantum-watchdog.rules")
+            .contains("subject.user != \"quantum-watchdog\"")
+    );
+}
+
+#[test]
+fn docs_name_every_command_and_key() {
+    let man = read("packaging/quantum-watchdog.8");
+    let readme = read("README.md");
+    for cmd in [
+        "agent",
+        "status",
+        "recover",
+        "check\\-config",
+        "\\-\\-dry\\-run",
+        "\\-\\-json",
+        "\\-\\-user",
+    ] {
+        assert!(man.contains(cmd), "man page lacks {cmd}");
+    }
+    let cfg = serde_json::to_value(from_fragments(&[]).unwrap()).unwrap();
+    let mut keys: Vec<String> = cfg.as_object().unwrap().keys().cloned().collect();
+    for section in ["redis", "defaults"] {
+        keys.extend(cfg[section].as_object().unwrap().keys().cloned());
+    }
+    for k in keys {
+        assert!(readme.contains(&k), "README lacks the key {k}");
+        assert!(
+            man.contains(&k.replace('_', "_")),
+            "man page lacks the key {k}"
+        );
+    }
+    assert!(Path::new(&root().join("debian/quantum-watchdog.sysusers")).exists());
+}
