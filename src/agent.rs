@@ -7,15 +7,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::catalog;
 use crate::collect::World;
 use crate::config::{self, Config, Mode};
 use crate::execute::{self, Totals};
+use crate::metrics::{self, Metrics};
 use crate::model::{fmt_ms, now_usec};
 use crate::notify;
 use crate::policy::{self, Action, Decision, Memory, Verdict};
@@ -49,6 +52,7 @@ struct Agent {
     /// Observe mode: "would …" lines already logged while the proposal stands.
     would: BTreeSet<String>,
     jobs: mpsc::UnboundedSender<(String, Result<String, String>)>,
+    metrics: Arc<Metrics>,
 }
 
 pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
@@ -74,6 +78,18 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
         verdicts: BTreeMap::new(),
         would: BTreeSet::new(),
         jobs: jobs_tx,
+        metrics: Arc::new(Metrics::new()),
+    };
+    let listen = state::metrics_listen(&agent.cfg, o.user);
+    let _server = match listen.as_str() {
+        "" => None,
+        listen => match metrics::serve(listen, agent.metrics.clone()).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("metrics.listen {listen}: {e}; serving no metrics");
+                None
+            }
+        },
     };
     // Restart jobs of an earlier agent process are not ours to wait for.
     for m in agent.mem.units.values_mut() {
@@ -207,7 +223,7 @@ impl Agent {
                 continue;
             }
             let outcome = match a {
-                Action::Restart { unit, reason } => self.restart(unit, reason, &d).await,
+                Action::Restart { unit, reason, .. } => self.restart(a, unit, reason, &d).await,
                 _ => {
                     execute::consumer_action(
                         &mut self.world.streams,
@@ -215,6 +231,7 @@ impl Agent {
                         mode,
                         deadline,
                         &mut self.totals,
+                        &self.metrics,
                     )
                     .await
                 }
@@ -234,11 +251,17 @@ impl Agent {
         }
         self.cycles += 1;
         let took = started.elapsed();
+        self.metrics.observe(&self.cfg, &snap, &d, took);
+        if let Some(dir) = &self.cfg.metrics.textfile_dir
+            && let Err(e) = self.metrics.write_textfile(dir)
+        {
+            tracing::warn!("metrics.textfile_dir {}: {e}", dir.display());
+        }
         self.save(took.as_secs_f64() * 1000.0);
         status_line(&d, mode, &self.totals, took)
     }
 
-    async fn restart(&mut self, unit: &str, reason: &str, d: &Decision) -> String {
+    async fn restart(&mut self, a: &Action, unit: &str, reason: &str, d: &Decision) -> String {
         let evidence = d
             .units
             .iter()
@@ -264,16 +287,14 @@ impl Agent {
         let Some(sd) = self.world.systemd.as_ref() else {
             return "systemd unreachable".into();
         };
-        let a = Action::Restart {
-            unit: unit.to_string(),
-            reason: reason.to_string(),
-        };
         match sd.restart(unit, JOB_TIMEOUT).await {
             Ok(job) => {
                 self.mem.note_restart(unit, now);
                 self.totals.restarts += 1;
+                self.metrics.record(a, 0, true);
                 tracing::warn!(
                     unit, action = "restart", reason, evidence = %evidence, mode = "enforce",
+                    message_id = catalog::RESTART,
                     "restarting {unit}: {reason} [{evidence}]"
                 );
                 let tx = self.jobs.clone();
@@ -293,7 +314,7 @@ impl Agent {
                 self.mem.note_restart_finished(unit);
                 self.totals.errors += 1;
                 let outcome = e.to_string();
-                execute::log_action(&a, Mode::Enforce, &outcome, false);
+                execute::log_action(a, Mode::Enforce, &outcome, false);
                 self.world.systemd_failed(&e);
                 outcome
             }
@@ -313,6 +334,7 @@ impl Agent {
                         verdict,
                         reason,
                         action = "verdict",
+                        message_id = catalog::VERDICT,
                         "{unit}: {was} -> {verdict}: {reason}"
                     ),
                     _ => tracing::warn!(
@@ -320,8 +342,36 @@ impl Agent {
                         verdict,
                         reason,
                         action = "verdict",
+                        message_id = catalog::VERDICT,
                         "{unit}: {was} -> {verdict}: {reason}"
                     ),
+                }
+            }
+        }
+        for p in &d.pipelines {
+            let key = format!("\0pipeline {}", p.name);
+            let now = if p.stalled_at.is_some() {
+                Verdict::Hung
+            } else {
+                Verdict::Healthy
+            };
+            let before = self.verdicts.insert(key, now);
+            if before != Some(now) && (now == Verdict::Hung || before.is_some()) {
+                let (pipeline, reason) = (p.name.as_str(), p.message.as_str());
+                if now == Verdict::Hung {
+                    tracing::error!(
+                        pipeline,
+                        reason,
+                        action = "stall",
+                        message_id = catalog::STALL,
+                        "pipeline {pipeline} stalled: {reason}"
+                    );
+                } else {
+                    tracing::info!(
+                        pipeline,
+                        action = "stall-cleared",
+                        "pipeline {pipeline} flows again"
+                    );
                 }
             }
         }

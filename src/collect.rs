@@ -95,7 +95,10 @@ impl World {
             self.systemd_failed(e);
         }
         let current = current_consumers(cfg, &self.hostname, units.as_deref().unwrap_or(&[]));
-        let redis = self.streams.snapshot(cfg, &current).await;
+        let now = now_usec();
+        let offset = utc_offset_secs();
+        let keys = crate::pipeline::keys_to_fetch(cfg, now, offset);
+        let redis = self.streams.snapshot(cfg, &current, &keys).await;
         let mut live_pids = std::collections::BTreeMap::new();
         if let Ok(r) = &redis {
             for pid in pids_to_probe(cfg, &self.hostname, r) {
@@ -105,12 +108,29 @@ impl World {
             }
         }
         Snapshot {
-            now_usec: now_usec(),
+            now_usec: now,
             hostname: self.hostname.clone(),
             self_unit: self.self_unit.clone(),
             units: units.map_err(|e| e.to_string()),
             redis: redis.map_err(|e| e.to_string()),
             live_pids,
+            utc_offset_secs: offset,
         }
     }
+}
+
+/// The local time zone's current offset from UTC, from the C library (TZ, /etc/localtime).
+pub fn utc_offset_secs() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: localtime_r writes into `tm`, which lives for the call; a null return leaves it zeroed.
+    let r = unsafe { libc::localtime_r(&now, tm.as_mut_ptr()) };
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: localtime_r succeeded and initialised `tm`.
+    unsafe { tm.assume_init() }.tm_gmtoff
 }

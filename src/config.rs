@@ -171,9 +171,24 @@ struct RawFile {
     state_dir: Option<PathBuf>,
     dbus_timeout: Option<HumanDuration>,
     redis: Option<RawRedis>,
+    metrics: Option<RawMetrics>,
     defaults: Option<RawParams>,
     #[serde(default)]
     watch: Vec<RawWatch>,
+    #[serde(default)]
+    pipeline: Vec<Pipeline>,
+    #[serde(default)]
+    gauge: Vec<KeyGauge>,
+    #[serde(default)]
+    flag: Vec<KeyFlag>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+    textfile_dir: Option<PathBuf>,
+    max_consumer_series: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,6 +315,72 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+/// Where metrics are served and written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// `unix:/path/to/socket`, `HOST:PORT`, or `""` (off).
+    pub listen: String,
+    /// node_exporter textfile collector directory (written atomically), if any.
+    pub textfile_dir: Option<PathBuf>,
+    /// At most this many consumer-labelled series per metric; the rest are counted as dropped.
+    pub max_consumer_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "unix:/run/quantum-watchdog/metrics.sock".into(),
+            textfile_dir: None,
+            max_consumer_series: 1000,
+        }
+    }
+}
+
+/// The order in which work flows through streams, for stall detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[serde(default = "default_pipeline_name")]
+    pub name: String,
+    pub streams: Vec<String>,
+    /// A stage whose group delivered nothing this long while entries wait is stalled.
+    #[serde(default = "default_stall_after")]
+    pub stall_after: HumanDuration,
+}
+
+fn default_pipeline_name() -> String {
+    "pipeline".into()
+}
+
+fn default_stall_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
+}
+
+/// A Redis key compared with a limit (`{date}`/`{utcdate}` expand to today's YYYY-MM-DD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyGauge {
+    #[serde(default)]
+    pub name: String,
+    pub key: String,
+    pub limit: f64,
+    #[serde(default = "default_warn_at")]
+    pub warn_at: f64,
+}
+
+fn default_warn_at() -> f64 {
+    0.8
+}
+
+/// A Redis key shown in `status` with its value (e.g. a kill switch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFlag {
+    #[serde(default)]
+    pub name: String,
+    pub key: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Watch {
     pub unit: String,
@@ -321,8 +402,12 @@ pub struct Config {
     /// Timeout of every D-Bus call.
     pub dbus_timeout: HumanDuration,
     pub redis: RedisConfig,
+    pub metrics: MetricsConfig,
     pub defaults: Params,
     pub watch: Vec<Watch>,
+    pub pipeline: Vec<Pipeline>,
+    pub gauge: Vec<KeyGauge>,
+    pub flag: Vec<KeyFlag>,
     /// The files this configuration was read from, in order.
     #[serde(skip)]
     pub sources: Vec<PathBuf>,
@@ -341,8 +426,12 @@ impl Default for Config {
                 password_file: None,
                 timeout: HumanDuration(Duration::from_secs(2)),
             },
+            metrics: MetricsConfig::default(),
             defaults: Params::default(),
             watch: Vec::new(),
+            pipeline: Vec::new(),
+            gauge: Vec::new(),
+            flag: Vec::new(),
             sources: Vec::new(),
         }
     }
@@ -460,6 +549,27 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         if let Some(v) = raw.dbus_timeout {
             cfg.dbus_timeout = v;
         }
+        if let Some(m) = raw.metrics {
+            if let Some(v) = m.listen {
+                cfg.metrics.listen = v;
+            }
+            if let Some(v) = m.textfile_dir {
+                cfg.metrics.textfile_dir = Some(v);
+            }
+            if let Some(v) = m.max_consumer_series {
+                cfg.metrics.max_consumer_series = v;
+            }
+        }
+        // Lists of whole tables: a later fragment that names any replaces them all.
+        if !raw.pipeline.is_empty() {
+            cfg.pipeline = raw.pipeline;
+        }
+        if !raw.gauge.is_empty() {
+            cfg.gauge = raw.gauge;
+        }
+        if !raw.flag.is_empty() {
+            cfg.flag = raw.flag;
+        }
         if let Some(r) = raw.redis {
             if let Some(u) = r.url {
                 cfg.redis.url = u;
@@ -556,6 +666,41 @@ fn toml_message(e: &toml::de::Error, text: &str) -> String {
 }
 
 fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
+    let l = &cfg.metrics.listen;
+    if !(l.is_empty() || l.starts_with("unix:/") || l.parse::<std::net::SocketAddr>().is_ok()) {
+        return Err(ConfigError::invalid(
+            file,
+            "metrics.listen",
+            format!(
+                "expected \"unix:/path/to/socket\", \"127.0.0.1:9632\" or \"\" (off), found {l:?}"
+            ),
+        ));
+    }
+    for (i, p) in cfg.pipeline.iter().enumerate() {
+        if p.streams.len() < 2 {
+            return Err(ConfigError::invalid(
+                file,
+                format!("pipeline[{i}].streams"),
+                "expected at least two streams in flow order",
+            ));
+        }
+    }
+    for (i, g) in cfg.gauge.iter().enumerate() {
+        if g.limit.is_nan() || g.limit <= 0.0 {
+            return Err(ConfigError::invalid(
+                file,
+                format!("gauge[{i}].limit"),
+                "expected a number greater than 0",
+            ));
+        }
+        if !(g.warn_at > 0.0 && g.warn_at <= 1.0) {
+            return Err(ConfigError::invalid(
+                file,
+                format!("gauge[{i}].warn_at"),
+                "expected a fraction of the limit, above 0 and at most 1",
+            ));
+        }
+    }
     if cfg.interval.0 < Duration::from_millis(100) {
         return Err(ConfigError::invalid(
             file,

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::Mode;
+use crate::metrics::Metrics;
 use crate::policy::Action;
 use crate::streams::{DeleteOutcome, Streams};
 
@@ -56,6 +57,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             action,
             reason,
             mode = "observe",
+            message_id = crate::catalog::WOULD,
             "would {} (observe mode): {reason}",
             a.describe()
         );
@@ -71,6 +73,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             action,
             reason,
             mode = "enforce",
+            message_id = crate::catalog::for_action(action),
             "{}: {outcome}; {reason}",
             a.describe()
         );
@@ -83,6 +86,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             action,
             reason,
             mode = "enforce",
+            message_id = crate::catalog::ACTION_FAILED,
             "{} failed: {outcome}; {reason}",
             a.describe()
         );
@@ -97,6 +101,7 @@ pub async fn consumer_action(
     mode: Mode,
     deadline: Instant,
     totals: &mut Totals,
+    metrics: &Metrics,
 ) -> String {
     if mode == Mode::Observe {
         log_action(a, mode, "", true);
@@ -111,6 +116,7 @@ pub async fn consumer_action(
             if s > 0.0 { n as f64 / s } else { 0.0 }
         )
     };
+    let mut moved = 0;
     let (outcome, ok) = match a {
         Action::Restart { .. } => return String::new(),
         Action::Claim {
@@ -122,6 +128,7 @@ pub async fn consumer_action(
         } => match streams.claim_all(stream, group, from, to, deadline).await {
             Ok(m) => {
                 totals.claimed += m.moved;
+                moved = m.moved;
                 let mut s = format!("claimed {} to {to} {}", m.moved, rate(m.moved));
                 if m.skipped > 0 {
                     s.push_str(&format!(", {} no longer in the stream", m.skipped));
@@ -141,6 +148,7 @@ pub async fn consumer_action(
         } => match streams.requeue_all(stream, group, from, deadline).await {
             Ok(m) => {
                 totals.requeued += m.moved;
+                moved = m.moved;
                 (
                     format!(
                         "requeued {} copies and acknowledged the originals {}",
@@ -165,6 +173,7 @@ pub async fn consumer_action(
             {
                 Ok(DeleteOutcome::Deleted) => {
                     totals.deleted += 1;
+                    moved = 1;
                     ("deleted".to_string(), true)
                 }
                 Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true),
@@ -179,6 +188,7 @@ pub async fn consumer_action(
     if !ok {
         totals.errors += 1;
     }
+    metrics.record(a, moved, ok);
     log_action(a, mode, &outcome, ok);
     outcome
 }

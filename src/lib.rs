@@ -6,14 +6,17 @@
 //! and [`agent`] wires everything into the daemon loop.
 
 pub mod agent;
+pub mod catalog;
 pub mod collect;
 pub mod config;
 pub mod execute;
 pub mod glob;
 pub mod liveness;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod pipeline;
 pub mod policy;
 pub mod recover;
 pub mod state;

@@ -43,6 +43,12 @@ enum Command {
         /// Stable JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show the flow through each [[pipeline]] and where it stops.
+        #[arg(long)]
+        pipeline: bool,
+        /// Redraw every interval until interrupted (a terminal view).
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
     },
     /// One sweep of consumer recovery: hand off dead consumers' entries, delete empty dead and zombie consumers.
     Recover {
@@ -121,21 +127,41 @@ fn main() -> ExitCode {
     let r: anyhow::Result<u8> = rt.block_on(async move {
         match cli.command {
             Command::Agent => agent::run(o, cfg).await.map(|_| 0),
-            Command::Status { json } => {
+            Command::Status {
+                json,
+                pipeline,
+                watch,
+            } => {
                 let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
                 let mut world = World::new(&cfg, cli.user, pw).context("redis configuration")?;
-                let mut snap = world.snapshot(&cfg).await;
-                let agent_state = state::load(&state::state_file(&cfg, cli.user));
-                if let Some(u) = agent_state.as_ref().and_then(|a| a.unit.clone()) {
-                    snap.self_unit = Some(u);
+                let tty = std::io::stdout().is_terminal();
+                loop {
+                    let mut snap = world.snapshot(&cfg).await;
+                    let agent_state = state::load(&state::state_file(&cfg, cli.user));
+                    if let Some(u) = agent_state.as_ref().and_then(|a| a.unit.clone()) {
+                        snap.self_unit = Some(u);
+                    }
+                    let st = status::build(&cfg, &snap, agent_state.as_ref());
+                    let text = if json {
+                        format!("{}\n", serde_json::to_string_pretty(&st)?)
+                    } else if pipeline {
+                        status::render_pipelines(&st, tty)
+                    } else {
+                        status::render(&st, tty)
+                    };
+                    if !watch {
+                        print!("{text}");
+                        return Ok(st.exit_code as u8);
+                    }
+                    // Clear the screen and redraw.
+                    print!("\x1b[H\x1b[2J{text}");
+                    use std::io::Write as _;
+                    let _ = std::io::stdout().flush();
+                    tokio::select! {
+                        _ = tokio::time::sleep(cfg.interval.0) => {}
+                        _ = tokio::signal::ctrl_c() => return Ok(st.exit_code as u8),
+                    }
                 }
-                let st = status::build(&cfg, &snap, agent_state.as_ref());
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&st)?);
-                } else {
-                    print!("{}", status::render(&st, std::io::stdout().is_terminal()));
-                }
-                Ok(st.exit_code as u8)
             }
             Command::Recover { units, dry_run } => {
                 let mode = if dry_run { Mode::Observe } else { cfg.mode };

@@ -129,6 +129,10 @@ pub struct RedisSnapshot {
     /// Per binding (index into `config.watch`): a pending entry of the unit's current consumer
     /// that has been idle at least `hung_after`, if any.
     pub stale: BTreeMap<usize, Option<PendingEntry>>,
+    /// Per pipeline stream: `XINFO STREAM` and all its groups (`XINFO GROUPS`).
+    pub streams: BTreeMap<String, Result<(StreamInfo, Vec<GroupInfo>), String>>,
+    /// Per key of `[[gauge]]`/`[[flag]]` (placeholders expanded): its value, `None` if absent.
+    pub keys: BTreeMap<String, Result<Option<String>, String>>,
 }
 
 /// One cycle's view of the world.
@@ -144,6 +148,34 @@ pub struct Snapshot {
     pub redis: Result<RedisSnapshot, String>,
     /// Liveness of the PIDs found in consumer names (true: a process exists, EPERM included).
     pub live_pids: BTreeMap<u32, bool>,
+    /// The local time zone's offset from UTC, seconds (for `{date}` in key names).
+    pub utc_offset_secs: i64,
+}
+
+/// `YYYY-MM-DD` of a day number since 1970-01-01 (proleptic Gregorian).
+pub fn civil_date(days: i64) -> String {
+    // Howard Hinnant's days_from_civil, inverted.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Expands `{utcdate}` and `{date}` (local) in a key name.
+pub fn render_key(template: &str, now_usec: u64, utc_offset_secs: i64) -> String {
+    let secs = (now_usec / 1_000_000) as i64;
+    template
+        .replace("{utcdate}", &civil_date(secs.div_euclid(86_400)))
+        .replace(
+            "{date}",
+            &civil_date((secs + utc_offset_secs).div_euclid(86_400)),
+        )
 }
 
 pub fn now_usec() -> u64 {
@@ -209,6 +241,17 @@ mod tests {
             g.work_waiting(),
             "null lag, last delivered behind the stream"
         );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_739), "2024-01-17");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        // 2026-01-17 23:30 UTC is already the 18th at UTC+1.
+        let t = (20_470 * 86_400 + 23 * 3600 + 1800) as u64 * 1_000_000;
+        assert_eq!(render_key("k:{utcdate}", t, 3600), "k:2026-01-17");
+        assert_eq!(render_key("k:{date}", t, 3600), "k:2026-01-18");
     }
 
     #[test]

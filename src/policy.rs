@@ -43,6 +43,9 @@ use serde::Serialize;
 use crate::config::{ClaimPolicy, Config, PARKED_CONSUMER, Params, Watch};
 use crate::glob;
 use crate::model::{ConsumerInfo, GroupData, GroupKey, Snapshot, UnitState, fmt_ms};
+use crate::pipeline::{
+    FlagReport, FlowMemory, GaugeReport, PipelineReport, judge_keys, judge_pipelines,
+};
 use crate::template::NameMatch;
 
 /// How many earlier MainPIDs of a unit are remembered.
@@ -126,6 +129,8 @@ pub enum Action {
     Restart {
         unit: String,
         reason: String,
+        /// `idle-with-work`, `not-consuming`, `stopped-reading` or `stale-pending`.
+        cause: &'static str,
     },
     /// Claim `from`'s pending entries to `to` (the unit's live consumer, or the parked one).
     Claim {
@@ -283,6 +288,9 @@ pub struct ConsumerReport {
 pub struct Decision {
     pub units: Vec<UnitReport>,
     pub consumers: Vec<ConsumerReport>,
+    pub pipelines: Vec<PipelineReport>,
+    pub gauges: Vec<GaugeReport>,
+    pub flags: Vec<FlagReport>,
     pub actions: Vec<Action>,
     pub systemd_error: Option<String>,
     pub redis_error: Option<String>,
@@ -306,7 +314,19 @@ impl Decision {
             .map(|c| c.severity)
             .max()
             .unwrap_or(Severity::Ok);
-        worst.max(consumers)
+        let flow = self
+            .pipelines
+            .iter()
+            .map(|p| p.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        let keys = self
+            .gauges
+            .iter()
+            .map(|g| g.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        worst.max(consumers).max(flow).max(keys)
     }
 }
 
@@ -330,6 +350,9 @@ pub struct UnitMemory {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Memory {
     pub units: BTreeMap<String, UnitMemory>,
+    /// Stream and group history for pipeline rates and stalls.
+    #[serde(default)]
+    pub flow: FlowMemory,
 }
 
 impl Memory {
@@ -424,13 +447,19 @@ pub fn current_consumers(cfg: &Config, hostname: &str, units: &[UnitState]) -> V
 struct BindingEval {
     report: BindingReport,
     restartable: bool,
+    cause: &'static str,
 }
 
 /// Judges every watched unit and consumer. See the module documentation for the rules.
 pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
+    let (gauges, flags) = judge_keys(cfg, snap);
     let mut d = Decision {
         units: Vec::new(),
         consumers: Vec::new(),
+        // Flow and key gauges are reported only; they never lead to an action.
+        pipelines: judge_pipelines(cfg, snap, &mut mem.flow),
+        gauges,
+        flags,
         actions: Vec::new(),
         systemd_error: snap.units.as_ref().err().cloned(),
         redis_error: snap.redis.as_ref().err().cloned(),
@@ -576,7 +605,7 @@ fn judge_unit(
     r.sub_state = u.sub_state.clone();
     r.main_pid = u.main_pid;
 
-    let (verdict, reason, restartable, evals) = match u.active_state.as_str() {
+    let (verdict, reason, restartable, evals): (Verdict, String, bool, Vec<BindingEval>) = match u.active_state.as_str() {
         "failed" if u.result == "start-limit-hit" => (
             Verdict::StartLimitHit,
             "systemd refused further starts (start-limit-hit); `systemctl reset-failed` after fixing the cause".to_string(),
@@ -609,6 +638,7 @@ fn judge_unit(
         }
         other => (Verdict::Starting, format!("{other} ({})", u.sub_state), false, Vec::new()),
     };
+    let cause = evals.iter().find(|e| e.restartable).map_or("", |e| e.cause);
     r.bindings = evals.into_iter().map(|e| e.report).collect();
     r.verdict = verdict;
     r.reason = reason;
@@ -630,6 +660,7 @@ fn judge_unit(
             actions.push(Action::Restart {
                 unit: name.to_string(),
                 reason: r.reason.clone(),
+                cause,
             });
         }
     }
@@ -681,6 +712,7 @@ fn judge_binding(
         BindingEval {
             report: rep,
             restartable: false,
+            cause: "",
         }
     };
     let redis = match &snap.redis {
@@ -716,7 +748,7 @@ fn judge_binding(
     };
 
     let m = mem.units.entry(w.unit.clone()).or_default();
-    let (verdict, reason, restartable) = if waiting {
+    let (verdict, reason, restartable, cause) = if waiting {
         let since = *m.work_since.entry(idx).or_insert(now);
         match consumer {
             Some(c) if c.idle_ms >= hung_ms => (
@@ -726,8 +758,14 @@ fn judge_binding(
                     fmt_ms(c.idle_ms)
                 ),
                 true,
+                "idle-with-work",
             ),
-            Some(_) => (Verdict::Healthy, format!("consuming ({backlog})"), false),
+            Some(_) => (
+                Verdict::Healthy,
+                format!("consuming ({backlog})"),
+                false,
+                "",
+            ),
             None => {
                 let from = since.max(u.active_enter_usec);
                 let waited_ms = now.saturating_sub(from) / 1000;
@@ -740,12 +778,14 @@ fn judge_binding(
                             fmt_ms(waited_ms)
                         ),
                         true,
+                        "not-consuming",
                     )
                 } else {
                     (
                         Verdict::Healthy,
                         format!("consumer {cname} not seen yet ({backlog})"),
                         false,
+                        "",
                     )
                 }
             }
@@ -766,6 +806,7 @@ fn judge_binding(
                             e.id
                         ),
                         true,
+                        "stopped-reading",
                     )
                 } else {
                     (
@@ -783,10 +824,11 @@ fn judge_binding(
                             }
                         ),
                         p.restart_on_stale_pending,
+                        "stale-pending",
                     )
                 }
             }
-            _ => (Verdict::Healthy, "no work waiting".to_string(), false),
+            _ => (Verdict::Healthy, "no work waiting".to_string(), false, ""),
         }
     };
     rep.verdict = verdict;
@@ -794,6 +836,7 @@ fn judge_binding(
     BindingEval {
         report: rep,
         restartable,
+        cause,
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::collect::World;
 use crate::config::{Config, Mode};
 use crate::execute::{self, Totals};
+use crate::metrics::Metrics;
 use crate::model::GroupKey;
 use crate::policy::{self, Action, Memory};
 
@@ -79,8 +80,23 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
         );
     }
     let deadline = Instant::now() + Duration::from_secs(20);
+    // The oneshot keeps its counters across runs in its textfile.
+    let metrics = Metrics::new();
+    let textfile = cfg.metrics.textfile_dir.as_ref();
+    if let Some(dir) = textfile
+        && let Ok(prev) = std::fs::read_to_string(dir.join("quantum-watchdog-recover.prom"))
+    {
+        metrics.seed(&prev);
+    }
     for a in &actions {
-        execute::consumer_action(&mut world.streams, a, mode, deadline, &mut totals).await;
+        execute::consumer_action(&mut world.streams, a, mode, deadline, &mut totals, &metrics)
+            .await;
+    }
+    if let Some(dir) = textfile
+        && mode == Mode::Enforce
+        && let Err(e) = metrics.write_recover_textfile(dir)
+    {
+        tracing::warn!("metrics.textfile_dir {}: {e}", dir.display());
     }
     tracing::info!(
         "recover: {} action(s) {}; claimed {}, requeued {}, deleted {}",

@@ -58,6 +58,20 @@ pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
     PathBuf::from("/run/quantum-watchdog")
 }
 
+/// Where the agent serves metrics: `metrics.listen`, except that the built-in default follows
+/// the state directory (so `--user` agents each get their own socket).
+pub fn metrics_listen(cfg: &Config, user: bool) -> String {
+    let default = crate::config::MetricsConfig::default().listen;
+    if cfg.metrics.listen == default {
+        format!(
+            "unix:{}",
+            state_dir(cfg, user).join("metrics.sock").display()
+        )
+    } else {
+        cfg.metrics.listen.clone()
+    }
+}
+
 pub fn state_file(cfg: &Config, user: bool) -> PathBuf {
     state_dir(cfg, user).join("state.json")
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Mode};
 use crate::model::{Snapshot, fmt_ms, now_usec};
+use crate::pipeline::{FlagReport, GaugeReport, PipelineReport};
 use crate::policy::{
     self, Action, ConsumerReport, Decision, Liveness, Memory, Severity, UnitReport, Verdict,
 };
@@ -48,6 +49,9 @@ pub struct Status {
     pub agent: Option<AgentInfo>,
     pub units: Vec<UnitStatus>,
     pub consumers: Vec<ConsumerReport>,
+    pub pipelines: Vec<PipelineReport>,
+    pub gauges: Vec<GaugeReport>,
+    pub flags: Vec<FlagReport>,
     /// What the agent would do next, by this look.
     pub proposed_actions: Vec<Action>,
 }
@@ -95,6 +99,9 @@ pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Statu
             })
             .collect(),
         consumers: d.consumers.clone(),
+        pipelines: d.pipelines.clone(),
+        gauges: d.gauges.clone(),
+        flags: d.flags.clone(),
         proposed_actions: d.actions.clone(),
     }
 }
@@ -283,10 +290,101 @@ pub fn render(st: &Status, color: bool) -> String {
             );
         }
     }
+    for g in &st.gauges {
+        let v = g
+            .value
+            .map(|v| format!("{v}"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "gauge {}: {v} / {} ({}) {}",
+            g.name,
+            g.limit,
+            g.key,
+            paint(&g.note, g.severity, color)
+        );
+    }
+    for f in &st.flags {
+        let _ = writeln!(
+            o,
+            "flag {} ({}): {}",
+            f.name,
+            f.key,
+            f.value.as_deref().unwrap_or("(unset)")
+        );
+    }
+    for p in &st.pipelines {
+        if p.severity != Severity::Ok {
+            let _ = writeln!(
+                o,
+                "pipeline {}: {}",
+                p.name,
+                paint(&p.message, p.severity, color)
+            );
+        }
+    }
     if !st.proposed_actions.is_empty() {
         let _ = writeln!(o, "\nnext actions ({}):", st.mode);
         for a in &st.proposed_actions {
             let _ = writeln!(o, "  {}: {}", a.describe(), a.reason());
+        }
+    }
+    o
+}
+
+fn per_min(v: Option<f64>) -> String {
+    v.map(|r| format!("{r:.1}/min"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `status --pipeline`: each stream's arrival rate, each group's lag and delivery rate, and
+/// where flow stops.
+pub fn render_pipelines(st: &Status, color: bool) -> String {
+    let mut o = String::new();
+    if st.pipelines.is_empty() {
+        let _ = writeln!(o, "no [[pipeline]] configured");
+    }
+    for p in &st.pipelines {
+        let _ = writeln!(
+            o,
+            "pipeline {}: {}",
+            p.name,
+            paint(&p.message, p.severity, color)
+        );
+        for (i, s) in p.stages.iter().enumerate() {
+            let mark = if p.stalled_at == Some(i) { ">>" } else { "  " };
+            let _ = writeln!(
+                o,
+                "{mark} {:<40} length {:>8}  added {:>10}{}",
+                s.stream,
+                s.length
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                per_min(s.added_per_min),
+                s.error
+                    .as_ref()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default()
+            );
+            for g in &s.groups {
+                let state = if g.stalled {
+                    paint("STALLED", Severity::Critical, color)
+                } else if g.work_waiting {
+                    "behind".to_string()
+                } else {
+                    "caught up".to_string()
+                };
+                let _ = writeln!(
+                    o,
+                    "     group {:<36} lag {:>8}  delivered {:>10}  last delivery {:>7} ago  {state}",
+                    g.group,
+                    g.lag
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "null".into()),
+                    per_min(g.delivered_per_min),
+                    fmt_ms(g.no_delivery_ms)
+                );
+            }
         }
     }
     o

@@ -227,17 +227,20 @@ impl Streams {
 
     /// One pipelined round trip for all bindings: per distinct `(stream, group)` `XINFO STREAM`,
     /// `XINFO GROUPS`, `XINFO CONSUMERS`; per binding with a current consumer,
-    /// `XPENDING … IDLE hung_after - + 1 consumer`.
+    /// `XPENDING … IDLE hung_after - + 1 consumer`. In the same round trip: `XINFO STREAM` and
+    /// `XINFO GROUPS` of every pipeline stream, and `GET` of every key of `[[gauge]]`/`[[flag]]`
+    /// (`keys`, placeholders expanded).
     pub async fn snapshot(
         &mut self,
         cfg: &Config,
         current: &[Option<String>],
+        keys: &[String],
     ) -> Result<RedisSnapshot, StreamsError> {
         let groups = group_bindings(cfg);
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        let keys: Vec<&GroupKey> = groups.keys().collect();
-        for k in &keys {
+        let group_keys: Vec<&GroupKey> = groups.keys().collect();
+        for k in &group_keys {
             pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
             pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
             pipe.cmd("XINFO")
@@ -260,8 +263,16 @@ impl Streams {
                 stale_idx.push(i);
             }
         }
+        let flow_streams = crate::pipeline::pipeline_streams(cfg);
+        for st in &flow_streams {
+            pipe.cmd("XINFO").arg("STREAM").arg(st);
+            pipe.cmd("XINFO").arg("GROUPS").arg(st);
+        }
+        for k in keys {
+            pipe.cmd("GET").arg(k);
+        }
         let mut out = RedisSnapshot::default();
-        if keys.is_empty() {
+        if pipe.is_empty() {
             self.ping().await?;
             return Ok(out);
         }
@@ -276,7 +287,7 @@ impl Streams {
             return Err(self.failed(e));
         }
         let mut it = replies.into_iter();
-        for k in keys {
+        for k in group_keys {
             let (s, g, c) = (it.next(), it.next(), it.next());
             out.groups.insert(k.clone(), group_data(k, s, g, c));
         }
@@ -286,6 +297,28 @@ impl Streams {
                 _ => None,
             };
             out.stale.insert(i, e);
+        }
+        for st in flow_streams {
+            let (info, groups) = (it.next(), it.next());
+            let r = match (info, groups) {
+                (Some(Ok(i)), Some(Ok(g))) => xinfo::stream_info(&i)
+                    .and_then(|i| Ok((i, xinfo::groups(&g)?)))
+                    .map_err(|e| e.to_string()),
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Err(format!("{st}: {}", server_error(&e))),
+                _ => Err("no reply".into()),
+            };
+            out.streams.insert(st, r);
+        }
+        for k in keys {
+            let v = match it.next() {
+                Some(Ok(Value::Nil)) => Ok(None),
+                Some(Ok(v)) => redis::from_redis_value::<String>(v)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(server_error(&e)),
+                None => Err("no reply".into()),
+            };
+            out.keys.insert(k.clone(), v);
         }
         Ok(out)
     }

@@ -263,6 +263,20 @@ fn dead_consumer_is_handed_off(env: &mut Env) {
             .unwrap_or("")
     );
     assert_eq!(main_pid(UNIT), pid, "a handoff is no reason to restart");
+    let m = env.scrape();
+    assert_eq!(
+        env.metric(
+            &m,
+            "quantum_stream_recovery_claimed_total{unit=\"quantum-execution.service\""
+        ),
+        Some(10_000.0),
+        "{m}"
+    );
+    assert_eq!(
+        env.metric(&m, "quantum_stream_recovery_deleted_total{"),
+        Some(1.0),
+        "{m}"
+    );
 }
 on_both!(dead_consumer_is_handed_off);
 
@@ -514,3 +528,193 @@ mod journal_fields_find_restarts {
         );
     }
 }
+
+/// A group whose lag Redis reports as null exports no lag series (rather than a false 0), and
+/// a key gauge at 85 % of its limit warns.
+fn metrics_null_lag_and_key_gauge(env: &mut Env) {
+    started_consumer(env, "0");
+    let mut c = env.redis.conn();
+    // An entry deleted before delivery makes the group's lag null.
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    env.xadd(1, 3);
+    let last: String = redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("n")
+        .arg(4)
+        .query(&mut c)
+        .unwrap();
+    let _: i64 = redis::cmd("XDEL")
+        .arg(STREAM)
+        .arg(&last)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("quantum:governor:daily_trades:{}", utc_today()))
+        .arg(170)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("quantum:kill")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    let cfg = env.config("observe", &[(UNIT, PREFIX)], "")
+        + "[[gauge]]\nname = \"daily trades\"\nkey = \"quantum:governor:daily_trades:{utcdate}\"\nlimit = 200\n\
+           [[flag]]\nname = \"kill switch\"\nkey = \"quantum:kill\"\n";
+    let agent = env.agent(&cfg);
+    assert!(agent.wait_log("starting", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(3));
+    let m = env.scrape();
+    let lag_series = format!("quantum_watchdog_group_lag{{stream=\"{STREAM}\",group=\"{GROUP}\"}}");
+    assert!(
+        !m.contains(&lag_series),
+        "null lag must export no series:\n{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "quantum_watchdog_group_pending{{stream=\"{STREAM}\",group=\"{GROUP}\"}}"
+        )),
+        "{m}"
+    );
+    assert_eq!(
+        env.metric(&m, "quantum_watchdog_key_value{name=\"daily trades\"}"),
+        Some(170.0),
+        "{m}"
+    );
+    assert_eq!(
+        env.metric(&m, "quantum_watchdog_key_limit{name=\"daily trades\"}"),
+        Some(200.0),
+        "{m}"
+    );
+    let (st, rc) = env.status();
+    assert_eq!(st["gauges"][0]["severity"], "warning", "{st:#}");
+    assert_eq!(st["flags"][0]["value"], "0", "{st:#}");
+    assert!(st["units"][0]["bindings"].as_array().is_some());
+    assert!(rc >= 1, "a gauge at 85 % warns: {rc}");
+    println!(
+        "MEASURE metrics {:?} lag=null series_absent=true gauge=170/200 status_exit={rc}",
+        env.server()
+    );
+}
+on_both!(metrics_null_lag_and_key_gauge);
+
+fn utc_today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    quantum_watchdog::model::civil_date((secs / 86_400) as i64)
+}
+
+/// A pipeline that stalls at its middle stage is reported at that stage, as a verdict, in
+/// `status --pipeline` and as a metric, and nothing is restarted for it.
+fn pipeline_stall_at_middle_stage(env: &mut Env) {
+    let (decisions, intents, results) = (
+        "quantum:stream:ai.decision.made",
+        "quantum:stream:trade.intent",
+        "quantum:stream:execution.result",
+    );
+    env.consumer_unit_on(
+        "quantum-router.service",
+        decisions,
+        "router",
+        "router",
+        &[],
+        "",
+    );
+    env.consumer_unit_on(
+        "quantum-execution.service",
+        intents,
+        "execution",
+        "execution",
+        &[("QW_QUIET", "1")],
+        "",
+    );
+    env.start("quantum-router.service");
+    env.start("quantum-execution.service");
+    let mut c = env.redis.conn();
+    let _: redis::Value = redis::cmd("XADD")
+        .arg(results)
+        .arg("*")
+        .arg("n")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    let cfg = format!(
+        "mode = \"observe\"\ninterval = \"1s\"\nredis.url = \"{}\"\n[defaults]\nhung_after = \"1h\"\nstartup_grace = \"1s\"\n\
+         [[watch]]\nunit = \"quantum-router.service\"\nstream = \"{decisions}\"\ngroup = \"router\"\nconsumer = \"router-{{hostname}}-{{pid}}\"\n\
+         [[watch]]\nunit = \"quantum-execution.service\"\nstream = \"{intents}\"\ngroup = \"execution\"\nconsumer = \"execution-{{hostname}}-{{pid}}\"\n\
+         [[pipeline]]\nname = \"trading\"\nstreams = [\"{decisions}\", \"{intents}\", \"{results}\"]\nstall_after = \"4s\"\n",
+        env.redis.url()
+    );
+    let agent = env.agent(&cfg);
+    // Decisions flow through the router; intents arrive; execution delivers nothing.
+    let end = Instant::now() + Duration::from_secs(12);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        n += 1;
+        let _: redis::Value = redis::cmd("XADD")
+            .arg(decisions)
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .query(&mut c)
+            .unwrap();
+        let _: redis::Value = redis::cmd("XADD")
+            .arg(intents)
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .query(&mut c)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        agent.wait_log("pipeline trading stalled", Duration::from_secs(5)),
+        "{}",
+        agent.log()
+    );
+    let (st, rc) = env.status();
+    let p = &st["pipelines"][0];
+    assert_eq!(p["stalled_at"], 1, "{p:#}");
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "trade.intent entries arrive, execution.result entries do not: group execution has lag"
+        ),
+        "{msg}"
+    );
+    assert_eq!(rc, 2, "a stall is critical");
+    let (code, text, _) = sh(std::process::Command::new(bin())
+        .args(["--user", "--config"])
+        .arg(&env.config)
+        .args(["status", "--pipeline"]));
+    assert_eq!(code, 2);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(">>") && l.contains(intents)),
+        "{text}"
+    );
+    assert!(text.contains("STALLED"), "{text}");
+    for l in text.lines() {
+        println!("MEASURE pipeline | {l}");
+    }
+    let m = env.scrape();
+    assert_eq!(
+        env.metric(&m, &format!("quantum_watchdog_pipeline_stalled{{pipeline=\"trading\",stream=\"{intents}\",group=\"execution\"}}")),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        env.metric(&m, &format!("quantum_watchdog_pipeline_stalled{{pipeline=\"trading\",stream=\"{decisions}\",group=\"router\"}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        !agent.log().contains("would restart quantum-execution"),
+        "a stall alone restarts nothing: {}",
+        agent.log()
+    );
+}
+on_redis70!(pipeline_stall_at_middle_stage);

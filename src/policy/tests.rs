@@ -99,8 +99,13 @@ fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntr
         hostname: HOST.into(),
         self_unit: Some("quantum-watchdog.service".into()),
         units: Ok(units),
-        redis: Ok(RedisSnapshot { groups, stale: st }),
+        redis: Ok(RedisSnapshot {
+            groups,
+            stale: st,
+            ..Default::default()
+        }),
         live_pids: BTreeMap::new(),
+        utc_offset_secs: 0,
     }
 }
 

@@ -373,15 +373,28 @@ impl Env {
         self.base.join(format!("acks-{unit}.log"))
     }
 
-    /// Installs and starts a consumer unit running the real test consumer.
+    /// Installs a consumer unit running the real test consumer on STREAM/GROUP.
     pub fn consumer_unit(&self, unit: &str, prefix: &str, env: &[(&str, &str)], extra: &str) {
+        self.consumer_unit_on(unit, STREAM, GROUP, prefix, env, extra)
+    }
+
+    /// Installs a consumer unit reading `stream` as `group`.
+    pub fn consumer_unit_on(
+        &self,
+        unit: &str,
+        stream: &str,
+        group: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+        extra: &str,
+    ) {
         let mut envs = String::new();
         for (k, v) in env {
             envs.push_str(&format!("Environment={k}={v}\n"));
         }
         let text = format!(
             "[Unit]\nDescription=test consumer {unit}\nStartLimitIntervalSec=0\n\
-             [Service]\nExecStart={} {} {STREAM} {GROUP} {prefix} {}\n{envs}TimeoutStopSec=5\n{extra}\n",
+             [Service]\nExecStart={} {} {stream} {group} {prefix} {}\n{envs}TimeoutStopSec=5\n{extra}\n",
             consumer_bin().display(),
             self.redis.url(),
             self.ack_log(unit).display(),
@@ -506,6 +519,30 @@ impl Env {
             }
         }
         m
+    }
+
+    /// Scrapes the agent's `/metrics` over its unix socket.
+    pub fn scrape(&self) -> String {
+        use std::io::Write;
+        let sock = PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap())
+            .join("quantum-watchdog/metrics.sock");
+        let mut s = std::os::unix::net::UnixStream::connect(&sock)
+            .unwrap_or_else(|e| panic!("{}: {e}", sock.display()));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        out
+    }
+
+    /// The value of the sample whose line starts with `prefix` (name and labels).
+    pub fn metric(&self, text: &str, prefix: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 
     pub fn consumer_name(&self, prefix: &str, pid: u32) -> String {
