@@ -215,13 +215,14 @@ impl Agent {
         self.would.retain(|w| proposed.contains(w));
         // Consumer work may use up to 60% of the cycle budget.
         let deadline = started + budget.mul_f32(0.6);
-        for a in &d.actions {
-            if mode == Mode::Observe {
+        if mode == Mode::Observe {
+            for a in &d.actions {
                 if self.would.insert(a.describe()) {
                     execute::log_action(a, mode, "", true);
                 }
-                continue;
             }
+        }
+        for a in policy::to_execute(mode, &d.actions) {
             let outcome = match a {
                 Action::Restart { unit, reason, .. } => self.restart(a, unit, reason, &d).await,
                 _ => {

