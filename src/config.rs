@@ -209,6 +209,7 @@ struct RawParams {
     zombie_after: Option<HumanDuration>,
     claim_policy: Option<ClaimPolicy>,
     restart_on_stale_pending: Option<bool>,
+    dead_letter_after: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +236,9 @@ pub struct Params {
     pub zombie_after: HumanDuration,
     pub claim_policy: ClaimPolicy,
     pub restart_on_stale_pending: bool,
+    /// Entries delivered this many times without acknowledgement go to `<stream>:dead`
+    /// (and the original is acknowledged). Unset: they stay pending and are reported.
+    pub dead_letter_after: Option<u32>,
 }
 
 impl Default for Params {
@@ -250,6 +254,7 @@ impl Default for Params {
             zombie_after: HumanDuration(Duration::from_secs(3600)),
             claim_policy: ClaimPolicy::Handoff,
             restart_on_stale_pending: false,
+            dead_letter_after: None,
         }
     }
 }
@@ -264,6 +269,7 @@ impl Params {
             zombie_after,
             claim_policy,
             restart_on_stale_pending,
+            dead_letter_after,
         } = raw;
         if let Some(v) = hung_after {
             self.hung_after = *v;
@@ -285,6 +291,9 @@ impl Params {
         }
         if let Some(v) = restart_on_stale_pending {
             self.restart_on_stale_pending = *v;
+        }
+        if let Some(v) = dead_letter_after {
+            self.dead_letter_after = Some(*v);
         }
     }
 }
@@ -765,6 +774,13 @@ fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), ConfigError> 
             file,
             format!("{at}.confirm"),
             "expected a whole number of cycles, at least 1",
+        ));
+    }
+    if p.dead_letter_after == Some(0) {
+        return Err(ConfigError::invalid(
+            file,
+            format!("{at}.dead_letter_after"),
+            "expected a number of deliveries, at least 1",
         ));
     }
     if p.restart_budget.max == 0 {

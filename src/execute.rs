@@ -18,6 +18,8 @@ pub struct Totals {
     pub claimed: u64,
     pub requeued: u64,
     pub deleted: u64,
+    #[serde(default)]
+    pub dead_lettered: u64,
     pub restarts: u64,
     pub errors: u64,
 }
@@ -39,6 +41,12 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             ..
         } => (stream.as_str(), group.as_str(), from.as_str()),
         Action::Delete {
+            stream,
+            group,
+            consumer,
+            ..
+        }
+        | Action::DeadLetter {
             stream,
             group,
             consumer,
@@ -160,6 +168,24 @@ pub async fn consumer_action(
             }
             Err(e) => (e.to_string(), false),
         },
+        Action::DeadLetter {
+            stream,
+            group,
+            id,
+            min_deliveries,
+            ..
+        } => match streams
+            .dead_letter(stream, group, id, *min_deliveries)
+            .await
+        {
+            Ok(true) => {
+                totals.dead_lettered += 1;
+                moved = 1;
+                (format!("moved to {stream}:dead and acknowledged"), true)
+            }
+            Ok(false) => ("no longer pending or not due".to_string(), true),
+            Err(e) => (e.to_string(), false),
+        },
         Action::Delete {
             stream,
             group,
@@ -171,10 +197,10 @@ pub async fn consumer_action(
                 .delete_consumer(stream, group, consumer, *min_idle_ms)
                 .await
             {
-                Ok(DeleteOutcome::Deleted) => {
+                Ok(DeleteOutcome::Deleted(held)) => {
                     totals.deleted += 1;
                     moved = 1;
-                    ("deleted".to_string(), true)
+                    (format!("deleted (held {held})"), held == 0)
                 }
                 Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true),
                 Ok(DeleteOutcome::KeptHoldsPending) => {

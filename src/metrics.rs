@@ -397,6 +397,11 @@ impl Metrics {
                     .get_or_create(&l(&[("unit", unit), ("stream", stream), ("group", group)]))
                     .inc_by(moved);
             }
+            Action::DeadLetter { stream, group, .. } if ok && moved > 0 => {
+                self.dead_lettered
+                    .get_or_create(&l(&[("stream", stream), ("group", group)]))
+                    .inc();
+            }
             Action::Delete { stream, group, .. } if ok && moved > 0 => {
                 self.deleted
                     .get_or_create(&l(&[("stream", stream), ("group", group)]))

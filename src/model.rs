@@ -89,6 +89,7 @@ pub struct ConsumerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingEntry {
     pub id: StreamId,
+    pub consumer: String,
     pub idle_ms: u64,
     pub deliveries: u64,
 }
@@ -131,6 +132,8 @@ pub struct RedisSnapshot {
     pub stale: BTreeMap<usize, Option<PendingEntry>>,
     /// Per pipeline stream: `XINFO STREAM` and all its groups (`XINFO GROUPS`).
     pub streams: BTreeMap<String, Result<(StreamInfo, Vec<GroupInfo>), String>>,
+    /// Per group: its oldest pending entries (`XPENDING key group - + 10`), for poison entries.
+    pub oldest_pending: BTreeMap<GroupKey, Vec<PendingEntry>>,
     /// Per key of `[[gauge]]`/`[[flag]]` (placeholders expanded): its value, `None` if absent.
     pub keys: BTreeMap<String, Result<Option<String>, String>>,
 }

@@ -152,6 +152,18 @@ pub enum Action {
         pending: u64,
         reason: String,
     },
+    /// Move a poison entry (delivered `deliveries` ≥ `dead_letter_after` times) to
+    /// `<stream>:dead` and acknowledge the original (checked atomically).
+    DeadLetter {
+        unit: String,
+        stream: String,
+        group: String,
+        id: String,
+        consumer: String,
+        deliveries: u64,
+        min_deliveries: u64,
+        reason: String,
+    },
     /// Delete a consumer if (checked atomically) it holds nothing and has been idle `min_idle_ms`.
     Delete {
         unit: Option<String>,
@@ -174,6 +186,7 @@ impl Action {
             } => "park",
             Action::Claim { .. } => "handoff",
             Action::Requeue { .. } => "requeue",
+            Action::DeadLetter { .. } => "dead-letter",
             Action::Delete { .. } => "delete",
         }
     }
@@ -182,7 +195,8 @@ impl Action {
         match self {
             Action::Restart { unit, .. }
             | Action::Claim { unit, .. }
-            | Action::Requeue { unit, .. } => Some(unit),
+            | Action::Requeue { unit, .. }
+            | Action::DeadLetter { unit, .. } => Some(unit),
             Action::Delete { unit, .. } => unit.as_deref(),
         }
     }
@@ -192,6 +206,7 @@ impl Action {
             Action::Restart { reason, .. }
             | Action::Claim { reason, .. }
             | Action::Requeue { reason, .. }
+            | Action::DeadLetter { reason, .. }
             | Action::Delete { reason, .. } => reason,
         }
     }
@@ -216,6 +231,17 @@ impl Action {
                 ..
             } => {
                 format!("requeue {pending} pending of {from} onto {stream}")
+            }
+            Action::DeadLetter {
+                id,
+                consumer,
+                deliveries,
+                stream,
+                ..
+            } => {
+                format!(
+                    "dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {stream}:dead"
+                )
             }
             Action::Delete {
                 consumer, group, ..
@@ -284,6 +310,23 @@ pub struct ConsumerReport {
     pub note: String,
 }
 
+/// An entry delivered again and again without being acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoisonReport {
+    pub stream: String,
+    pub group: String,
+    pub id: String,
+    pub consumer: String,
+    pub deliveries: u64,
+    /// Being moved to `<stream>:dead` (`dead_letter_after` is set and reached).
+    pub dead_letter: bool,
+    pub severity: Severity,
+}
+
+/// Deliveries from which an unacknowledged entry is reported as a poison suspect when no
+/// `dead_letter_after` is configured.
+pub const POISON_REPORT_DELIVERIES: u64 = 10;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub units: Vec<UnitReport>,
@@ -291,6 +334,7 @@ pub struct Decision {
     pub pipelines: Vec<PipelineReport>,
     pub gauges: Vec<GaugeReport>,
     pub flags: Vec<FlagReport>,
+    pub poison: Vec<PoisonReport>,
     pub actions: Vec<Action>,
     pub systemd_error: Option<String>,
     pub redis_error: Option<String>,
@@ -326,7 +370,13 @@ impl Decision {
             .map(|g| g.severity)
             .max()
             .unwrap_or(Severity::Ok);
-        worst.max(consumers).max(flow).max(keys)
+        let poison = self
+            .poison
+            .iter()
+            .map(|p| p.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        worst.max(consumers).max(flow).max(keys).max(poison)
     }
 }
 
@@ -468,6 +518,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         pipelines: judge_pipelines(cfg, snap, &mut mem.flow),
         gauges,
         flags,
+        poison: Vec::new(),
         actions: Vec::new(),
         systemd_error: snap.units.as_ref().err().cloned(),
         redis_error: snap.redis.as_ref().err().cloned(),
@@ -564,6 +615,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
                 &blocked_handoff,
                 &mut d,
             );
+            judge_poison(cfg, redis, &key, &idxs, &mut d);
         }
     }
     d
@@ -845,6 +897,52 @@ fn judge_binding(
         report: rep,
         restartable,
         cause,
+    }
+}
+
+/// Rule 10: an entry delivered `dead_letter_after` times goes to `<stream>:dead`; without that
+/// setting it stays pending and, past [`POISON_REPORT_DELIVERIES`], is reported.
+fn judge_poison(
+    cfg: &Config,
+    redis: &crate::model::RedisSnapshot,
+    key: &GroupKey,
+    idxs: &[usize],
+    d: &mut Decision,
+) {
+    let Some(entries) = redis.oldest_pending.get(key) else {
+        return;
+    };
+    let w = &cfg.watch[idxs[0]];
+    let limit = w.params.dead_letter_after.map(u64::from);
+    for e in entries {
+        let due = limit.is_some_and(|n| e.deliveries >= n);
+        if !due && e.deliveries < POISON_REPORT_DELIVERIES {
+            continue;
+        }
+        d.poison.push(PoisonReport {
+            stream: key.stream.clone(),
+            group: key.group.clone(),
+            id: e.id.to_string(),
+            consumer: e.consumer.clone(),
+            deliveries: e.deliveries,
+            dead_letter: due,
+            severity: if due { Severity::Ok } else { Severity::Warning },
+        });
+        if let Some(n) = limit.filter(|_| due) {
+            d.actions.push(Action::DeadLetter {
+                unit: w.unit.clone(),
+                stream: key.stream.clone(),
+                group: key.group.clone(),
+                id: e.id.to_string(),
+                consumer: e.consumer.clone(),
+                deliveries: e.deliveries,
+                min_deliveries: n,
+                reason: format!(
+                    "entry {} delivered {} times without acknowledgement (dead_letter_after {n})",
+                    e.id, e.deliveries
+                ),
+            });
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use crate::config::{Config, Mode};
 use crate::model::{Snapshot, fmt_ms, now_usec};
 use crate::pipeline::{FlagReport, GaugeReport, PipelineReport};
 use crate::policy::{
-    self, Action, ConsumerReport, Decision, Liveness, Memory, Severity, UnitReport, Verdict,
+    self, Action, ConsumerReport, Decision, Liveness, Memory, PoisonReport, Severity, UnitReport,
+    Verdict,
 };
 use crate::state::{AgentState, LastAction};
 
@@ -52,6 +53,7 @@ pub struct Status {
     pub pipelines: Vec<PipelineReport>,
     pub gauges: Vec<GaugeReport>,
     pub flags: Vec<FlagReport>,
+    pub poison: Vec<PoisonReport>,
     /// What the agent would do next, by this look.
     pub proposed_actions: Vec<Action>,
 }
@@ -102,6 +104,7 @@ pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Statu
         pipelines: d.pipelines.clone(),
         gauges: d.gauges.clone(),
         flags: d.flags.clone(),
+        poison: d.poison.clone(),
         proposed_actions: d.actions.clone(),
     }
 }
@@ -311,6 +314,22 @@ pub fn render(st: &Status, color: bool) -> String {
             f.name,
             f.key,
             f.value.as_deref().unwrap_or("(unset)")
+        );
+    }
+    for p in &st.poison {
+        let what = if p.dead_letter {
+            format!("going to {}:dead", p.stream)
+        } else {
+            "stays pending (set dead_letter_after to move such entries aside)".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "{} entry {} of {} in {}: delivered {} times, never acknowledged; {what}",
+            paint("poison", p.severity, color),
+            p.id,
+            p.consumer,
+            p.group,
+            p.deliveries
         );
     }
     for p in &st.pipelines {

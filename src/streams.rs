@@ -15,6 +15,27 @@ use crate::model::{GroupData, GroupKey, RedisSnapshot};
 use crate::policy::group_bindings;
 use crate::xinfo;
 
+/// How many of a group's oldest pending entries each snapshot looks at for poison entries.
+const OLDEST_PENDING: usize = 10;
+
+/// Moves one entry to the dead-letter stream KEYS[2] if (checked atomically) it is still
+/// pending in group ARGV[1] with at least ARGV[3] deliveries: XADD a copy with its original ID,
+/// group, consumer and delivery count, then XACK the original. 1 moved, 0 gone, -1 not due.
+const DEAD_LETTER_LUA: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return 0 end
+local e = p[1]
+if tonumber(e[4]) < tonumber(ARGV[3]) then return -1 end
+local f = {'original-id', ARGV[2], 'group', ARGV[1], 'consumer', e[2], 'deliveries', tostring(e[4])}
+local r = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #r == 1 and r[1][2] then
+  for _, v in ipairs(r[1][2]) do f[#f + 1] = v end
+end
+redis.call('XADD', KEYS[2], '*', unpack(f))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
 /// Field that `requeue` adds to the copy: the ID of the original entry.
 pub const REQUEUED_FROM_FIELD: &str = "quantum-watchdog-requeued-from";
 
@@ -83,7 +104,8 @@ pub enum StreamsError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Deleted; DELCONSUMER's count of entries it held (0, checked in the same script).
+    Deleted(u64),
     Gone,
     KeptHoldsPending,
     KeptNotIdle,
@@ -109,6 +131,7 @@ pub struct Streams {
     claim: redis::Script,
     requeue: redis::Script,
     delete: redis::Script,
+    dead_letter: redis::Script,
 }
 
 fn is_unreachable(e: &RedisError) -> bool {
@@ -147,6 +170,7 @@ impl Streams {
             claim: redis::Script::new(CLAIM_LUA),
             requeue: redis::Script::new(REQUEUE_LUA),
             delete: redis::Script::new(DELETE_LUA),
+            dead_letter: redis::Script::new(DEAD_LETTER_LUA),
         })
     }
 
@@ -247,6 +271,12 @@ impl Streams {
                 .arg("CONSUMERS")
                 .arg(&k.stream)
                 .arg(&k.group);
+            pipe.cmd("XPENDING")
+                .arg(&k.stream)
+                .arg(&k.group)
+                .arg("-")
+                .arg("+")
+                .arg(OLDEST_PENDING);
         }
         let mut stale_idx = Vec::new();
         for (i, w) in cfg.watch.iter().enumerate() {
@@ -288,8 +318,13 @@ impl Streams {
         }
         let mut it = replies.into_iter();
         for k in group_keys {
-            let (s, g, c) = (it.next(), it.next(), it.next());
+            let (s, g, c, p) = (it.next(), it.next(), it.next(), it.next());
             out.groups.insert(k.clone(), group_data(k, s, g, c));
+            if let Some(Ok(v)) = p
+                && let Ok(entries) = xinfo::pending_entries(&v)
+            {
+                out.oldest_pending.insert(k.clone(), entries);
+            }
         }
         for i in stale_idx {
             let e = match it.next() {
@@ -401,6 +436,25 @@ impl Streams {
         }
     }
 
+    /// Moves entry `id` to `<stream>:dead` (see [`DEAD_LETTER_LUA`]); `Ok(true)` if it moved.
+    pub async fn dead_letter(
+        &mut self,
+        stream: &str,
+        group: &str,
+        id: &str,
+        min_deliveries: u64,
+    ) -> Result<bool, StreamsError> {
+        let script = self.dead_letter.clone();
+        let mut inv = script.prepare_invoke();
+        inv.key(stream)
+            .key(format!("{stream}:dead"))
+            .arg(group)
+            .arg(id)
+            .arg(min_deliveries);
+        let r: i64 = self.run(async |c| inv.invoke_async(c).await).await?;
+        Ok(r == 1)
+    }
+
     /// Check-and-delete in one script: never deletes a consumer that holds entries.
     pub async fn delete_consumer(
         &mut self,
@@ -417,7 +471,7 @@ impl Streams {
             -1 => DeleteOutcome::Gone,
             -2 => DeleteOutcome::KeptHoldsPending,
             -3 => DeleteOutcome::KeptNotIdle,
-            _ => DeleteOutcome::Deleted,
+            n => DeleteOutcome::Deleted(n.max(0) as u64),
         })
     }
 }

@@ -201,6 +201,7 @@ pub fn pending_entries(v: &Value) -> Result<Vec<PendingEntry>, ParseError> {
             };
             Ok(PendingEntry {
                 id: id(W, &f[0])?,
+                consumer: text(&f[1]).ok_or_else(|| err(W, "consumer is not a string"))?,
                 idle_ms: n(&f[2], "idle")?,
                 deliveries: n(&f[3], "deliveries")?,
             })

@@ -267,6 +267,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         0,
         st.stale.then_some(PendingEntry {
             id: StreamId { ms: 1, seq: 0 },
+            consumer: String::new(),
             idle_ms: 30_000,
             deliveries: 1,
         }),
@@ -305,6 +306,9 @@ proptest! {
             let g = snap.redis.as_ref().unwrap().groups.values().next().unwrap().as_ref().unwrap();
             for a in &d.actions {
                 match a {
+                    Action::DeadLetter { deliveries, min_deliveries, .. } => {
+                        prop_assert!(deliveries >= min_deliveries, "dead-lettered an entry before it was due");
+                    }
                     Action::Delete { consumer, .. } => {
                         let held = g.consumer(consumer).map_or(0, |c| c.pending);
                         prop_assert_eq!(held, 0, "proposed deleting {} holding {}", consumer, held);

@@ -112,6 +112,7 @@ fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntr
 fn stale_entry(idle_s: u64) -> Option<PendingEntry> {
     Some(PendingEntry {
         id: StreamId { ms: 5, seq: 0 },
+        consumer: String::new(),
         idle_ms: idle_s * 1000,
         deliveries: 1,
     })
@@ -887,4 +888,57 @@ fn pids_to_probe_come_from_matching_names_only() {
     );
     let pids = pids_to_probe(&c, HOST, s.redis.as_ref().unwrap());
     assert_eq!(pids.into_iter().collect::<Vec<_>>(), vec![10]);
+}
+
+#[test]
+fn poison_entries_are_dead_lettered_only_when_configured() {
+    let since = T0 - 3600 * S;
+    let poison = PendingEntry {
+        id: StreamId { ms: 7, seq: 0 },
+        consumer: me(10),
+        idle_ms: 10,
+        deliveries: 25,
+    };
+    let young = PendingEntry {
+        id: StreamId { ms: 8, seq: 0 },
+        consumer: me(10),
+        idle_ms: 10,
+        deliveries: 3,
+    };
+    let mk = || {
+        let mut s = snap(
+            T0,
+            vec![unit(10, since)],
+            group(Some(0), vec![consumer(&me(10), 2, 1, None)]),
+            None,
+        );
+        if let Ok(r) = &mut s.redis {
+            r.oldest_pending.insert(
+                GroupKey {
+                    stream: STREAM.into(),
+                    group: GROUP.into(),
+                },
+                vec![poison.clone(), young.clone()],
+            );
+        }
+        s
+    };
+    // Not configured: reported (warning), never acknowledged.
+    let d = decide(&cfg(""), &mk(), &mut Memory::default());
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.poison.len(), 1);
+    assert!(!d.poison[0].dead_letter);
+    assert_eq!(d.severity(), Severity::Warning);
+    // Configured: the due entry, and only that one, goes to the dead-letter stream.
+    let d = decide(
+        &cfg("dead_letter_after = 20"),
+        &mk(),
+        &mut Memory::default(),
+    );
+    assert!(
+        matches!(&d.actions[..], [Action::DeadLetter { id, deliveries: 25, min_deliveries: 20, .. }] if id == "7-0"),
+        "{:?}",
+        d.actions
+    );
+    assert_eq!(d.actions[0].kind(), "dead-letter");
 }
