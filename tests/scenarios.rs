@@ -899,3 +899,53 @@ fn ghost_pending_entries_after_xtrim(env: &mut Env) {
     assert_eq!(main_pid(UNIT), pid);
 }
 on_all!(ghost_pending_entries_after_xtrim);
+
+/// A poison entry every consumer rejects: without `dead_letter_after` it stays pending and is
+/// reported; with it, it moves to `<stream>:dead` with its evidence and the original is acked.
+fn poison_entry(env: &mut Env) {
+    started_consumer_with(env, &[("QW_POISON", "3")]);
+    env.xadd(1, 5);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    // The consumer rereads its own pending list: the poison's delivery count climbs.
+    assert!(
+        wait_until(Duration::from_secs(20), || env.status().0["poison"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())),
+        "{:#}",
+        env.status().0
+    );
+    let (st, rc) = env.status();
+    assert_eq!(st["poison"][0]["dead_letter"], false);
+    assert!(rc >= 1, "reported as a warning: {rc}");
+    assert_eq!(env.group_pending(), 1, "it stays pending");
+    drop(agent);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], "dead_letter_after = 10\n"));
+    assert!(
+        wait_until(Duration::from_secs(15), || env.group_pending() == 0),
+        "{}",
+        agent.log()
+    );
+    let mut c = env.redis.conn();
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(format!("{STREAM}:dead"))
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let f = &dead[0].1;
+    for k in ["original-id", "group", "consumer", "deliveries", "n"] {
+        assert!(f.contains(&k.to_string()), "{k} missing: {f:?}");
+    }
+    assert!(
+        agent.log().contains("action=\"dead-letter\"") || agent.log().contains("dead-letter entry"),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        env.acked(UNIT).len(),
+        4 + env.acked(UNIT).keys().filter(|n| **n > 5).count(),
+        "the four others were processed"
+    );
+}
+on_redis70!(poison_entry);
