@@ -25,6 +25,10 @@ use crate::policy::{self, Action, Decision, Memory, Verdict};
 use crate::state::{self, AgentState, LastAction};
 use crate::streams::read_password;
 
+/// How often the state file and the metrics textfile are written when nothing happened.
+const STATE_EVERY: Duration = Duration::from_secs(5);
+const TEXTFILE_EVERY: Duration = Duration::from_secs(10);
+
 /// How long a restart job may take before the agent stops waiting for it.
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -53,6 +57,8 @@ struct Agent {
     would: BTreeSet<String>,
     jobs: mpsc::UnboundedSender<(String, Result<String, String>)>,
     metrics: Arc<Metrics>,
+    last_save: Option<Instant>,
+    last_textfile: Option<Instant>,
 }
 
 pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
@@ -79,6 +85,8 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
         would: BTreeSet::new(),
         jobs: jobs_tx,
         metrics: Arc::new(Metrics::new()),
+        last_save: None,
+        last_textfile: None,
     };
     let listen = state::metrics_listen(&agent.cfg, o.user);
     let _server = match listen.as_str() {
@@ -208,7 +216,9 @@ impl Agent {
     /// One cycle; returns the STATUS= line.
     async fn cycle(&mut self, started: Instant, budget: Duration) -> String {
         let snap = self.world.snapshot(&self.cfg).await;
+        let t_decide = Instant::now();
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
+        let t_decide = t_decide.elapsed();
         self.log_verdicts(&d);
         let mode = self.cfg.mode;
         let proposed: BTreeSet<String> = d.actions.iter().map(Action::describe).collect();
@@ -252,14 +262,37 @@ impl Agent {
         }
         self.cycles += 1;
         let took = started.elapsed();
-        self.metrics.observe(&self.cfg, &snap, &d, took);
+        let line = status_line(&d, mode, &self.totals, took);
+        let acted = !policy::to_execute(mode, &d.actions).is_empty();
+        let t_metrics = Instant::now();
+        self.metrics.observe(&self.cfg, snap, d, took);
+        self.metrics.round_trips(self.world.streams.round_trips);
+        // The textfile collector reads every 15 s or so: write at most every 10 s.
         if let Some(dir) = &self.cfg.metrics.textfile_dir
-            && let Err(e) = self.metrics.write_textfile(dir)
+            && self
+                .last_textfile
+                .is_none_or(|t| t.elapsed() >= TEXTFILE_EVERY)
         {
-            tracing::warn!("metrics.textfile_dir {}: {e}", dir.display());
+            self.last_textfile = Some(Instant::now());
+            if let Err(e) = self.metrics.write_textfile(dir) {
+                tracing::warn!("metrics.textfile_dir {}: {e}", dir.display());
+            }
         }
-        self.save(took.as_secs_f64() * 1000.0);
-        status_line(&d, mode, &self.totals, took)
+        let t_metrics = t_metrics.elapsed();
+        // The state file after every action, else every few seconds (status reads it).
+        let t_save = Instant::now();
+        if acted || self.last_save.is_none_or(|t| t.elapsed() >= STATE_EVERY) {
+            self.last_save = Some(Instant::now());
+            self.save(took.as_secs_f64() * 1000.0);
+        }
+        tracing::debug!(
+            "cycle {:.2} ms: decide {:.2} ms; then metrics {:.2} ms, state {:.2} ms",
+            took.as_secs_f64() * 1e3,
+            t_decide.as_secs_f64() * 1e3,
+            t_metrics.as_secs_f64() * 1e3,
+            t_save.elapsed().as_secs_f64() * 1e3
+        );
+        line
     }
 
     async fn restart(&mut self, a: &Action, unit: &str, reason: &str, d: &Decision) -> String {

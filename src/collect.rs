@@ -87,10 +87,12 @@ impl World {
     pub async fn snapshot(&mut self, cfg: &Config) -> Snapshot {
         let patterns = cfg.unit_patterns();
         let bound: Vec<String> = cfg.watch.iter().map(|w| w.unit.clone()).collect();
+        let t0 = std::time::Instant::now();
         let units = match self.systemd().await {
             Ok(s) => s.units(&patterns, &bound).await,
             Err(e) => Err(e),
         };
+        let t_dbus = t0.elapsed();
         if let Err(e) = &units {
             self.systemd_failed(e);
         }
@@ -98,7 +100,13 @@ impl World {
         let now = now_usec();
         let offset = utc_offset_secs();
         let keys = crate::pipeline::keys_to_fetch(cfg, now, offset);
+        let t1 = std::time::Instant::now();
         let redis = self.streams.snapshot(cfg, &current, &keys).await;
+        tracing::debug!(
+            "snapshot: systemd {:.2} ms, redis {:.2} ms",
+            t_dbus.as_secs_f64() * 1e3,
+            t1.elapsed().as_secs_f64() * 1e3
+        );
         let mut live_pids = std::collections::BTreeMap::new();
         if let Ok(r) = &redis {
             for pid in pids_to_probe(cfg, &self.hostname, r) {

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{ClaimPolicy, Config};
-use crate::model::Snapshot;
+use crate::model::{GroupKey, Snapshot};
 use crate::policy::{Action, Decision, Verdict};
 
 type Labels = Vec<(String, String)>;
@@ -48,8 +48,18 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// The latest cycle, kept for building gauges when they are read.
+struct Observed {
+    snap: Snapshot,
+    d: Decision,
+    unit_of: BTreeMap<GroupKey, String>,
+    max_series: usize,
+    fresh: bool,
+}
+
 pub struct Metrics {
     registry: Registry,
+    latest: Mutex<Option<Observed>>,
     claimed: Family<Labels, Counter>,
     deleted: Family<Labels, Counter>,
     restarts: Family<Labels, Counter>,
@@ -73,6 +83,8 @@ pub struct Metrics {
     redis_errors: Counter,
     dbus_errors: Counter,
     series_dropped: Counter,
+    round_trips: Counter,
+    round_trips_seen: Mutex<u64>,
 }
 
 impl Default for Metrics {
@@ -108,6 +120,9 @@ impl Metrics {
             redis_errors: Counter::default(),
             dbus_errors: Counter::default(),
             series_dropped: Counter::default(),
+            round_trips: Counter::default(),
+            round_trips_seen: Mutex::new(0),
+            latest: Mutex::new(None),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -229,12 +244,18 @@ impl Metrics {
                 env!("CARGO_PKG_VERSION").to_string(),
             )]),
         );
+        r.register(
+            "quantum_watchdog_redis_round_trips",
+            "Requests sent to Redis (a pipeline counts once)",
+            m.round_trips.clone(),
+        );
         m.up.set(1);
         Metrics { registry: r, ..m }
     }
 
-    /// Sets the gauges from one cycle's decision.
-    pub fn observe(&self, cfg: &Config, snap: &Snapshot, d: &Decision, cycle: Duration) {
+    /// Records one cycle: counters and the cycle histogram now; the gauges are built from the
+    /// latest cycle when someone reads them (a scrape, a textfile write), not every cycle.
+    pub fn observe(&self, cfg: &Config, snap: Snapshot, d: Decision, cycle: Duration) {
         self.cycle.observe(cycle.as_secs_f64());
         self.last_cycle.set(snap.now_usec as f64 / 1e6);
         if d.redis_error.is_some() {
@@ -243,6 +264,48 @@ impl Metrics {
         if d.systemd_error.is_some() {
             self.dbus_errors.inc();
         }
+        if let Ok(r) = &snap.redis {
+            for (k, g) in &r.groups {
+                if let Ok(g) = g {
+                    self.added(&k.stream, g.stream.entries_added);
+                }
+            }
+            for (st, r) in &r.streams {
+                if let Ok((info, _)) = r {
+                    self.added(st, info.entries_added);
+                }
+            }
+        }
+        let unit_of = cfg
+            .watch
+            .iter()
+            .map(|w| {
+                (
+                    GroupKey {
+                        stream: w.stream.clone(),
+                        group: w.group.clone(),
+                    },
+                    w.unit.clone(),
+                )
+            })
+            .collect();
+        *self.latest.lock().unwrap() = Some(Observed {
+            snap,
+            d,
+            unit_of,
+            max_series: cfg.metrics.max_consumer_series,
+            fresh: true,
+        });
+    }
+
+    /// Rebuilds the gauges from the latest cycle, if it has not been used yet.
+    fn fill_gauges(&self) {
+        let mut latest = self.latest.lock().unwrap();
+        let Some(o) = latest.as_mut().filter(|o| o.fresh) else {
+            return;
+        };
+        o.fresh = false;
+        let (snap, d) = (&o.snap, &o.d);
         self.verdict.clear();
         self.budget_remaining.clear();
         for u in &d.units {
@@ -273,15 +336,9 @@ impl Metrics {
                 self.group_pending
                     .get_or_create(&gl)
                     .set(g.group.pending as i64);
-                self.added(&k.stream, g.stream.entries_added);
-                let unit = cfg
-                    .watch
-                    .iter()
-                    .find(|w| w.stream == k.stream && w.group == k.group)
-                    .map(|w| w.unit.as_str())
-                    .unwrap_or("");
+                let unit = o.unit_of.get(k).map(String::as_str).unwrap_or("");
                 for c in &g.consumers {
-                    if series >= cfg.metrics.max_consumer_series {
+                    if series >= o.max_series {
                         dropped += 1;
                         continue;
                     }
@@ -306,8 +363,7 @@ impl Metrics {
                 }
             }
             for (st, r) in &r.streams {
-                if let Ok((info, groups)) = r {
-                    self.added(st, info.entries_added);
+                if let Ok((_, groups)) = r {
                     for g in groups {
                         let gl = l(&[("stream", st), ("group", &g.name)]);
                         if let Some(lag) = g.lag {
@@ -356,6 +412,13 @@ impl Metrics {
             Some(p) if now >= p => c.inc_by(now - p),
             Some(_) => c.inc_by(now),
         };
+    }
+
+    /// Follows the Redis adapter's own count of round trips.
+    pub fn round_trips(&self, total: u64) {
+        let mut seen = self.round_trips_seen.lock().unwrap();
+        self.round_trips.inc_by(total.saturating_sub(*seen));
+        *seen = total;
     }
 
     /// Counts one carried-out action; `moved` entries for claims and requeues.
@@ -429,6 +492,7 @@ impl Metrics {
 
     /// OpenMetrics text, as served at `/metrics`.
     pub fn encode(&self) -> String {
+        self.fill_gauges();
         let mut s = String::new();
         let _ = encode(&mut s, &self.registry);
         s

@@ -88,10 +88,7 @@ pub fn save(path: &Path, st: &AgentState) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?,
-    )?;
+    std::fs::write(&tmp, serde_json::to_vec(st).map_err(std::io::Error::other)?)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -122,6 +122,8 @@ pub struct Moved {
 }
 
 pub struct Streams {
+    /// Requests sent (a pipeline is one): the agent's own measure of round trips.
+    pub round_trips: u64,
     client: redis::Client,
     url: String,
     timeout: Duration,
@@ -161,6 +163,7 @@ impl Streams {
         }
         let client = redis::Client::open(info).map_err(|e| StreamsError::Command(e.to_string()))?;
         Ok(Streams {
+            round_trips: 0,
             client,
             url: redact_url(&cfg.url),
             timeout: cfg.timeout.0,
@@ -231,6 +234,7 @@ impl Streams {
         F: AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
     {
         let mut c = self.conn().await?;
+        self.round_trips += 1;
         match tokio::time::timeout(self.timeout + Duration::from_millis(100), f(&mut c)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.failed(classify(e))),

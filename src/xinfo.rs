@@ -5,8 +5,6 @@
 //! a server version lacks (`lag`, `entries-read`, `inactive`, `entries-added`) are `None`,
 //! and fields it adds are ignored.
 
-use std::collections::HashMap;
-
 use redis::Value;
 
 use crate::model::{ConsumerInfo, GroupInfo, PendingEntry, StreamId, StreamInfo};
@@ -25,16 +23,37 @@ fn err(what: &'static str, detail: impl Into<String>) -> ParseError {
     }
 }
 
-/// A field map of one reply element.
-fn fields<'a>(what: &'static str, v: &'a Value) -> Result<HashMap<String, &'a Value>, ParseError> {
-    let mut m = HashMap::new();
+/// The fields of one reply element, in reply order (a dozen at most: a linear scan beats a map).
+struct Fields<'a>(Vec<(&'a [u8], &'a Value)>);
+
+impl<'a> Fields<'a> {
+    fn get(&self, k: &str) -> Option<&'a Value> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == k.as_bytes())
+            .map(|(_, v)| *v)
+    }
+}
+
+fn name_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A field map of one reply element (RESP2 flat array or RESP3 map).
+fn fields<'a>(what: &'static str, v: &'a Value) -> Result<Fields<'a>, ParseError> {
+    let mut m = Vec::new();
     match v {
         Value::Map(pairs) => {
             for (k, val) in pairs {
-                m.insert(
-                    text(k).ok_or_else(|| err(what, "non-text field name"))?,
+                m.push((
+                    name_bytes(k).ok_or_else(|| err(what, "non-text field name"))?,
                     val,
-                );
+                ));
             }
         }
         Value::Array(items) => {
@@ -42,15 +61,15 @@ fn fields<'a>(what: &'static str, v: &'a Value) -> Result<HashMap<String, &'a Va
                 return Err(err(what, format!("odd number of items ({})", items.len())));
             }
             for kv in items.chunks_exact(2) {
-                m.insert(
-                    text(&kv[0]).ok_or_else(|| err(what, "non-text field name"))?,
+                m.push((
+                    name_bytes(&kv[0]).ok_or_else(|| err(what, "non-text field name"))?,
                     &kv[1],
-                );
+                ));
             }
         }
         other => return Err(err(what, format!("expected a map, found {}", kind(other)))),
     }
-    Ok(m)
+    Ok(Fields(m))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -82,17 +101,12 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
-fn req<'a>(
-    what: &'static str,
-    m: &HashMap<String, &'a Value>,
-    k: &str,
-) -> Result<&'a Value, ParseError> {
+fn req<'a>(what: &'static str, m: &Fields<'a>, k: &str) -> Result<&'a Value, ParseError> {
     m.get(k)
-        .copied()
         .ok_or_else(|| err(what, format!("missing field {k:?}")))
 }
 
-fn req_u64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<u64, ParseError> {
+fn req_u64(what: &'static str, m: &Fields<'_>, k: &str) -> Result<u64, ParseError> {
     let v = req(what, m, k)?;
     int(v)
         .and_then(|i| u64::try_from(i).ok())
@@ -100,11 +114,7 @@ fn req_u64(what: &'static str, m: &HashMap<String, &Value>, k: &str) -> Result<u
 }
 
 /// An optional integer field: absent or nil is `None`.
-fn opt_i64(
-    what: &'static str,
-    m: &HashMap<String, &Value>,
-    k: &str,
-) -> Result<Option<i64>, ParseError> {
+fn opt_i64(what: &'static str, m: &Fields<'_>, k: &str) -> Result<Option<i64>, ParseError> {
     match m.get(k) {
         None | Some(Value::Nil) => Ok(None),
         Some(v) => int(v)
@@ -113,11 +123,7 @@ fn opt_i64(
     }
 }
 
-fn opt_u64(
-    what: &'static str,
-    m: &HashMap<String, &Value>,
-    k: &str,
-) -> Result<Option<u64>, ParseError> {
+fn opt_u64(what: &'static str, m: &Fields<'_>, k: &str) -> Result<Option<u64>, ParseError> {
     opt_i64(what, m, k)?
         .map(|i| u64::try_from(i).map_err(|_| err(what, format!("field {k:?} is negative"))))
         .transpose()

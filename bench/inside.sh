@@ -1,0 +1,306 @@
+#!/bin/bash
+# Runs inside tests/support/sd-harness.sh (see bench/run). Prints tables; asserts nothing.
+set -euo pipefail
+B=$QW_BASE
+SOCK=$B/redis.sock
+R="redis-cli -s $SOCK"
+HOST=$(hostname)
+STEADY=${BENCH_STEADY_SECS:-300}
+now_ns() { date +%s%N; }
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if(i<1)i=1; print a[i]}'; }
+QW() { "$QW_BIN" --user --config "$1" "${@:2}"; }
+
+redis-server --port 0 --unixsocket "$SOCK" --save '' --appendonly no --dir "$B" --daemonize yes \
+    --pidfile "$B/redis.pid" --logfile "$B/redis.log" >/dev/null
+for _ in $(seq 100); do $R ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+
+unit_sleep() { # name
+    printf '[Service]\nExecStart=/bin/sleep infinity\n' > "$QW_UNIT_DIR/$1.service"
+}
+mainpid() { systemctl --user show -p MainPID --value "$1"; }
+dead_pid() { sh -c 'true & p=$!; wait; echo $p'; }
+
+echo "quantum-watchdog $("$QW_BIN" --version | cut -d' ' -f2) (release), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on a unix socket, $(nproc) cores, $(date -u +%F)"
+
+# ------------------------------------------------------------------------------------------
+ONLY=${BENCH_ONLY:-1234}
+if [[ $ONLY == *1* ]]; then
+echo
+echo "## 1. Reclaim: a dead consumer holding 100 000 pending entries"
+S=bench:reclaim
+N=100000
+python3 - "$S" "$N" <<'PY' | $R --pipe >/dev/null
+import sys
+s, n = sys.argv[1], int(sys.argv[2])
+out = sys.stdout
+for i in range(n):
+    v = str(i)
+    out.write(f"*5\r\n$4\r\nXADD\r\n${len(s)}\r\n{s}\r\n$1\r\n*\r\n$1\r\nn\r\n${len(v)}\r\n{v}\r\n")
+PY
+unit_sleep quantum-bench-recl
+systemctl --user daemon-reload
+systemctl --user start quantum-bench-recl.service
+LIVE=$(mainpid quantum-bench-recl.service)
+DEAD=$(dead_pid)
+for g in g-ours g-seed g-loop g-floor; do
+    $R XGROUP CREATE $S $g 0 >/dev/null
+    $R XREADGROUP GROUP $g "recl-$HOST-$DEAD" COUNT $N STREAMS $S '>' >/dev/null
+done
+$R XGROUP CREATECONSUMER $S g-ours "recl-$HOST-$LIVE" >/dev/null
+cat > "$B/recl.toml" <<C
+mode = "enforce"
+redis.url = "unix://$SOCK"
+redis.timeout = "5s"
+units = []
+[[watch]]
+unit = "quantum-bench-recl.service"
+stream = "$S"
+group = "g-ours"
+consumer = "recl-{hostname}-{pid}"
+C
+echo "(the incident hook claims with XAUTOCLAIM … 60000: waiting 61 s so the entries are idle long enough)" >&2
+sleep 61
+
+t=$(now_ns)
+QW "$B/recl.toml" recover 2>"$B/recl.log"
+OURS_MS=$(ms_since "$t")
+OURS_LINE=$(grep -o 'claimed [0-9]* to [^ ]* in [0-9]* ms, [0-9]*/s' "$B/recl.log" | head -1 || true)
+OURS_LEFT=$($R XPENDING $S g-ours - + 1 "recl-$HOST-$DEAD" | grep -c . || true)
+
+# The incident hook as deployed: one XAUTOCLAIM … COUNT 200 per timer run (every 2 minutes).
+: > "$B/seed-calls"
+for _ in $(seq 20); do
+    t=$(now_ns); $R XAUTOCLAIM $S g-seed "recover-$$" 60000 0 COUNT 200 JUSTID >/dev/null; echo $(( ($(now_ns) - t) / 1000 )) >> "$B/seed-calls"
+done
+SEED_CALL_US=$(median < "$B/seed-calls")
+# Its best case: the same call looped until the cursor is 0.
+t=$(now_ns); cursor=0; calls=0
+while :; do
+    cursor=$($R XAUTOCLAIM $S g-loop "recover-$$" 60000 "$cursor" COUNT 200 JUSTID | head -1)
+    calls=$((calls + 1))
+    [ "$cursor" = "0-0" ] && break
+done
+LOOP_MS=$(ms_since "$t")
+LOOP_LEFT=$($R XPENDING $S g-loop - + 1 "recl-$HOST-$DEAD" | grep -c . || true)
+
+# The floor Redis allows: one server-side Lua loop of XPENDING + XCLAIM JUSTID, 1 000 a chunk.
+FLOOR_LUA='local t = 0
+while true do
+  local p = redis.call("XPENDING", KEYS[1], ARGV[1], "-", "+", 1000, ARGV[2])
+  if #p == 0 then break end
+  local a = {"XCLAIM", KEYS[1], ARGV[1], ARGV[3], 0}
+  for _, e in ipairs(p) do a[#a + 1] = e[1] end
+  a[#a + 1] = "JUSTID"
+  t = t + #redis.call(unpack(a))
+end
+return t'
+t=$(now_ns)
+FLOOR_N=$($R EVAL "$FLOOR_LUA" 1 $S g-floor "recl-$HOST-$DEAD" "floor")
+FLOOR_MS=$(ms_since "$t")
+
+python3 - "$N" "$OURS_MS" "$OURS_LEFT" "$SEED_CALL_US" "$LOOP_MS" "$calls" "$LOOP_LEFT" "$FLOOR_MS" "$FLOOR_N" "$OURS_LINE" <<'PY'
+import sys
+n, ours_ms, ours_left, seed_us, loop_ms, calls, loop_left, floor_ms, floor_n = (float(x) for x in sys.argv[1:10])
+line = sys.argv[10]
+rate = lambda ms: n / (ms / 1000) if ms > 0 else float("inf")
+floor = rate(floor_ms)
+deployed_s = n / 200 * 120
+rows = [
+    ("quantum-watchdog recover (handoff, whole process)", ours_ms, rate(ours_ms), f"{ours_left:.0f} left"),
+    ("incident hook, one call (XAUTOCLAIM COUNT 200)", seed_us / 1000, 200 / (seed_us / 1e6), "per call"),
+    ("incident hook as deployed (200 per 2-min timer)", deployed_s * 1000, n / deployed_s, f"{deployed_s/3600:.1f} h for 100 000"),
+    ("incident hook looped to cursor 0 (best case)", loop_ms, rate(loop_ms), f"{calls:.0f} calls, {loop_left:.0f} left"),
+    ("floor: one server-side Lua loop, chunks of 1000", floor_ms, floor, f"{floor_n:.0f} moved"),
+]
+print("| approach | time | entries/s | vs floor | note |")
+print("|---|---:|---:|---:|---|")
+for name, ms, r, note in rows:
+    t = f"{ms/1000/3600:.1f} h" if ms > 3.6e6 else f"{ms:.0f} ms" if ms >= 1 else f"{ms:.2f} ms"
+    print(f"| {name} | {t} | {r:,.0f} | {floor / r:.2f}x | {note} |")
+print(f"\nquantum-watchdog's own log: {line}")
+PY
+
+fi
+if [[ $ONLY == *2* ]]; then
+# ------------------------------------------------------------------------------------------
+echo
+echo "## 2. Hook latency (ExecStartPre=): wall time per call, median of 50"
+HS=bench:hook
+unit_sleep quantum-bench-hook
+systemctl --user daemon-reload
+systemctl --user start quantum-bench-hook.service
+HP=$(mainpid quantum-bench-hook.service)
+$R XGROUP CREATE $HS gh 0 MKSTREAM >/dev/null
+for i in $(seq 10); do $R XADD $HS '*' n "$i" >/dev/null; done
+$R XREADGROUP GROUP gh "hook-$HOST-$HP" COUNT 10 STREAMS $HS '>' >/dev/null
+$R XACK $HS gh $($R XRANGE $HS - + | grep -E '^[0-9]+-[0-9]+$') >/dev/null
+cat > "$B/hook.toml" <<C
+mode = "enforce"
+redis.url = "unix://$SOCK"
+units = []
+[[watch]]
+unit = "quantum-bench-hook.service"
+stream = "$HS"
+group = "gh"
+consumer = "hook-{hostname}-{pid}"
+C
+mkdir -p "$B/etc-quantum"; touch "$B/etc-quantum/testnet.env"
+: > "$B/ours-hook"; : > "$B/seed-hook"
+for _ in $(seq 50); do
+    t=$(now_ns); QW "$B/hook.toml" recover --unit quantum-bench-hook.service 2>/dev/null; echo $(( ($(now_ns) - t) / 1000 )) >> "$B/ours-hook"
+    t=$(now_ns); SOCK=$SOCK STREAM=$HS GROUP=gh TESTNET_FILE="$B/etc-quantum/testnet.env" LOG="$B/seed.log" "$QW_BENCH/seed-recover.sh"
+    echo $(( ($(now_ns) - t) / 1000 )) >> "$B/seed-hook"
+done
+O=$(median < "$B/ours-hook"); Sd=$(median < "$B/seed-hook")
+echo "| hook | median | p90 |"
+echo "|---|---:|---:|"
+printf '| quantum-watchdog recover --unit X | %.1f ms | %.1f ms |\n' "$(echo "$O/1000" | bc -l)" "$(echo "$(pct 90 < "$B/ours-hook")/1000" | bc -l)"
+printf '| incident hook (bash + redis-cli) | %.1f ms | %.1f ms |\n' "$(echo "$Sd/1000" | bc -l)" "$(echo "$(pct 90 < "$B/seed-hook")/1000" | bc -l)"
+
+fi
+if [[ $ONLY == *3* ]]; then
+# ------------------------------------------------------------------------------------------
+echo
+echo "## 3. Steady state: 100 bindings, 1 100 consumers, interval 1 s, ${STEADY} s"
+{
+    echo "mode = \"enforce\""
+    echo "interval = \"1s\""
+    echo "units = [\"quantum-s-*.service\"]"
+    echo "redis.url = \"unix://$SOCK\""
+    echo "[metrics]"
+    echo "listen = \"unix:$B/metrics.sock\""
+} > "$B/steady.toml"
+for i in $(seq -w 0 99); do unit_sleep "quantum-s-$i"; done
+systemctl --user daemon-reload
+for i in $(seq -w 0 99); do systemctl --user start --no-block "quantum-s-$i.service"; done
+sleep 2
+for i in $(seq -w 0 99); do
+    p=$(mainpid "quantum-s-$i.service")
+    {
+        echo "XADD bench:s:$i * n 1"
+        echo "XGROUP CREATE bench:s:$i g \$"
+        echo "XGROUP CREATECONSUMER bench:s:$i g s$i-$HOST-$p"
+        for k in $(seq 0 9); do echo "XGROUP CREATECONSUMER bench:s:$i g other-$i-$k"; done
+    } | $R >/dev/null
+    printf '[[watch]]\nunit = "quantum-s-%s.service"\nstream = "bench:s:%s"\ngroup = "g"\nconsumer = "s%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$B/steady.toml"
+done
+QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$B/steady.toml" agent 2>"$B/steady.log" &
+AG=$!
+sleep 5
+scrape() { python3 - "$B/metrics.sock" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+t = time.perf_counter()
+s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    data += b
+print(f"{(time.perf_counter() - t) * 1e6:.0f} {len(data)}")
+PY
+}
+cmds() { $R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}'; }
+rt() { scrape_body | awk '/^quantum_watchdog_redis_round_trips_total/ {print $2}'; }
+scrape_body() { python3 - "$B/metrics.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+d = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    d += b
+print(d.decode().split("\r\n\r\n", 1)[1])
+PY
+}
+cyc() { scrape_body | awk '/^quantum_watchdog_cycle_duration_seconds_count/ {print $2, 0}'; }
+read -r C0 _ < <(cyc); CMD0=$(cmds); RT0=$(rt)
+read -r U0 S0 < <(awk '{print $14, $15}' /proc/$AG/stat)
+T0=$(now_ns)
+: > "$B/cycle-ms"
+end=$((SECONDS + STEADY))
+sleep "$STEADY"
+read -r C1 _ < <(cyc); CMD1=$(cmds); RT1=$(rt)
+read -r U1 S1 < <(awk '{print $14, $15}' /proc/$AG/stat)
+EL=$(( ($(now_ns) - T0) / 1000000 ))
+# Every cycle's own duration, from the agent's debug log.
+sed -E 's/\x1b\[[0-9;]*m//g' "$B/steady.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/cycle-ms"
+HZ=$(getconf CLK_TCK)
+HWM=$(awk '/VmHWM/ {print $2}' /proc/$AG/status)
+: > "$B/scrapes"
+for _ in $(seq 50); do scrape >> "$B/scrapes"; done
+SIZE=$(tail -1 "$B/scrapes" | cut -d' ' -f2)
+python3 - "$C0" "$C1" "$CMD0" "$CMD1" "$RT0" "$RT1" "$U0" "$S0" "$U1" "$S1" "$EL" "$HZ" "$HWM" "$B/cycle-ms" "$B/scrapes" "$SIZE" <<'PY'
+import sys
+a = sys.argv[1:]
+c0, c1, cmd0, cmd1, rt0, rt1, u0, s0, u1, s1, el, hz, hwm = (float(x) for x in a[:13])
+cyc = sorted(float(x) for x in open(a[13]) if x.strip())
+sc = sorted(float(l.split()[0]) for l in open(a[14]) if l.strip())
+q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+cycles = c1 - c0
+cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
+print("| figure | value | target |")
+print("|---|---:|---|")
+print(f"| cycles | {cycles:.0f} in {el/1000:.0f} s | |")
+print(f"| CPU (of one core) | {cpu:.2f} % | < 1 % |")
+print(f"| peak RSS (VmHWM) | {hwm/1024:.1f} MiB | < 20 MiB |")
+print(f"| cycle time p50 / p99 | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | p99 < 10 ms |")
+print(f"| Redis commands per cycle | {(cmd1 - cmd0 - 2) / cycles:.1f} | |")
+print(f"| Redis round trips per cycle | {(rt1 - rt0) / cycles:.2f} | 1 |")
+print(f"| /metrics scrape, median of 50 | {q(sc, .5)/1000:.2f} ms, {float(a[15])/1024:.0f} KiB | |")
+PY
+echo
+echo "where a cycle's time goes (last cycle, debug log):"
+grep -E "snapshot: systemd|cycle [0-9.]+ ms" "$B/steady.log" | tail -2 | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(snapshot|cycle)/  \1/'
+kill $AG; wait $AG 2>/dev/null || true
+for i in $(seq -w 0 99); do systemctl --user stop --no-block "quantum-s-$i.service"; done
+
+fi
+if [[ $ONLY == *4* ]]; then
+# ------------------------------------------------------------------------------------------
+echo
+echo "## 4. Detection latency: SIGSTOP while entries arrive, to the new MainPID active"
+DS=bench:det
+printf '[Service]\nExecStart=%s unix://%s %s gd det %s/det.acks\n' "$QW_CONSUMER" "$SOCK" "$DS" "$B" > "$QW_UNIT_DIR/quantum-bench-det.service"
+systemctl --user daemon-reload
+systemctl --user start quantum-bench-det.service
+cat > "$B/det.toml" <<C
+mode = "enforce"
+interval = "1s"
+units = []
+redis.url = "unix://$SOCK"
+[defaults]
+hung_after = "5s"
+startup_grace = "2s"
+confirm = 2
+restart_budget = { max = 5, within = "30m" }
+[[watch]]
+unit = "quantum-bench-det.service"
+stream = "$DS"
+group = "gd"
+consumer = "det-{hostname}-{pid}"
+C
+( while :; do $R XADD $DS '*' n 1 >/dev/null; sleep 0.1; done ) &
+PROD=$!
+"$QW_BIN" --user --config "$B/det.toml" agent 2>"$B/det.log" &
+AG=$!
+sleep 5
+: > "$B/det-ms"
+for _ in 1 2 3; do
+    old=$(mainpid quantum-bench-det.service)
+    kill -STOP "$old"; t=$(now_ns)
+    while :; do
+        p=$(mainpid quantum-bench-det.service)
+        [ "$p" != "$old" ] && [ "$p" != 0 ] && [ "$(systemctl --user is-active quantum-bench-det.service)" = active ] && break
+        sleep 0.05
+    done
+    ms_since "$t" >> "$B/det-ms"
+    sleep 4
+done
+kill $AG $PROD 2>/dev/null || true
+echo "| run | SIGSTOP → new MainPID active | bound (hung_after + 2 × interval + startup_grace) |"
+echo "|---|---:|---:|"
+n=0; while read -r v; do n=$((n + 1)); echo "| $n | $v ms | 9000 ms |"; done < "$B/det-ms"
+fi
