@@ -27,6 +27,8 @@ pub struct World {
     next_dbus_attempt: Option<Instant>,
     dbus_backoff: Duration,
     self_unit: Option<String>,
+    /// Keep unit state current by signals (the agent), or look once (status, recover).
+    watch: bool,
 }
 
 impl World {
@@ -41,7 +43,14 @@ impl World {
             next_dbus_attempt: None,
             dbus_backoff: Duration::ZERO,
             self_unit: None,
+            watch: true,
         })
+    }
+
+    /// For one look (`status`, `recover`): no signal subscription.
+    pub fn oneshot(mut self) -> World {
+        self.watch = false;
+        self
     }
 
     pub fn hostname(&self) -> &str {
@@ -59,7 +68,7 @@ impl World {
             {
                 return Err(SystemdError::Unreachable("reconnecting to D-Bus".into()));
             }
-            match Systemd::connect(self.user, self.dbus_timeout).await {
+            match Systemd::connect_with(self.user, self.dbus_timeout, self.watch).await {
                 Ok(s) => {
                     self.self_unit = s.self_unit().map(str::to_string);
                     self.systemd = Some(s);

@@ -133,7 +133,9 @@ fn main() -> ExitCode {
                 watch,
             } => {
                 let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
-                let mut world = World::new(&cfg, cli.user, pw).context("redis configuration")?;
+                let mut world = World::new(&cfg, cli.user, pw)
+                    .context("redis configuration")?
+                    .oneshot();
                 let tty = std::io::stdout().is_terminal();
                 loop {
                     let mut snap = world.snapshot(&cfg).await;
@@ -166,7 +168,9 @@ fn main() -> ExitCode {
             Command::Recover { units, dry_run } => {
                 let mode = if dry_run { Mode::Observe } else { cfg.mode };
                 let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
-                let mut world = World::new(&cfg, cli.user, pw).context("redis configuration")?;
+                let mut world = World::new(&cfg, cli.user, pw)
+                    .context("redis configuration")?
+                    .oneshot();
                 recover::sweep(&cfg, &mut world, &units, mode).await;
                 Ok(0)
             }

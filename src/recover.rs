@@ -52,6 +52,20 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
             );
         }
     }
+    // Only the selected units' bindings are looked at.
+    let narrowed;
+    let cfg = if units.is_empty() {
+        cfg
+    } else {
+        let mut c = cfg.clone();
+        c.watch.retain(|w| units.contains(&w.unit));
+        c.units = units.to_vec();
+        c.pipeline.clear();
+        c.gauge.clear();
+        c.flag.clear();
+        narrowed = c;
+        &narrowed
+    };
     let mut snap = world.snapshot(cfg).await;
     // As a hook, this process runs inside the unit it recovers for: that is not "our own unit".
     snap.self_unit = None;

@@ -90,6 +90,8 @@ pub struct Systemd {
     cache: Arc<Mutex<Cache>>,
     listener: tokio::task::JoinHandle<()>,
     self_unit: Option<String>,
+    /// Signals keep the cache current; without them every unit is read afresh.
+    watch: bool,
 }
 
 impl Drop for Systemd {
@@ -99,7 +101,18 @@ impl Drop for Systemd {
 }
 
 impl Systemd {
+    /// Connects for a long-running watch: subscribes to unit signals and finds our own unit.
     pub async fn connect(user: bool, timeout: Duration) -> Result<Systemd, SystemdError> {
+        Self::connect_with(user, timeout, true).await
+    }
+
+    /// `watch = false` for one look (`status`, `recover`): no signal subscription, no own-unit
+    /// lookup, every unit read afresh.
+    pub async fn connect_with(
+        user: bool,
+        timeout: Duration,
+        watch: bool,
+    ) -> Result<Systemd, SystemdError> {
         let conn = match tokio::time::timeout(timeout, async {
             if user {
                 zbus::Connection::session().await
@@ -114,6 +127,19 @@ impl Systemd {
             Err(_) => return Err(SystemdError::Timeout(timeout)),
         };
         let mgr = within(timeout, ManagerProxy::new(&conn)).await?;
+        if !watch {
+            let listener = tokio::spawn(async {});
+            let cache = Arc::new(Mutex::new(Cache::default()));
+            return Ok(Systemd {
+                conn,
+                mgr,
+                timeout,
+                cache,
+                listener,
+                self_unit: None,
+                watch,
+            });
+        }
         // Signals flow only after Subscribe(); add our match rule first so nothing is missed.
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
@@ -156,6 +182,7 @@ impl Systemd {
             cache,
             listener,
             self_unit,
+            watch,
         })
     }
 
@@ -191,7 +218,8 @@ impl Systemd {
                 let path = path.to_string();
                 let stale = match cache.units.get(name) {
                     Some((u, _)) => {
-                        cache.dirty.contains(&path)
+                        !self.watch
+                            || cache.dirty.contains(&path)
                             || u.active_state != *active
                             || u.sub_state != *sub
                     }
@@ -273,29 +301,30 @@ impl Systemd {
         sub: String,
         path: String,
     ) -> Result<(UnitState, String), SystemdError> {
+        // The states come from the list call; the rest in one concurrent batch of reads. A
+        // change in between marks the unit dirty again (PropertiesChanged) for the next cycle.
         let unit = unit_proxy(&self.conn, path.clone()).await?;
-        let active_enter = within(self.timeout, unit.active_enter_timestamp()).await?;
-        // Re-read the states with the timestamp, so they belong together.
-        let active_state = within(self.timeout, unit.active_state())
-            .await
-            .unwrap_or(active);
-        let sub_state = within(self.timeout, unit.sub_state()).await.unwrap_or(sub);
-        let (main_pid, result) = if name.ends_with(".service") {
-            let svc = within(
-                self.timeout,
-                ServiceProxy::builder(&self.conn)
-                    .path(path.clone())
-                    .cache_properties(CacheProperties::No)
-                    .build(),
-            )
-            .await?;
-            (
-                within(self.timeout, svc.main_pid()).await?,
-                within(self.timeout, svc.result()).await?,
-            )
+        let (active_enter, main_pid, result) = if name.ends_with(".service") {
+            let svc = ServiceProxy::builder(&self.conn)
+                .path(path.clone())
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(call_error)?;
+            let (a, m, r) = tokio::join!(
+                within(self.timeout, unit.active_enter_timestamp()),
+                within(self.timeout, svc.main_pid()),
+                within(self.timeout, svc.result()),
+            );
+            (a?, m?, r?)
         } else {
-            (0, String::new())
+            (
+                within(self.timeout, unit.active_enter_timestamp()).await?,
+                0,
+                String::new(),
+            )
         };
+        let (active_state, sub_state) = (active, sub);
         Ok((
             UnitState {
                 name,

@@ -11,85 +11,38 @@ use common::*;
 const UNIT: &str = "quantum-execution.service";
 const PREFIX: &str = "execution";
 
-/// Runs a scenario on Debian's Redis 7.0 and on Valkey 8 (7.2+ semantics).
-macro_rules! on_both {
-    ($name:ident) => {
+/// Declares a scenario's tests, one per server: `scenario!(name: fn_name = Server, …)`.
+macro_rules! scenario {
+    ($name:ident: $($test:ident = $server:ident),+) => {
         mod $name {
             use super::*;
-            #[test]
-            fn redis70() {
-                in_harness(
-                    concat!(stringify!($name), "::redis70"),
-                    Server::Redis70,
-                    super::$name,
-                );
-            }
-            #[test]
-            fn valkey8() {
-                in_harness(
-                    concat!(stringify!($name), "::valkey8"),
-                    Server::Valkey8,
-                    super::$name,
-                );
-            }
+            $(
+                #[test]
+                fn $test() {
+                    in_harness(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
+                }
+            )+
         }
     };
 }
 
-/// Runs a detection scenario on every server of the version matrix.
+/// A detection scenario: on every server of the version matrix.
 macro_rules! on_all {
     ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn redis62() {
-                in_harness(
-                    concat!(stringify!($name), "::redis62"),
-                    Server::Redis62,
-                    super::$name,
-                );
-            }
-            #[test]
-            fn redis70() {
-                in_harness(
-                    concat!(stringify!($name), "::redis70"),
-                    Server::Redis70,
-                    super::$name,
-                );
-            }
-            #[test]
-            fn valkey8() {
-                in_harness(
-                    concat!(stringify!($name), "::valkey8"),
-                    Server::Valkey8,
-                    super::$name,
-                );
-            }
-            #[test]
-            fn redis80() {
-                in_harness(
-                    concat!(stringify!($name), "::redis80"),
-                    Server::Redis80,
-                    super::$name,
-                );
-            }
-        }
+        scenario!($name: redis62 = Redis62, redis70 = Redis70, valkey8 = Valkey8, redis80 = Redis80);
+    };
+}
+
+/// On Debian's Redis 7.0 and on Valkey 8 (7.2+ semantics).
+macro_rules! on_both {
+    ($name:ident) => {
+        scenario!($name: redis70 = Redis70, valkey8 = Valkey8);
     };
 }
 
 macro_rules! on_redis70 {
     ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn redis70() {
-                in_harness(
-                    concat!(stringify!($name), "::redis70"),
-                    Server::Redis70,
-                    super::$name,
-                );
-            }
-        }
+        scenario!($name: redis70 = Redis70);
     };
 }
 
