@@ -556,9 +556,15 @@ fn metrics_null_lag_and_key_gauge(env: &mut Env) {
         .arg(0)
         .query(&mut c)
         .unwrap();
+    let textfiles = env.base.join("textfile");
+    std::fs::create_dir_all(&textfiles).unwrap();
     let cfg = env.config("observe", &[(UNIT, PREFIX)], "")
-        + "[[gauge]]\nname = \"daily trades\"\nkey = \"quantum:governor:daily_trades:{utcdate}\"\nlimit = 200\n\
-           [[flag]]\nname = \"kill switch\"\nkey = \"quantum:kill\"\n";
+        + &format!(
+            "[metrics]\ntextfile_dir = \"{}\"\nmax_consumer_series = 1\n\
+             [[gauge]]\nname = \"daily trades\"\nkey = \"quantum:governor:daily_trades:{{utcdate}}\"\nlimit = 200\n\
+             [[flag]]\nname = \"kill switch\"\nkey = \"quantum:kill\"\n",
+            textfiles.display()
+        );
     let agent = env.agent(&cfg);
     assert!(agent.wait_log("starting", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_secs(3));
