@@ -638,6 +638,16 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         let mut params = cfg.defaults.clone();
         params.apply(&w.params);
         validate_params(&file, &at, &params)?;
+        if params.hung_after <= cfg.interval {
+            return Err(ConfigError::invalid(
+                &file,
+                format!("{at}.hung_after"),
+                format!(
+                    "expected longer than interval ({}): hung is judged over several cycles",
+                    humantime::format_duration(cfg.interval.0)
+                ),
+            ));
+        }
         cfg.watch.push(Watch {
             unit: w.unit,
             stream: w.stream,
@@ -898,6 +908,11 @@ claim_policy = "park"
                 "[[watch]]\nunit = \"q.service\"\nstream = \"s\"",
                 "watch[0]",
                 "missing field",
+            ),
+            (
+                "interval = \"10s\"\n[[watch]]\nunit = \"q.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x\"\nhung_after = \"10s\"",
+                "watch[0].hung_after",
+                "longer than interval",
             ),
             ("mode = ", "<syntax>", "line 1"),
         ];

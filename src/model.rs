@@ -55,7 +55,9 @@ pub struct UnitState {
 /// `XINFO STREAM` (the fields the policy needs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamInfo {
+    /// 0 when not asked (the group's lag was known).
     pub length: u64,
+    /// The group's last-delivered ID when not asked: then the lag is known and decides.
     pub last_generated_id: StreamId,
     /// From Redis 7.0.
     pub entries_added: Option<u64>,

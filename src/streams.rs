@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisError, RedisResult, Value};
 
 use crate::config::{Config, RedisConfig, redact_url};
-use crate::model::{GroupData, GroupKey, RedisSnapshot};
+use crate::model::{GroupData, GroupKey, RedisSnapshot, StreamInfo};
 use crate::policy::group_bindings;
 use crate::xinfo;
 
@@ -122,6 +122,10 @@ pub struct Moved {
 }
 
 pub struct Streams {
+    /// Groups whose last reply had a non-null lag (no XINFO STREAM needed for them).
+    lag_known: std::collections::HashSet<GroupKey>,
+    /// Groups that held no pending entry at the last look.
+    quiet: std::collections::HashSet<GroupKey>,
     /// Requests sent (a pipeline is one): the agent's own measure of round trips.
     pub round_trips: u64,
     client: redis::Client,
@@ -163,6 +167,8 @@ impl Streams {
         }
         let client = redis::Client::open(info).map_err(|e| StreamsError::Command(e.to_string()))?;
         Ok(Streams {
+            lag_known: Default::default(),
+            quiet: Default::default(),
             round_trips: 0,
             client,
             url: redact_url(&cfg.url),
@@ -268,22 +274,42 @@ impl Streams {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let group_keys: Vec<&GroupKey> = groups.keys().collect();
-        for k in &group_keys {
-            pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+        // XINFO STREAM only where the group's lag was null (or not seen yet): otherwise lag
+        // answers "work waiting" and entries-added = entries-read + lag.
+        let with_stream: Vec<bool> = group_keys
+            .iter()
+            .map(|k| !self.lag_known.contains(*k))
+            .collect();
+        for (k, ws) in group_keys.iter().zip(&with_stream) {
+            if *ws {
+                pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+            }
             pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
             pipe.cmd("XINFO")
                 .arg("CONSUMERS")
                 .arg(&k.stream)
                 .arg(&k.group);
-            pipe.cmd("XPENDING")
-                .arg(&k.stream)
-                .arg(&k.group)
-                .arg("-")
-                .arg("+")
-                .arg(OLDEST_PENDING);
+            if !self.quiet.contains(*k) {
+                pipe.cmd("XPENDING")
+                    .arg(&k.stream)
+                    .arg(&k.group)
+                    .arg("-")
+                    .arg("+")
+                    .arg(OLDEST_PENDING);
+            }
         }
+        // A group that held nothing at the last look can hold no entry idle for hung_after now
+        // (interval < hung_after) and no poison yet: its XPENDINGs wait for a cycle that needs them.
+        let quiet = std::mem::take(&mut self.quiet);
         let mut stale_idx = Vec::new();
         for (i, w) in cfg.watch.iter().enumerate() {
+            let key = GroupKey {
+                stream: w.stream.clone(),
+                group: w.group.clone(),
+            };
+            if quiet.contains(&key) {
+                continue;
+            }
             if let Some(Some(c)) = current.get(i) {
                 pipe.cmd("XPENDING")
                     .arg(&w.stream)
@@ -321,9 +347,33 @@ impl Streams {
             return Err(self.failed(e));
         }
         let mut it = replies.into_iter();
-        for k in group_keys {
-            let (s, g, c, p) = (it.next(), it.next(), it.next(), it.next());
-            out.groups.insert(k.clone(), group_data(k, s, g, c));
+        let mut refetch = Vec::new();
+        for (k, ws) in group_keys.into_iter().zip(with_stream) {
+            let s = if ws { it.next() } else { None };
+            let (g, c) = (it.next(), it.next());
+            let p = if quiet.contains(k) { None } else { it.next() };
+            match group_data(k, s, g, c) {
+                Ok(GroupParts::Complete(d)) => {
+                    if d.group.lag.is_some() {
+                        self.lag_known.insert(k.clone());
+                    } else {
+                        self.lag_known.remove(k);
+                    }
+                    if d.group.pending == 0 {
+                        self.quiet.insert(k.clone());
+                    }
+                    out.groups.insert(k.clone(), Ok(d));
+                }
+                // The lag turned null since the last cycle: this group needs XINFO STREAM now.
+                Ok(GroupParts::NeedStream(group, consumers)) => {
+                    self.lag_known.remove(k);
+                    refetch.push((k.clone(), group, consumers));
+                }
+                Err(e) => {
+                    self.lag_known.remove(k);
+                    out.groups.insert(k.clone(), Err(e));
+                }
+            }
             if let Some(Ok(v)) = p
                 && let Ok(entries) = xinfo::pending_entries(&v)
             {
@@ -336,6 +386,29 @@ impl Streams {
                 _ => None,
             };
             out.stale.insert(i, e);
+        }
+        if !refetch.is_empty() {
+            // Rare: a second round trip, only for groups whose lag has just become null.
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for (k, ..) in &refetch {
+                pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+            }
+            let replies: Vec<RedisResult<Value>> =
+                self.run(async |c| pipe.query_async(c).await).await?;
+            for ((k, group, consumers), r) in refetch.into_iter().zip(replies) {
+                let d = match r {
+                    Ok(v) => xinfo::stream_info(&v)
+                        .map(|stream| GroupData {
+                            stream,
+                            group,
+                            consumers,
+                        })
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("XINFO STREAM {}: {}", k.stream, server_error(&e))),
+                };
+                out.groups.insert(k, d);
+            }
         }
         for st in flow_streams {
             let (info, groups) = (it.next(), it.next());
@@ -480,12 +553,18 @@ impl Streams {
     }
 }
 
+enum GroupParts {
+    Complete(GroupData),
+    /// Lag is null and XINFO STREAM was not asked: fetch it, then complete.
+    NeedStream(crate::model::GroupInfo, Vec<crate::model::ConsumerInfo>),
+}
+
 fn group_data(
     k: &GroupKey,
     s: Option<RedisResult<Value>>,
     g: Option<RedisResult<Value>>,
     c: Option<RedisResult<Value>>,
-) -> Result<GroupData, String> {
+) -> Result<GroupParts, String> {
     let take = |r: Option<RedisResult<Value>>, what: &str| -> Result<Value, String> {
         match r {
             Some(Ok(v)) => Ok(v),
@@ -493,7 +572,12 @@ fn group_data(
             None => Err(format!("{what}: no reply")),
         }
     };
-    let stream = xinfo::stream_info(&take(s, "XINFO STREAM")?).map_err(|e| e.to_string())?;
+    let stream = match s {
+        Some(r) => {
+            Some(xinfo::stream_info(&take(Some(r), "XINFO STREAM")?).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let groups = xinfo::groups(&take(g, "XINFO GROUPS")?).map_err(|e| e.to_string())?;
     let group = groups
         .into_iter()
@@ -505,11 +589,21 @@ fn group_data(
             )
         })?;
     let consumers = xinfo::consumers(&take(c, "XINFO CONSUMERS")?).map_err(|e| e.to_string())?;
-    Ok(GroupData {
+    let stream = match (stream, group.lag) {
+        (Some(s), _) => s,
+        // Known lag: what the policy and the metrics need follows from the group alone.
+        (None, Some(lag)) => StreamInfo {
+            length: 0,
+            last_generated_id: group.last_delivered_id,
+            entries_added: group.entries_read.map(|r| r + lag),
+        },
+        (None, None) => return Ok(GroupParts::NeedStream(group, consumers)),
+    };
+    Ok(GroupParts::Complete(GroupData {
         stream,
         group,
         consumers,
-    })
+    }))
 }
 
 /// `NOGROUP …`, `ERR no such key`, `WRONGTYPE …`, `NOPERM …` as the server said it.

@@ -728,6 +728,13 @@ on_redis70!(pipeline_stall_at_middle_stage);
 fn null_lag_after_xtrim(env: &mut Env) {
     let pid = started_consumer(env, "0");
     assert!(wait_until(Duration::from_secs(10), || env.group_pending() == 0));
+    // The agent watches before the lag turns null (the adapter then asks XINFO STREAM anew).
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        agent.wait_log("-> healthy", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
     kill("STOP", pid);
     env.xadd(1, 20);
     let mut c = env.redis.conn();
@@ -761,7 +768,6 @@ fn null_lag_after_xtrim(env: &mut Env) {
         "MEASURE null-lag {:?} groups after XTRIM: {lag:?}",
         env.server()
     );
-    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
     assert!(
         wait_until(Duration::from_secs(15), || main_pid(UNIT) != pid
             && main_pid(UNIT) != 0),
