@@ -213,6 +213,18 @@ fn observe_mode_changes_nothing(env: &mut Env) {
 }
 on_redis70!(observe_mode_changes_nothing);
 
+/// Starts the consumer unit, waits for its consumer, then starts the agent in enforce mode.
+fn consumer_then_agent(env: &Env) -> (u32, Agent) {
+    env.consumer_unit(UNIT, PREFIX, &[], "");
+    env.start(UNIT);
+    let pid = main_pid(UNIT);
+    wait_consumer(env, pid);
+    (
+        pid,
+        env.agent(&env.config("enforce", &[(UNIT, PREFIX)], "")),
+    )
+}
+
 /// Scenario 4: a dead consumer of a previous PID holding 10 000 entries.
 fn dead_consumer_is_handed_off(env: &mut Env) {
     env.create_group();
@@ -220,11 +232,7 @@ fn dead_consumer_is_handed_off(env: &mut Env) {
     let dead = env.consumer_name(PREFIX, dead_pid());
     env.hold(&dead, 10_000);
     assert_eq!(env.consumers()[&dead].0, 10_000);
-    env.consumer_unit(UNIT, PREFIX, &[], "");
-    env.start(UNIT);
-    let pid = main_pid(UNIT);
-    wait_consumer(env, pid);
-    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let (pid, agent) = consumer_then_agent(env);
     assert!(
         wait_until(Duration::from_secs(30), || !env
             .consumers()
@@ -820,11 +828,7 @@ fn ghost_pending_entries_after_xtrim(env: &mut Env) {
         .arg(15)
         .query(&mut c)
         .unwrap();
-    env.consumer_unit(UNIT, PREFIX, &[], "");
-    env.start(UNIT);
-    let pid = main_pid(UNIT);
-    wait_consumer(env, pid);
-    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let (pid, agent) = consumer_then_agent(env);
     assert!(
         wait_until(Duration::from_secs(20), || !env
             .consumers()
