@@ -793,11 +793,11 @@ fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), ConfigError> 
             "expected a number of deliveries, at least 1",
         ));
     }
-    if p.restart_budget.max == 0 {
+    if p.restart_budget.max == 0 || p.restart_budget.max > 1000 {
         return Err(ConfigError::invalid(
             file,
             format!("{at}.restart_budget.max"),
-            "expected at least 1 restart",
+            "expected between 1 and 1000 restarts",
         ));
     }
     Ok(())

@@ -50,6 +50,8 @@ use crate::template::NameMatch;
 
 /// How many earlier MainPIDs of a unit are remembered.
 const PID_HISTORY: usize = 32;
+/// How many restart times of a unit are remembered (for `restart_budget`).
+const RESTART_HISTORY: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -419,6 +421,10 @@ impl Memory {
     pub fn note_restart(&mut self, unit: &str, now_usec: u64) {
         let m = self.units.entry(unit.to_string()).or_default();
         m.restarts.push(now_usec);
+        // Far more than any budget window needs; keeps a flapping unit's history bounded.
+        if m.restarts.len() > RESTART_HISTORY {
+            m.restarts.remove(0);
+        }
         m.last_restart_usec = now_usec;
         m.restart_in_flight = true;
         m.streak = 0;
