@@ -53,10 +53,6 @@ impl World {
         self
     }
 
-    pub fn hostname(&self) -> &str {
-        &self.hostname
-    }
-
     pub fn self_unit(&self) -> Option<&str> {
         self.self_unit.as_deref()
     }

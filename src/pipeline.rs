@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::model::{GroupInfo, GroupKey, Snapshot, StreamId, StreamInfo, fmt_ms, render_key};
+use crate::model::{GroupInfo, GroupKey, Snapshot, StreamInfo, fmt_ms, render_key};
 use crate::policy::Severity;
 
 /// History kept for rates: samples at least this far apart, for this long.
@@ -391,18 +391,17 @@ pub fn pipeline_streams(cfg: &Config) -> Vec<String> {
     v
 }
 
-/// Used by tests and benches to build stream IDs.
-pub fn id(ms: u64) -> StreamId {
-    StreamId { ms, seq: 0 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::from_fragments;
-    use crate::model::RedisSnapshot;
+    use crate::model::{RedisSnapshot, StreamId};
 
     const S: u64 = 1_000_000;
+
+    fn id(ms: u64) -> StreamId {
+        StreamId { ms, seq: 0 }
+    }
 
     fn cfg() -> Config {
         from_fragments(&[(

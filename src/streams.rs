@@ -248,7 +248,7 @@ impl Streams {
         }
     }
 
-    /// Liveness check for `status`: PING.
+    /// PING: the snapshot's round trip when nothing is bound.
     pub async fn ping(&mut self) -> Result<(), StreamsError> {
         self.run(async |c| {
             redis::cmd("PING")

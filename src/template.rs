@@ -91,10 +91,6 @@ impl Template {
         self.parts.contains(&Part::Pid)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
     /// The name the unit's process reads under. `None` when the template needs a PID and the
     /// unit has none (MainPID 0).
     pub fn render(&self, hostname: &str, pid: u32, unit: &str) -> Option<String> {
