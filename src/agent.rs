@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::catalog;
 use crate::collect::World;
 use crate::config::{self, Config, Mode};
-use crate::execute::{self, Totals};
+use crate::execute::{self, Act, Totals};
 use crate::metrics::{self, Metrics};
 use crate::model::{fmt_ms, now_usec};
 use crate::notify;
@@ -59,10 +59,12 @@ struct Agent {
     metrics: Arc<Metrics>,
     last_save: Option<Instant>,
     last_textfile: Option<Instant>,
+    /// Why the state file could not be written last time, if it could not.
+    save_error: Option<String>,
 }
 
-pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
-    let password = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
+/// Runs the agent until SIGTERM. `password`: the Redis password, read by the caller.
+pub async fn run(o: AgentOptions, cfg: Config, password: Option<String>) -> anyhow::Result<()> {
     let world = World::new(&cfg, o.user, password).context("redis configuration")?;
     let state_path = state::state_file(&cfg, o.user);
     let previous = state::load(&state_path);
@@ -87,6 +89,7 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new()),
         last_save: None,
         last_textfile: None,
+        save_error: None,
     };
     let listen = state::metrics_listen(&agent.cfg, o.user);
     let _server = match listen.as_str() {
@@ -116,16 +119,28 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
         wd.map(|w| format!(", watchdog {}", humantime::format_duration(w))).unwrap_or_default()
     );
 
+    if let Some(w) = wd
+        && agent.cfg.interval.0 > w / 2
+    {
+        tracing::info!(
+            "interval {} is longer than half of WatchdogSec={}: the watchdog is pinged between cycles while they keep completing",
+            humantime::format_duration(agent.cfg.interval.0),
+            humantime::format_duration(w)
+        );
+    }
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut ready = false;
+    // Pings between cycles (an interval longer than half of WatchdogSec=), only while they
+    // keep completing.
+    let tick = wd.map_or(Duration::from_secs(3600), |w| w / 2);
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    let mut last_ok: Option<Instant> = None;
     loop {
         let interval = agent.cfg.interval.0;
         // A cycle must finish well within the watchdog period, or it does not count.
-        let budget = wd
-            .map(|w| w / 2)
-            .unwrap_or(interval.max(Duration::from_secs(10)) * 3);
+        let budget = cycle_budget(wd, interval);
         let started = Instant::now();
         match tokio::time::timeout(budget, agent.cycle(started, budget)).await {
             Ok(line) => {
@@ -133,6 +148,7 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
                     notify::ready();
                     ready = true;
                 }
+                last_ok = Some(Instant::now());
                 notify::watchdog();
                 notify::status(&line);
             }
@@ -147,6 +163,11 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => break,
+                _ = pings.tick() => {
+                    if wd.is_some() && last_ok.is_some_and(|t| t.elapsed() <= interval + budget) {
+                        notify::watchdog();
+                    }
+                }
                 _ = term.recv() => return agent.stop("SIGTERM"),
                 _ = int.recv() => return agent.stop("SIGINT"),
                 _ = hup.recv() => agent.reload(&o).await,
@@ -154,6 +175,13 @@ pub async fn run(o: AgentOptions, cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// How long one cycle may take: half of `WatchdogSec=`, or (without a watchdog) three
+/// intervals and at least 30 s.
+fn cycle_budget(wd: Option<Duration>, interval: Duration) -> Duration {
+    wd.map(|w| w / 2)
+        .unwrap_or(interval.max(Duration::from_secs(10)) * 3)
 }
 
 impl Agent {
@@ -215,7 +243,7 @@ impl Agent {
 
     /// One cycle; returns the STATUS= line.
     async fn cycle(&mut self, started: Instant, budget: Duration) -> String {
-        let snap = self.world.snapshot(&self.cfg).await;
+        let snap = self.world.snapshot(&self.cfg, &self.mem).await;
         let t_decide = Instant::now();
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
         let t_decide = t_decide.elapsed();
@@ -236,15 +264,15 @@ impl Agent {
             let outcome = match a {
                 Action::Restart { unit, reason, .. } => self.restart(a, unit, reason, &d).await,
                 _ => {
-                    execute::consumer_action(
-                        &mut self.world.streams,
-                        a,
+                    let mut act = Act {
+                        streams: &mut self.world.streams,
                         mode,
                         deadline,
-                        &mut self.totals,
-                        &self.metrics,
-                    )
-                    .await
+                        totals: &mut self.totals,
+                        metrics: &self.metrics,
+                        mem: &mut self.mem,
+                    };
+                    execute::consumer_action(&mut act, a).await
                 }
             };
             let key = a.unit().map(str::to_string).unwrap_or_else(|| match a {
@@ -427,9 +455,10 @@ impl Agent {
         }
     }
 
-    fn save(&self, last_cycle_ms: f64) {
+    fn save(&mut self, last_cycle_ms: f64) {
         let st = AgentState {
             version: state::STATE_VERSION,
+            boot_id: state::boot_id(),
             pid: std::process::id(),
             unit: self.world.self_unit().map(str::to_string),
             mode: self.cfg.mode,
@@ -441,8 +470,22 @@ impl Agent {
             last_actions: self.last_actions.clone(),
             totals: self.totals.clone(),
         };
-        if let Err(e) = state::save(&self.state_path, &st) {
-            tracing::debug!("cannot write {}: {e}", self.state_path.display());
+        match state::save(&self.state_path, &st) {
+            Ok(()) => {
+                if self.save_error.take().is_some() {
+                    tracing::info!("state file {} written again", self.state_path.display());
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.save_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(
+                        "cannot write the state file {}: {e}; restart budgets and earlier MainPIDs will not survive an agent restart, and `status` cannot see this agent",
+                        self.state_path.display()
+                    );
+                }
+                self.save_error = Some(e);
+            }
         }
     }
 }

@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use crate::config::Config;
 use crate::liveness::pid_alive;
 use crate::model::{Snapshot, now_usec};
-use crate::policy::{current_consumers, pids_to_probe};
+use crate::policy::{self, Memory};
 use crate::streams::{Streams, StreamsError};
 use crate::systemd::{Systemd, SystemdError};
 
@@ -89,10 +91,12 @@ impl World {
         }
     }
 
-    pub async fn snapshot(&mut self, cfg: &Config) -> Snapshot {
+    /// One look: units from systemd, then what the policy's plan asks of Redis, then the
+    /// liveness of the PIDs in consumer names and the units the live ones run in.
+    pub async fn snapshot(&mut self, cfg: &Config, mem: &Memory) -> Snapshot {
         let patterns = cfg.unit_patterns();
         let bound: Vec<String> = cfg.watch.iter().map(|w| w.unit.clone()).collect();
-        let t0 = std::time::Instant::now();
+        let t0 = Instant::now();
         let units = match self.systemd().await {
             Ok(s) => s.units(&patterns, &bound).await,
             Err(e) => Err(e),
@@ -101,25 +105,34 @@ impl World {
         if let Err(e) = &units {
             self.systemd_failed(e);
         }
-        let current = current_consumers(cfg, &self.hostname, units.as_deref().unwrap_or(&[]));
         let now = now_usec();
         let offset = utc_offset_secs();
-        let keys = crate::pipeline::keys_to_fetch(cfg, now, offset);
-        let t1 = std::time::Instant::now();
-        let redis = self.streams.snapshot(cfg, &current, &keys).await;
-        tracing::debug!(
-            "snapshot: systemd {:.2} ms, redis {:.2} ms",
-            t_dbus.as_secs_f64() * 1e3,
-            t1.elapsed().as_secs_f64() * 1e3
-        );
-        let mut live_pids = std::collections::BTreeMap::new();
+        let listed = units.as_deref().unwrap_or(&[]);
+        let plan = policy::plan(cfg, &self.hostname, listed, mem, now, offset);
+        let t1 = Instant::now();
+        let redis = self.streams.snapshot(&plan).await;
+        let t_redis = t1.elapsed();
+        let mut live_pids = BTreeMap::new();
+        let mut pid_units = BTreeMap::new();
         if let Ok(r) = &redis {
-            for pid in pids_to_probe(cfg, &self.hostname, r) {
+            for pid in policy::pids_to_probe(cfg, &self.hostname, r) {
                 if let Some(alive) = pid_alive(pid) {
                     live_pids.insert(pid, alive);
                 }
             }
+            let locate = policy::pids_to_locate(cfg, &self.hostname, r, listed, &live_pids);
+            if !locate.is_empty()
+                && let Some(sd) = &self.systemd
+            {
+                pid_units = sd.units_of_pids(locate).await;
+            }
         }
+        tracing::debug!(
+            "snapshot: systemd {:.2} ms, redis {:.2} ms, {} PID(s) located",
+            t_dbus.as_secs_f64() * 1e3,
+            t_redis.as_secs_f64() * 1e3,
+            pid_units.len()
+        );
         Snapshot {
             now_usec: now,
             hostname: self.hostname.clone(),
@@ -127,6 +140,7 @@ impl World {
             units: units.map_err(|e| e.to_string()),
             redis: redis.map_err(|e| e.to_string()),
             live_pids,
+            pid_units,
             utc_offset_secs: offset,
         }
     }

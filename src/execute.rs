@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::Mode;
+use crate::config::{ClaimPolicy, Mode};
 use crate::metrics::Metrics;
-use crate::policy::Action;
-use crate::streams::{DeleteOutcome, Streams};
+use crate::model::{GroupKey, now_usec};
+use crate::policy::{Action, Memory};
+use crate::streams::{DeleteOutcome, Moved, Streams};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Totals {
@@ -26,35 +27,11 @@ pub struct Totals {
 
 /// Logs one action: `would …` in observe mode, or what happened.
 pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
-    let (stream, group, consumer) = match a {
-        Action::Restart { .. } => ("", "", ""),
-        Action::Claim {
-            stream,
-            group,
-            from,
-            ..
-        }
-        | Action::Requeue {
-            stream,
-            group,
-            from,
-            ..
-        } => (stream.as_str(), group.as_str(), from.as_str()),
-        Action::Delete {
-            stream,
-            group,
-            consumer,
-            ..
-        }
-        | Action::DeadLetter {
-            stream,
-            group,
-            consumer,
-            ..
-        } => (stream.as_str(), group.as_str(), consumer.as_str()),
-    };
+    let (stream, group, consumer) = a.target();
     let unit = a.unit().unwrap_or("");
     let reason = a.reason();
+    let described = a.describe();
+    let (what, why) = (printable(&described), printable(reason));
     if mode == Mode::Observe {
         let action = format!("would-{}", a.kind());
         tracing::info!(
@@ -66,12 +43,12 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             reason,
             mode = "observe",
             message_id = crate::catalog::WOULD,
-            "would {} (observe mode): {reason}",
-            a.describe()
+            "would {what} (observe mode): {why}"
         );
         return;
     }
     let action = a.kind();
+    let outcome = printable(outcome);
     if ok {
         tracing::info!(
             unit,
@@ -82,8 +59,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             reason,
             mode = "enforce",
             message_id = crate::catalog::for_action(action),
-            "{}: {outcome}; {reason}",
-            a.describe()
+            "{what}: {outcome}; {why}"
         );
     } else {
         tracing::error!(
@@ -95,78 +71,94 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             reason,
             mode = "enforce",
             message_id = crate::catalog::ACTION_FAILED,
-            "{} failed: {outcome}; {reason}",
-            a.describe()
+            "{what} failed: {outcome}; {why}"
         );
     }
 }
 
-/// Executes one claim, requeue or delete in enforce mode (logs only in observe mode).
+/// What carrying out consumer actions needs.
+pub struct Act<'a> {
+    /// The Redis adapter.
+    pub streams: &'a mut Streams,
+    /// Observe or enforce.
+    pub mode: Mode,
+    /// Claims stop here and go on next cycle.
+    pub deadline: Instant,
+    /// Counters for the status line.
+    pub totals: &'a mut Totals,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+    /// The policy's memory: claims to live consumers are recorded in it.
+    pub mem: &'a mut Memory,
+}
+
+fn rate(t0: Instant, n: u64) -> String {
+    let s = t0.elapsed().as_secs_f64();
+    format!(
+        "in {:.0} ms, {:.0}/s",
+        s * 1000.0,
+        if s > 0.0 { n as f64 / s } else { 0.0 }
+    )
+}
+
+/// Executes one claim, requeue, dead-letter or delete in enforce mode (logs only in observe
+/// mode). A claim or requeue that empties its dead consumer deletes it in the same sweep.
 /// Returns a short outcome for the state file.
-pub async fn consumer_action(
-    streams: &mut Streams,
-    a: &Action,
-    mode: Mode,
-    deadline: Instant,
-    totals: &mut Totals,
-    metrics: &Metrics,
-) -> String {
-    if mode == Mode::Observe {
-        log_action(a, mode, "", true);
+pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
+    if x.mode == Mode::Observe {
+        log_action(a, x.mode, "", true);
         return format!("would {}", a.describe());
     }
     let t0 = Instant::now();
-    let rate = |n: u64| {
-        let s = t0.elapsed().as_secs_f64();
-        format!(
-            "in {:.0} ms, {:.0}/s",
-            s * 1000.0,
-            if s > 0.0 { n as f64 / s } else { 0.0 }
-        )
-    };
-    let mut moved = 0;
-    let (outcome, ok) = match a {
+    let (outcome, ok, moved, emptied) = match a {
         Action::Restart { .. } => return String::new(),
         Action::Claim {
             stream,
             group,
             from,
             to,
+            policy,
+            to_active_usec,
             ..
-        } => match streams.claim_all(stream, group, from, to, deadline).await {
+        } => match x
+            .streams
+            .claim_all(stream, group, from, to, x.deadline)
+            .await
+        {
             Ok(m) => {
-                totals.claimed += m.moved;
-                moved = m.moved;
-                let mut s = format!("claimed {} to {to} {}", m.moved, rate(m.moved));
-                if m.skipped > 0 {
-                    s.push_str(&format!(", {} no longer in the stream", m.skipped));
+                x.totals.claimed += m.moved;
+                if *policy == ClaimPolicy::Handoff && m.moved > 0 {
+                    let key = GroupKey {
+                        stream: stream.clone(),
+                        group: group.clone(),
+                    };
+                    let now = now_usec();
+                    x.mem
+                        .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
                 }
-                if !m.done {
-                    s.push_str(", more next cycle");
-                }
-                (s, true)
+                x.metrics.record_ghosts(stream, group, m.ghosts);
+                let s = format!("claimed {} to {to} {}", m.moved, rate(t0, m.moved));
+                (moved_outcome(s, &m), true, m.moved, m.done)
             }
-            Err(e) => (e.to_string(), false),
+            Err(e) => (e.to_string(), false, 0, false),
         },
         Action::Requeue {
             stream,
             group,
             from,
             ..
-        } => match streams.requeue_all(stream, group, from, deadline).await {
+        } => match x.streams.requeue_all(stream, group, from, x.deadline).await {
             Ok(m) => {
-                totals.requeued += m.moved;
-                moved = m.moved;
-                (
-                    format!(
-                        "requeued {} copies and acknowledged the originals {}",
-                        m.moved,
-                        rate(m.moved)
-                    ),
-                    true,
-                )
+                x.totals.requeued += m.moved;
+                x.metrics.record_ghosts(stream, group, m.ghosts);
+                let s = format!(
+                    "requeued {} copies and acknowledged the originals {}",
+                    m.moved,
+                    rate(t0, m.moved)
+                );
+                (moved_outcome(s, &m), true, m.moved, m.done)
             }
-            Err(e) => (e.to_string(), false),
+            Err(e) => (e.to_string(), false, 0, false),
         },
         Action::DeadLetter {
             stream,
@@ -174,47 +166,125 @@ pub async fn consumer_action(
             id,
             min_deliveries,
             ..
-        } => match streams
+        } => match x
+            .streams
             .dead_letter(stream, group, id, *min_deliveries)
             .await
         {
             Ok(true) => {
-                totals.dead_lettered += 1;
-                moved = 1;
-                (format!("moved to {stream}:dead and acknowledged"), true)
+                x.totals.dead_lettered += 1;
+                (
+                    format!("moved to {stream}:dead and acknowledged"),
+                    true,
+                    1,
+                    false,
+                )
             }
-            Ok(false) => ("no longer pending or not due".to_string(), true),
-            Err(e) => (e.to_string(), false),
+            Ok(false) => ("no longer pending or not due".to_string(), true, 0, false),
+            Err(e) => (e.to_string(), false, 0, false),
         },
-        Action::Delete {
-            stream,
-            group,
-            consumer,
-            min_idle_ms,
-            ..
-        } => {
-            match streams
-                .delete_consumer(stream, group, consumer, *min_idle_ms)
-                .await
-            {
-                Ok(DeleteOutcome::Deleted(held)) => {
-                    totals.deleted += 1;
-                    moved = 1;
-                    (format!("deleted (held {held})"), held == 0)
-                }
-                Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true),
-                Ok(DeleteOutcome::KeptHoldsPending) => {
-                    ("kept: it holds pending entries now".to_string(), true)
-                }
-                Ok(DeleteOutcome::KeptNotIdle) => ("kept: it read again".to_string(), true),
-                Err(e) => (e.to_string(), false),
-            }
-        }
+        Action::Delete { .. } => return delete(x, a).await,
     };
     if !ok {
-        totals.errors += 1;
+        x.totals.errors += 1;
     }
-    metrics.record(a, moved, ok);
-    log_action(a, mode, &outcome, ok);
+    x.metrics.record(a, moved, ok);
+    log_action(a, x.mode, &outcome, ok);
+    if emptied {
+        let follow = Action::Delete {
+            unit: a.unit().map(str::to_string),
+            stream: a.target().0.to_string(),
+            group: a.target().1.to_string(),
+            consumer: a.target().2.to_string(),
+            min_idle_ms: 0,
+            reason: format!("dead consumer emptied by {}", a.kind()),
+        };
+        let d = delete(x, &follow).await;
+        return format!("{outcome}; {d}");
+    }
     outcome
+}
+
+fn moved_outcome(mut s: String, m: &Moved) -> String {
+    if m.ghosts > 0 {
+        s.push_str(&format!(
+            ", {} no longer in the stream (left its list)",
+            m.ghosts
+        ));
+    }
+    if !m.done {
+        s.push_str(", more next cycle");
+    }
+    s
+}
+
+/// Check-and-delete (one script): a consumer that holds an entry at that instant is kept.
+async fn delete(x: &mut Act<'_>, a: &Action) -> String {
+    let Action::Delete {
+        stream,
+        group,
+        consumer,
+        min_idle_ms,
+        ..
+    } = a
+    else {
+        return String::new();
+    };
+    let (outcome, ok, deleted) = match x
+        .streams
+        .delete_consumer(stream, group, consumer, *min_idle_ms)
+        .await
+    {
+        Ok(DeleteOutcome::Deleted(held)) => {
+            x.totals.deleted += 1;
+            (format!("deleted (held {held})"), held == 0, 1)
+        }
+        Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true, 0),
+        Ok(DeleteOutcome::KeptHoldsPending) => {
+            ("kept: it holds pending entries now".to_string(), true, 0)
+        }
+        Ok(DeleteOutcome::KeptNotIdle) => ("kept: it read again".to_string(), true, 0),
+        Err(e) => (e.to_string(), false, 0),
+    };
+    if !ok {
+        x.totals.errors += 1;
+    }
+    x.metrics.record(a, deleted, ok);
+    log_action(a, x.mode, &outcome, ok);
+    outcome
+}
+
+/// A name or message as it may be printed: control characters (an escape sequence, a
+/// newline) are shown escaped, so no consumer name can forge output.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("execution-h-1"), "execution-h-1");
+        assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("a\u{1b}[2J"), "a\\u{1b}[2J");
+        assert_eq!(
+            printable("x\nquantum-a.service HEALTHY"),
+            "x\\nquantum-a.service HEALTHY"
+        );
+        assert_eq!(printable("tab\there"), "tab\\there");
+        assert_eq!(printable("é ü 中"), "é ü 中", "printable non-ASCII stays");
+    }
 }

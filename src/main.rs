@@ -66,17 +66,69 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// Why a command failed, which decides its exit status.
+enum Failure {
+    /// The configuration (a file, the environment, a secret it names) is wrong: exit 2.
+    Config(String),
+    /// Something failed at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Writes to stdout; a reader that went away (`status | head -1`) is not an error.
+fn out(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // For `status`, anything that is not a verdict is UNKNOWN (3) to a monitoring system.
+    let is_status = args.iter().skip(1).any(|a| a == "status");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ if is_status => ExitCode::from(3),
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::Config(e)) => {
+            eprintln!("quantum-watchdog: configuration error: {e}");
+            ExitCode::from(if is_status { 3 } else { 2 })
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("quantum-watchdog: error: {e:#}");
+            ExitCode::from(if is_status { 3 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Completions { shell } = cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "quantum-watchdog",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "quantum-watchdog", &mut buf);
+        out(&String::from_utf8_lossy(&buf))?;
+        return Ok(0);
     }
     logging::init(cli.verbose);
     let o = AgentOptions {
@@ -84,91 +136,44 @@ fn main() -> ExitCode {
         root: PathBuf::from("/"),
         user: cli.user,
     };
-    let cfg = match agent::load_config(&o) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("quantum-watchdog: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = agent::load_config(&o).map_err(|e| Failure::Config(e.to_string()))?;
     if let Command::CheckConfig = cli.command {
         let files: Vec<String> = cfg
             .sources
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        println!(
-            "# effective configuration from: {}",
+        let text = toml::to_string_pretty(&cfg)
+            .map_err(|e| anyhow::anyhow!("cannot print the configuration: {e}"))?;
+        out(&format!(
+            "# effective configuration from: {}\n{text}",
             if files.is_empty() {
                 "built-in defaults".into()
             } else {
                 files.join(", ")
             }
-        );
-        match toml::to_string_pretty(&cfg) {
-            Ok(t) => print!("{t}"),
-            Err(e) => {
-                eprintln!("quantum-watchdog: cannot print the configuration: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        return ExitCode::SUCCESS;
+        ))?;
+        return Ok(0);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let password = read_password(&cfg.redis).map_err(Failure::Config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("quantum-watchdog: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let r: anyhow::Result<u8> = rt.block_on(async move {
+        .context("cannot start the runtime")?;
+    rt.block_on(async move {
         match cli.command {
-            Command::Agent => agent::run(o, cfg).await.map(|_| 0),
+            Command::Agent => agent::run(o, cfg, password)
+                .await
+                .map(|_| 0)
+                .map_err(Failure::from),
             Command::Status {
                 json,
                 pipeline,
                 watch,
-            } => {
-                let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
-                let mut world = World::new(&cfg, cli.user, pw)
-                    .context("redis configuration")?
-                    .oneshot();
-                let tty = std::io::stdout().is_terminal();
-                loop {
-                    let mut snap = world.snapshot(&cfg).await;
-                    let agent_state = state::load(&state::state_file(&cfg, cli.user));
-                    if let Some(u) = agent_state.as_ref().and_then(|a| a.unit.clone()) {
-                        snap.self_unit = Some(u);
-                    }
-                    let st = status::build(&cfg, &snap, agent_state.as_ref());
-                    let text = if json {
-                        format!("{}\n", serde_json::to_string_pretty(&st)?)
-                    } else if pipeline {
-                        status::render_pipelines(&st, tty)
-                    } else {
-                        status::render(&st, tty)
-                    };
-                    if !watch {
-                        print!("{text}");
-                        return Ok(st.exit_code as u8);
-                    }
-                    // Clear the screen and redraw.
-                    print!("\x1b[H\x1b[2J{text}");
-                    use std::io::Write as _;
-                    let _ = std::io::stdout().flush();
-                    tokio::select! {
-                        _ = tokio::time::sleep(cfg.interval.0) => {}
-                        _ = tokio::signal::ctrl_c() => return Ok(st.exit_code as u8),
-                    }
-                }
-            }
+            } => status_command(&cfg, cli.user, password, json, pipeline, watch).await,
             Command::Recover { units, dry_run } => {
                 let mode = if dry_run { Mode::Observe } else { cfg.mode };
-                let pw = read_password(&cfg.redis).map_err(anyhow::Error::msg)?;
-                let mut world = World::new(&cfg, cli.user, pw)
+                let mut world = World::new(&cfg, cli.user, password)
                     .context("redis configuration")?
                     .oneshot();
                 recover::sweep(&cfg, &mut world, &units, mode).await;
@@ -176,13 +181,56 @@ fn main() -> ExitCode {
             }
             Command::CheckConfig | Command::Completions { .. } => Ok(0),
         }
-    });
-    match r {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("quantum-watchdog: {e:#}");
-            // A secret or file the service cannot read is a configuration problem.
-            ExitCode::from(2)
+    })
+}
+
+async fn status_command(
+    cfg: &quantum_watchdog::config::Config,
+    user: bool,
+    password: Option<String>,
+    json: bool,
+    pipeline: bool,
+    watch: bool,
+) -> Result<u8, Failure> {
+    let mut world = World::new(cfg, user, password)
+        .context("redis configuration")?
+        .oneshot();
+    let tty = std::io::stdout().is_terminal();
+    let state_path = state::state_file(cfg, user);
+    loop {
+        let agent_state = state::load(&state_path);
+        let mem = agent_state
+            .as_ref()
+            .map(|a| a.memory.clone())
+            .unwrap_or_default();
+        let mut snap = world.snapshot(cfg, &mem).await;
+        if let Some(u) = agent_state.as_ref().and_then(|a| a.unit.clone()) {
+            snap.self_unit = Some(u);
+        }
+        let look = agent_state.as_ref().map(|a| status::AgentLook {
+            state: a,
+            pid_alive: quantum_watchdog::liveness::pid_alive(a.pid) == Some(true),
+        });
+        let st = status::build(cfg, &snap, look, &state_path);
+        let text = if json {
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&st).context("status as JSON")?
+            )
+        } else if pipeline {
+            status::render_pipelines(&st, tty)
+        } else {
+            status::render(&st, tty)
+        };
+        if !watch {
+            out(&text)?;
+            return Ok(st.exit_code as u8);
+        }
+        // Clear the screen and redraw.
+        out(&format!("\x1b[H\x1b[2J{text}"))?;
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval.0) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(st.exit_code as u8),
         }
     }
 }

@@ -28,19 +28,6 @@ use crate::policy::{Action, Decision, Verdict};
 type Labels = Vec<(String, String)>;
 type FGauge = Gauge<f64, AtomicU64>;
 
-const VERDICTS: [Verdict; 10] = [
-    Verdict::Healthy,
-    Verdict::Starting,
-    Verdict::Inactive,
-    Verdict::NotFound,
-    Verdict::StalePending,
-    Verdict::Hung,
-    Verdict::GaveUp,
-    Verdict::Failed,
-    Verdict::StartLimitHit,
-    Verdict::Unknown,
-];
-
 fn l(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -61,6 +48,7 @@ pub struct Metrics {
     registry: Registry,
     latest: Mutex<Option<Observed>>,
     claimed: Family<Labels, Counter>,
+    ghosts: Family<Labels, Counter>,
     deleted: Family<Labels, Counter>,
     restarts: Family<Labels, Counter>,
     requeued: Family<Labels, Counter>,
@@ -98,6 +86,7 @@ impl Metrics {
         let mut r = Registry::default();
         let m = Metrics {
             claimed: Family::default(),
+            ghosts: Family::default(),
             deleted: Family::default(),
             restarts: Family::default(),
             requeued: Family::default(),
@@ -130,6 +119,11 @@ impl Metrics {
             "quantum_stream_recovery_claimed",
             "Pending entries claimed from dead consumers (handoff or park)",
             m.claimed.clone(),
+        );
+        r.register(
+            "quantum_stream_recovery_ghosts",
+            "Pending entries of dead consumers that were no longer in the stream (left the pending list, nothing to move)",
+            m.ghosts.clone(),
         );
         r.register(
             "quantum_stream_recovery_deleted",
@@ -208,7 +202,7 @@ impl Metrics {
         );
         r.register(
             "quantum_watchdog_up",
-            "1 while the agent runs",
+            "1 when systemd and Redis were both readable in the last cycle",
             m.up.clone(),
         );
         r.register(
@@ -249,7 +243,6 @@ impl Metrics {
             "Requests sent to Redis (a pipeline counts once)",
             m.round_trips.clone(),
         );
-        m.up.set(1);
         Metrics { registry: r, ..m }
     }
 
@@ -264,6 +257,9 @@ impl Metrics {
         if d.systemd_error.is_some() {
             self.dbus_errors.inc();
         }
+        self.up.set(i64::from(
+            d.redis_error.is_none() && d.systemd_error.is_none(),
+        ));
         if let Ok(r) = &snap.redis {
             for (k, g) in &r.groups {
                 if let Ok(g) = g {
@@ -309,7 +305,7 @@ impl Metrics {
         self.verdict.clear();
         self.budget_remaining.clear();
         for u in &d.units {
-            for v in VERDICTS {
+            for v in Verdict::ALL {
                 self.verdict
                     .get_or_create(&l(&[("unit", &u.unit), ("verdict", v.as_str())]))
                     .set(i64::from(v == u.verdict));
@@ -426,7 +422,7 @@ impl Metrics {
         match a {
             Action::Restart { unit, cause, .. } => {
                 self.restarts
-                    .get_or_create(&l(&[("unit", unit), ("reason", cause)]))
+                    .get_or_create(&l(&[("unit", unit), ("reason", cause.as_str())]))
                     .inc();
             }
             Action::Claim {
@@ -474,6 +470,15 @@ impl Metrics {
         }
     }
 
+    /// Counts pending entries of a dead consumer that were no longer in the stream.
+    pub fn record_ghosts(&self, stream: &str, group: &str, n: u64) {
+        if n > 0 {
+            self.ghosts
+                .get_or_create(&l(&[("stream", stream), ("group", group)]))
+                .inc_by(n);
+        }
+    }
+
     /// Adds counter values read back from an earlier textfile (the oneshot `recover` keeps its
     /// counters across runs this way).
     pub fn seed(&self, text: &str) {
@@ -481,6 +486,7 @@ impl Metrics {
             labels.retain(|(k, _)| k != "source");
             let fam = match name.as_str() {
                 "quantum_stream_recovery_claimed_total" => &self.claimed,
+                "quantum_stream_recovery_ghosts_total" => &self.ghosts,
                 "quantum_stream_recovery_deleted_total" => &self.deleted,
                 "quantum_watchdog_requeued_total" => &self.requeued,
                 "quantum_watchdog_dead_lettered_total" => &self.dead_lettered,
@@ -537,8 +543,9 @@ impl Metrics {
     }
 }
 
-const RECOVERY_COUNTERS: [&str; 4] = [
+const RECOVERY_COUNTERS: [&str; 5] = [
     "quantum_stream_recovery_claimed_total",
+    "quantum_stream_recovery_ghosts_total",
     "quantum_stream_recovery_deleted_total",
     "quantum_watchdog_requeued_total",
     "quantum_watchdog_dead_lettered_total",
@@ -645,12 +652,23 @@ fn parse_labels(s: &str) -> Labels {
     out
 }
 
+/// At most this many scrapes are answered at once; further connections wait in the kernel's
+/// backlog (they hold none of the agent's file descriptors).
+const MAX_CONNECTIONS: usize = 32;
+
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
 /// Serves `GET /metrics` on `listen` (`unix:/path` or `HOST:PORT`) until the task is dropped.
+/// It survives any accept error (EMFILE included: it backs off and accepts again), answers at
+/// most [`MAX_CONNECTIONS`] at once and drops a connection idle for 2 s.
 pub async fn serve(
     listen: &str,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    if let Some(path) = listen.strip_prefix("unix:") {
+    let l = if let Some(path) = listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
         if let Some(dir) = Path::new(path).parent() {
             std::fs::create_dir_all(dir)?;
@@ -658,18 +676,45 @@ pub async fn serve(
         let l = tokio::net::UnixListener::bind(path)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-        Ok(tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(answer(s, metrics.clone()));
-            }
-        }))
+        Listener::Unix(l)
     } else {
-        let l = tokio::net::TcpListener::bind(listen).await?;
-        Ok(tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(answer(s, metrics.clone()));
+        Listener::Tcp(tokio::net::TcpListener::bind(listen).await?)
+    };
+    Ok(tokio::spawn(accept_loop(l, metrics)))
+}
+
+async fn accept_loop(l: Listener, metrics: Arc<Metrics>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::ZERO;
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let m = metrics.clone();
+        let accepted = match &l {
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| {
+                tokio::spawn(async move {
+                    answer(s, m).await;
+                    drop(permit);
+                });
+            }),
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+                tokio::spawn(async move {
+                    answer(s, m).await;
+                    drop(permit);
+                });
+            }),
+        };
+        match accepted {
+            Ok(()) => backoff = Duration::ZERO,
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!("metrics: accept failed: {e}; backing off and accepting again");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
             }
-        }))
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A stream entry ID `ms-seq`, ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -34,6 +34,14 @@ impl fmt::Display for StreamId {
 impl Serialize for StreamId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -87,13 +95,24 @@ pub struct ConsumerInfo {
     pub inactive_ms: Option<i64>,
 }
 
-/// One pending entry (`XPENDING … IDLE ms - + 1 consumer`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One pending entry (extended `XPENDING`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingEntry {
     pub id: StreamId,
     pub consumer: String,
     pub idle_ms: u64,
     pub deliveries: u64,
+}
+
+/// A window of a group's pending list, as the plan asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanReply {
+    /// The window started after this ID (`None`: at the beginning).
+    pub after: Option<StreamId>,
+    /// It asked for at most this many entries.
+    pub count: usize,
+    /// What the list held there.
+    pub entries: Vec<PendingEntry>,
 }
 
 /// Everything Redis said about one `(stream, group)`.
@@ -102,15 +121,29 @@ pub struct GroupData {
     pub stream: StreamInfo,
     pub group: GroupInfo,
     pub consumers: Vec<ConsumerInfo>,
+    /// The oldest pending entry of each consumer the plan asked about (`None`: it holds none).
+    pub heads: BTreeMap<String, Option<PendingEntry>>,
+    /// The window of the pending list read for poison entries, if the plan asked for one.
+    pub scan: Option<ScanReply>,
+    /// The suspects the plan asked to re-check that are still pending (`None`: not asked).
+    pub rechecked: Option<Vec<PendingEntry>>,
+}
+
+impl GroupInfo {
+    /// Entries of `stream` not yet delivered to any consumer of the group: the lag, or where
+    /// Redis reports it null, the last-delivered ID behind the stream's last ID.
+    pub fn work_waiting(&self, stream: &StreamInfo) -> bool {
+        match self.lag {
+            Some(lag) => lag > 0,
+            None => self.last_delivered_id < stream.last_generated_id,
+        }
+    }
 }
 
 impl GroupData {
     /// Entries not yet delivered to any consumer of the group.
     pub fn work_waiting(&self) -> bool {
-        match self.group.lag {
-            Some(lag) => lag > 0,
-            None => self.group.last_delivered_id < self.stream.last_generated_id,
-        }
+        self.group.work_waiting(&self.stream)
     }
 
     pub fn consumer(&self, name: &str) -> Option<&ConsumerInfo> {
@@ -118,7 +151,7 @@ impl GroupData {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupKey {
     pub stream: String,
     pub group: String,
@@ -129,13 +162,8 @@ pub struct GroupKey {
 pub struct RedisSnapshot {
     /// Per distinct `(stream, group)`: its data, or the error that binding gets (NOGROUP, …).
     pub groups: BTreeMap<GroupKey, Result<GroupData, String>>,
-    /// Per binding (index into `config.watch`): a pending entry of the unit's current consumer
-    /// that has been idle at least `hung_after`, if any.
-    pub stale: BTreeMap<usize, Option<PendingEntry>>,
     /// Per pipeline stream: `XINFO STREAM` and all its groups (`XINFO GROUPS`).
     pub streams: BTreeMap<String, Result<(StreamInfo, Vec<GroupInfo>), String>>,
-    /// Per group: its oldest pending entries (`XPENDING key group - + 10`), for poison entries.
-    pub oldest_pending: BTreeMap<GroupKey, Vec<PendingEntry>>,
     /// Per key of `[[gauge]]`/`[[flag]]` (placeholders expanded): its value, `None` if absent.
     pub keys: BTreeMap<String, Result<Option<String>, String>>,
 }
@@ -153,6 +181,9 @@ pub struct Snapshot {
     pub redis: Result<RedisSnapshot, String>,
     /// Liveness of the PIDs found in consumer names (true: a process exists, EPERM included).
     pub live_pids: BTreeMap<u32, bool>,
+    /// The unit each live PID asked about runs in (`None`: none); a PID systemd could not be
+    /// asked about is absent.
+    pub pid_units: BTreeMap<u32, Option<String>>,
     /// The local time zone's offset from UTC, seconds (for `{date}` in key names).
     pub utc_offset_secs: i64,
 }
@@ -235,6 +266,9 @@ mod tests {
                 lag: Some(0),
             },
             consumers: vec![],
+            heads: BTreeMap::new(),
+            scan: None,
+            rechecked: None,
         };
         assert!(!g.work_waiting());
         g.group.lag = Some(2);

@@ -192,10 +192,7 @@ pub fn judge_pipelines(cfg: &Config, snap: &Snapshot, mem: &mut FlowMemory) -> V
                     gh.moved_usec = now;
                 }
                 push(&mut gh.samples, now, g.entries_read.unwrap_or(0));
-                let waiting = match g.lag {
-                    Some(l) => l > 0,
-                    None => g.last_delivered_id < info.last_generated_id,
-                };
+                let waiting = g.work_waiting(info);
                 let no_delivery_ms = now.saturating_sub(gh.moved_usec) / 1000;
                 flows.push(GroupFlow {
                     group: g.name.clone(),
@@ -467,6 +464,7 @@ key = "q:kill"
             units: Ok(vec![]),
             redis: Ok(r),
             live_pids: BTreeMap::new(),
+            pid_units: BTreeMap::new(),
             utc_offset_secs: 0,
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::collect::World;
 use crate::config::{Config, Mode};
-use crate::execute::{self, Totals};
+use crate::execute::{self, Act, Totals};
 use crate::metrics::Metrics;
 use crate::model::GroupKey;
 use crate::policy::{self, Action, Memory};
@@ -66,7 +66,8 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
         narrowed = c;
         &narrowed
     };
-    let mut snap = world.snapshot(cfg).await;
+    let mut mem = Memory::default();
+    let mut snap = world.snapshot(cfg, &mem).await;
     // As a hook, this process runs inside the unit it recovers for: that is not "our own unit".
     snap.self_unit = None;
     if let Err(e) = &snap.redis {
@@ -77,7 +78,7 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
         tracing::warn!("recover: systemd: {e}; nothing done");
         return totals;
     }
-    let d = policy::decide(cfg, &snap, &mut Memory::default());
+    let d = policy::decide(cfg, &snap, &mut mem);
     let actions = select(cfg, d.actions, units);
     for c in d
         .consumers
@@ -89,8 +90,8 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
             group = c.group.as_str(),
             consumer = c.consumer.as_str(),
             "{}: {}",
-            c.consumer,
-            c.note
+            execute::printable(&c.consumer),
+            execute::printable(&c.note)
         );
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -102,9 +103,16 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
     {
         metrics.seed(&prev);
     }
+    let mut act = Act {
+        streams: &mut world.streams,
+        mode,
+        deadline,
+        totals: &mut totals,
+        metrics: &metrics,
+        mem: &mut mem,
+    };
     for a in &actions {
-        execute::consumer_action(&mut world.streams, a, mode, deadline, &mut totals, &metrics)
-            .await;
+        execute::consumer_action(&mut act, a).await;
     }
     if let Some(dir) = textfile
         && mode == Mode::Enforce

@@ -11,7 +11,8 @@ use crate::config::{Config, Mode};
 use crate::execute::Totals;
 use crate::policy::Memory;
 
-pub const STATE_VERSION: u32 = 1;
+/// The state file's format; a file of another version is ignored.
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastAction {
@@ -23,6 +24,10 @@ pub struct LastAction {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentState {
     pub version: u32,
+    /// The boot the state was written in (`/proc/sys/kernel/random/boot_id`): after a reboot
+    /// the PIDs it remembers name other processes.
+    #[serde(default)]
+    pub boot_id: String,
     pub pid: u32,
     /// The agent's own unit (never judged, by the agent or by `status`).
     pub unit: Option<String>,
@@ -76,11 +81,26 @@ pub fn state_file(cfg: &Config, user: bool) -> PathBuf {
     state_dir(cfg, user).join("state.json")
 }
 
+/// This boot's ID, or empty if the kernel does not say.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Reads the state file. State written in an earlier boot keeps its restart history but
+/// forgets every PID.
 pub fn load(path: &Path) -> Option<AgentState> {
     let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str::<AgentState>(&text)
+    let mut st = serde_json::from_str::<AgentState>(&text)
         .ok()
-        .filter(|s| s.version == STATE_VERSION)
+        .filter(|s| s.version == STATE_VERSION)?;
+    let now = boot_id();
+    if st.boot_id != now {
+        st.memory.forget_pids();
+        st.boot_id = now;
+    }
+    Some(st)
 }
 
 pub fn save(path: &Path, st: &AgentState) -> std::io::Result<()> {

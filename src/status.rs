@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
-use crate::model::{Snapshot, fmt_ms, now_usec};
+use crate::execute::printable;
+use crate::model::{Snapshot, fmt_ms};
 use crate::pipeline::{FlagReport, GaugeReport, PipelineReport};
 use crate::policy::{
-    self, Action, ConsumerReport, Decision, Liveness, Memory, PoisonReport, Severity, UnitReport,
-    Verdict,
+    self, Action, ConsumerReport, Decision, Memory, PoisonReport, Severity, UnitReport, Verdict,
 };
 use crate::state::{AgentState, LastAction};
 
@@ -41,7 +41,11 @@ pub struct UnitStatus {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: u32,
+    /// When the look was taken (realtime µs).
+    pub now_usec: u64,
     pub hostname: String,
+    /// Where the running agent's state file is read from.
+    pub state_file: String,
     pub mode: Mode,
     pub severity: Severity,
     pub exit_code: i32,
@@ -58,20 +62,42 @@ pub struct Status {
     pub proposed_actions: Vec<Action>,
 }
 
+/// The running agent as `status` finds it: its state file, and whether its PID lives.
+pub struct AgentLook<'a> {
+    /// The state file's content.
+    pub state: &'a AgentState,
+    /// `kill(pid, 0)` found its process.
+    pub pid_alive: bool,
+}
+
 /// Judges `snap` with a copy of the running agent's memory (restart budget, earlier MainPIDs,
 /// streaks), so `status` agrees with the agent without changing anything.
-pub fn build(cfg: &Config, snap: &Snapshot, agent: Option<&AgentState>) -> Status {
+pub fn build(
+    cfg: &Config,
+    snap: &Snapshot,
+    agent: Option<AgentLook<'_>>,
+    state_file: &std::path::Path,
+) -> Status {
+    let now = snap.now_usec;
+    let look = agent.as_ref();
+    let agent = look.map(|l| l.state);
     let mut mem: Memory = agent.map(|a| a.memory.clone()).unwrap_or_default();
     let d: Decision = policy::decide(cfg, snap, &mut mem);
     let severity = d.severity();
-    let running = agent.is_some_and(|a| {
-        let fresh =
-            now_usec().saturating_sub(a.updated_usec) < (a.interval_ms * 3).max(30_000) * 1000;
-        fresh && crate::liveness::pid_alive(a.pid) == Some(true)
+    let running = look.is_some_and(|l| {
+        let a = l.state;
+        let fresh = now.saturating_sub(a.updated_usec)
+            < a.interval_ms
+                .saturating_mul(3)
+                .max(30_000)
+                .saturating_mul(1000);
+        fresh && l.pid_alive
     });
     Status {
         version: JSON_VERSION,
+        now_usec: now,
         hostname: snap.hostname.clone(),
+        state_file: state_file.display().to_string(),
         mode: cfg.mode,
         severity,
         exit_code: severity.exit_code(),
@@ -122,8 +148,8 @@ fn paint(s: &str, sev: Severity, color: bool) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
-fn ago(at_usec: u64) -> String {
-    format!("{} ago", fmt_ms(now_usec().saturating_sub(at_usec) / 1000))
+fn ago(now_usec: u64, at_usec: u64) -> String {
+    format!("{} ago", fmt_ms(now_usec.saturating_sub(at_usec) / 1000))
 }
 
 /// The human table.
@@ -142,10 +168,13 @@ pub fn render(st: &Status, color: bool) -> String {
         ),
         Some(a) => format!(
             "agent: not running (last seen {}, pid {})",
-            ago(a.updated_usec),
+            ago(st.now_usec, a.updated_usec),
             a.pid
         ),
-        None => "agent: no state file (not running here?)".to_string(),
+        None => format!(
+            "agent: no state file at {}: no agent runs here, or it cannot write there (see its log)",
+            st.state_file
+        ),
     };
     let _ = writeln!(
         o,
@@ -186,14 +215,21 @@ pub fn render(st: &Status, color: bool) -> String {
         let mut last = u
             .last_action
             .as_ref()
-            .map(|a| format!("{} {} ({})", a.action, ago(a.at_usec), a.outcome))
+            .map(|a| {
+                format!(
+                    "{} {} ({})",
+                    a.action,
+                    ago(st.now_usec, a.at_usec),
+                    printable(&a.outcome)
+                )
+            })
             .unwrap_or_else(|| "-".into());
         if let Some(r) = u.last_actions.get("restart")
             && u.last_action
                 .as_ref()
                 .is_some_and(|l| l.action != "restart")
         {
-            last.push_str(&format!("; restart {}", ago(r.at_usec)));
+            last.push_str(&format!("; restart {}", ago(st.now_usec, r.at_usec)));
         }
         let pid = if r.main_pid == 0 {
             "-".to_string()
@@ -210,10 +246,11 @@ pub fn render(st: &Status, color: bool) -> String {
             let (consumer, idle, inactive, pending, lag) = match b {
                 Some(b) => (
                     b.consumer
-                        .clone()
+                        .as_deref()
                         .map(|c| {
+                            let c = printable(c);
                             if b.consumer_present {
-                                c
+                                c.into_owned()
                             } else {
                                 format!("{c}?")
                             }
@@ -266,14 +303,16 @@ pub fn render(st: &Status, color: bool) -> String {
             );
         }
         if r.severity != Severity::Ok {
-            let _ = writeln!(o, "    {}", r.reason);
+            let _ = writeln!(o, "    {}", printable(&r.reason));
+            for b in r.bindings.iter().filter(|b| b.error.is_some()) {
+                if !r.reason.contains(&b.reason) {
+                    let _ = writeln!(o, "    {}", printable(&b.reason));
+                }
+            }
         }
     }
-    let others: Vec<_> = st
-        .consumers
-        .iter()
-        .filter(|c| c.liveness != Liveness::Live)
-        .collect();
+    // Every consumer of a watched group that no unit row shows: none is invisible.
+    let others: Vec<_> = st.consumers.iter().filter(|c| !c.current).collect();
     if !others.is_empty() {
         let _ = writeln!(o, "\nother consumers:");
         for c in others {
@@ -285,11 +324,11 @@ pub fn render(st: &Status, color: bool) -> String {
                     c.severity,
                     color
                 ),
-                c.group,
-                c.consumer,
+                printable(&c.group),
+                printable(&c.consumer),
                 c.pending,
                 fmt_ms(c.idle_ms),
-                c.note
+                printable(&c.note)
             );
         }
     }
@@ -327,8 +366,8 @@ pub fn render(st: &Status, color: bool) -> String {
             "{} entry {} of {} in {}: delivered {} times, never acknowledged; {what}",
             paint("poison", p.severity, color),
             p.id,
-            p.consumer,
-            p.group,
+            printable(&p.consumer),
+            printable(&p.group),
             p.deliveries
         );
     }
@@ -345,7 +384,12 @@ pub fn render(st: &Status, color: bool) -> String {
     if !st.proposed_actions.is_empty() {
         let _ = writeln!(o, "\nnext actions ({}):", st.mode);
         for a in &st.proposed_actions {
-            let _ = writeln!(o, "  {}: {}", a.describe(), a.reason());
+            let _ = writeln!(
+                o,
+                "  {}: {}",
+                printable(&a.describe()),
+                printable(a.reason())
+            );
         }
     }
     o

@@ -10,13 +10,21 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisError, RedisResult, Value};
 
-use crate::config::{Config, RedisConfig, redact_url};
-use crate::model::{GroupData, GroupKey, RedisSnapshot, StreamInfo};
-use crate::policy::group_bindings;
+use std::collections::BTreeMap;
+
+use crate::config::{RedisConfig, redact_url};
+use crate::model::{GroupData, GroupKey, PendingEntry, RedisSnapshot, ScanReply, StreamInfo};
+use crate::policy::plan::{FetchPlan, GroupFetch, StreamInfoNeed};
 use crate::xinfo;
 
-/// How many of a group's oldest pending entries each snapshot looks at for poison entries.
-const OLDEST_PENDING: usize = 10;
+/// What one claim or requeue call should take on the server.
+pub const CALL_TARGET: Duration = Duration::from_millis(1);
+/// Chunk sizes (entries per call) the adaptation stays within.
+pub const CHUNK_MIN: usize = 10;
+/// See [`CHUNK_MIN`].
+pub const CHUNK_MAX: usize = 2000;
+/// The chunk size a connection starts with.
+const CHUNK_START: usize = 100;
 
 /// Moves one entry to the dead-letter stream KEYS[2] if (checked atomically) it is still
 /// pending in group ARGV[1] with at least ARGV[3] deliveries: XADD a copy with its original ID,
@@ -40,7 +48,9 @@ return 1
 pub const REQUEUED_FROM_FIELD: &str = "quantum-watchdog-requeued-from";
 
 /// Claims up to ARGV[4] of one consumer's pending entries to another, atomically: only the
-/// entries that consumer holds at this instant are taken.
+/// entries that consumer holds at this instant are taken. Returns `{claimed, seen}`: on
+/// Redis 7.0+ XCLAIM drops entries no longer in the stream from the list instead of claiming
+/// them, so `seen - claimed` were ghosts.
 const CLAIM_LUA: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
 if #p == 0 then return {0, 0} end
@@ -52,7 +62,10 @@ return {#claimed, #p}
 "#;
 
 /// Copies up to ARGV[3] of one consumer's pending entries to the stream's end (with the
-/// original ID in a field) and acknowledges each original only after its copy was added.
+/// original ID in a field) and acknowledges each original only after its copy was added. An
+/// entry no longer in the stream (a ghost: deleted or trimmed while pending) has no data to
+/// lose: it is acknowledged so it leaves the list. Returns `{moved, seen}`; `seen - moved`
+/// were ghosts.
 const REQUEUE_LUA: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[3]), ARGV[2])
 local moved = 0
@@ -64,19 +77,24 @@ for _, e in ipairs(p) do
     f[#f + 1] = ARGV[4]
     f[#f + 1] = id
     redis.call('XADD', KEYS[1], '*', unpack(f))
-    redis.call('XACK', KEYS[1], ARGV[1], id)
     moved = moved + 1
   end
+  redis.call('XACK', KEYS[1], ARGV[1], id)
 end
 return {moved, #p}
 "#;
 
 /// Deletes a consumer only if it holds no pending entry and has been idle ARGV[3] ms.
 /// Returns the DELCONSUMER reply (always 0), or -1 gone, -2 holds entries, -3 not idle enough.
+/// The idle time is only looked up when one is required (zombies): listing the consumers
+/// costs time in proportion to their number.
 const DELETE_LUA: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #p > 0 then return -2 end
 local min_idle = tonumber(ARGV[3])
+if min_idle == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
 local found = false
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local name, idle
@@ -114,18 +132,21 @@ pub enum DeleteOutcome {
 /// What a claim or requeue moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Moved {
+    /// Entries moved (claimed, or copied and acknowledged).
     pub moved: u64,
-    /// Entries seen in the consumer's list that could not be moved (deleted from the stream).
-    pub skipped: u64,
+    /// Entries no longer in the stream that left the list (nothing to move).
+    pub ghosts: u64,
     /// The consumer's list is empty now (false: the time budget ran out first).
     pub done: bool,
+    /// Script calls made.
+    pub calls: u64,
+    /// The longest call, as the client saw it.
+    pub longest: Duration,
 }
 
 pub struct Streams {
-    /// Groups whose last reply had a non-null lag (no XINFO STREAM needed for them).
-    lag_known: std::collections::HashSet<GroupKey>,
-    /// Groups that held no pending entry at the last look.
-    quiet: std::collections::HashSet<GroupKey>,
+    /// Entries per claim or requeue call, adapted to the measured call time.
+    chunk: usize,
     /// Requests sent (a pipeline is one): the agent's own measure of round trips.
     pub round_trips: u64,
     client: redis::Client,
@@ -167,8 +188,7 @@ impl Streams {
         }
         let client = redis::Client::open(info).map_err(|e| StreamsError::Command(e.to_string()))?;
         Ok(Streams {
-            lag_known: Default::default(),
-            quiet: Default::default(),
+            chunk: CHUNK_START,
             round_trips: 0,
             client,
             url: redact_url(&cfg.url),
@@ -210,7 +230,16 @@ impl Streams {
         )
         .await;
         match r {
-            Ok(Ok(c)) => {
+            Ok(Ok(mut c)) => {
+                // Named, so that SLOWLOG and CLIENT LIST tell the agent's calls apart.
+                let _ = tokio::time::timeout(
+                    self.timeout,
+                    redis::cmd("CLIENT")
+                        .arg("SETNAME")
+                        .arg("quantum-watchdog")
+                        .query_async::<Value>(&mut c),
+                )
+                .await;
                 self.conn = Some(c.clone());
                 self.backoff = Duration::ZERO;
                 self.next_attempt = None;
@@ -259,76 +288,21 @@ impl Streams {
         .await
     }
 
-    /// One pipelined round trip for all bindings: per distinct `(stream, group)` `XINFO STREAM`,
-    /// `XINFO GROUPS`, `XINFO CONSUMERS`; per binding with a current consumer,
-    /// `XPENDING … IDLE hung_after - + 1 consumer`. In the same round trip: `XINFO STREAM` and
-    /// `XINFO GROUPS` of every pipeline stream, and `GET` of every key of `[[gauge]]`/`[[flag]]`
-    /// (`keys`, placeholders expanded).
-    pub async fn snapshot(
-        &mut self,
-        cfg: &Config,
-        current: &[Option<String>],
-        keys: &[String],
-    ) -> Result<RedisSnapshot, StreamsError> {
-        let groups = group_bindings(cfg);
+    /// Runs the cycle's [`FetchPlan`] in one pipelined round trip: per group `XINFO STREAM`
+    /// (when the plan says so), `XINFO GROUPS`, `XINFO CONSUMERS`, the heads, the scan window
+    /// and the re-checks; then `XINFO STREAM` and `XINFO GROUPS` of every pipeline stream and
+    /// `GET` of every key. A second round trip only for groups whose lag has just turned null.
+    pub async fn snapshot(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, StreamsError> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        let group_keys: Vec<&GroupKey> = groups.keys().collect();
-        // XINFO STREAM only where the group's lag was null (or not seen yet): otherwise lag
-        // answers "work waiting" and entries-added = entries-read + lag.
-        let with_stream: Vec<bool> = group_keys
-            .iter()
-            .map(|k| !self.lag_known.contains(*k))
-            .collect();
-        for (k, ws) in group_keys.iter().zip(&with_stream) {
-            if *ws {
-                pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
-            }
-            pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
-            pipe.cmd("XINFO")
-                .arg("CONSUMERS")
-                .arg(&k.stream)
-                .arg(&k.group);
-            if !self.quiet.contains(*k) {
-                pipe.cmd("XPENDING")
-                    .arg(&k.stream)
-                    .arg(&k.group)
-                    .arg("-")
-                    .arg("+")
-                    .arg(OLDEST_PENDING);
-            }
+        for g in &plan.groups {
+            queue_group(&mut pipe, g);
         }
-        // A group that held nothing at the last look can hold no entry idle for hung_after now
-        // (interval < hung_after) and no poison yet: its XPENDINGs wait for a cycle that needs them.
-        let quiet = std::mem::take(&mut self.quiet);
-        let mut stale_idx = Vec::new();
-        for (i, w) in cfg.watch.iter().enumerate() {
-            let key = GroupKey {
-                stream: w.stream.clone(),
-                group: w.group.clone(),
-            };
-            if quiet.contains(&key) {
-                continue;
-            }
-            if let Some(Some(c)) = current.get(i) {
-                pipe.cmd("XPENDING")
-                    .arg(&w.stream)
-                    .arg(&w.group)
-                    .arg("IDLE")
-                    .arg(w.params.hung_after.as_millis())
-                    .arg("-")
-                    .arg("+")
-                    .arg(1)
-                    .arg(c);
-                stale_idx.push(i);
-            }
-        }
-        let flow_streams = crate::pipeline::pipeline_streams(cfg);
-        for st in &flow_streams {
+        for st in &plan.pipeline_streams {
             pipe.cmd("XINFO").arg("STREAM").arg(st);
             pipe.cmd("XINFO").arg("GROUPS").arg(st);
         }
-        for k in keys {
+        for k in &plan.keys {
             pipe.cmd("GET").arg(k);
         }
         let mut out = RedisSnapshot::default();
@@ -348,69 +322,18 @@ impl Streams {
         }
         let mut it = replies.into_iter();
         let mut refetch = Vec::new();
-        for (k, ws) in group_keys.into_iter().zip(with_stream) {
-            let s = if ws { it.next() } else { None };
-            let (g, c) = (it.next(), it.next());
-            let p = if quiet.contains(k) { None } else { it.next() };
-            match group_data(k, s, g, c) {
+        for g in &plan.groups {
+            match take_group(g, &mut it) {
                 Ok(GroupParts::Complete(d)) => {
-                    if d.group.lag.is_some() {
-                        self.lag_known.insert(k.clone());
-                    } else {
-                        self.lag_known.remove(k);
-                    }
-                    if d.group.pending == 0 {
-                        self.quiet.insert(k.clone());
-                    }
-                    out.groups.insert(k.clone(), Ok(d));
+                    out.groups.insert(g.key.clone(), Ok(d));
                 }
-                // The lag turned null since the last cycle: this group needs XINFO STREAM now.
-                Ok(GroupParts::NeedStream(group, consumers)) => {
-                    self.lag_known.remove(k);
-                    refetch.push((k.clone(), group, consumers));
-                }
+                Ok(GroupParts::NeedStream(d)) => refetch.push((g.key.clone(), d)),
                 Err(e) => {
-                    self.lag_known.remove(k);
-                    out.groups.insert(k.clone(), Err(e));
+                    out.groups.insert(g.key.clone(), Err(e));
                 }
             }
-            if let Some(Ok(v)) = p
-                && let Ok(entries) = xinfo::pending_entries(&v)
-            {
-                out.oldest_pending.insert(k.clone(), entries);
-            }
         }
-        for i in stale_idx {
-            let e = match it.next() {
-                Some(Ok(v)) => xinfo::pending_entries(&v).ok().and_then(|mut v| v.pop()),
-                _ => None,
-            };
-            out.stale.insert(i, e);
-        }
-        if !refetch.is_empty() {
-            // Rare: a second round trip, only for groups whose lag has just become null.
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for (k, ..) in &refetch {
-                pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
-            }
-            let replies: Vec<RedisResult<Value>> =
-                self.run(async |c| pipe.query_async(c).await).await?;
-            for ((k, group, consumers), r) in refetch.into_iter().zip(replies) {
-                let d = match r {
-                    Ok(v) => xinfo::stream_info(&v)
-                        .map(|stream| GroupData {
-                            stream,
-                            group,
-                            consumers,
-                        })
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("XINFO STREAM {}: {}", k.stream, server_error(&e))),
-                };
-                out.groups.insert(k, d);
-            }
-        }
-        for st in flow_streams {
+        for st in &plan.pipeline_streams {
             let (info, groups) = (it.next(), it.next());
             let r = match (info, groups) {
                 (Some(Ok(i)), Some(Ok(g))) => xinfo::stream_info(&i)
@@ -419,9 +342,9 @@ impl Streams {
                 (Some(Err(e)), _) | (_, Some(Err(e))) => Err(format!("{st}: {}", server_error(&e))),
                 _ => Err("no reply".into()),
             };
-            out.streams.insert(st, r);
+            out.streams.insert(st.clone(), r);
         }
-        for k in keys {
+        for k in &plan.keys {
             let v = match it.next() {
                 Some(Ok(Value::Nil)) => Ok(None),
                 Some(Ok(v)) => redis::from_redis_value::<String>(v)
@@ -432,11 +355,43 @@ impl Streams {
             };
             out.keys.insert(k.clone(), v);
         }
+        if !refetch.is_empty() {
+            self.complete_streams(refetch, &mut out).await?;
+        }
         Ok(out)
     }
 
+    /// The second round trip: `XINFO STREAM` of groups whose lag turned null this cycle.
+    async fn complete_streams(
+        &mut self,
+        refetch: Vec<(GroupKey, GroupData)>,
+        out: &mut RedisSnapshot,
+    ) -> Result<(), StreamsError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (k, _) in &refetch {
+            pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+        }
+        let replies: Vec<RedisResult<Value>> =
+            self.run(async |c| pipe.query_async(c).await).await?;
+        for ((k, mut d), r) in refetch.into_iter().zip(replies) {
+            let r = match r {
+                Ok(v) => xinfo::stream_info(&v)
+                    .map(|stream| {
+                        d.stream = stream;
+                        d
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("XINFO STREAM {}: {}", k.stream, server_error(&e))),
+            };
+            out.groups.insert(k, r);
+        }
+        Ok(())
+    }
+
     /// Moves all of `from`'s pending entries to `to`, until `from` holds nothing or `deadline`
-    /// passes.
+    /// passes. Entries no longer in the stream are dropped from the list by Redis 7.0+ and
+    /// counted as ghosts (6.2 moves them along with the rest).
     pub async fn claim_all(
         &mut self,
         stream: &str,
@@ -450,7 +405,7 @@ impl Streams {
             .await
     }
 
-    /// Requeues all of `from`'s pending entries (see [`REQUEUE_LUA`]).
+    /// Requeues all of `from`'s pending entries (see [`REQUEUE_LUA`]); ghosts are acknowledged.
     pub async fn requeue_all(
         &mut self,
         stream: &str,
@@ -469,8 +424,10 @@ impl Streams {
         .await
     }
 
-    /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`) until the
-    /// consumer's list is empty or `deadline` passes; `PER_TRIP` invocations a round trip.
+    /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`; it returns
+    /// `{moved, seen}`) one call a round trip, so other clients are served between calls,
+    /// until the consumer's list is empty or `deadline` passes. The chunk size follows the
+    /// measured time of each call ([`next_chunk`]), so no call holds the server long.
     async fn chunked(
         &mut self,
         script: &redis::Script,
@@ -479,33 +436,31 @@ impl Streams {
         after: &[&str],
         deadline: Instant,
     ) -> Result<Moved, StreamsError> {
-        const CHUNK: usize = 1000;
-        const PER_TRIP: usize = 8;
         let mut total = Moved::default();
-        // Load once; EVALSHA in the pipeline afterwards.
+        // Load once; EVALSHA afterwards.
         let load = script.prepare_invoke();
         self.run(async |c| load.load_async(c).await.map(|_| ()))
             .await?;
         loop {
-            let mut pipe = redis::pipe();
-            for _ in 0..PER_TRIP {
-                pipe.cmd("EVALSHA")
-                    .arg(script.get_hash())
-                    .arg(1)
-                    .arg(stream)
-                    .arg(before)
-                    .arg(CHUNK)
-                    .arg(after);
-            }
-            let replies: Vec<(u64, u64)> = self.run(async |c| pipe.query_async(c).await).await?;
-            for (moved, seen) in replies {
-                total.moved += moved;
-                total.skipped += seen - moved.min(seen);
-                if seen == 0 || moved == 0 {
-                    // Empty, or only entries that cannot be moved are left.
-                    total.done = seen == 0;
-                    return Ok(total);
-                }
+            let chunk = self.chunk;
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(script.get_hash())
+                .arg(1)
+                .arg(stream)
+                .arg(before)
+                .arg(chunk)
+                .arg(after);
+            let t = Instant::now();
+            let (moved, seen): (u64, u64) = self.run(async |c| cmd.query_async(c).await).await?;
+            let took = t.elapsed();
+            total.calls += 1;
+            total.longest = total.longest.max(took);
+            total.moved += moved;
+            total.ghosts += seen.saturating_sub(moved);
+            self.chunk = next_chunk(chunk, took);
+            if seen < chunk as u64 {
+                total.done = true;
+                return Ok(total);
             }
             if Instant::now() >= deadline {
                 return Ok(total);
@@ -556,29 +511,82 @@ impl Streams {
 enum GroupParts {
     Complete(GroupData),
     /// Lag is null and XINFO STREAM was not asked: fetch it, then complete.
-    NeedStream(crate::model::GroupInfo, Vec<crate::model::ConsumerInfo>),
+    NeedStream(GroupData),
 }
 
-fn group_data(
-    k: &GroupKey,
-    s: Option<RedisResult<Value>>,
-    g: Option<RedisResult<Value>>,
-    c: Option<RedisResult<Value>>,
-) -> Result<GroupParts, String> {
-    let take = |r: Option<RedisResult<Value>>, what: &str| -> Result<Value, String> {
-        match r {
+/// Queues one group's commands in plan order.
+fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
+    let k = &g.key;
+    if g.stream_info == StreamInfoNeed::Always {
+        pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+    }
+    pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
+    pipe.cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&k.stream)
+        .arg(&k.group);
+    for c in &g.heads {
+        pipe.cmd("XPENDING")
+            .arg(&k.stream)
+            .arg(&k.group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(c);
+    }
+    if let Some(s) = &g.scan {
+        let start = s.after.map_or("-".to_string(), |id| format!("({id}"));
+        pipe.cmd("XPENDING")
+            .arg(&k.stream)
+            .arg(&k.group)
+            .arg(start)
+            .arg("+")
+            .arg(s.count);
+    }
+    for id in &g.recheck {
+        let id = id.to_string();
+        pipe.cmd("XPENDING")
+            .arg(&k.stream)
+            .arg(&k.group)
+            .arg(&id)
+            .arg(&id)
+            .arg(1);
+    }
+}
+
+type Replies = std::vec::IntoIter<RedisResult<Value>>;
+
+/// Takes one group's replies in plan order; any error makes the group's error, naming what
+/// was asked.
+fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, String> {
+    let k = &g.key;
+    let mut take = |what: &str| -> Result<Value, String> {
+        match it.next() {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(format!("{what} {}: {}", k.stream, server_error(&e))),
             None => Err(format!("{what}: no reply")),
         }
     };
+    // Take every reply of the group first, so an error leaves the others in step.
+    let s = (g.stream_info == StreamInfoNeed::Always).then(|| take("XINFO STREAM"));
+    let gr = take("XINFO GROUPS");
+    let c = take("XINFO CONSUMERS");
+    let heads: Vec<(String, Result<Value, String>)> = g
+        .heads
+        .iter()
+        .map(|name| (name.clone(), take("XPENDING (oldest entry)")))
+        .collect();
+    let scan = g.scan.map(|s| (s, take("XPENDING (scan)")));
+    let rechecks: Vec<Result<Value, String>> = g
+        .recheck
+        .iter()
+        .map(|_| take("XPENDING (re-check)"))
+        .collect();
     let stream = match s {
-        Some(r) => {
-            Some(xinfo::stream_info(&take(Some(r), "XINFO STREAM")?).map_err(|e| e.to_string())?)
-        }
+        Some(r) => Some(xinfo::stream_info(&r?).map_err(|e| e.to_string())?),
         None => None,
     };
-    let groups = xinfo::groups(&take(g, "XINFO GROUPS")?).map_err(|e| e.to_string())?;
+    let groups = xinfo::groups(&gr?).map_err(|e| e.to_string())?;
     let group = groups
         .into_iter()
         .find(|x| x.name == k.group)
@@ -588,22 +596,59 @@ fn group_data(
                 k.stream, k.group
             )
         })?;
-    let consumers = xinfo::consumers(&take(c, "XINFO CONSUMERS")?).map_err(|e| e.to_string())?;
-    let stream = match (stream, group.lag) {
-        (Some(s), _) => s,
-        // Known lag: what the policy and the metrics need follows from the group alone.
-        (None, Some(lag)) => StreamInfo {
+    let consumers = xinfo::consumers(&c?).map_err(|e| e.to_string())?;
+    let pending = |v: Result<Value, String>| -> Result<Vec<PendingEntry>, String> {
+        xinfo::pending_entries(&v?).map_err(|e| e.to_string())
+    };
+    let mut d = GroupData {
+        stream: stream.clone().unwrap_or(StreamInfo {
             length: 0,
             last_generated_id: group.last_delivered_id,
-            entries_added: group.entries_read.map(|r| r + lag),
-        },
-        (None, None) => return Ok(GroupParts::NeedStream(group, consumers)),
-    };
-    Ok(GroupParts::Complete(GroupData {
-        stream,
+            entries_added: None,
+        }),
+        heads: BTreeMap::new(),
+        scan: None,
+        rechecked: None,
         group,
         consumers,
-    }))
+    };
+    for (name, v) in heads {
+        d.heads.insert(name, pending(v)?.into_iter().next());
+    }
+    if let Some((s, v)) = scan {
+        d.scan = Some(ScanReply {
+            after: s.after,
+            count: s.count,
+            entries: pending(v)?,
+        });
+    }
+    if g.scan.is_some() {
+        let mut still = Vec::new();
+        for v in rechecks {
+            still.extend(pending(v)?);
+        }
+        d.rechecked = Some(still);
+    }
+    match (stream, d.group.lag) {
+        (Some(_), _) => Ok(GroupParts::Complete(d)),
+        // Known lag: what the policy and the metrics need follows from the group alone.
+        (None, Some(lag)) => {
+            d.stream.entries_added = d.group.entries_read.map(|r| r.saturating_add(lag));
+            Ok(GroupParts::Complete(d))
+        }
+        (None, None) => Ok(GroupParts::NeedStream(d)),
+    }
+}
+
+/// The chunk size for the next claim or requeue call, from how long the last one took: it
+/// aims at [`CALL_TARGET`] per call (well under the 5 ms no command of ours may reach), grows
+/// at most twofold a step, and stays within [`CHUNK_MIN`]..=[`CHUNK_MAX`].
+pub fn next_chunk(current: usize, took: Duration) -> usize {
+    let took_us = took.as_micros().max(1) as f64;
+    let target_us = CALL_TARGET.as_micros() as f64;
+    let ideal = (current as f64 * target_us / took_us).round();
+    let capped = ideal.min(current as f64 * 2.0);
+    (capped as usize).clamp(CHUNK_MIN, CHUNK_MAX)
 }
 
 /// `NOGROUP …`, `ERR no such key`, `WRONGTYPE …`, `NOPERM …` as the server said it.
@@ -628,16 +673,22 @@ pub fn read_password(cfg: &RedisConfig) -> Result<Option<String>, String> {
     if let Some(p) = &cfg.password_file {
         candidates.push(p.clone());
     }
-    match candidates.first() {
-        None => Ok(None),
-        Some(p) => std::fs::read_to_string(p)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|e| {
-                format!(
-                    "redis.password_file {}: {}",
-                    p.display(),
-                    crate::config::read_error_reason(p, &e)
-                )
-            }),
+    let Some(p) = candidates.first() else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        format!(
+            "redis.password_file {}: {}",
+            p.display(),
+            crate::config::read_error_reason(p, &e)
+        )
+    })?;
+    let pw = text.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        return Err(format!(
+            "redis.password_file {}: the file is empty; expected the password",
+            p.display()
+        ));
     }
+    Ok(Some(pw.to_string()))
 }

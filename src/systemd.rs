@@ -339,6 +339,35 @@ impl Systemd {
         ))
     }
 
+    /// The unit a process runs in (`GetUnitByPID`): `None` if it runs in none.
+    pub async fn unit_of_pid(&self, pid: u32) -> Result<Option<String>, SystemdError> {
+        match tokio::time::timeout(self.timeout, self.mgr.get_unit_by_pid(pid)).await {
+            Err(_) => Err(SystemdError::Timeout(self.timeout)),
+            Ok(Ok(path)) => Ok(unit_name_of_path(path.as_str())),
+            Ok(Err(zbus::Error::MethodError(name, _, _)))
+                if name.as_str() == "org.freedesktop.systemd1.NoUnitForPID" =>
+            {
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(call_error(e)),
+        }
+    }
+
+    /// The units each of `pids` runs in; PIDs systemd could not be asked about are left out.
+    pub async fn units_of_pids(
+        &self,
+        pids: impl IntoIterator<Item = u32>,
+    ) -> BTreeMap<u32, Option<String>> {
+        let asks = pids
+            .into_iter()
+            .map(|p| async move { (p, self.unit_of_pid(p).await) });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
+            .collect()
+    }
+
     /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
     /// for the job's result (`done`, `failed`, `timeout`, …).
     pub async fn restart(
@@ -373,6 +402,26 @@ impl Systemd {
     }
 }
 
+/// The unit name a unit's object path encodes
+/// (`/org/freedesktop/systemd1/unit/quantum_2dx_2eservice` → `quantum-x.service`).
+pub fn unit_name_of_path(path: &str) -> Option<String> {
+    let enc = path.strip_prefix("/org/freedesktop/systemd1/unit/")?;
+    let b = enc.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'_' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 async fn unit_proxy(
     conn: &zbus::Connection,
     path: String,
@@ -383,4 +432,31 @@ async fn unit_proxy(
         .build()
         .await
         .map_err(call_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names_from_object_paths() {
+        for (path, want) in [
+            (
+                "/org/freedesktop/systemd1/unit/quantum_2dexecution_2eservice",
+                Some("quantum-execution.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/user_40_2eservice",
+                Some("user@.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/init_2escope",
+                Some("init.scope"),
+            ),
+            ("/org/freedesktop/systemd1/job/7", None),
+            ("/org/freedesktop/systemd1/unit/bad_2", None),
+        ] {
+            assert_eq!(unit_name_of_path(path).as_deref(), want, "{path}");
+        }
+    }
 }

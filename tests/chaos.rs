@@ -316,12 +316,7 @@ fn work_waiting(env: &Env) -> bool {
         .into_iter()
         .find(|x| x.name == GROUP)
         .unwrap();
-    quantum_watchdog::model::GroupData {
-        stream,
-        group,
-        consumers: vec![],
-    }
-    .work_waiting()
+    group.work_waiting(&stream)
 }
 
 /// `n` → fields of its entry in the dead-letter stream.

@@ -1,18 +1,35 @@
-//! Scenario 8 and the command line: every bad configuration exits 2, names the file and the
-//! key, and changes nothing. These run anywhere (no root, no servers).
+//! Scenario 8 and the command line: every bad configuration exits 2 (3 for `status`), names
+//! the file and the key, and changes nothing; exit codes, broken pipes, secrets never printed,
+//! and a metrics socket that survives a flood. These run anywhere (no root, no servers).
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quantum-watchdog"))
 }
 
+/// A private directory per call (tests run in parallel).
+fn scratch() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "qw-cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn run(config: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("qw-cli-{}-{}", std::process::id(), config.len()));
+    let dir = scratch();
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
     std::fs::write(&file, config).unwrap();
+    let _ = std::fs::create_dir_all(&dir);
     let mut cmd = Command::new(bin());
     cmd.arg("--config")
         .arg(&file)
@@ -43,6 +60,11 @@ fn bad_configurations_exit_2_naming_file_and_key() {
         ),
         ("bad mode", "mode = \"on\"\n", &[]),
         (
+            "duration out of range",
+            "[defaults]\nstartup_grace = \"18446744073710s\"\n",
+            &[],
+        ),
+        (
             "bad mode env",
             "mode = \"observe\"\n",
             &[("QUANTUM_WATCHDOG_MODE", "enforcing")],
@@ -58,6 +80,7 @@ fn bad_configurations_exit_2_naming_file_and_key() {
         "defaults",
         "defaults.hung_after",
         "mode",
+        "defaults.startup_grace",
         "QUANTUM_WATCHDOG_MODE",
         "watch[0].consumer",
     ];
@@ -69,7 +92,13 @@ fn bad_configurations_exit_2_naming_file_and_key() {
             &["agent"],
         ] {
             let (rc, out, err) = run(text, env, cmd);
-            assert_eq!(rc, 2, "{what} / {cmd:?}: exit {rc}\n{out}{err}");
+            // For status anything that is not a verdict is UNKNOWN to a monitoring system.
+            let want = if cmd[0] == "status" { 3 } else { 2 };
+            assert_eq!(rc, want, "{what} / {cmd:?}: exit {rc}\n{out}{err}");
+            assert!(
+                err.contains("configuration error"),
+                "{what} / {cmd:?}: {err}"
+            );
             assert!(
                 err.contains(key),
                 "{what} / {cmd:?}: should name {key}: {err}"
@@ -111,23 +140,234 @@ fn check_config_prints_the_merged_configuration() {
 }
 
 #[test]
-fn unreadable_password_file_names_path_and_mode() {
-    let dir = std::env::temp_dir().join(format!("qw-pw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pw = dir.join("missing-password");
-    let (rc, _, err) = run(
-        &format!(
+fn unreadable_or_empty_password_file_is_a_configuration_error() {
+    let dir = scratch();
+    let missing = dir.join("missing-password");
+    let empty = dir.join("empty-password");
+    std::fs::write(&empty, "\n").unwrap();
+    for pw in [&missing, &empty] {
+        let cfg = format!(
             "redis.password_file = \"{}\"\nredis.url = \"redis://127.0.0.1:1/0\"\n",
             pw.display()
-        ),
+        );
+        for (cmd, want) in [("status", 3), ("agent", 2), ("recover", 2)] {
+            let (rc, _, err) = run(&cfg, &[], &[cmd]);
+            assert_eq!(rc, want, "{cmd}: {err}");
+            let name = pw.file_name().unwrap().to_str().unwrap();
+            assert!(
+                err.contains(name) && err.contains("password_file"),
+                "{cmd}: {err}"
+            );
+        }
+    }
+    let (_, _, err) = run(
+        &format!("redis.password_file = \"{}\"\n", empty.display()),
         &[],
-        &["status"],
+        &["agent"],
     );
-    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("empty"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exit_codes_say_what_failed() {
+    let ok = "redis.url = \"redis://127.0.0.1:1/0\"\nredis.timeout = \"200ms\"\n";
+    // Usage errors: UNKNOWN for status, 2 elsewhere; help is no error.
+    for (args, want) in [
+        (&["status", "--bogus"][..], 3),
+        (&["status", "--json", "--watch"][..], 3),
+        (&["recover", "--bogus"][..], 2),
+        (&["no-such-command"][..], 2),
+        (&["--help"][..], 0),
+        (&["status", "--help"][..], 0),
+    ] {
+        let (rc, out, err) = run(ok, &[], args);
+        assert_eq!(rc, want, "{args:?}: {out}{err}");
+    }
+    // A runtime failure (stdout cannot be written) is 1, with a message saying so.
+    let out = Command::new(bin())
+        .args(["completions", "bash"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {} completions bash >/dev/full",
+            bin().display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error:") && err.contains("stdout"), "{err}");
+}
+
+#[test]
+fn a_reader_that_goes_away_is_no_error() {
+    let dir = scratch();
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "redis.url = \"redis://127.0.0.1:1/0\"\nredis.timeout = \"200ms\"\ndbus_timeout = \"200ms\"\n",
+    )
+    .unwrap();
+    // `true` exits before status writes: every write meets a closed pipe.
+    for tail in ["true", "head -c1 >/dev/null"] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent {} --user --config {} status | {tail}; echo \"rc=${{PIPESTATUS[0]}}\"",
+                bin().display(),
+                cfg.display()
+            ))
+            .output()
+            .unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            o.contains("rc=3"),
+            "{tail}: the verdict's exit code, not 101: {o}{e}"
+        );
+        assert!(
+            !e.contains("panicked") && !e.contains("Broken pipe"),
+            "{tail}: {e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_secret_is_ever_printed() {
+    const SECRET: &str = "Sup3r-s3cret";
+    let dir = scratch();
+    let urls = [
+        format!("redis://:{SECRET}@127.0.0.1:1/0"),
+        format!("redis://user:{SECRET}@with@127.0.0.1:1/0"),
+        format!("unix://{}/none.sock?pass={SECRET}", dir.display()),
+        format!(
+            "redis+unix://{}/none.sock?user=u&password={SECRET}",
+            dir.display()
+        ),
+    ];
+    for url in &urls {
+        let cfg = format!(
+            "redis.url = \"{url}\"\nredis.timeout = \"200ms\"\ndbus_timeout = \"200ms\"\nmetrics.listen = \"\"\nstate_dir = \"{}\"\n",
+            dir.display()
+        );
+        let env = [("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")];
+        let mut seen = String::new();
+        for args in [
+            &["check-config"][..],
+            &["--user", "status"],
+            &["--user", "status", "--json"],
+            &["--user", "-v", "recover"],
+            &["--user", "-v", "recover", "--dry-run"],
+        ] {
+            let (_, out, err) = run(&cfg, &env, args);
+            seen.push_str(&out);
+            seen.push_str(&err);
+        }
+        // The agent's own log, for a couple of cycles.
+        let file = dir.join("agent.toml");
+        std::fs::write(&file, format!("interval = \"200ms\"\n{cfg}")).unwrap();
+        let mut agent = Command::new(bin())
+            .args(["--user", "-v", "--config"])
+            .arg(&file)
+            .arg("agent")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = agent.kill();
+        let out = agent.wait_with_output().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        assert!(
+            seen.contains("***") || seen.contains("unreachable"),
+            "{url}: {seen}"
+        );
+        assert!(
+            !seen.contains(SECRET),
+            "{url}: a secret was printed:\n{seen}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Connects to the agent's metrics socket and asks for /metrics.
+fn scrape(sock: &std::path::Path, wait: Duration) -> Option<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
+}
+
+#[test]
+fn metrics_survive_a_flood_of_idle_connections() {
+    let dir = scratch();
+    let sock = dir.join("metrics.sock");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interval = \"500ms\"\nredis.url = \"redis://127.0.0.1:1/0\"\nredis.timeout = \"100ms\"\ndbus_timeout = \"100ms\"\nmetrics.listen = \"unix:{}\"\nstate_dir = \"{}\"\n",
+            sock.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    // Few file descriptors, so that the flood runs the agent out of them (EMFILE).
+    let mut agent = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 24; exec {} --user --config {} agent",
+            bin().display(),
+            cfg.display()
+        ))
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while scrape(&sock, Duration::from_secs(2)).is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no metrics at all");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A local user opens a thousand connections and sends nothing.
+    let flood: Vec<_> = (0..1000)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&sock).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    // Metrics come back once the flood is gone (idle connections are dropped after 2 s).
+    let t = Instant::now();
+    let mut ok = false;
+    while t.elapsed() < Duration::from_secs(15) {
+        if scrape(&sock, Duration::from_secs(3)).is_some() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alive = agent.try_wait().unwrap().is_none();
+    let _ = agent.kill();
+    let out = agent.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(alive, "the agent died: {log}");
     assert!(
-        err.contains("missing-password") && err.contains("password_file"),
-        "{err}"
+        log.contains("accept failed"),
+        "the flood did not exhaust the descriptors: {log}"
     );
+    assert!(ok, "metrics never came back after the flood: {log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -153,4 +393,55 @@ fn status_is_unknown_when_nothing_is_reachable() {
     );
     assert_eq!(rc, 0, "{err}");
     assert!(err.contains("nothing done"), "{err}");
+}
+
+#[test]
+fn an_unwritable_state_directory_is_a_visible_warning() {
+    let dir = scratch();
+    let cfg = dir.join("c.toml");
+    // A state directory under a regular file can never be created.
+    let blocker = dir.join("file");
+    std::fs::write(&blocker, "").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "interval = \"200ms\"\nredis.url = \"redis://127.0.0.1:1/0\"\nredis.timeout = \"100ms\"\ndbus_timeout = \"100ms\"\nmetrics.listen = \"\"\nstate_dir = \"{}/state\"\n",
+            blocker.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(bin())
+        .args(["--user", "--config"])
+        .arg(&cfg)
+        .arg("agent")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = agent.kill();
+    let log = String::from_utf8_lossy(&agent.wait_with_output().unwrap().stderr).into_owned();
+    assert!(
+        log.contains("WARN") && log.contains("cannot write the state file"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("cannot write the state file").count(),
+        1,
+        "once, not every cycle: {log}"
+    );
+    let out = Command::new(bin())
+        .args(["--user", "--config"])
+        .arg(&cfg)
+        .arg("status")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no state file at") && text.contains("cannot write there"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

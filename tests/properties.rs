@@ -158,6 +158,8 @@ struct Step {
     consumers: Vec<(usize, u64, u64, Option<i64>)>,
     stale: bool,
     alive: Vec<bool>,
+    /// Per PID 100..104: 0 not asked, 1 a process of the unit, 2 outside it.
+    located: Vec<u8>,
 }
 
 const NAMES: usize = 8;
@@ -190,18 +192,22 @@ fn step() -> impl Strategy<Value = Step> {
         ),
         any::<bool>(),
         prop::collection::vec(any::<bool>(), 5),
+        prop::collection::vec(0u8..3, 5),
     )
         .prop_map(
-            |(dt_s, state, pid, restarted_ago_s, lag, behind, consumers, stale, alive)| Step {
-                dt_s,
-                state,
-                pid,
-                restarted_ago_s,
-                lag,
-                behind,
-                consumers,
-                stale,
-                alive,
+            |(dt_s, state, pid, restarted_ago_s, lag, behind, consumers, stale, alive, located)| {
+                Step {
+                    dt_s,
+                    state,
+                    pid,
+                    restarted_ago_s,
+                    lag,
+                    behind,
+                    consumers,
+                    stale,
+                    alive,
+                    located,
+                }
             },
         )
 }
@@ -253,6 +259,20 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
             entries_read: Some(10),
             lag: st.lag,
         },
+        heads: consumers
+            .iter()
+            .map(|c| {
+                let head = st.stale.then(|| PendingEntry {
+                    id: StreamId { ms: 1, seq: 0 },
+                    consumer: c.name.clone(),
+                    idle_ms: 30_000,
+                    deliveries: 1,
+                });
+                (c.name.clone(), head)
+            })
+            .collect(),
+        scan: None,
+        rechecked: None,
         consumers,
     };
     let mut r = RedisSnapshot::default();
@@ -263,16 +283,14 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         },
         Ok(data),
     );
-    r.stale.insert(
-        0,
-        st.stale.then_some(PendingEntry {
-            id: StreamId { ms: 1, seq: 0 },
-            consumer: String::new(),
-            idle_ms: 30_000,
-            deliveries: 1,
-        }),
-    );
     let live_pids: BTreeMap<u32, bool> = (0..5).map(|i| (100 + i as u32, st.alive[i])).collect();
+    let pid_units: BTreeMap<u32, Option<String>> = (0..5)
+        .filter(|&i| st.alive[i] && st.located[i] != 0)
+        .map(|i| {
+            let unit = (st.located[i] == 1).then(|| UNIT.to_string());
+            (100 + i as u32, unit)
+        })
+        .collect();
     Snapshot {
         now_usec: now,
         hostname: HOST.into(),
@@ -280,6 +298,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         units: Ok(vec![unit]),
         redis: Ok(r),
         live_pids,
+        pid_units,
         utc_offset_secs: 0,
     }
 }
@@ -315,10 +334,16 @@ proptest! {
                         prop_assert_ne!(consumer.as_str(), "quantum-watchdog:parked");
                     }
                     Action::Claim { from, .. } | Action::Requeue { from, .. } => {
-                        // Only a consumer whose PID is known dead, or an earlier MainPID.
+                        // Only a consumer whose PID is known dead, an earlier MainPID, or a
+                        // live process outside the unit; never one of the unit's processes.
                         let pid: u32 = from.rsplit('-').next().unwrap().parse().unwrap();
-                        let dead = snap.live_pids.get(&pid) == Some(&false) || earlier_pids.contains(&pid);
+                        let in_unit = snap.pid_units.get(&pid) == Some(&Some(UNIT.to_string()));
+                        let outside = snap.pid_units.get(&pid) == Some(&None);
+                        let dead = snap.live_pids.get(&pid) == Some(&false)
+                            || earlier_pids.contains(&pid)
+                            || outside;
                         prop_assert!(dead, "took entries from live consumer {}", from);
+                        prop_assert!(!in_unit, "took entries from {} of the unit's cgroup", from);
                         prop_assert_ne!(pid, u.main_pid);
                     }
                     Action::Restart { .. } => {

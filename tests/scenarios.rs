@@ -1,77 +1,13 @@
 //! End-to-end scenarios against a real systemd user manager and a real Redis/Valkey, each
 //! asserting on systemd's and the server's own state. See tests/common/mod.rs.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const UNIT: &str = "quantum-execution.service";
-const PREFIX: &str = "execution";
-
-/// Declares a scenario's tests, one per server: `scenario!(name: fn_name = Server, …)`.
-macro_rules! scenario {
-    ($name:ident: $($test:ident = $server:ident),+) => {
-        mod $name {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    in_harness(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
-                }
-            )+
-        }
-    };
-}
-
-/// A detection scenario: on every server of the version matrix.
-macro_rules! on_all {
-    ($name:ident) => {
-        scenario!($name: redis62 = Redis62, redis70 = Redis70, valkey8 = Valkey8, redis80 = Redis80);
-    };
-}
-
-/// On Debian's Redis 7.0 and on Valkey 8 (7.2+ semantics).
-macro_rules! on_both {
-    ($name:ident) => {
-        scenario!($name: redis70 = Redis70, valkey8 = Valkey8);
-    };
-}
-
-macro_rules! on_redis70 {
-    ($name:ident) => {
-        scenario!($name: redis70 = Redis70);
-    };
-}
-
-fn wait_consumer(env: &Env, pid: u32) {
-    let name = env.consumer_name(PREFIX, pid);
-    // On 7.0 a consumer appears only after a read returned entries: feed one.
-    let ok = wait_until(Duration::from_secs(10), || {
-        if env.consumers().contains_key(&name) {
-            return true;
-        }
-        env.xadd(900_000_000 + u64::from(pid) % 1000, 1);
-        std::thread::sleep(Duration::from_millis(200));
-        false
-    });
-    assert!(ok, "consumer {name} never appeared: {:?}", env.consumers());
-}
-
-fn started_consumer(env: &Env, work_ms: &str) -> u32 {
-    started_consumer_with(env, &[("QW_WORK_MS", work_ms)])
-}
-
-fn started_consumer_with(env: &Env, vars: &[(&str, &str)]) -> u32 {
-    env.consumer_unit(UNIT, PREFIX, vars, "");
-    env.start(UNIT);
-    let pid = main_pid(UNIT);
-    assert_ne!(pid, 0);
-    wait_consumer(env, pid);
-    pid
-}
 
 /// Scenario 1: the consumer hangs (SIGSTOP) while messages arrive.
 fn hung_consumer_is_restarted(env: &mut Env) {
@@ -394,6 +330,9 @@ fn redis_outage_means_no_action(env: &mut Env) {
     );
     let (st, rc) = env.status();
     assert_eq!(rc, 3, "{st:#}");
+    // quantum_watchdog_up means what an exporter's up means: both sides were readable.
+    let m = env.scrape();
+    assert_eq!(env.metric(&m, "quantum_watchdog_up "), Some(0.0), "{m}");
     std::thread::sleep(Duration::from_secs(6));
     assert!(agent.alive(), "the agent survives an outage");
     assert_eq!(main_pid(UNIT), pid, "no action on what cannot be seen");
@@ -411,6 +350,8 @@ fn redis_outage_means_no_action(env: &mut Env) {
     );
     assert!(agent.alive());
     assert!(!agent.log().contains("restarting"), "{}", agent.log());
+    let m = env.scrape();
+    assert_eq!(env.metric(&m, "quantum_watchdog_up "), Some(1.0), "{m}");
 }
 on_redis70!(redis_outage_means_no_action);
 

@@ -1,7 +1,7 @@
 //! Table-driven tests of the decision policy: snapshots in, verdicts and actions out.
 
 use super::*;
-use crate::config::from_fragments;
+use crate::config::{PARKED_CONSUMER, from_fragments};
 use crate::model::*;
 
 const HOST: &str = "qt-1";
@@ -80,10 +80,26 @@ fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
             lag,
         },
         consumers,
+        heads: BTreeMap::new(),
+        scan: None,
+        rechecked: None,
     }
 }
 
-fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntry>) -> Snapshot {
+/// `stale`: the oldest pending entry of every consumer of the group, as the plan's heads read it.
+fn snap(
+    now: u64,
+    units: Vec<UnitState>,
+    mut g: GroupData,
+    stale: Option<PendingEntry>,
+) -> Snapshot {
+    for c in &g.consumers {
+        let head = stale.clone().map(|e| PendingEntry {
+            consumer: c.name.clone(),
+            ..e
+        });
+        g.heads.insert(c.name.clone(), head);
+    }
     let mut groups = BTreeMap::new();
     groups.insert(
         GroupKey {
@@ -92,8 +108,6 @@ fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntr
         },
         Ok(g),
     );
-    let mut st = BTreeMap::new();
-    st.insert(0, stale);
     Snapshot {
         now_usec: now,
         hostname: HOST.into(),
@@ -101,12 +115,37 @@ fn snap(now: u64, units: Vec<UnitState>, g: GroupData, stale: Option<PendingEntr
         units: Ok(units),
         redis: Ok(RedisSnapshot {
             groups,
-            stale: st,
             ..Default::default()
         }),
         live_pids: BTreeMap::new(),
+        pid_units: BTreeMap::new(),
         utc_offset_secs: 0,
     }
+}
+
+fn key() -> GroupKey {
+    GroupKey {
+        stream: STREAM.into(),
+        group: GROUP.into(),
+    }
+}
+
+fn group_mut(s: &mut Snapshot) -> &mut GroupData {
+    match &mut s.redis {
+        Ok(r) => r.groups.get_mut(&key()).unwrap().as_mut().unwrap(),
+        Err(_) => panic!("no redis"),
+    }
+}
+
+/// The scan window of this cycle: `entries` read after `after` (the plan's default size).
+fn set_scan(s: &mut Snapshot, after: Option<StreamId>, entries: Vec<PendingEntry>) {
+    let g = group_mut(s);
+    g.scan = Some(ScanReply {
+        after,
+        count: plan::SCAN_CHUNK,
+        entries,
+    });
+    g.rechecked = Some(Vec::new());
 }
 
 fn stale_entry(idle_s: u64) -> Option<PendingEntry> {
@@ -912,15 +951,7 @@ fn poison_entries_are_dead_lettered_only_when_configured() {
             group(Some(0), vec![consumer(&me(10), 2, 1, None)]),
             None,
         );
-        if let Ok(r) = &mut s.redis {
-            r.oldest_pending.insert(
-                GroupKey {
-                    stream: STREAM.into(),
-                    group: GROUP.into(),
-                },
-                vec![poison.clone(), young.clone()],
-            );
-        }
+        set_scan(&mut s, None, vec![poison.clone(), young.clone()]);
         s
     };
     // Not configured: reported (warning), never acknowledged.
@@ -941,4 +972,457 @@ fn poison_entries_are_dead_lettered_only_when_configured() {
         d.actions
     );
     assert_eq!(d.actions[0].kind(), "dead-letter");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust at the edges.
+
+/// Two bindings of one unit; the second is broken (WRONGTYPE). The first hangs: the unit is
+/// hung (critical, not unknown) and restarted for the first binding's reason alone.
+#[test]
+fn a_broken_binding_counts_for_nothing_else() {
+    let c = cfg(
+        "[[watch]]\nunit = \"quantum-execution.service\"\nstream = \"broken\"\ngroup = \"g\"\nconsumer = \"b-{pid}\"",
+    );
+    let since = T0 - 3600 * S;
+    let mk = |lag, idle| {
+        let mut s = snap(
+            T0,
+            vec![unit(10, since)],
+            group(Some(lag), vec![consumer(&me(10), 0, idle, None)]),
+            None,
+        );
+        if let Ok(r) = &mut s.redis {
+            r.groups.insert(
+                GroupKey {
+                    stream: "broken".into(),
+                    group: "g".into(),
+                },
+                Err("XINFO GROUPS broken: WRONGTYPE Operation against a key holding the wrong kind of value".into()),
+            );
+        }
+        s
+    };
+    let d = decide(&c, &mk(0, 1), &mut Memory::default());
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Healthy,
+        "{}",
+        d.units[0].reason
+    );
+    assert_eq!(
+        d.units[0].severity,
+        Severity::Warning,
+        "the error is the binding's own"
+    );
+    assert_eq!(d.severity().exit_code(), 1);
+    assert!(
+        d.units[0].bindings[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("WRONGTYPE")
+    );
+    let mut mem = Memory::default();
+    decide(&c, &mk(5, 600), &mut mem);
+    let d = decide(&c, &mk(5, 600), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::Hung);
+    assert_eq!(
+        d.severity(),
+        Severity::Critical,
+        "critical is never hidden behind unknown"
+    );
+    let [Action::Restart { reason, cause, .. }] = &d.actions[..] else {
+        panic!("{:?}", d.actions)
+    };
+    assert_eq!(*cause, RestartCause::IdleWithWork);
+    assert!(!reason.contains("WRONGTYPE"), "{reason}");
+    // A dead consumer of the healthy binding is still handed off.
+    let mut s = mk(0, 1);
+    group_mut(&mut s)
+        .consumers
+        .push(consumer(&me(66), 4, 100, None));
+    s.live_pids.insert(66, false);
+    let d = decide(&c, &s, &mut Memory::default());
+    assert_eq!(claim_targets(&d), vec![(me(66), me(10))]);
+}
+
+/// Every binding broken: the unit is unknown and nothing is restarted.
+#[test]
+fn a_unit_whose_every_binding_errs_is_unknown() {
+    let c = cfg("");
+    let mut s = snap(
+        T0,
+        vec![unit(10, T0 - 3600 * S)],
+        group(Some(5), vec![]),
+        None,
+    );
+    if let Ok(r) = &mut s.redis {
+        r.groups.insert(key(), Err("NOGROUP no such key".into()));
+    }
+    let mut mem = Memory::default();
+    for k in 0..5 {
+        let d = decide(
+            &c,
+            &Snapshot {
+                now_usec: T0 + k * 5 * S,
+                ..s.clone()
+            },
+            &mut mem,
+        );
+        assert_eq!(d.units[0].verdict, Verdict::Unknown);
+        assert!(
+            d.actions.is_empty(),
+            "an erroring binding never causes a restart"
+        );
+    }
+}
+
+/// A live PID that does not run in the unit is a reused PID: its consumer is dead and its
+/// entries are recovered; one that runs in the unit's cgroup is the unit's, never touched.
+#[test]
+fn a_live_pid_outside_the_unit_is_a_reused_pid() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 1, None),
+                consumer(&me(300), 7, 900, None), // reused by an unrelated process
+                consumer(&me(301), 5, 1, None),   // a worker process of the unit
+                consumer(&me(302), 3, 900, None), // another unit's process now
+                consumer(&me(303), 2, 900, None), // live, its unit not asked: unknown
+            ],
+        ),
+        None,
+    );
+    for p in [300, 301, 302, 303] {
+        s.live_pids.insert(p, true);
+    }
+    s.pid_units.insert(300, None);
+    s.pid_units.insert(301, Some(UNIT.into()));
+    s.pid_units.insert(302, Some("cron.service".into()));
+    let d = decide(&c, &s, &mut Memory::default());
+    assert_eq!(
+        claim_targets(&d),
+        vec![(me(300), me(10)), (me(302), me(10))],
+        "{:#?}",
+        d.consumers
+    );
+    let by = |n: &str| d.consumers.iter().find(|c| c.consumer == n).unwrap();
+    assert_eq!(by(&me(301)).liveness, Liveness::Live);
+    assert_eq!(by(&me(303)).liveness, Liveness::Unknown);
+    assert!(
+        by(&me(300)).note.contains("reused"),
+        "{}",
+        by(&me(300)).note
+    );
+    assert!(by(&me(302)).note.contains("cron.service"));
+    // Every consumer of the group is reported; only the unit's own is its row's.
+    assert_eq!(d.consumers.len(), 5);
+    assert_eq!(
+        d.consumers
+            .iter()
+            .filter(|c| c.current)
+            .map(|c| c.consumer.clone())
+            .collect::<Vec<_>>(),
+        vec![me(10)]
+    );
+    assert_eq!(
+        pids_to_locate(
+            &c,
+            HOST,
+            s.redis.as_ref().unwrap(),
+            s.units.as_ref().unwrap(),
+            &s.live_pids
+        ),
+        [300, 301, 302, 303].into_iter().collect(),
+        "the MainPID needs no lookup"
+    );
+}
+
+/// A unit whose consumer runs in a child process (not the MainPID) is judged by that consumer.
+#[test]
+fn the_consumer_of_a_child_process_is_the_units() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut s = snap(
+        T0,
+        vec![unit(10, since)],
+        group(Some(3), vec![consumer(&me(11), 1, 600, None)]),
+        None,
+    );
+    s.live_pids.insert(11, true);
+    s.pid_units.insert(11, Some(UNIT.into()));
+    let mut mem = Memory::default();
+    let d = decide(&c, &s, &mut mem);
+    let b = &d.units[0].bindings[0];
+    assert_eq!(b.consumer.as_deref(), Some(me(11).as_str()));
+    assert!(b.consumer_present);
+    assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
+    assert!(d.actions.iter().all(|a| !matches!(a, Action::Claim { .. })));
+    // Next cycle the plan asks for that consumer's oldest entry.
+    let p = plan(&c, HOST, s.units.as_ref().unwrap(), &mem, T0, 0);
+    assert_eq!(p.groups[0].heads, vec![me(11)]);
+}
+
+/// The agent's claims reset the recipient's idle time; they are not its progress.
+#[test]
+fn claims_do_not_count_as_progress() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut mem = Memory::default();
+    // The consumer last read at T0 - 20 s; the agent hands it entries at T0 and T0 + 30 s.
+    let at = |now: u64, idle_s: u64| {
+        snap(
+            now,
+            vec![unit(10, since)],
+            group(Some(4), vec![consumer(&me(10), 3, idle_s, None)]),
+            None,
+        )
+    };
+    let d = decide(&c, &at(T0, 20), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::Healthy);
+    mem.note_claim(&key(), &me(10), T0 + S / 10, T0 - 20 * S);
+    // 29 s later its idle says 29 s (since the claim); its progress says 49 s.
+    let d = decide(&c, &at(T0 + 29 * S, 29), &mut mem);
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Healthy,
+        "49 s < hung_after 60 s"
+    );
+    mem.note_claim(&key(), &me(10), T0 + 30 * S, T0 - 20 * S);
+    let d = decide(&c, &at(T0 + 45 * S, 15), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
+    assert!(d.units[0].reason.contains("1m05s"), "{}", d.units[0].reason);
+    assert!(d.units[0].reason.contains("own claims"));
+    // A real read after the claim clears the mark.
+    let d = decide(&c, &at(T0 + 50 * S, 1), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::Healthy);
+    assert!(mem.groups[&key()].claims.is_empty());
+}
+
+/// Same template on two units of one group: a dead consumer nobody's earlier MainPID names
+/// goes to the unit that can take it; an earlier MainPID's goes to its own unit.
+#[test]
+fn shared_templates_hand_off_to_a_unit_that_runs() {
+    let c = from_fragments(&[(
+        "t".into(),
+        format!(
+            r#"
+mode = "enforce"
+[[watch]]
+unit = "quantum-a.service"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execution-{{hostname}}-{{pid}}"
+[[watch]]
+unit = "quantum-b.service"
+stream = "{STREAM}"
+group = "{GROUP}"
+consumer = "execution-{{hostname}}-{{pid}}"
+"#
+        ),
+    )])
+    .unwrap();
+    let since = T0 - 3600 * S;
+    let a_stopped = UnitState {
+        name: "quantum-a.service".into(),
+        active_state: "inactive".into(),
+        sub_state: "dead".into(),
+        main_pid: 0,
+        ..unit(0, since)
+    };
+    let b = UnitState {
+        name: "quantum-b.service".into(),
+        ..unit(20, since)
+    };
+    let mut s = snap(
+        T0,
+        vec![a_stopped, b.clone()],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(20), 0, 1, None),
+                consumer(&me(66), 9, 100, None),
+            ],
+        ),
+        None,
+    );
+    s.live_pids.insert(66, false);
+    let d = decide(&c, &s, &mut Memory::default());
+    assert_eq!(claim_targets(&d), vec![(me(66), me(20))]);
+    // Both run: an earlier MainPID of B goes to B's consumer, though A is listed first.
+    let a = UnitState {
+        name: "quantum-a.service".into(),
+        ..unit(30, since)
+    };
+    let mut mem = Memory::default();
+    mem.units
+        .entry("quantum-b.service".into())
+        .or_default()
+        .previous_pids = vec![66];
+    s.units = Ok(vec![a, b]);
+    group_mut(&mut s)
+        .consumers
+        .push(consumer(&me(30), 5, 1, None));
+    let d = decide(&c, &s, &mut mem);
+    assert_eq!(claim_targets(&d), vec![(me(66), me(20))]);
+    let Action::Claim { unit, .. } = &d.actions[0] else {
+        panic!()
+    };
+    assert_eq!(unit, "quantum-b.service");
+}
+
+/// Memory is keyed by names: swapping two [[watch]] entries (a reload) keeps each binding's
+/// history with it.
+#[test]
+fn a_reload_that_reorders_bindings_keeps_their_history() {
+    let w = |unit: &str, stream: &str| {
+        format!(
+            "[[watch]]\nunit = \"{unit}\"\nstream = \"{stream}\"\ngroup = \"g\"\nconsumer = \"c-{{hostname}}-{{pid}}\"\n"
+        )
+    };
+    let head = "[defaults]\nhung_after = \"10s\"\nstartup_grace = \"1s\"\nconfirm = 1\n";
+    let ab = from_fragments(&[(
+        "t".into(),
+        format!(
+            "{head}{}{}",
+            w("quantum-a.service", "sa"),
+            w("quantum-b.service", "sb")
+        ),
+    )])
+    .unwrap();
+    let ba = from_fragments(&[(
+        "t".into(),
+        format!(
+            "{head}{}{}",
+            w("quantum-b.service", "sb"),
+            w("quantum-a.service", "sa")
+        ),
+    )])
+    .unwrap();
+    let since = T0 - 3600 * S;
+    let mk = |now: u64, a_lag: u64, b_lag: u64| {
+        let mut groups = BTreeMap::new();
+        for (stream, lag) in [("sa", a_lag), ("sb", b_lag)] {
+            let mut g = group(Some(lag), vec![]);
+            g.group.name = "g".into();
+            groups.insert(
+                GroupKey {
+                    stream: stream.into(),
+                    group: "g".into(),
+                },
+                Ok(g),
+            );
+        }
+        Snapshot {
+            now_usec: now,
+            hostname: HOST.into(),
+            self_unit: None,
+            units: Ok(vec![
+                UnitState {
+                    name: "quantum-a.service".into(),
+                    ..unit(10, since)
+                },
+                UnitState {
+                    name: "quantum-b.service".into(),
+                    ..unit(11, since)
+                },
+            ]),
+            redis: Ok(RedisSnapshot {
+                groups,
+                ..Default::default()
+            }),
+            live_pids: BTreeMap::new(),
+            pid_units: BTreeMap::new(),
+            utc_offset_secs: 0,
+        }
+    };
+    let mut mem = Memory::default();
+    // A's work has waited since T0 with no consumer; B's since T0 + 5 s.
+    decide(&ab, &mk(T0, 3, 0), &mut mem);
+    decide(&ab, &mk(T0 + 5 * S, 3, 3), &mut mem);
+    // Reload with the order swapped; 8 s after B's work began waiting, 13 s after A's.
+    let d = decide(&ba, &mk(T0 + 13 * S, 3, 3), &mut mem);
+    let by = |n: &str| d.units.iter().find(|u| u.unit == n).unwrap();
+    assert_eq!(
+        by("quantum-a.service").verdict,
+        Verdict::Hung,
+        "{}",
+        by("quantum-a.service").reason
+    );
+    assert_eq!(
+        by("quantum-b.service").verdict,
+        Verdict::Healthy,
+        "{}",
+        by("quantum-b.service").reason
+    );
+}
+
+/// The scan walks a long pending list over cycles: an entry past the limit anywhere in it is
+/// found at a bounded cost per cycle, and stays reported (re-checked) after the scan moved on.
+#[test]
+fn the_poison_scan_walks_the_whole_list() {
+    let c = cfg("dead_letter_after = 5");
+    let since = T0 - 3600 * S;
+    let entry = |ms: u64, deliveries: u64| PendingEntry {
+        id: StreamId { ms, seq: 0 },
+        consumer: PARKED_CONSUMER.into(),
+        idle_ms: 1000,
+        deliveries,
+    };
+    let mut mem = Memory::default();
+    let mut cycle =
+        |after: Option<StreamId>, entries: Vec<PendingEntry>, rechecked: Vec<PendingEntry>| {
+            let mut s = snap(
+                T0,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(PARKED_CONSUMER, 1300, 1, None)]),
+                None,
+            );
+            set_scan(&mut s, after, entries);
+            group_mut(&mut s).rechecked = Some(rechecked);
+            let d = decide(&c, &s, &mut mem);
+            (d, plan(&c, HOST, s.units.as_ref().unwrap(), &mem, T0, 0))
+        };
+    let full = |from: u64| {
+        (from..from + plan::SCAN_CHUNK as u64)
+            .map(|ms| entry(ms, 1))
+            .collect::<Vec<_>>()
+    };
+    let (d, p) = cycle(None, full(1), vec![]);
+    assert!(d.poison.is_empty());
+    let scan = p.groups[0].scan.unwrap();
+    assert_eq!(
+        scan.after,
+        Some(StreamId {
+            ms: plan::SCAN_CHUNK as u64,
+            seq: 0
+        })
+    );
+    let mut second = full(1 + plan::SCAN_CHUNK as u64);
+    second[7] = entry(second[7].id.ms, 25);
+    let (d, p) = cycle(scan.after, second.clone(), vec![]);
+    assert!(
+        matches!(&d.actions[..], [Action::DeadLetter { deliveries: 25, .. }]),
+        "{:?}",
+        d.actions
+    );
+    assert_eq!(p.groups[0].recheck, vec![second[7].id]);
+    // A short window wraps the scan to the beginning; the suspect is re-checked meanwhile.
+    let (d, p) = cycle(
+        p.groups[0].scan.unwrap().after,
+        vec![entry(5000, 1)],
+        vec![second[7].clone()],
+    );
+    assert_eq!(d.poison.len(), 1);
+    assert_eq!(p.groups[0].scan.unwrap().after, None);
+    // Once it is gone (moved or acknowledged), it is no longer reported.
+    let (d, p) = cycle(None, full(1), vec![]);
+    assert!(d.poison.is_empty());
+    assert!(p.groups[0].recheck.is_empty());
 }

@@ -1,0 +1,229 @@
+//! The actions the policy proposes. The daemon carries them out in enforce mode and only logs
+//! them in observe mode.
+
+use serde::Serialize;
+
+use crate::config::ClaimPolicy;
+
+/// Why a unit is restarted (the `reason` label of `quantum_watchdog_restarts_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCause {
+    /// Its consumer was idle `hung_after` while work waited (rule 3).
+    IdleWithWork,
+    /// No consumer of the unit appeared though work waited `hung_after` (rule 3).
+    NotConsuming,
+    /// 7.2+: it holds stale entries and made no read attempt for `hung_after` (rule 4).
+    StoppedReading,
+    /// It holds stale entries and the binding opted in (`restart_on_stale_pending`).
+    StalePending,
+}
+
+impl RestartCause {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartCause::IdleWithWork => "idle-with-work",
+            RestartCause::NotConsuming => "not-consuming",
+            RestartCause::StoppedReading => "stopped-reading",
+            RestartCause::StalePending => "stale-pending",
+        }
+    }
+}
+
+/// What the agent should do. In `observe` mode it only logs "would …".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Action {
+    /// Restart a hung unit (`RestartUnit`, mode `replace`).
+    Restart {
+        /// The unit.
+        unit: String,
+        /// The evidence, one line.
+        reason: String,
+        /// Which rule.
+        cause: RestartCause,
+    },
+    /// Claim `from`'s pending entries to `to` (a live consumer of the group, or the parked one).
+    Claim {
+        /// The unit `from` belonged to.
+        unit: String,
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The dead consumer.
+        from: String,
+        /// The recipient.
+        to: String,
+        /// `handoff` or `park`.
+        policy: ClaimPolicy,
+        /// What `from` held at the look.
+        pending: u64,
+        /// When the recipient last really read (realtime µs), so that the claim, which resets
+        /// its idle time, is not taken for its progress; `None` for the parked consumer.
+        to_active_usec: Option<u64>,
+        /// The evidence, one line.
+        reason: String,
+    },
+    /// Copy `from`'s pending entries to the stream's end and acknowledge the originals.
+    Requeue {
+        /// The unit `from` belonged to.
+        unit: String,
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The dead consumer.
+        from: String,
+        /// What `from` held at the look.
+        pending: u64,
+        /// The evidence, one line.
+        reason: String,
+    },
+    /// Move a poison entry (delivered `deliveries` ≥ `dead_letter_after` times) to
+    /// `<stream>:dead` and acknowledge the original (checked atomically).
+    DeadLetter {
+        /// The binding's unit.
+        unit: String,
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The entry.
+        id: String,
+        /// Who holds it.
+        consumer: String,
+        /// Its delivery count at the look.
+        deliveries: u64,
+        /// `dead_letter_after`, checked again in the script.
+        min_deliveries: u64,
+        /// The evidence, one line.
+        reason: String,
+    },
+    /// Delete a consumer if (checked atomically) it holds nothing and has been idle `min_idle_ms`.
+    Delete {
+        /// The unit it belonged to, if known.
+        unit: Option<String>,
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The consumer.
+        consumer: String,
+        /// Idle time it must still have in the script (0 for dead consumers).
+        min_idle_ms: u64,
+        /// The evidence, one line.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The `ACTION=` journal field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Restart { .. } => "restart",
+            Action::Claim {
+                policy: ClaimPolicy::Park,
+                ..
+            } => "park",
+            Action::Claim { .. } => "handoff",
+            Action::Requeue { .. } => "requeue",
+            Action::DeadLetter { .. } => "dead-letter",
+            Action::Delete { .. } => "delete",
+        }
+    }
+
+    /// The unit the action is for, if any.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Action::Restart { unit, .. }
+            | Action::Claim { unit, .. }
+            | Action::Requeue { unit, .. }
+            | Action::DeadLetter { unit, .. } => Some(unit),
+            Action::Delete { unit, .. } => unit.as_deref(),
+        }
+    }
+
+    /// `(stream, group, consumer)` of a consumer action; empty strings for a restart.
+    pub fn target(&self) -> (&str, &str, &str) {
+        match self {
+            Action::Restart { .. } => ("", "", ""),
+            Action::Claim {
+                stream,
+                group,
+                from,
+                ..
+            }
+            | Action::Requeue {
+                stream,
+                group,
+                from,
+                ..
+            } => (stream, group, from),
+            Action::Delete {
+                stream,
+                group,
+                consumer,
+                ..
+            }
+            | Action::DeadLetter {
+                stream,
+                group,
+                consumer,
+                ..
+            } => (stream, group, consumer),
+        }
+    }
+
+    /// The evidence.
+    pub fn reason(&self) -> &str {
+        match self {
+            Action::Restart { reason, .. }
+            | Action::Claim { reason, .. }
+            | Action::Requeue { reason, .. }
+            | Action::DeadLetter { reason, .. }
+            | Action::Delete { reason, .. } => reason,
+        }
+    }
+
+    /// One line for logs: `restart quantum-router.service` / `claim 3 pending of a to b in g`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Restart { unit, .. } => format!("restart {unit}"),
+            Action::Claim {
+                from,
+                to,
+                pending,
+                group,
+                ..
+            } => format!("claim {pending} pending of {from} to {to} in {group}"),
+            Action::Requeue {
+                from,
+                pending,
+                stream,
+                ..
+            } => format!("requeue {pending} pending of {from} onto {stream}"),
+            Action::DeadLetter {
+                id,
+                consumer,
+                deliveries,
+                stream,
+                ..
+            } => format!(
+                "dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {stream}:dead"
+            ),
+            Action::Delete {
+                consumer, group, ..
+            } => format!("delete consumer {consumer} of {group}"),
+        }
+    }
+}
+
+/// The actions to carry out in `mode`: none in observe mode, which only reports.
+pub fn to_execute(mode: crate::config::Mode, actions: &[Action]) -> &[Action] {
+    match mode {
+        crate::config::Mode::Observe => &[],
+        crate::config::Mode::Enforce => actions,
+    }
+}

@@ -1,0 +1,356 @@
+//! Rules 7–9: whose a consumer is, whether it lives, and what becomes of its entries.
+//!
+//! First every consumer of a watched group is classified (select); then the recovery of the
+//! dead and the zombies is chosen by `claim_policy` (act). A consumer is a unit's live
+//! consumer only if its PID is the unit's MainPID or a process in the unit's cgroup: a live
+//! PID elsewhere is a reused PID, and the consumer named after it is dead.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{ClaimPolicy, PARKED_CONSUMER};
+use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
+use crate::template::NameMatch;
+
+use super::action::Action;
+use super::memory::Memory;
+use super::verdict::Severity;
+use super::{Cycle, Decision};
+
+/// Whether a consumer's process lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    /// A process of a bound unit reads under this name.
+    Live,
+    /// No process of the unit reads under this name any more.
+    Dead,
+    /// It cannot be told (another host, a name no template accounts for, a PID not asked).
+    Unknown,
+    /// The consumer `park` moves entries to.
+    Parked,
+}
+
+/// A consumer of a watched group, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumerReport {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// The consumer's name.
+    pub consumer: String,
+    /// The unit whose template accounts for it, if any.
+    pub unit: Option<String>,
+    /// Whether its process lives.
+    pub liveness: Liveness,
+    /// It is the consumer a unit's row in `status` shows.
+    pub current: bool,
+    /// Entries it holds.
+    pub pending: u64,
+    /// `XINFO CONSUMERS` idle.
+    pub idle_ms: u64,
+    /// Warning for entries nobody will process without the operator.
+    pub severity: Severity,
+    /// What the agent makes of it.
+    pub note: String,
+}
+
+/// What a consumer is, before anything is done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    /// Whether its process lives.
+    pub liveness: Liveness,
+    /// The binding (index into `config.watch`) whose template accounts for the name.
+    pub owner: Option<usize>,
+    /// Why, one phrase.
+    pub why: String,
+}
+
+impl Class {
+    fn new(liveness: Liveness, owner: Option<usize>, why: impl Into<String>) -> Class {
+        Class {
+            liveness,
+            owner,
+            why: why.into(),
+        }
+    }
+}
+
+/// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 8).
+pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) -> Class {
+    if c.name == PARKED_CONSUMER {
+        return Class::new(Liveness::Parked, None, "parked entries, for the operator");
+    }
+    let matches: Vec<(usize, NameMatch)> = idxs
+        .iter()
+        .filter_map(|&i| {
+            let w = &cy.cfg.watch[i];
+            match w.consumer.matches(&c.name, cy.host(), &w.unit) {
+                NameMatch::NoMatch => None,
+                m => Some((i, m)),
+            }
+        })
+        .collect();
+    let Some(&(first, first_match)) = matches.first() else {
+        return Class::new(
+            Liveness::Unknown,
+            None,
+            "no template of the group accounts for it",
+        );
+    };
+    if let Some(&(i, _)) = matches.iter().find(|(_, m)| *m == NameMatch::Fixed) {
+        return Class::new(Liveness::Live, Some(i), "the unit's fixed consumer name");
+    }
+    let pids: Vec<(usize, u32, &str)> = matches
+        .iter()
+        .filter_map(|&(i, m)| match m {
+            NameMatch::Pid(p) => Some((i, p, cy.cfg.watch[i].unit.as_str())),
+            _ => None,
+        })
+        .collect();
+    if let Some(class) = live_in_a_unit(cy, &pids) {
+        return class;
+    }
+    if let Some(&(i, p, unit)) = pids
+        .iter()
+        .find(|(_, p, unit)| earlier_main_pid(mem, unit, *p))
+    {
+        return Class::new(
+            Liveness::Dead,
+            Some(i),
+            format!("PID {p} was an earlier MainPID of {unit}"),
+        );
+    }
+    let NameMatch::Pid(p) = first_match else {
+        unreachable!("fixed names returned above")
+    };
+    by_pid_probe(cy, first, p)
+}
+
+/// Rule 7, live: the PID is the MainPID of a bound unit, or a process in its cgroup.
+fn live_in_a_unit(cy: &Cycle<'_>, pids: &[(usize, u32, &str)]) -> Option<Class> {
+    if let Some(&(i, _, unit)) = pids.iter().find(|(_, p, unit)| cy.main_pid(unit) == *p) {
+        return Some(Class::new(
+            Liveness::Live,
+            Some(i),
+            format!("MainPID of {unit}"),
+        ));
+    }
+    pids.iter()
+        .find(|(_, p, unit)| cy.unit_of_pid(*p) == Some(Some(*unit)))
+        .map(|&(i, p, unit)| Class::new(Liveness::Live, Some(i), format!("PID {p} runs in {unit}")))
+}
+
+fn earlier_main_pid(mem: &Memory, unit: &str, pid: u32) -> bool {
+    mem.units
+        .get(unit)
+        .is_some_and(|m| m.previous_pids.contains(&pid))
+}
+
+/// Rule 7, dead or unknown, from the PID probe and the unit the PID runs in.
+fn by_pid_probe(cy: &Cycle<'_>, i: usize, p: u32) -> Class {
+    let unit = &cy.cfg.watch[i].unit;
+    let (liveness, why) = match (cy.snap.live_pids.get(&p), cy.unit_of_pid(p)) {
+        (Some(false), _) => (Liveness::Dead, format!("PID {p} is not running")),
+        (Some(true), Some(Some(other))) => (
+            Liveness::Dead,
+            format!("PID {p} is a process of {other}, not of {unit}: the PID was reused"),
+        ),
+        (Some(true), Some(None)) => (
+            Liveness::Dead,
+            format!("PID {p} is a process outside any unit, not of {unit}: the PID was reused"),
+        ),
+        (Some(true), None) => (
+            Liveness::Unknown,
+            format!("PID {p} is a live process; its unit could not be asked"),
+        ),
+        (None, _) => (
+            Liveness::Unknown,
+            format!("liveness of PID {p} not checked"),
+        ),
+    };
+    Class::new(liveness, Some(i), why)
+}
+
+/// A live consumer entries can be handed to: the current consumer of a unit that is running
+/// and neither hung nor about to be restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its name.
+    pub name: String,
+    /// Entries it holds (0 if it is not listed yet).
+    pub pending: u64,
+    /// When it last really read (realtime µs): its idle time, not counting the agent's claims.
+    pub active_usec: u64,
+}
+
+/// The recipient for a dead consumer of binding `owner`: its own unit's consumer if it can
+/// take them, else the live consumer of another binding of the same group holding least.
+fn handoff_target(owner: usize, targets: &BTreeMap<usize, Target>) -> Option<&Target> {
+    targets
+        .get(&owner)
+        .or_else(|| targets.values().min_by_key(|t| t.pending))
+}
+
+/// Reports every consumer of a group and proposes the recovery of the dead and the zombies.
+pub fn recover_group(
+    cy: &Cycle<'_>,
+    key: &GroupKey,
+    idxs: &[usize],
+    g: &GroupData,
+    classes: &[Class],
+    targets: &BTreeMap<usize, Target>,
+    d: &mut Decision,
+) {
+    for (c, class) in g.consumers.iter().zip(classes) {
+        let current = d.units.iter().any(|u| {
+            u.bindings.iter().any(|b| {
+                b.consumer_present
+                    && b.consumer.as_deref() == Some(c.name.as_str())
+                    && b.stream == key.stream
+                    && b.group == key.group
+            })
+        });
+        let (severity, note, action) = match class.liveness {
+            Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
+            Liveness::Dead => dead(cy, key, c, class, targets),
+            Liveness::Unknown if class.owner.is_some() => (Severity::Ok, class.why.clone(), None),
+            Liveness::Unknown => zombie(cy, key, idxs, c),
+        };
+        d.consumers.push(ConsumerReport {
+            stream: key.stream.clone(),
+            group: key.group.clone(),
+            consumer: c.name.clone(),
+            unit: class.owner.map(|i| cy.cfg.watch[i].unit.clone()),
+            liveness: class.liveness,
+            current,
+            pending: c.pending,
+            idle_ms: c.idle_ms,
+            severity,
+            note,
+        });
+        d.actions.extend(action);
+    }
+}
+
+type Outcome = (Severity, String, Option<Action>);
+
+/// Rule 7: a dead consumer's entries go by `claim_policy`; once it holds nothing it is deleted.
+fn dead(
+    cy: &Cycle<'_>,
+    key: &GroupKey,
+    c: &ConsumerInfo,
+    class: &Class,
+    targets: &BTreeMap<usize, Target>,
+) -> Outcome {
+    let owner = class.owner.expect("a dead consumer has an owning binding");
+    let w = &cy.cfg.watch[owner];
+    let why = &class.why;
+    if c.pending == 0 {
+        let a = Action::Delete {
+            unit: Some(w.unit.clone()),
+            stream: key.stream.clone(),
+            group: key.group.clone(),
+            consumer: c.name.clone(),
+            min_idle_ms: 0,
+            reason: format!("dead consumer ({why}) holding nothing"),
+        };
+        return (
+            Severity::Ok,
+            format!("dead ({why}), holds nothing"),
+            Some(a),
+        );
+    }
+    let reason = format!("dead consumer ({why}) holding {} pending", c.pending);
+    let claim = |to: String, policy, to_active_usec| Action::Claim {
+        unit: w.unit.clone(),
+        stream: key.stream.clone(),
+        group: key.group.clone(),
+        from: c.name.clone(),
+        to,
+        policy,
+        pending: c.pending,
+        to_active_usec,
+        reason: reason.clone(),
+    };
+    match w.params.claim_policy {
+        ClaimPolicy::Handoff => match handoff_target(owner, targets) {
+            Some(t) => (
+                Severity::Ok,
+                format!("dead ({why}), handing off to {}", t.name),
+                Some(claim(
+                    t.name.clone(),
+                    ClaimPolicy::Handoff,
+                    Some(t.active_usec),
+                )),
+            ),
+            None => (
+                Severity::Warning,
+                format!(
+                    "dead ({why}), {} pending wait for a live consumer of {}",
+                    c.pending, w.unit
+                ),
+                None,
+            ),
+        },
+        ClaimPolicy::Park => (
+            Severity::Ok,
+            format!("dead ({why}), parking its entries"),
+            Some(claim(PARKED_CONSUMER.to_string(), ClaimPolicy::Park, None)),
+        ),
+        ClaimPolicy::Requeue => (
+            Severity::Ok,
+            format!("dead ({why}), requeueing its entries"),
+            Some(Action::Requeue {
+                unit: w.unit.clone(),
+                stream: key.stream.clone(),
+                group: key.group.clone(),
+                from: c.name.clone(),
+                pending: c.pending,
+                reason,
+            }),
+        ),
+    }
+}
+
+/// Rule 8: nobody's template accounts for it: deleted only when idle `zombie_after` and
+/// holding nothing; one that holds entries is reported and kept.
+fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> Outcome {
+    let zombie_ms = idxs
+        .iter()
+        .map(|&i| cy.cfg.watch[i].params.zombie_after.as_millis())
+        .max()
+        .unwrap_or(cy.cfg.defaults.zombie_after.as_millis());
+    let idle = fmt_ms(c.idle_ms);
+    if c.idle_ms < zombie_ms {
+        return (Severity::Ok, format!("unknown liveness, idle {idle}"), None);
+    }
+    if c.pending > 0 {
+        return (
+            Severity::Warning,
+            format!(
+                "zombie of unknown liveness idle {idle}, kept: it holds {} pending",
+                c.pending
+            ),
+            None,
+        );
+    }
+    let a = Action::Delete {
+        unit: None,
+        stream: key.stream.clone(),
+        group: key.group.clone(),
+        consumer: c.name.clone(),
+        min_idle_ms: zombie_ms,
+        reason: format!(
+            "zombie of unknown liveness idle {idle} (zombie_after {}) holding nothing",
+            fmt_ms(zombie_ms)
+        ),
+    };
+    (
+        Severity::Ok,
+        format!("zombie idle {idle}, holds nothing"),
+        Some(a),
+    )
+}

@@ -1,0 +1,200 @@
+//! What the policy remembers between cycles. Everything is keyed by names — unit, and
+//! `(stream, group)` — never by a binding's position in the configuration, so a reload that
+//! reorders `[[watch]]` entries keeps each binding's history with it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{GroupKey, PendingEntry, StreamId};
+use crate::pipeline::FlowMemory;
+
+use super::verdict::Verdict;
+
+/// How many earlier MainPIDs of a unit are remembered.
+pub const PID_HISTORY: usize = 32;
+/// How many restart times of a unit are remembered (for `restart_budget`).
+pub const RESTART_HISTORY: usize = 1000;
+/// How many poison suspects of a group are remembered between scans.
+pub const SUSPECTS: usize = 32;
+
+/// What the agent remembers of a unit between cycles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnitMemory {
+    /// The verdict of the last cycle and how many cycles in a row it has held.
+    pub verdict: Option<Verdict>,
+    /// Consecutive cycles with `verdict`.
+    pub streak: u32,
+    /// Realtime µs of restarts the agent issued (kept for the longest budget window).
+    pub restarts: Vec<u64>,
+    /// The last of them.
+    pub last_restart_usec: u64,
+    /// A restart job is in flight: no new one until it ends.
+    pub restart_in_flight: bool,
+    /// The MainPID of the last look.
+    pub main_pid: u32,
+    /// Earlier MainPIDs, newest last.
+    pub previous_pids: Vec<u32>,
+    /// Per binding `(stream, group)`: since when work has been waiting (realtime µs).
+    #[serde(with = "pairs")]
+    pub work_since: BTreeMap<GroupKey, u64>,
+    /// Per binding: the consumer judged as the unit's own at the last look.
+    #[serde(with = "pairs")]
+    pub consumer: BTreeMap<GroupKey, String>,
+}
+
+/// A claim the agent made to a live consumer: it reset that consumer's idle time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimMark {
+    /// When the claim was made (realtime µs).
+    pub at_usec: u64,
+    /// When the recipient last really read before it (realtime µs).
+    pub active_usec: u64,
+}
+
+/// What the agent remembers of a watched group between cycles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupMemory {
+    /// The last `XINFO GROUPS` reported a lag (so `XINFO STREAM` is only needed if it turns null).
+    pub lag_known: bool,
+    /// The group held no pending entry at the last look.
+    pub quiet: bool,
+    /// Where the next scan of the group's pending list for poison entries starts (after this
+    /// ID; `None`: from the beginning).
+    pub scan_after: Option<StreamId>,
+    /// Poison suspects found by earlier scans, re-checked every cycle.
+    pub suspects: Vec<PendingEntry>,
+    /// Claims made to live consumers, by recipient.
+    pub claims: BTreeMap<String, ClaimMark>,
+}
+
+/// Everything the policy remembers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Memory {
+    /// Per unit.
+    pub units: BTreeMap<String, UnitMemory>,
+    /// Per watched `(stream, group)`.
+    #[serde(with = "pairs")]
+    pub groups: BTreeMap<GroupKey, GroupMemory>,
+    /// Stream and group history for pipeline rates and stalls.
+    pub flow: FlowMemory,
+}
+
+impl Memory {
+    /// Records a restart the agent issued (enforce mode): it counts against the budget and
+    /// starts a new grace period.
+    pub fn note_restart(&mut self, unit: &str, now_usec: u64) {
+        let m = self.units.entry(unit.to_string()).or_default();
+        m.restarts.push(now_usec);
+        // Far more than any budget window needs; keeps a flapping unit's history bounded.
+        if m.restarts.len() > RESTART_HISTORY {
+            m.restarts.remove(0);
+        }
+        m.last_restart_usec = now_usec;
+        m.restart_in_flight = true;
+        m.streak = 0;
+        m.verdict = None;
+    }
+
+    /// The restart job ended (done, failed, or timed out).
+    pub fn note_restart_finished(&mut self, unit: &str) {
+        if let Some(m) = self.units.get_mut(unit) {
+            m.restart_in_flight = false;
+        }
+    }
+
+    /// Records a claim to a live consumer (`active_usec`: its last real read before it), so
+    /// the idle time the claim reset is not taken for progress.
+    pub fn note_claim(&mut self, key: &GroupKey, to: &str, at_usec: u64, active_usec: u64) {
+        let g = self.groups.entry(key.clone()).or_default();
+        g.claims.insert(
+            to.to_string(),
+            ClaimMark {
+                at_usec,
+                active_usec,
+            },
+        );
+    }
+
+    /// Forgets what is tied to process IDs: after a reboot the same PIDs name other processes.
+    pub fn forget_pids(&mut self) {
+        for m in self.units.values_mut() {
+            m.main_pid = 0;
+            m.previous_pids.clear();
+            m.restart_in_flight = false;
+            m.consumer.clear();
+        }
+        for g in self.groups.values_mut() {
+            g.claims.clear();
+        }
+    }
+
+    /// Restarts of `unit` within the last `within_usec`.
+    pub fn restarts_within(&self, unit: &str, now_usec: u64, within_usec: u64) -> u32 {
+        self.units.get(unit).map_or(0, |m| {
+            m.restarts
+                .iter()
+                .filter(|&&t| t.saturating_add(within_usec) > now_usec)
+                .count() as u32
+        })
+    }
+}
+
+/// Serialises a map with structured keys as a list of `[key, value]` pairs (JSON object keys
+/// must be strings).
+pub mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the map as pairs.
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    /// Reads pairs back into a map.
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_round_trips_through_json() {
+        let mut m = Memory::default();
+        let k = GroupKey {
+            stream: "s".into(),
+            group: "g".into(),
+        };
+        m.units
+            .entry("u.service".into())
+            .or_default()
+            .work_since
+            .insert(k.clone(), 7);
+        m.note_claim(&k, "c", 5, 3);
+        let j = serde_json::to_string(&m).unwrap();
+        let back: Memory = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn restart_window_does_not_overflow() {
+        let mut m = Memory::default();
+        m.note_restart("u", 10);
+        assert_eq!(m.restarts_within("u", 20, u64::MAX), 1);
+    }
+}

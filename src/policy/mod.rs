@@ -1,0 +1,445 @@
+//! The decision policy: the one place that says why a unit is restarted or a consumer touched.
+//!
+//! [`plan`] says what to read this cycle; [`decide`] takes the [`Snapshot`] read (units from
+//! systemd, groups and consumers from Redis, the clock), the configuration and the agent's
+//! [`Memory`] of earlier cycles, and returns verdicts and actions. Neither does any I/O.
+//!
+//! The rules, in order:
+//!
+//! 1. **Nothing is done on what cannot be seen.** If systemd or Redis could not be asked this
+//!    cycle, bound units are `unknown` and no action is proposed at all. A binding whose
+//!    stream or group cannot be read (NOGROUP, WRONGTYPE, NOPERM, …) reports its error with
+//!    its own severity and counts for nothing else: the unit's other bindings are judged as
+//!    usual, and an erroring binding never causes a restart.
+//! 2. **Work waiting** means the group has entries not yet delivered to anyone: `lag > 0`, or,
+//!    when Redis reports `lag` as null, its last-delivered ID is behind the stream's
+//!    last-generated ID. With work waiting, every reader's `XREADGROUP … >` returns entries and
+//!    resets its `idle` on every Redis version, so idle time is then a reliable signal.
+//! 3. **Hung**: the unit is active and running past `startup_grace`, work is waiting, and its
+//!    consumer's `idle` has reached `hung_after` — not counting the agent's own claims to it,
+//!    which reset `idle` too — or no consumer of the unit has appeared though work has waited
+//!    `hung_after` ("not consuming").
+//! 4. **Stuck in processing**: no work waiting, but the oldest entry the consumer holds has
+//!    been unacknowledged for `hung_after`. On 7.2+ servers (which report `inactive`), if the
+//!    consumer's own `idle` (every read attempt) has also reached `hung_after` it stopped
+//!    reading: hung. Otherwise it is `stale-pending`, a warning; it restarts only if the
+//!    binding sets `restart_on_stale_pending`.
+//! 5. An idle consumer with no work waiting and nothing stale pending is **healthy**, however
+//!    long it has been idle.
+//! 6. A verdict must hold `confirm` consecutive cycles before a restart. At most one restart per
+//!    unit per cycle, none while one is in flight, none within `startup_grace` of the last, and
+//!    at most `restart_budget.max` within `restart_budget.within`; then the unit "gave up".
+//! 7. **Whose a consumer is.** Its name fits a binding's template for this host. It is
+//!    **live** if its PID is the MainPID of a bound unit or a process in that unit's cgroup.
+//!    It is **dead** if the PID was an earlier MainPID of the unit, is no process, or is a
+//!    process outside the unit (the PID was reused).
+//! 8. **Recovery.** A dead consumer's entries go by `claim_policy`: handed off to its unit's
+//!    consumer or, when that cannot take them, to the live consumer of another binding of the
+//!    same group holding least; parked; or requeued. The sweep that empties it deletes it
+//!    (check-and-delete in one Lua script).
+//! 9. **Zombie of unknown liveness**: a consumer no template of the group accounts for (another
+//!    host, a name without PID): deleted only when idle ≥ `zombie_after` with nothing pending.
+//!    One that still holds entries is reported and kept.
+//! 10. **Poison entries** (see [`poison`]): an entry delivered `dead_letter_after` times goes
+//!     to `<stream>:dead`; without that setting it is reported from 10 deliveries on.
+//! 11. Never: take entries from a live consumer, delete a consumer holding entries, acknowledge
+//!     an entry (except `requeue` and the dead-letter policy, which acknowledge the original
+//!     only after copying it), or act on the agent's own unit.
+
+pub mod action;
+pub mod consumers;
+pub mod memory;
+pub mod plan;
+pub mod poison;
+pub mod units;
+pub mod verdict;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+pub use action::{Action, RestartCause, to_execute};
+pub use consumers::{Class, ConsumerReport, Liveness};
+pub use memory::{GroupMemory, Memory, UnitMemory};
+pub use plan::{FetchPlan, group_bindings, plan};
+pub use poison::{POISON_REPORT_DELIVERIES, PoisonReport};
+pub use units::{BindingReport, UnitReport};
+pub use verdict::{Severity, Verdict};
+
+use crate::config::Config;
+use crate::glob;
+use crate::model::{GroupData, GroupKey, RedisSnapshot, Snapshot, UnitState};
+use crate::pipeline::{FlagReport, GaugeReport, PipelineReport, judge_keys, judge_pipelines};
+use crate::template::NameMatch;
+
+use consumers::Target;
+
+/// Everything one cycle decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Every watched unit.
+    pub units: Vec<UnitReport>,
+    /// Every consumer of a watched group.
+    pub consumers: Vec<ConsumerReport>,
+    /// Every `[[pipeline]]`.
+    pub pipelines: Vec<PipelineReport>,
+    /// Every `[[gauge]]`.
+    pub gauges: Vec<GaugeReport>,
+    /// Every `[[flag]]`.
+    pub flags: Vec<FlagReport>,
+    /// Poison entries seen this cycle.
+    pub poison: Vec<PoisonReport>,
+    /// What to do.
+    pub actions: Vec<Action>,
+    /// Why systemd could not be asked.
+    pub systemd_error: Option<String>,
+    /// Why Redis could not be read.
+    pub redis_error: Option<String>,
+}
+
+impl Decision {
+    /// The worst severity of everything reported (a critical one is never hidden behind an
+    /// unknown one); unknown as well if systemd or Redis could not be asked.
+    pub fn severity(&self) -> Severity {
+        let blind = (self.systemd_error.is_some() || self.redis_error.is_some())
+            .then_some(Severity::Unknown);
+        Severity::worst_of(
+            self.units
+                .iter()
+                .map(|u| u.severity)
+                .chain(self.consumers.iter().map(|c| c.severity))
+                .chain(self.pipelines.iter().map(|p| p.severity))
+                .chain(self.gauges.iter().map(|g| g.severity))
+                .chain(self.poison.iter().map(|p| p.severity))
+                .chain(blind),
+        )
+    }
+}
+
+/// What one cycle looks at: the configuration and the snapshot, with the lookups the rules
+/// share.
+pub struct Cycle<'a> {
+    /// The configuration.
+    pub cfg: &'a Config,
+    /// The snapshot.
+    pub snap: &'a Snapshot,
+    /// The units systemd reported.
+    pub units: &'a [UnitState],
+}
+
+impl Cycle<'_> {
+    /// This host's name (`{hostname}`).
+    pub fn host(&self) -> &str {
+        &self.snap.hostname
+    }
+
+    /// The snapshot's clock (realtime µs).
+    pub fn now(&self) -> u64 {
+        self.snap.now_usec
+    }
+
+    /// A unit systemd reported.
+    pub fn unit(&self, name: &str) -> Option<&UnitState> {
+        self.units.iter().find(|u| u.name == name)
+    }
+
+    /// A unit's MainPID (0: none, or not loaded).
+    pub fn main_pid(&self, name: &str) -> u32 {
+        self.unit(name).map_or(0, |u| u.main_pid)
+    }
+
+    /// The unit a live PID runs in: `Some(None)` for none, `None` if it was not asked.
+    pub fn unit_of_pid(&self, pid: u32) -> Option<Option<&str>> {
+        self.snap.pid_units.get(&pid).map(|u| u.as_deref())
+    }
+
+    /// A watched group's data, or why it cannot be read.
+    pub fn group(&self, key: &GroupKey) -> Result<&GroupData, String> {
+        match &self.snap.redis {
+            Err(e) => Err(format!("redis unreachable: {e}")),
+            Ok(r) => match r.groups.get(key) {
+                Some(Ok(g)) => Ok(g),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("not fetched".into()),
+            },
+        }
+    }
+}
+
+/// Judges every watched unit and consumer. See the module documentation for the rules.
+pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
+    let (gauges, flags) = judge_keys(cfg, snap);
+    let mut d = Decision {
+        units: Vec::new(),
+        consumers: Vec::new(),
+        // Flow and key gauges are reported only; they never lead to an action.
+        pipelines: judge_pipelines(cfg, snap, &mut mem.flow),
+        gauges,
+        flags,
+        poison: Vec::new(),
+        actions: Vec::new(),
+        systemd_error: snap.units.as_ref().err().cloned(),
+        redis_error: snap.redis.as_ref().err().cloned(),
+    };
+    let Ok(units) = &snap.units else {
+        // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing.
+        let mut seen = BTreeSet::new();
+        for w in &cfg.watch {
+            if seen.insert(w.unit.clone()) && !is_self(snap, &w.unit) {
+                d.units.push(units::unknown_unit(
+                    &w.unit,
+                    &w.params,
+                    "systemd unreachable",
+                ));
+            }
+        }
+        return d;
+    };
+    track_main_pids(mem, units);
+    let cy = Cycle { cfg, snap, units };
+    let groups = group_bindings(cfg);
+    let classes = classify_all(&cy, mem, &groups);
+    let targets = judge_units(&cy, mem, &classes, &mut d);
+    if snap.redis.is_ok() {
+        let none = BTreeMap::new();
+        for (key, idxs) in &groups {
+            let classes = classes.get(key).map_or(&[][..], Vec::as_slice);
+            let targets = targets.get(key).unwrap_or(&none);
+            recover_and_scan(&cy, mem, key, idxs, classes, targets, &mut d);
+        }
+        mem.groups.retain(|k, _| groups.contains_key(k));
+    }
+    d
+}
+
+fn is_self(snap: &Snapshot, name: &str) -> bool {
+    snap.self_unit.as_deref() == Some(name)
+}
+
+/// Remembers MainPID changes: an earlier MainPID's consumer is dead even if the PID was reused.
+fn track_main_pids(mem: &mut Memory, units: &[UnitState]) {
+    for u in units {
+        let m = mem.units.entry(u.name.clone()).or_default();
+        if m.main_pid != 0 && m.main_pid != u.main_pid && !m.previous_pids.contains(&m.main_pid) {
+            m.previous_pids.push(m.main_pid);
+            if m.previous_pids.len() > memory::PID_HISTORY {
+                m.previous_pids.remove(0);
+            }
+        }
+        if u.main_pid != 0 {
+            m.main_pid = u.main_pid;
+        }
+    }
+}
+
+/// Every consumer of every readable watched group, classified (rule 7).
+fn classify_all(
+    cy: &Cycle<'_>,
+    mem: &Memory,
+    groups: &BTreeMap<GroupKey, Vec<usize>>,
+) -> BTreeMap<GroupKey, Vec<Class>> {
+    groups
+        .iter()
+        .filter_map(|(key, idxs)| {
+            let g = cy.group(key).ok()?;
+            let classes = g
+                .consumers
+                .iter()
+                .map(|c| consumers::classify(cy, mem, idxs, c))
+                .collect();
+            Some((key.clone(), classes))
+        })
+        .collect()
+}
+
+/// Units to report: those matching the patterns plus every bound unit, minus ourselves.
+fn reported_units(cy: &Cycle<'_>) -> Vec<String> {
+    let mut names: BTreeSet<String> = cy
+        .units
+        .iter()
+        .filter(|u| glob::matches_any(&cy.cfg.units, &u.name))
+        .map(|u| u.name.clone())
+        .collect();
+    names.extend(cy.cfg.watch.iter().map(|w| w.unit.clone()));
+    names.retain(|n| !is_self(cy.snap, n));
+    names.into_iter().collect()
+}
+
+type Targets = BTreeMap<GroupKey, BTreeMap<usize, Target>>;
+
+/// Rules 1–6 for every reported unit; returns, per group, the live consumers that may receive
+/// a dead consumer's entries.
+fn judge_units(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    d: &mut Decision,
+) -> Targets {
+    let mut targets: Targets = BTreeMap::new();
+    for name in reported_units(cy) {
+        let bindings: Vec<usize> = (0..cy.cfg.watch.len())
+            .filter(|&i| cy.cfg.watch[i].unit == name)
+            .collect();
+        let e = units::judge_unit(cy, mem, classes, &name, &bindings);
+        let um = mem.units.entry(name.clone()).or_default();
+        for &i in &bindings {
+            let key = cy.cfg.watch[i].key();
+            match e.own.get(&i) {
+                Some(c) => um.consumer.insert(key, c.name.clone()),
+                None => um.consumer.remove(&key),
+            };
+        }
+        let in_flight = um.restart_in_flight;
+        if can_receive(cy, in_flight, &e) {
+            for &i in &bindings {
+                if let Some(t) = target_of(cy, mem, i, &e) {
+                    targets
+                        .entry(cy.cfg.watch[i].key())
+                        .or_default()
+                        .insert(i, t);
+                }
+            }
+        }
+        d.actions.extend(e.restart);
+        d.units.push(e.report);
+    }
+    targets
+}
+
+/// A unit's consumers may receive handoffs: it runs, and is neither hung, unknown, about to be
+/// restarted, nor restarting.
+fn can_receive(cy: &Cycle<'_>, in_flight: bool, e: &units::UnitEval) -> bool {
+    let running = cy
+        .unit(&e.report.unit)
+        .is_some_and(|u| units::is_up(u) && u.sub_state == "running" && u.main_pid != 0);
+    running
+        && !in_flight
+        && e.restart.is_none()
+        && !matches!(
+            e.report.verdict,
+            Verdict::Hung | Verdict::GaveUp | Verdict::Unknown
+        )
+}
+
+/// The consumer of binding `i` that may receive entries: the one judged as the unit's own, or
+/// (not listed yet: before 7.2 a reader of a quiet stream is not) the name its MainPID renders.
+fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Option<Target> {
+    let w = &cy.cfg.watch[i];
+    let binding = e
+        .report
+        .bindings
+        .iter()
+        .find(|b| b.stream == w.stream && b.group == w.group)?;
+    if binding.error.is_some() {
+        return None;
+    }
+    match e.own.get(&i) {
+        Some(c) => {
+            let (idle, _) = units::progress_idle_ms(mem.groups.get(&w.key()), c, cy.now());
+            Some(Target {
+                name: c.name.clone(),
+                pending: c.pending,
+                active_usec: cy.now().saturating_sub(idle.saturating_mul(1000)),
+            })
+        }
+        None => w
+            .consumer
+            .render(cy.host(), cy.main_pid(&w.unit), &w.unit)
+            .map(|name| Target {
+                name,
+                pending: 0,
+                active_usec: cy.now(),
+            }),
+    }
+}
+
+/// Rules 8–10 for one group, then what the group's memory keeps of this look.
+fn recover_and_scan(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    key: &GroupKey,
+    idxs: &[usize],
+    classes: &[Class],
+    targets: &BTreeMap<usize, Target>,
+    d: &mut Decision,
+) {
+    let gm = mem.groups.entry(key.clone()).or_default();
+    let Ok(g) = cy.group(key) else {
+        gm.lag_known = false;
+        gm.quiet = false;
+        return;
+    };
+    consumers::recover_group(cy, key, idxs, g, classes, targets, d);
+    gm.lag_known = g.group.lag.is_some();
+    gm.quiet = g.group.pending == 0;
+    refresh_claims(gm, g, cy.now());
+    poison::judge_poison(cy, gm, key, idxs, g, d);
+}
+
+/// Forgets the claim marks of consumers that read since (or are gone).
+fn refresh_claims(gm: &mut GroupMemory, g: &GroupData, now: u64) {
+    gm.claims.retain(|name, _| g.consumer(name).is_some());
+    let read_since: Vec<String> = gm
+        .claims
+        .keys()
+        .filter(|name| {
+            let c = g.consumer(name).expect("retained above");
+            !units::progress_idle_ms(Some(gm), c, now).1
+        })
+        .cloned()
+        .collect();
+    for n in read_since {
+        gm.claims.remove(&n);
+    }
+}
+
+/// PIDs carried by consumer names that fit a binding's template on this host: the shell checks
+/// which of them are live processes before calling [`decide`].
+pub fn pids_to_probe(cfg: &Config, hostname: &str, redis: &RedisSnapshot) -> BTreeSet<u32> {
+    template_pids(cfg, hostname, redis)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// Live PIDs of consumer names that are not the MainPID of the unit whose template they fit:
+/// the shell asks systemd which unit each runs in (`GetUnitByPID`) before calling [`decide`].
+pub fn pids_to_locate(
+    cfg: &Config,
+    hostname: &str,
+    redis: &RedisSnapshot,
+    units: &[UnitState],
+    live: &BTreeMap<u32, bool>,
+) -> BTreeSet<u32> {
+    let main = |unit: &str| {
+        units
+            .iter()
+            .find(|u| u.name == unit)
+            .map_or(0, |u| u.main_pid)
+    };
+    template_pids(cfg, hostname, redis)
+        .into_iter()
+        .filter(|(unit, p)| main(unit) != *p && live.get(p) == Some(&true))
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// `(unit, PID)` of every consumer name that fits a binding's template with a PID.
+fn template_pids(cfg: &Config, hostname: &str, redis: &RedisSnapshot) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for w in &cfg.watch {
+        if let Some(Ok(g)) = redis.groups.get(&w.key()) {
+            for c in &g.consumers {
+                if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
+                    && p != 0
+                {
+                    out.push((w.unit.clone(), p));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

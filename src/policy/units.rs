@@ -1,0 +1,534 @@
+//! Rules 1–6: the verdict of each unit from its bindings, and its restart.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{Params, Watch};
+use crate::model::{ConsumerInfo, GroupData, GroupKey, UnitState, fmt_ms};
+
+use super::Cycle;
+use super::action::{Action, RestartCause};
+use super::consumers::{Class, Liveness};
+use super::memory::{GroupMemory, Memory};
+use super::verdict::{Severity, Verdict};
+
+/// A read after the agent's own claim, within this much of it, is taken for the claim itself.
+const CLAIM_SLACK_USEC: u64 = 50_000;
+
+/// One binding of a unit as seen this cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BindingReport {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// The name the unit's process reads under (none without a MainPID).
+    pub consumer: Option<String>,
+    /// That consumer is listed in the group.
+    pub consumer_present: bool,
+    /// Its `idle`.
+    pub idle_ms: Option<u64>,
+    /// Its `inactive` (7.2+).
+    pub inactive_ms: Option<i64>,
+    /// Entries it holds.
+    pub pending: Option<u64>,
+    /// Entries the whole group holds.
+    pub group_pending: Option<u64>,
+    /// `null` when Redis reports it null, or the group could not be read.
+    pub lag: Option<u64>,
+    /// Entries wait for delivery (rule 2).
+    pub work_waiting: Option<bool>,
+    /// This binding's verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+    /// The error reading this binding's keys, if any (it then counts for nothing else).
+    pub error: Option<String>,
+}
+
+/// One unit as seen this cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitReport {
+    /// The unit.
+    pub unit: String,
+    /// systemd's ActiveState.
+    pub active_state: String,
+    /// systemd's SubState.
+    pub sub_state: String,
+    /// systemd's MainPID.
+    pub main_pid: u32,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The worst of the verdict's severity and its bindings' errors.
+    pub severity: Severity,
+    /// Why.
+    pub reason: String,
+    /// Consecutive cycles with this verdict.
+    pub streak: u32,
+    /// How many a restart needs.
+    pub confirm: u32,
+    /// Restarts within the budget window.
+    pub restarts_in_window: u32,
+    /// The budget.
+    pub restart_budget: u32,
+    /// Each binding.
+    pub bindings: Vec<BindingReport>,
+}
+
+/// A unit report for a unit that cannot be seen.
+pub fn unknown_unit(name: &str, p: &Params, why: &str) -> UnitReport {
+    UnitReport {
+        unit: name.to_string(),
+        active_state: String::new(),
+        sub_state: String::new(),
+        main_pid: 0,
+        verdict: Verdict::Unknown,
+        severity: Severity::Unknown,
+        reason: why.to_string(),
+        streak: 0,
+        confirm: p.confirm,
+        restarts_in_window: 0,
+        restart_budget: p.restart_budget.max,
+        bindings: Vec::new(),
+    }
+}
+
+/// A binding judged: its report, the restart it asks for, and its own consumer.
+pub struct BindingEval {
+    /// The report.
+    pub report: BindingReport,
+    /// A restart cause, if this binding alone would restart the unit.
+    pub cause: Option<RestartCause>,
+    /// The consumer judged as the unit's own (its record, for handoff targets).
+    pub own: Option<ConsumerInfo>,
+}
+
+/// What a unit's judgement gives the rest of the cycle.
+pub struct UnitEval {
+    /// The report.
+    pub report: UnitReport,
+    /// Its restart, if due.
+    pub restart: Option<Action>,
+    /// Per binding index, the consumer judged as the unit's own.
+    pub own: BTreeMap<usize, ConsumerInfo>,
+}
+
+/// The unit states systemd counts as "up" for our purposes.
+pub fn is_up(u: &UnitState) -> bool {
+    u.active_state == "active" || u.active_state == "reloading"
+}
+
+/// Judges one unit from its bindings (`bindings`: indexes into `config.watch`).
+pub fn judge_unit(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    name: &str,
+    bindings: &[usize],
+) -> UnitEval {
+    let params = bindings
+        .first()
+        .map_or(&cy.cfg.defaults, |&i| &cy.cfg.watch[i].params);
+    let mut r = unknown_unit(name, params, "");
+    let within = params.restart_budget.within.as_micros();
+    r.restarts_in_window = mem.restarts_within(name, cy.now(), within);
+    let mut own = BTreeMap::new();
+    let Some(u) = cy.unit(name) else {
+        r.verdict = Verdict::NotFound;
+        r.reason = "bound in the configuration but not loaded in systemd".into();
+        r.severity = r.verdict.severity();
+        remember(mem, name, r.verdict);
+        return UnitEval {
+            report: r,
+            restart: None,
+            own,
+        };
+    };
+    r.active_state = u.active_state.clone();
+    r.sub_state = u.sub_state.clone();
+    r.main_pid = u.main_pid;
+    let evals: Vec<BindingEval> = if is_up(u) {
+        bindings
+            .iter()
+            .map(|&i| judge_binding(cy, mem, classes, i, u))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (verdict, reason, cause) = unit_verdict(cy, mem, u, params, &evals);
+    for (&i, e) in bindings.iter().zip(&evals) {
+        if let Some(c) = &e.own {
+            own.insert(i, c.clone());
+        }
+    }
+    r.severity = Severity::worst_of(
+        std::iter::once(verdict.severity()).chain(
+            evals
+                .iter()
+                .filter_map(|e| e.report.error.as_ref().map(|_| Severity::Warning)),
+        ),
+    );
+    r.bindings = evals.into_iter().map(|e| e.report).collect();
+    r.verdict = verdict;
+    r.reason = reason;
+    r.streak = remember(mem, name, verdict);
+    let restart = cause.and_then(|cause| restart_or_give_up(mem, &mut r, params, cause));
+    r.severity = r.severity.worst(r.verdict.severity());
+    UnitEval {
+        report: r,
+        restart,
+        own,
+    }
+}
+
+/// The unit's verdict, its reason, and the restart cause if one binding asks for a restart.
+fn unit_verdict(
+    cy: &Cycle<'_>,
+    mem: &Memory,
+    u: &UnitState,
+    params: &Params,
+    evals: &[BindingEval],
+) -> (Verdict, String, Option<RestartCause>) {
+    match u.active_state.as_str() {
+        "failed" if u.result == "start-limit-hit" => (
+            Verdict::StartLimitHit,
+            "systemd refused further starts (start-limit-hit); `systemctl reset-failed` after fixing the cause".into(),
+            None,
+        ),
+        "failed" => (Verdict::Failed, format!("failed (result {})", u.result), None),
+        "inactive" => (Verdict::Inactive, "stopped".into(), None),
+        "active" | "reloading" => {
+            let since = u
+                .active_enter_usec
+                .max(mem.units.get(&u.name).map_or(0, |m| m.last_restart_usec));
+            let grace_end = since.saturating_add(params.startup_grace.as_micros());
+            if u.load_state != "loaded" && !u.load_state.is_empty() {
+                (Verdict::NotFound, format!("load state {}", u.load_state), None)
+            } else if cy.now() < grace_end {
+                let left = (grace_end - cy.now()) / 1000;
+                (
+                    Verdict::Starting,
+                    format!("within startup grace ({} left)", fmt_ms(left)),
+                    None,
+                )
+            } else {
+                from_bindings(u, evals)
+            }
+        }
+        other => (Verdict::Starting, format!("{other} ({})", u.sub_state), None),
+    }
+}
+
+/// Rule 9 of the bindings: an erroring binding counts for nothing but its own report; the
+/// unit is unknown only when every binding errs.
+fn from_bindings(u: &UnitState, evals: &[BindingEval]) -> (Verdict, String, Option<RestartCause>) {
+    let ok: Vec<&BindingEval> = evals.iter().filter(|e| e.report.error.is_none()).collect();
+    if ok.is_empty() && !evals.is_empty() {
+        let why = evals
+            .iter()
+            .map(|e| e.report.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return (Verdict::Unknown, why, None);
+    }
+    let Some(worst) = ok
+        .iter()
+        .map(|e| e.report.verdict)
+        .max_by_key(|v| v.severity().rank())
+    else {
+        return (
+            Verdict::Healthy,
+            format!("{} ({})", u.active_state, u.sub_state),
+            None,
+        );
+    };
+    let why = ok
+        .iter()
+        .filter(|e| e.report.verdict == worst)
+        .map(|e| e.report.reason.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (worst, why, ok.iter().find_map(|e| e.cause))
+}
+
+/// Rule 6: a confirmed restart within budget, else gave-up.
+fn restart_or_give_up(
+    mem: &mut Memory,
+    r: &mut UnitReport,
+    params: &Params,
+    cause: RestartCause,
+) -> Option<Action> {
+    if r.streak < params.confirm {
+        return None;
+    }
+    let m = mem.units.entry(r.unit.clone()).or_default();
+    if m.restart_in_flight {
+        r.reason.push_str("; a restart is in flight");
+        return None;
+    }
+    if r.restarts_in_window >= params.restart_budget.max {
+        r.verdict = Verdict::GaveUp;
+        r.reason = format!(
+            "{}; restart budget spent ({} restarts within {}), left to the operator",
+            r.reason,
+            r.restarts_in_window,
+            humantime::format_duration(params.restart_budget.within.0)
+        );
+        return None;
+    }
+    Some(Action::Restart {
+        unit: r.unit.clone(),
+        reason: r.reason.clone(),
+        cause,
+    })
+}
+
+/// Updates the verdict streak; returns its length.
+fn remember(mem: &mut Memory, unit: &str, v: Verdict) -> u32 {
+    let m = mem.units.entry(unit.to_string()).or_default();
+    if m.verdict == Some(v) {
+        m.streak = m.streak.saturating_add(1);
+    } else {
+        m.verdict = Some(v);
+        m.streak = 1;
+    }
+    m.streak
+}
+
+fn new_report(w: &Watch, consumer: Option<String>) -> BindingReport {
+    BindingReport {
+        stream: w.stream.clone(),
+        group: w.group.clone(),
+        consumer,
+        consumer_present: false,
+        idle_ms: None,
+        inactive_ms: None,
+        pending: None,
+        group_pending: None,
+        lag: None,
+        work_waiting: None,
+        verdict: Verdict::Unknown,
+        reason: String::new(),
+        error: None,
+    }
+}
+
+/// The consumer binding `idx` judges: the one its MainPID renders, or else the live consumer
+/// of the unit's cgroup that read last.
+fn own_consumer<'a>(
+    g: &'a GroupData,
+    classes: Option<&Vec<Class>>,
+    idx: usize,
+    rendered: Option<&str>,
+) -> Option<&'a ConsumerInfo> {
+    if let Some(c) = rendered.and_then(|n| g.consumer(n)) {
+        return Some(c);
+    }
+    let classes = classes?;
+    g.consumers
+        .iter()
+        .zip(classes)
+        .filter(|(_, k)| k.liveness == Liveness::Live && k.owner == Some(idx))
+        .map(|(c, _)| c)
+        .min_by_key(|c| c.idle_ms)
+}
+
+/// The consumer's idle time, not counting the agent's own claims to it (a claim resets it).
+/// Returns the idle time in ms and whether a claim was discounted.
+pub fn progress_idle_ms(gm: Option<&GroupMemory>, c: &ConsumerInfo, now_usec: u64) -> (u64, bool) {
+    let reset_at = now_usec.saturating_sub(c.idle_ms.saturating_mul(1000));
+    match gm.and_then(|g| g.claims.get(&c.name)) {
+        Some(m) if reset_at <= m.at_usec.saturating_add(CLAIM_SLACK_USEC) => {
+            (now_usec.saturating_sub(m.active_usec) / 1000, true)
+        }
+        _ => (c.idle_ms, false),
+    }
+}
+
+fn judge_binding(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    idx: usize,
+    u: &UnitState,
+) -> BindingEval {
+    let w = &cy.cfg.watch[idx];
+    let key = w.key();
+    let rendered = w.consumer.render(cy.host(), u.main_pid, &w.unit);
+    let mut rep = new_report(w, rendered.clone());
+    let g = match cy.group(&key) {
+        Ok(g) => g,
+        Err(why) => {
+            rep.reason = format!("{}: {why}", w.group);
+            rep.error = Some(why);
+            return BindingEval {
+                report: rep,
+                cause: None,
+                own: None,
+            };
+        }
+    };
+    let consumer = own_consumer(g, classes.get(&key), idx, rendered.as_deref());
+    if let Some(c) = consumer {
+        rep.consumer = Some(c.name.clone());
+    }
+    rep.consumer_present = consumer.is_some();
+    rep.idle_ms = consumer.map(|c| c.idle_ms);
+    rep.inactive_ms = consumer.and_then(|c| c.inactive_ms);
+    rep.pending = consumer.map(|c| c.pending);
+    rep.group_pending = Some(g.group.pending);
+    rep.lag = g.group.lag;
+    let waiting = g.work_waiting();
+    rep.work_waiting = Some(waiting);
+    let (verdict, reason, cause) = if waiting {
+        let since = *mem
+            .units
+            .entry(w.unit.clone())
+            .or_default()
+            .work_since
+            .entry(key.clone())
+            .or_insert(cy.now());
+        let look = Look {
+            now: cy.now(),
+            gm: mem.groups.get(&key),
+            w,
+            g,
+            consumer,
+        };
+        with_work(&look, u, rendered.as_deref(), since)
+    } else {
+        if let Some(m) = mem.units.get_mut(&w.unit) {
+            m.work_since.remove(&key);
+        }
+        let look = Look {
+            now: cy.now(),
+            gm: mem.groups.get(&key),
+            w,
+            g,
+            consumer,
+        };
+        without_work(&look)
+    };
+    rep.verdict = verdict;
+    rep.reason = reason;
+    BindingEval {
+        report: rep,
+        cause,
+        own: consumer.cloned(),
+    }
+}
+
+fn backlog(g: &GroupData) -> String {
+    match g.group.lag {
+        Some(l) => format!("lag {l}"),
+        None => format!(
+            "lag null, last delivered {} behind stream's last {}",
+            g.group.last_delivered_id, g.stream.last_generated_id
+        ),
+    }
+}
+
+type Judged = (Verdict, String, Option<RestartCause>);
+
+/// What one binding's rules look at.
+struct Look<'a> {
+    now: u64,
+    gm: Option<&'a GroupMemory>,
+    w: &'a Watch,
+    g: &'a GroupData,
+    consumer: Option<&'a ConsumerInfo>,
+}
+
+/// Rule 3: work waits. Hung if the consumer made no progress for `hung_after`, or none
+/// appeared for that long.
+fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) -> Judged {
+    let hung_ms = l.w.params.hung_after.as_millis();
+    let backlog = backlog(l.g);
+    let Some(c) = l.consumer else {
+        let from = since.max(u.active_enter_usec);
+        let waited_ms = l.now.saturating_sub(from) / 1000;
+        let name = rendered.unwrap_or("(none)");
+        if waited_ms >= hung_ms {
+            return (
+                Verdict::Hung,
+                format!(
+                    "not consuming: no consumer {name} for MainPID {} while work waits {} ({backlog})",
+                    u.main_pid,
+                    fmt_ms(waited_ms)
+                ),
+                Some(RestartCause::NotConsuming),
+            );
+        }
+        return (
+            Verdict::Healthy,
+            format!("consumer {name} not seen yet ({backlog})"),
+            None,
+        );
+    };
+    let (idle, claimed) = progress_idle_ms(l.gm, c, l.now);
+    if idle < hung_ms {
+        return (Verdict::Healthy, format!("consuming ({backlog})"), None);
+    }
+    let note = if claimed {
+        " (not counting the agent's own claims to it)"
+    } else {
+        ""
+    };
+    (
+        Verdict::Hung,
+        format!(
+            "consumer {} idle {}{note} while work waits ({backlog})",
+            c.name,
+            fmt_ms(idle)
+        ),
+        Some(RestartCause::IdleWithWork),
+    )
+}
+
+/// Rules 4 and 5: no work waits. Stuck in processing if the consumer's oldest entry has been
+/// unacknowledged for `hung_after`; hung if it also stopped reading (7.2+).
+fn without_work(l: &Look<'_>) -> Judged {
+    let hung_ms = l.w.params.hung_after.as_millis();
+    let head = l
+        .consumer
+        .and_then(|c| l.g.heads.get(&c.name).cloned().flatten());
+    let (Some(c), Some(e)) = (l.consumer, head.filter(|e| e.idle_ms >= hung_ms)) else {
+        return (Verdict::Healthy, "no work waiting".into(), None);
+    };
+    let reads_7_2 = c.inactive_ms.is_some();
+    let (idle, _) = progress_idle_ms(l.gm, c, l.now);
+    if reads_7_2 && idle >= hung_ms {
+        return (
+            Verdict::Hung,
+            format!(
+                "consumer {} stopped reading ({} since its last attempt) holding {} pending, oldest idle {} (entry {})",
+                c.name,
+                fmt_ms(idle),
+                c.pending,
+                fmt_ms(e.idle_ms),
+                e.id
+            ),
+            Some(RestartCause::StoppedReading),
+        );
+    }
+    let still = if reads_7_2 {
+        ", but it still reads"
+    } else {
+        ""
+    };
+    (
+        Verdict::StalePending,
+        format!(
+            "consumer {} holds {} pending; entry {} unacknowledged for {} ({} deliveries){still}",
+            c.name,
+            c.pending,
+            e.id,
+            fmt_ms(e.idle_ms),
+            e.deliveries
+        ),
+        l.w.params
+            .restart_on_stale_pending
+            .then_some(RestartCause::StalePending),
+    )
+}

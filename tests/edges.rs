@@ -1,0 +1,447 @@
+//! Trust at the edges: odd data in the pending lists, reused PIDs, shared templates, a broken
+//! binding, a long interval, a big backlog, hostile names — each against a real systemd user
+//! manager and a real server, asserting on their own state. See tests/common/mod.rs.
+
+#[macro_use]
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A dead consumer holding 1 500 entries trimmed from the stream (ghosts) followed by 1 500
+/// real ones. Returns its name.
+fn ghosts_then_real(env: &Env) -> String {
+    env.create_group();
+    env.xadd(1, 1500);
+    let dead = env.consumer_name(PREFIX, dead_pid());
+    env.hold(&dead, 1500);
+    env.xadd(1501, 1500);
+    env.hold(&dead, 1500);
+    // The oldest 1 500 leave the stream while still pending: ghosts.
+    assert_eq!(env.int(&["XTRIM", STREAM, "MAXLEN", "1500"]), 1500);
+    assert_eq!(env.consumers()[&dead].0, 3000);
+    dead
+}
+
+/// Requeue: the ghosts leave the pending list (nothing to copy), the real entries are copied
+/// and acknowledged, and the same run deletes the emptied consumer.
+fn requeue_strips_ghosts_in_one_run(env: &mut Env) {
+    let dead = ghosts_then_real(env);
+    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "claim_policy = \"requeue\"\n");
+    let (rc, log) = env.oneshot(&cfg, &["recover"]);
+    assert_eq!(rc, 0, "{log}");
+    let copies: Vec<u64> = env
+        .entries(STREAM)
+        .into_iter()
+        .filter(|(_, f)| f.contains_key("quantum-watchdog-requeued-from"))
+        .map(|(_, f)| f["n"].parse().unwrap())
+        .collect();
+    assert_eq!(copies, (1501..=3000).collect::<Vec<_>>(), "{log}");
+    assert_eq!(
+        env.group_pending(),
+        0,
+        "ghosts and originals left the list: {log}"
+    );
+    assert!(
+        !env.consumers().contains_key(&dead),
+        "one run deletes the emptied consumer: {log}"
+    );
+    assert!(
+        log.contains("requeued 1500 copies") && log.contains("1500 no longer in the stream"),
+        "{log}"
+    );
+    println!(
+        "MEASURE requeue-ghosts {:?} copies=1500 ghosts=1500",
+        env.server()
+    );
+}
+on_all!(requeue_strips_ghosts_in_one_run);
+
+/// Handoff of ghosts and real entries: the log and the metrics count exactly what moved, and
+/// the dead consumer is deleted in the same sweep.
+fn handoff_counts_exactly(env: &mut Env) {
+    let dead = ghosts_then_real(env);
+    let pid = started_consumer(env, "0");
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let deleted = format!("delete consumer {dead}");
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .consumers()
+            .contains_key(&dead)
+            && agent.log().contains(&deleted)),
+        "{}",
+        tail(&agent.log(), 30)
+    );
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("claimed "))
+        .unwrap_or_else(|| panic!("{log}"))
+        .to_string();
+    // 7.0+ drop ghosts from the list on XCLAIM; 6.2 moves them along with the rest.
+    let (claimed, ghosts) = if env.server() == Server::Redis62 {
+        (3000, 0)
+    } else {
+        (1500, 1500)
+    };
+    assert!(line.contains(&format!("claimed {claimed} to ")), "{line}");
+    if ghosts > 0 {
+        assert!(
+            line.contains(&format!("{ghosts} no longer in the stream")),
+            "{line}"
+        );
+    }
+    assert!(!line.contains("more next cycle"), "{line}");
+    assert!(
+        log.contains(&format!("delete consumer {dead}")),
+        "deleted in the same sweep: {log}"
+    );
+    let m = env.scrape();
+    assert_eq!(
+        env.metric(&m, "quantum_stream_recovery_claimed_total{"),
+        Some(claimed as f64),
+        "{m}"
+    );
+    if ghosts > 0 {
+        assert_eq!(
+            env.metric(&m, "quantum_stream_recovery_ghosts_total{"),
+            Some(ghosts as f64),
+            "{m}"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || env.group_pending() == 0),
+        "pending {}",
+        env.group_pending()
+    );
+    let acked = env.acked(UNIT);
+    let lost: Vec<u64> = (1501..=3000).filter(|n| !acked.contains_key(n)).collect();
+    assert!(lost.is_empty(), "lost {} entries", lost.len());
+    assert_eq!(main_pid(UNIT), pid);
+    println!(
+        "MEASURE handoff-ghosts {:?} {}",
+        env.server(),
+        line.split("claimed").nth(1).unwrap_or("")
+    );
+}
+on_all!(handoff_counts_exactly);
+
+/// A consumer named after a PID that now belongs to an unrelated process (outside the unit):
+/// it is dead, listed in `status`, and its entries are recovered.
+fn reused_pid_outside_the_unit(env: &mut Env) {
+    env.create_group();
+    env.xadd(1, 20);
+    let mut other = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let reused = env.consumer_name(PREFIX, other.id());
+    env.hold(&reused, 20);
+    let pid = started_consumer(env, "0");
+    env.write_config(&env.config("observe", &[(UNIT, PREFIX)], ""));
+    let (st, _) = env.status();
+    let listed = st["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumer"] == reused.as_str())
+        .unwrap_or_else(|| panic!("{reused} missing from status: {st:#}"))
+        .clone();
+    assert_eq!(listed["liveness"], "dead", "{listed:#}");
+    assert!(
+        listed["note"].as_str().unwrap().contains("reused"),
+        "{listed:#}"
+    );
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .consumers()
+            .contains_key(&reused)
+            && env.group_pending() == 0),
+        "{:?}\n{}",
+        env.consumers(),
+        tail(&agent.log(), 30)
+    );
+    let acked = env.acked(UNIT);
+    assert!((1..=20).all(|n| acked.contains_key(&n)), "{acked:?}");
+    assert_eq!(main_pid(UNIT), pid);
+    let _ = other.kill();
+    let _ = other.wait();
+}
+on_redis70!(reused_pid_outside_the_unit);
+
+/// An entry delivered again and again behind 1 200 older entries is found by the scan that
+/// walks the whole pending list over cycles, and dead-lettered.
+fn poison_anywhere_in_the_list(env: &mut Env) {
+    env.create_group();
+    env.xadd(1, 1200);
+    env.hold("quantum-watchdog:parked", 1200);
+    env.xadd(99_999, 1);
+    started_consumer_with(env, &[("QW_POISON", "99999")]);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], "dead_letter_after = 5\n"));
+    let dead_stream = format!("{STREAM}:dead");
+    assert!(
+        wait_until(Duration::from_secs(20), || env
+            .entries(&dead_stream)
+            .iter()
+            .any(|(_, f)| f.get("n").map(String::as_str) == Some("99999"))),
+        "{}",
+        tail(&agent.log(), 40)
+    );
+    assert_eq!(
+        env.consumers()["quantum-watchdog:parked"].0,
+        1200,
+        "parked entries are the operator's"
+    );
+}
+on_redis70!(poison_anywhere_in_the_list);
+
+/// A hung consumer that keeps receiving handoffs (a crash-looping sibling's entries) is still
+/// judged hung: the agent's own claims reset its idle time but are not its progress.
+fn handoffs_do_not_hide_a_hang(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    let cfg = env
+        .config("enforce", &[(UNIT, PREFIX)], "")
+        .replace("hung_after = \"4s\"", "hung_after = \"6s\"");
+    let agent = env.agent(&cfg);
+    assert!(agent.wait_log("-> healthy", Duration::from_secs(10)));
+    kill("STOP", pid);
+    let stopped = Instant::now();
+    env.xadd(1, 10);
+    // Every 1.5 s a dead sibling leaves one entry behind: handed off to the hung consumer.
+    let mut n = 100;
+    let restarted = wait_until(Duration::from_secs(25), || {
+        if stopped.elapsed().as_millis() as u64 / 1500 >= (n - 100) {
+            env.xadd(n * 10, 3);
+            env.hold(&env.consumer_name(PREFIX, dead_pid()), 1);
+            n += 1;
+        }
+        let p = main_pid(UNIT);
+        p != 0 && p != pid
+    });
+    let latency = stopped.elapsed();
+    assert!(restarted, "never judged hung:\n{}", tail(&agent.log(), 60));
+    assert!(
+        agent.log().contains("handoff") || agent.log().contains("claimed"),
+        "no handoff reached it: {}",
+        tail(&agent.log(), 60)
+    );
+    println!(
+        "MEASURE handoff-hang {:?} restart_after_ms={} hung_after_ms=6000",
+        env.server(),
+        latency.as_millis()
+    );
+    // hung_after + confirm and interval + startup grace, with a margin.
+    assert!(latency <= Duration::from_secs(14), "{latency:?}");
+}
+on_both!(handoffs_do_not_hide_a_hang);
+
+/// Two units share a template in one group: the dead consumer's entries go to the one that
+/// runs, whichever binding is listed first.
+fn shared_template_hands_off_to_the_live_unit(env: &mut Env) {
+    let (a, b) = ("quantum-exec-a.service", "quantum-exec-b.service");
+    env.consumer_unit(a, PREFIX, &[], "");
+    env.consumer_unit(b, PREFIX, &[], "");
+    env.create_group();
+    env.xadd(1, 10);
+    let dead = env.consumer_name(PREFIX, dead_pid());
+    env.hold(&dead, 10);
+    env.start(b);
+    wait_consumer(env, main_pid(b));
+    let agent = env.agent(&env.config("enforce", &[(a, PREFIX), (b, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .consumers()
+            .contains_key(&dead)
+            && env.group_pending() == 0),
+        "{:?}\n{}",
+        env.consumers(),
+        tail(&agent.log(), 30)
+    );
+    let acked = env.acked(b);
+    assert!((1..=10).all(|n| acked.contains_key(&n)), "{acked:?}");
+    assert_eq!(show(a, "ActiveState"), "inactive");
+}
+on_redis70!(shared_template_hands_off_to_the_live_unit);
+
+/// A key of the wrong type on one binding: that binding reports its error (a warning); the
+/// unit's other binding is judged and acted on; the error never causes a restart, and a hung
+/// unit is critical, not unknown.
+fn one_broken_binding(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    env.cmd(&["SET", "quantum:broken", "not a stream"]);
+    let broken = "[[watch]]\nunit = \"quantum-execution.service\"\nstream = \"quantum:broken\"\ngroup = \"g\"\nconsumer = \"broken-{pid}\"\n";
+    let observe = env.config("observe", &[(UNIT, PREFIX)], "") + broken;
+    let agent = env.agent(&observe);
+    assert!(
+        agent.wait_log("-> healthy", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
+    let (st, rc) = env.status();
+    assert_eq!(rc, 1, "the broken binding warns: {st:#}");
+    assert_eq!(st["units"][0]["verdict"], "healthy", "{st:#}");
+    let b = &st["units"][0]["bindings"][1];
+    assert!(b["error"].as_str().unwrap().contains("WRONGTYPE"), "{b:#}");
+    kill("STOP", pid);
+    env.xadd(1, 10);
+    assert!(
+        wait_until(
+            Duration::from_secs(15),
+            || env.status().0["units"][0]["verdict"] == "hung"
+        ),
+        "{:#}",
+        env.status().0
+    );
+    let (st, rc) = env.status();
+    assert_eq!(
+        rc, 2,
+        "hung is critical, not hidden behind the broken binding: {st:#}"
+    );
+    drop(agent);
+    let agent = env.agent(&(env.config("enforce", &[(UNIT, PREFIX)], "") + broken));
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let p = main_pid(UNIT);
+            p != 0 && p != pid && agent.log().contains("restarting quantum-execution.service")
+        }),
+        "not restarted: {}",
+        tail(&agent.log(), 40)
+    );
+    let log = agent.log();
+    let restart = log
+        .lines()
+        .find(|l| l.contains("restarting quantum-execution.service"))
+        .unwrap();
+    assert!(!restart.contains("WRONGTYPE"), "{restart}");
+    assert_eq!(log.matches("restarting ").count(), 1, "{log}");
+}
+on_redis70!(one_broken_binding);
+
+/// An interval longer than half of WatchdogSec=: the agent pings between cycles and systemd
+/// never kills it.
+fn interval_longer_than_the_watchdog(env: &mut Env) {
+    started_consumer(env, "0");
+    let cfg = env
+        .config("enforce", &[(UNIT, PREFIX)], "")
+        .replace("interval = \"1s\"", "interval = \"5s\"")
+        .replace("hung_after = \"4s\"", "hung_after = \"20s\"");
+    let cfg = env.write_config(&cfg);
+    let unit = format!(
+        "[Unit]\nDescription=quantum-watchdog under test\n[Service]\nType=notify\nWatchdogSec=2\n\
+         Restart=always\nRestartSec=1\nExecStart={} --user --config {} agent\n",
+        bin().display(),
+        cfg.display()
+    );
+    std::fs::write(env.unit_dir.join("quantum-watchdog.service"), unit).unwrap();
+    systemctl(&["daemon-reload"]);
+    assert_eq!(systemctl(&["start", "quantum-watchdog.service"]).0, 0);
+    std::thread::sleep(Duration::from_secs(12));
+    let (_, st) = systemctl(&["status", "quantum-watchdog.service"]);
+    assert_eq!(show("quantum-watchdog.service", "NRestarts"), "0", "{st}");
+    assert_eq!(
+        show("quantum-watchdog.service", "Result"),
+        "success",
+        "{st}"
+    );
+    assert_eq!(
+        show("quantum-watchdog.service", "ActiveState"),
+        "active",
+        "{st}"
+    );
+}
+on_redis70!(interval_longer_than_the_watchdog);
+
+/// No command or script of the agent or `recover` holds the server for 5 ms or more
+/// (SLOWLOG), with 200 000 entries pending on one consumer, while reclaiming and after.
+/// (bench/run measures 1 000 000.)
+fn redis_never_waits_on_the_agent(env: &mut Env) {
+    const N: u64 = 200_000;
+    env.create_group();
+    for k in 0..(N / 10_000) {
+        env.xadd(k * 10_000, 10_000);
+    }
+    let dead = env.consumer_name(PREFIX, dead_pid());
+    env.hold(&dead, N);
+    env.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "5000"]);
+    env.cmd(&["CONFIG", "SET", "slowlog-max-len", "1024"]);
+    env.cmd(&["SLOWLOG", "RESET"]);
+    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "claim_policy = \"park\"\n");
+    let t = Instant::now();
+    let (rc, log) = env.oneshot(&cfg, &["recover"]);
+    let took = t.elapsed();
+    assert_eq!(rc, 0, "{log}");
+    assert_eq!(
+        env.consumers().get("quantum-watchdog:parked").map(|c| c.0),
+        Some(N),
+        "{log}"
+    );
+    assert!(!env.consumers().contains_key(&dead), "{log}");
+    // Steady state with the backlog parked: a few agent cycles.
+    let agent = env.agent(&env.config("observe", &[(UNIT, PREFIX)], ""));
+    assert!(agent.wait_log("cycle ", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(4));
+    drop(agent);
+    let slow: Vec<Vec<redis::Value>> =
+        redis::from_redis_value(env.cmd(&["SLOWLOG", "GET", "1024"])).unwrap();
+    let ours: Vec<String> = slow
+        .iter()
+        .filter(|e| {
+            e.get(5)
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                .is_some_and(|n| n == "quantum-watchdog")
+        })
+        .map(|e| format!("{e:?}"))
+        .collect();
+    let longest_other = slow
+        .iter()
+        .filter_map(|e| {
+            e.get(2)
+                .and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "MEASURE redis-impact {:?} pending={N} reclaim_ms={} rate_per_s={:.0} slowlog_ours={} slowlog_longest_any_us={longest_other}",
+        env.server(),
+        took.as_millis(),
+        N as f64 / took.as_secs_f64(),
+        ours.len()
+    );
+    assert!(
+        ours.is_empty(),
+        "calls of ours took 5 ms or more: {ours:#?}"
+    );
+}
+on_both!(redis_never_waits_on_the_agent);
+
+/// Consumer names with control characters cannot forge the table or the terminal.
+fn hostile_consumer_names(env: &mut Env) {
+    started_consumer(env, "0");
+    let evil = "evil\u{1b}[2J\nquantum-a.service                  active/running HEALTHY";
+    env.cmd(&["XGROUP", "CREATECONSUMER", STREAM, GROUP, evil]);
+    env.write_config(&env.config("observe", &[(UNIT, PREFIX)], ""));
+    let (_, out, err) = sh(std::process::Command::new(bin())
+        .args(["--user", "--config"])
+        .arg(&env.config)
+        .arg("status"));
+    assert!(!out.contains('\u{1b}'), "raw escape in the table:\n{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("quantum-a.service")),
+        "a forged row:\n{out}"
+    );
+    assert!(
+        out.contains("evil\\u{1b}[2J\\nquantum-a.service"),
+        "{out}{err}"
+    );
+    let mut seen = BTreeMap::new();
+    for l in out.lines() {
+        *seen
+            .entry(l.split_whitespace().next().unwrap_or(""))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.get("quantum-execution.service"), Some(&1), "{out}");
+}
+on_redis70!(hostile_consumer_names);
