@@ -25,7 +25,7 @@ dead_pid() { sh -c 'true & p=$!; wait; echo $p'; }
 echo "quantum-watchdog $("$QW_BIN" --version | cut -d' ' -f2) (release), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on a unix socket, $(nproc) cores, $(date -u +%F)"
 
 # ------------------------------------------------------------------------------------------
-ONLY=${BENCH_ONLY:-1234}
+ONLY=${BENCH_ONLY:-12345}
 if [[ $ONLY == *1* ]]; then
 echo
 echo "## 1. Reclaim: a dead consumer holding 100 000 pending entries"
@@ -303,4 +303,90 @@ kill $AG $PROD 2>/dev/null || true
 echo "| run | SIGSTOP → new MainPID active | bound (hung_after + 2 × interval + startup_grace) |"
 echo "|---|---:|---:|"
 n=0; while read -r v; do n=$((n + 1)); echo "| $n | $v ms | 9000 ms |"; done < "$B/det-ms"
+fi
+if [[ $ONLY == *5* ]]; then
+# ------------------------------------------------------------------------------------------
+IMPACT_N=${BENCH_IMPACT_N:-1000000}
+IMPACT_STEADY=${BENCH_IMPACT_STEADY_SECS:-300}
+echo
+echo "## 5. Redis impact: $IMPACT_N entries pending on one consumer"
+S=bench:impact
+python3 - "$S" "$IMPACT_N" <<'PY' | $R --pipe >/dev/null
+import sys
+s, n = sys.argv[1], int(sys.argv[2])
+out = sys.stdout
+for i in range(n):
+    v = str(i)
+    out.write(f"*5\r\n$4\r\nXADD\r\n${len(s)}\r\n{s}\r\n$1\r\n*\r\n$1\r\nn\r\n${len(v)}\r\n{v}\r\n")
+PY
+unit_sleep quantum-bench-impact
+systemctl --user daemon-reload
+systemctl --user start quantum-bench-impact.service
+LIVE=$(mainpid quantum-bench-impact.service)
+DEAD=$(dead_pid)
+for g in g-ours g-prev; do
+    $R XGROUP CREATE $S $g 0 >/dev/null
+    $R XREADGROUP GROUP $g "impact-$HOST-$DEAD" COUNT "$IMPACT_N" STREAMS $S '>' >/dev/null
+done
+$R XGROUP CREATECONSUMER $S g-ours "impact-$HOST-$LIVE" >/dev/null
+cat > "$B/impact.toml" <<C
+mode = "enforce"
+interval = "1s"
+redis.url = "unix://$SOCK"
+redis.timeout = "5s"
+units = []
+metrics.listen = ""
+[[watch]]
+unit = "quantum-bench-impact.service"
+stream = "$S"
+group = "g-ours"
+consumer = "impact-{hostname}-{pid}"
+C
+$R CONFIG SET slowlog-log-slower-than 0 >/dev/null
+$R CONFIG SET slowlog-max-len 2000000 >/dev/null
+lat_start() { rm -f "$B/stop"; python3 "$QW_BENCH/latency.py" "$SOCK" "$B/stop" "$B/lat-$1" & LP=$!; }
+lat_end() { touch "$B/stop"; wait $LP; }
+slow() { python3 "$QW_BENCH/slowlog.py" "$SOCK" "$1"; }
+$R SLOWLOG RESET >/dev/null; lat_start idle; sleep 10; lat_end
+$R SLOWLOG RESET >/dev/null; lat_start ours
+t=$(now_ns); QW "$B/impact.toml" recover 2>"$B/impact-recover.log"; OURS_MS=$(ms_since "$t")
+lat_end; OURS_SLOW=$(slow quantum-watchdog)
+OURS_LEFT=$($R XPENDING $S g-ours - + 1 "impact-$HOST-$DEAD" | grep -c . || true)
+$R SLOWLOG RESET >/dev/null; lat_start prev
+PREV=$(python3 "$QW_BENCH/previous.py" "$SOCK" $S g-prev "impact-$HOST-$DEAD" previous-target)
+lat_end; PREV_SLOW=$(slow previous-approach)
+# Steady state: the backlog now pending on the live consumer, the agent cycling (observe).
+sed -i 's/^mode = "enforce"/mode = "observe"/' "$B/impact.toml"
+$R SLOWLOG RESET >/dev/null; lat_start steady
+"$QW_BIN" --user --config "$B/impact.toml" agent 2>"$B/impact-agent.log" &
+AG=$!
+sleep "$IMPACT_STEADY"
+kill $AG; wait $AG 2>/dev/null || true
+lat_end; STEADY_SLOW=$(slow quantum-watchdog)
+$R CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+OURS_LINE=$(sed -E 's/\x1b\[[0-9;]*m//g' "$B/impact-recover.log" | grep -o 'claimed [0-9]* to [^ ]* in [0-9]* ms, [0-9]*/s' | head -1 || true)
+python3 - "$IMPACT_N" "$IMPACT_STEADY" "$OURS_MS" "$OURS_LEFT" "$OURS_SLOW" "$PREV" "$PREV_SLOW" "$STEADY_SLOW" "$B" "$OURS_LINE" <<'PY'
+import sys
+n, steady = int(sys.argv[1]), int(sys.argv[2])
+ours_ms, ours_left = float(sys.argv[3]), sys.argv[4]
+ours_slow = sys.argv[5].split()
+prev_moved, prev_ms = (float(x) for x in sys.argv[6].split())
+prev_slow = sys.argv[7].split()
+steady_slow = sys.argv[8].split()
+b, line = sys.argv[9], sys.argv[10]
+lat = lambda k: open(f"{b}/lat-{k}").read().split()
+def row(name, slow, k, rate):
+    c, p50, p99, mx = lat(k)
+    longest = "-" if slow is None else f"{int(slow[0]) / 1000:.2f} ms"
+    over = "-" if slow is None else slow[1]
+    print(f"| {name} | {longest} | {over} | {p50} / {p99} / {mx} ms ({c} calls) | {rate} |")
+print("| phase | longest server-side call of ours | calls ≥ 5 ms | concurrent client p50 / p99 / max | reclaim |")
+print("|---|---:|---:|---|---:|")
+row("no agent (baseline, 10 s)", None, "idle", "")
+row(f"quantum-watchdog recover: reclaim {n:,} (whole process)", ours_slow, "ours", f"{n / ours_ms * 1000:,.0f}/s, {ours_left} left")
+row("previous approach: 1 000 per script, 8 scripts a round trip", prev_slow, "prev", f"{prev_moved / prev_ms * 1000:,.0f}/s")
+row(f"steady state: agent cycling, {n:,} pending, {steady} s", steady_slow, "steady", "")
+print(f"\nquantum-watchdog's own log: {line}")
+PY
+systemctl --user stop quantum-bench-impact.service
 fi
