@@ -19,6 +19,9 @@ use crate::xinfo;
 
 /// What one claim or requeue call should take on the server.
 pub const CALL_TARGET: Duration = Duration::from_millis(1);
+/// Claim or requeue calls sent in one round trip: two keep the server busy while the client
+/// reads a reply, and hold it for at most two calls' time.
+pub const PER_TRIP: usize = 2;
 /// Chunk sizes (entries per call) the adaptation stays within.
 pub const CHUNK_MIN: usize = 10;
 /// See [`CHUNK_MIN`].
@@ -425,9 +428,10 @@ impl Streams {
     }
 
     /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`; it returns
-    /// `{moved, seen}`) one call a round trip, so other clients are served between calls,
-    /// until the consumer's list is empty or `deadline` passes. The chunk size follows the
-    /// measured time of each call ([`next_chunk`]), so no call holds the server long.
+    /// `{moved, seen}`) [`PER_TRIP`] calls a round trip — few, so other clients are served
+    /// between round trips — until the consumer's list is empty or `deadline` passes. The
+    /// chunk size follows the measured time of each call ([`next_chunk`]), so no call holds
+    /// the server long.
     async fn chunked(
         &mut self,
         script: &redis::Script,
@@ -443,26 +447,28 @@ impl Streams {
             .await?;
         loop {
             let chunk = self.chunk;
-            let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(script.get_hash())
-                .arg(1)
-                .arg(stream)
-                .arg(before)
-                .arg(chunk)
-                .arg(after);
-            let t = Instant::now();
-            let (moved, seen): (u64, u64) = self.run(async |c| cmd.query_async(c).await).await?;
-            let took = t.elapsed();
-            total.calls += 1;
-            total.longest = total.longest.max(took);
-            total.moved += moved;
-            total.ghosts += seen.saturating_sub(moved);
-            self.chunk = next_chunk(chunk, took);
-            if seen < chunk as u64 {
-                total.done = true;
-                return Ok(total);
+            let mut pipe = redis::pipe();
+            for _ in 0..PER_TRIP {
+                pipe.cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(1)
+                    .arg(stream)
+                    .arg(before)
+                    .arg(chunk)
+                    .arg(after);
             }
-            if Instant::now() >= deadline {
+            let t = Instant::now();
+            let replies: Vec<(u64, u64)> = self.run(async |c| pipe.query_async(c).await).await?;
+            let per_call = t.elapsed() / PER_TRIP as u32;
+            total.calls += PER_TRIP as u64;
+            total.longest = total.longest.max(per_call);
+            self.chunk = next_chunk(chunk, per_call);
+            for (moved, seen) in replies {
+                total.moved += moved;
+                total.ghosts += seen.saturating_sub(moved);
+                total.done |= seen < chunk as u64;
+            }
+            if total.done || Instant::now() >= deadline {
                 return Ok(total);
             }
         }
@@ -691,4 +697,26 @@ pub fn read_password(cfg: &RedisConfig) -> Result<Option<String>, String> {
         ));
     }
     Ok(Some(pw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_follow_the_measured_call_time() {
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        for (current, took, want) in [
+            (100, ms(1), 100),              // on target: unchanged
+            (100, us(500), 200),            // twice as fast: twice as many
+            (100, us(100), 200),            // ten times as fast: at most twofold a step
+            (1000, ms(12), 83),             // far too slow: shrinks at once
+            (100, ms(50), CHUNK_MIN),       // a stall: never below the floor
+            (CHUNK_MAX, us(10), CHUNK_MAX), // never above the ceiling
+            (100, Duration::ZERO, 200),     // a zero reading is no division by zero
+        ] {
+            assert_eq!(next_chunk(current, took), want, "{current} in {took:?}");
+        }
+    }
 }
