@@ -143,7 +143,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        let text = toml::to_string_pretty(&cfg)
+        let text = cfg
+            .to_toml()
             .map_err(|e| anyhow::anyhow!("cannot print the configuration: {e}"))?;
         out(&format!(
             "# effective configuration from: {}\n{text}",
