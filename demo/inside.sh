@@ -19,30 +19,7 @@ U
 }
 unit quantum-router quantum:stream:ai.decision.made quantum:group:router:ai.decision.made router
 unit quantum-execution quantum:stream:trade.intent quantum:group:execution:trade.intent execution
-cat > "$QW_BASE/config.toml" <<C
-# The demo's configuration: enforce, with short durations so it all happens in a minute.
-mode = "enforce"
-interval = "1s"
-units = ["quantum-*.service"]
-redis.url = "unix://$QW_BASE/redis.sock"
-[defaults]
-hung_after = "8s"
-startup_grace = "5s"
-confirm = 2
-restart_budget = { max = 3, within = "30m" }
-zombie_after = "1h"
-claim_policy = "handoff"
-[[watch]]
-unit = "quantum-router.service"
-stream = "quantum:stream:ai.decision.made"
-group = "quantum:group:router:ai.decision.made"
-consumer = "router-{hostname}-{pid}"
-[[watch]]
-unit = "quantum-execution.service"
-stream = "quantum:stream:trade.intent"
-group = "quantum:group:execution:trade.intent"
-consumer = "execution-{hostname}-{pid}"
-C
+sed "s|@REDIS_URL@|unix://$QW_BASE/redis.sock|" "$QW_FIXTURES/demo.toml" > "$QW_BASE/config.toml"
 systemctl --user daemon-reload
 systemctl --user start quantum-router.service quantum-execution.service
 QW="$QW_BIN --user --config $QW_BASE/config.toml"

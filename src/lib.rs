@@ -1,27 +1,26 @@
 //! quantum-watchdog: a systemd-native watchdog for Redis Streams consumer services.
 //!
-//! The decision lives in one pure module, [`policy`]: a [`model::Snapshot`] goes in, verdicts
-//! and actions come out. The adapters do the I/O: [`systemd`] (D-Bus), [`streams`] (Redis),
-//! [`notify`] (sd_notify), [`liveness`] (PID probes); [`collect`] gathers a snapshot from them
-//! and [`agent`] wires everything into the daemon loop.
+//! The layers, top to bottom; each uses only those below it:
+//!
+//! - `cli` (in the binary): one file per command, parsing and exit codes;
+//! - [`daemon`]: the agent's loop — [`daemon::gather`] one snapshot from the adapters,
+//!   decide, [`daemon::act`] on the actions — and the one-shot [`daemon::sweep`];
+//! - [`report`]: what the agent shows — `status`, metrics, the journal, the STATUS= line;
+//! - [`adapters`]: I/O with systemd, Redis, processes, sd_notify, the clock and files;
+//!   they decide nothing;
+//! - [`policy`]: the pure decisions — what to read, and from what was read, verdicts and
+//!   actions; no I/O, no clock;
+//! - [`config`]: the configuration, from TOML fragments to a typed [`config::Config`];
+//! - [`model`]: the vocabulary they share — the snapshot, the fetch plan, consumer name
+//!   templates, unit name patterns.
+//!
+//! `docs/architecture.md` walks through one cycle and one restart across the files.
 
-pub mod agent;
-pub mod catalog;
-pub mod collect;
+#![warn(missing_docs)]
+
+pub mod adapters;
 pub mod config;
-pub mod execute;
-pub mod glob;
-pub mod liveness;
-pub mod logging;
-pub mod metrics;
+pub mod daemon;
 pub mod model;
-pub mod notify;
-pub mod pipeline;
 pub mod policy;
-pub mod recover;
-pub mod state;
-pub mod status;
-pub mod streams;
-pub mod systemd;
-pub mod template;
-pub mod xinfo;
+pub mod report;

@@ -310,8 +310,8 @@ fn work_waiting(env: &Env) -> bool {
         .arg(STREAM)
         .query(&mut c)
         .unwrap();
-    let stream = quantum_watchdog::xinfo::stream_info(&s).unwrap();
-    let group = quantum_watchdog::xinfo::groups(&g)
+    let stream = quantum_watchdog::adapters::redis::xinfo::stream_info(&s).unwrap();
+    let group = quantum_watchdog::adapters::redis::xinfo::groups(&g)
         .unwrap()
         .into_iter()
         .find(|x| x.name == GROUP)

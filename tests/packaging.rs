@@ -30,8 +30,14 @@ fn golden(path: &str, actual: &str) {
 #[test]
 fn completions_match_the_binary() {
     for (shell, path) in [
-        ("bash", "packaging/completions/quantum-watchdog"),
-        ("zsh", "packaging/completions/_quantum-watchdog"),
+        (
+            "bash",
+            "dist/usr/share/bash-completion/completions/quantum-watchdog",
+        ),
+        (
+            "zsh",
+            "dist/usr/share/zsh/vendor-completions/_quantum-watchdog",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_quantum-watchdog"))
             .args(["completions", shell])
@@ -44,8 +50,8 @@ fn completions_match_the_binary() {
 
 #[test]
 fn shipped_configuration_parses_and_observes() {
-    let vendor = read("packaging/vendor-config.toml");
-    let etc = read("packaging/config.toml");
+    let vendor = read("dist/usr/lib/quantum-watchdog/config.toml");
+    let etc = read("dist/etc/quantum-watchdog/config.toml");
     let c = from_fragments(&[("config.toml".into(), etc)]).unwrap();
     assert_eq!(
         c.mode,
@@ -79,7 +85,7 @@ fn has(d: &[(String, String)], k: &str, v: &str) -> bool {
 
 #[test]
 fn units_carry_what_the_agent_relies_on() {
-    let s = directives("units/quantum-watchdog.service");
+    let s = directives("dist/lib/systemd/system/quantum-watchdog.service");
     for (k, v) in [
         ("Type", "notify"),
         ("WatchdogSec", "30s"),
@@ -98,13 +104,13 @@ fn units_carry_what_the_agent_relies_on() {
     ] {
         assert!(has(&s, k, v), "quantum-watchdog.service: {k}={v}");
     }
-    let t = directives("units/quantum-stream-recover.timer");
+    let t = directives("dist/lib/systemd/system/quantum-stream-recover.timer");
     assert!(has(&t, "OnBootSec", "30s") && has(&t, "OnUnitActiveSec", "2min"));
-    let o = directives("units/quantum-stream-recover.service");
+    let o = directives("dist/lib/systemd/system/quantum-stream-recover.service");
     assert!(
         has(&o, "Type", "oneshot") && has(&o, "ExecStart", "/usr/bin/quantum-watchdog recover")
     );
-    let d = directives("packaging/recover-dropin.conf");
+    let d = directives("dist/usr/share/doc/quantum-watchdog/examples/recover-dropin.conf");
     assert!(has(
         &d,
         "ExecStartPre",
@@ -131,14 +137,28 @@ fn units_carry_what_the_agent_relies_on() {
     }
     assert!(has(&s, "RuntimeDirectoryPreserve", "yes"));
     assert!(
-        read("packaging/polkit/50-quantum-watchdog.rules")
+        read("dist/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules")
             .contains("subject.user != \"quantum-watchdog\"")
     );
 }
 
+/// The text of every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(sources(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    out
+}
+
 #[test]
 fn polkit_grants_exactly_what_the_agent_calls() {
-    let rule = read("packaging/polkit/50-quantum-watchdog.rules");
+    let rule = read("dist/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules");
     let verbs: Vec<&str> = rule
         .match_indices("verb == \"")
         .map(|(i, m)| {
@@ -149,12 +169,7 @@ fn polkit_grants_exactly_what_the_agent_calls() {
     assert_eq!(verbs, ["restart"], "{rule}");
     // The only manage-units method the code calls.
     let mut called = std::collections::BTreeSet::new();
-    for e in std::fs::read_dir(root().join("src")).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).unwrap();
+    for text in sources(&root().join("src")) {
         for m in [
             "restart_unit(",
             "start_unit(",
@@ -198,7 +213,7 @@ fn debian_tree_holds_sources_only() {
 
 #[test]
 fn docs_name_every_command_and_key() {
-    let man = read("packaging/quantum-watchdog.8");
+    let man = read("dist/usr/share/man/man8/quantum-watchdog.8");
     let readme = read("README.md");
     for cmd in [
         "agent",

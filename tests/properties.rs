@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use quantum_watchdog::adapters::redis::xinfo;
 use quantum_watchdog::config::{Mode, from_fragments};
 use quantum_watchdog::model::*;
 use quantum_watchdog::policy::{Action, Memory, decide, to_execute};
-use quantum_watchdog::xinfo;
 use redis::Value;
 
 fn value() -> impl Strategy<Value = Value> {

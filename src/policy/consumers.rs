@@ -1,4 +1,5 @@
-//! Rules 7–9: whose a consumer is, whether it lives, and what becomes of its entries.
+//! Rules 7–9: whose a consumer is, whether it lives ([`classify`]), and what becomes of its
+//! entries ([`recover_group`]).
 //!
 //! First every consumer of a watched group is classified (select); then the recovery of the
 //! dead and the zombies is chosen by `claim_policy` (act). A consumer is a unit's live
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::{ClaimPolicy, PARKED_CONSUMER};
+use crate::model::consumer_name::NameMatch;
 use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
-use crate::template::NameMatch;
 
 use super::action::Action;
 use super::memory::Memory;
@@ -78,7 +79,7 @@ impl Class {
     }
 }
 
-/// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 8).
+/// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 9).
 pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) -> Class {
     if c.name == PARKED_CONSUMER {
         return Class::new(Liveness::Parked, None, "parked entries, for the operator");
@@ -237,7 +238,40 @@ pub fn recover_group(
 
 type Outcome = (Severity, String, Option<Action>);
 
-/// Rule 7: a dead consumer's entries go by `claim_policy`; once it holds nothing it is deleted.
+/// A dead consumer, with what its recovery needs to know.
+struct Dead<'a> {
+    w: &'a crate::config::Watch,
+    owner: usize,
+    key: &'a GroupKey,
+    c: &'a ConsumerInfo,
+    why: &'a str,
+}
+
+impl Dead<'_> {
+    fn claim(&self, to: String, policy: ClaimPolicy, to_active_usec: Option<u64>) -> Action {
+        Action::Claim {
+            unit: self.w.unit.clone(),
+            stream: self.key.stream.clone(),
+            group: self.key.group.clone(),
+            from: self.c.name.clone(),
+            to,
+            policy,
+            pending: self.c.pending,
+            to_active_usec,
+            reason: self.reason(),
+        }
+    }
+
+    fn reason(&self) -> String {
+        format!(
+            "dead consumer ({}) holding {} pending",
+            self.why, self.c.pending
+        )
+    }
+}
+
+/// Rule 8: a dead consumer that holds nothing is deleted; its entries otherwise go by
+/// `claim_policy`.
 fn dead(
     cy: &Cycle<'_>,
     key: &GroupKey,
@@ -263,34 +297,31 @@ fn dead(
             Some(a),
         );
     }
-    let reason = format!("dead consumer ({why}) holding {} pending", c.pending);
-    let claim = |to: String, policy, to_active_usec| Action::Claim {
-        unit: w.unit.clone(),
-        stream: key.stream.clone(),
-        group: key.group.clone(),
-        from: c.name.clone(),
-        to,
-        policy,
-        pending: c.pending,
-        to_active_usec,
-        reason: reason.clone(),
+    let d = Dead {
+        w,
+        owner,
+        key,
+        c,
+        why,
     };
-    match w.params.claim_policy {
-        ClaimPolicy::Handoff => match handoff_target(owner, targets) {
+    recovery_for(w.params.claim_policy, &d, targets)
+}
+
+/// One arm per claim policy.
+fn recovery_for(policy: ClaimPolicy, d: &Dead<'_>, targets: &BTreeMap<usize, Target>) -> Outcome {
+    let why = d.why;
+    match policy {
+        ClaimPolicy::Handoff => match handoff_target(d.owner, targets) {
             Some(t) => (
                 Severity::Ok,
                 format!("dead ({why}), handing off to {}", t.name),
-                Some(claim(
-                    t.name.clone(),
-                    ClaimPolicy::Handoff,
-                    Some(t.active_usec),
-                )),
+                Some(d.claim(t.name.clone(), ClaimPolicy::Handoff, Some(t.active_usec))),
             ),
             None => (
                 Severity::Warning,
                 format!(
                     "dead ({why}), {} pending wait for a live consumer of {}",
-                    c.pending, w.unit
+                    d.c.pending, d.w.unit
                 ),
                 None,
             ),
@@ -298,24 +329,24 @@ fn dead(
         ClaimPolicy::Park => (
             Severity::Ok,
             format!("dead ({why}), parking its entries"),
-            Some(claim(PARKED_CONSUMER.to_string(), ClaimPolicy::Park, None)),
+            Some(d.claim(PARKED_CONSUMER.to_string(), ClaimPolicy::Park, None)),
         ),
         ClaimPolicy::Requeue => (
             Severity::Ok,
             format!("dead ({why}), requeueing its entries"),
             Some(Action::Requeue {
-                unit: w.unit.clone(),
-                stream: key.stream.clone(),
-                group: key.group.clone(),
-                from: c.name.clone(),
-                pending: c.pending,
-                reason,
+                unit: d.w.unit.clone(),
+                stream: d.key.stream.clone(),
+                group: d.key.group.clone(),
+                from: d.c.name.clone(),
+                pending: d.c.pending,
+                reason: d.reason(),
             }),
         ),
     }
 }
 
-/// Rule 8: nobody's template accounts for it: deleted only when idle `zombie_after` and
+/// Rule 9: nobody's template accounts for it: deleted only when idle `zombie_after` and
 /// holding nothing; one that holds entries is reported and kept.
 fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> Outcome {
     let zombie_ms = idxs

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::flow::FlowMemory;
+use crate::model::pairs;
 use crate::model::{GroupKey, PendingEntry, StreamId};
-use crate::pipeline::FlowMemory;
 
 use super::verdict::Verdict;
 
@@ -140,32 +141,6 @@ impl Memory {
                 .filter(|&&t| t.saturating_add(within_usec) > now_usec)
                 .count() as u32
         })
-    }
-}
-
-/// Serialises a map with structured keys as a list of `[key, value]` pairs (JSON object keys
-/// must be strings).
-pub mod pairs {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Writes the map as pairs.
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        m: &BTreeMap<K, V>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(m.iter())
-    }
-
-    /// Reads pairs back into a map.
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-    where
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }
 

@@ -48,6 +48,8 @@
 
 pub mod action;
 pub mod consumers;
+pub mod flow;
+pub mod keys;
 pub mod memory;
 pub mod plan;
 pub mod poison;
@@ -61,16 +63,18 @@ use serde::Serialize;
 pub use action::{Action, RestartCause, to_execute};
 pub use consumers::{Class, ConsumerReport, Liveness};
 pub use memory::{GroupMemory, Memory, UnitMemory};
-pub use plan::{FetchPlan, group_bindings, plan};
+pub use plan::{group_bindings, plan};
 pub use poison::{POISON_REPORT_DELIVERIES, PoisonReport};
 pub use units::{BindingReport, UnitReport};
 pub use verdict::{Severity, Verdict};
 
 use crate::config::Config;
-use crate::glob;
+use crate::model::consumer_name::NameMatch;
+use crate::model::unit_pattern;
 use crate::model::{GroupData, GroupKey, RedisSnapshot, Snapshot, UnitState};
-use crate::pipeline::{FlagReport, GaugeReport, PipelineReport, judge_keys, judge_pipelines};
-use crate::template::NameMatch;
+
+use flow::{PipelineReport, judge_pipelines};
+use keys::{FlagReport, GaugeReport, judge_keys};
 
 use consumers::Target;
 
@@ -156,10 +160,10 @@ impl Cycle<'_> {
     /// A watched group's data, or why it cannot be read.
     pub fn group(&self, key: &GroupKey) -> Result<&GroupData, String> {
         match &self.snap.redis {
-            Err(e) => Err(format!("redis unreachable: {e}")),
+            Err(e) => Err(e.to_string()),
             Ok(r) => match r.groups.get(key) {
                 Some(Ok(g)) => Ok(g),
-                Some(Err(e)) => Err(e.clone()),
+                Some(Err(e)) => Err(e.to_string()),
                 None => Err("not fetched".into()),
             },
         }
@@ -178,8 +182,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         flags,
         poison: Vec::new(),
         actions: Vec::new(),
-        systemd_error: snap.units.as_ref().err().cloned(),
-        redis_error: snap.redis.as_ref().err().cloned(),
+        systemd_error: snap.units.as_ref().err().map(ToString::to_string),
+        redis_error: snap.redis.as_ref().err().map(ToString::to_string),
     };
     let Ok(units) = &snap.units else {
         // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing.
@@ -257,7 +261,7 @@ fn reported_units(cy: &Cycle<'_>) -> Vec<String> {
     let mut names: BTreeSet<String> = cy
         .units
         .iter()
-        .filter(|u| glob::matches_any(&cy.cfg.units, &u.name))
+        .filter(|u| unit_pattern::matches_any(&cy.cfg.units, &u.name))
         .map(|u| u.name.clone())
         .collect();
     names.extend(cy.cfg.watch.iter().map(|w| w.unit.clone()));
@@ -309,9 +313,7 @@ fn judge_units(
 /// A unit's consumers may receive handoffs: it runs, and is neither hung, unknown, about to be
 /// restarted, nor restarting.
 fn can_receive(cy: &Cycle<'_>, in_flight: bool, e: &units::UnitEval) -> bool {
-    let running = cy
-        .unit(&e.report.unit)
-        .is_some_and(|u| units::is_up(u) && u.sub_state == "running" && u.main_pid != 0);
+    let running = cy.unit(&e.report.unit).is_some_and(UnitState::is_running);
     running
         && !in_flight
         && e.restart.is_none()

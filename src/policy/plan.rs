@@ -1,64 +1,17 @@
-//! What to read from Redis this cycle. The policy decides it from the configuration, the
-//! units systemd reported and its memory; the Redis adapter runs the plan in one pipelined
-//! round trip and decides nothing.
-//!
-//! Every command in a plan is bounded in server time whatever the size of a pending list:
-//! `XPENDING … - + 1 <consumer>` (a consumer's oldest entry) and `XPENDING … (after + N` (a
-//! window of the group's pending list) seek in the list rather than walk it.
+//! What to read from Redis this cycle ([`FetchPlan`]). The policy decides it from the
+//! configuration, the units systemd reported and its memory; the Redis adapter runs the plan
+//! and decides nothing.
 
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::model::{GroupKey, StreamId, UnitState};
+use crate::model::plan::{FetchPlan, GroupFetch, Scan, StreamInfoNeed};
+use crate::model::{GroupKey, UnitState, render_key};
 
 use super::memory::Memory;
 
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;
-
-/// When `XINFO STREAM` is needed for a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamInfoNeed {
-    /// The lag was null (or not seen yet): the stream's last ID decides "work waiting".
-    Always,
-    /// The lag was known: only if this cycle's `XINFO GROUPS` reports it null.
-    IfLagNull,
-}
-
-/// A window of a group's pending list: `XPENDING key group (after + count` (`-` without after).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scan {
-    /// Start after this ID; `None`: from the beginning.
-    pub after: Option<StreamId>,
-    /// At most this many entries.
-    pub count: usize,
-}
-
-/// What to read of one watched `(stream, group)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupFetch {
-    /// The group.
-    pub key: GroupKey,
-    /// `XINFO STREAM`.
-    pub stream_info: StreamInfoNeed,
-    /// Consumers whose oldest pending entry to read (`XPENDING key group - + 1 consumer`).
-    pub heads: Vec<String>,
-    /// A window of the group's pending list, for poison entries.
-    pub scan: Option<Scan>,
-    /// Suspects to re-check (`XPENDING key group id id 1`).
-    pub recheck: Vec<StreamId>,
-}
-
-/// The whole cycle's read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FetchPlan {
-    /// Per watched group (`XINFO GROUPS`, `XINFO CONSUMERS` always).
-    pub groups: Vec<GroupFetch>,
-    /// Streams of `[[pipeline]]`s (`XINFO STREAM`, `XINFO GROUPS`).
-    pub pipeline_streams: Vec<String>,
-    /// Keys of `[[gauge]]`/`[[flag]]`, placeholders expanded (`GET`).
-    pub keys: Vec<String>,
-}
 
 /// The distinct `(stream, group)` pairs of the configuration, each with its bindings.
 pub fn group_bindings(cfg: &Config) -> BTreeMap<GroupKey, Vec<usize>> {
@@ -84,9 +37,35 @@ pub fn plan(
         .collect();
     FetchPlan {
         groups,
-        pipeline_streams: crate::pipeline::pipeline_streams(cfg),
-        keys: crate::pipeline::keys_to_fetch(cfg, now_usec, utc_offset_secs),
+        pipeline_streams: pipeline_streams(cfg),
+        keys: keys_to_fetch(cfg, now_usec, utc_offset_secs),
     }
+}
+
+/// The keys of `[[gauge]]`/`[[flag]]` to read (placeholders expanded).
+pub fn keys_to_fetch(cfg: &Config, now_usec: u64, utc_offset_secs: i64) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .gauge
+        .iter()
+        .map(|g| &g.key)
+        .chain(cfg.flag.iter().map(|f| &f.key))
+        .map(|k| render_key(k, now_usec, utc_offset_secs))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The streams of all pipelines.
+pub fn pipeline_streams(cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .pipeline
+        .iter()
+        .flat_map(|p| p.streams.iter().cloned())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn group_fetch(

@@ -142,7 +142,7 @@ fn set_scan(s: &mut Snapshot, after: Option<StreamId>, entries: Vec<PendingEntry
     let g = group_mut(s);
     g.scan = Some(ScanReply {
         after,
-        count: plan::SCAN_CHUNK,
+        count: crate::policy::plan::SCAN_CHUNK,
         entries,
     });
     g.rechecked = Some(Vec::new());
@@ -534,7 +534,7 @@ fn unreachable_redis_or_systemd_means_no_action() {
     s.live_pids.insert(77, false);
     let mut mem = Memory::default();
     let mut no_redis = s.clone();
-    no_redis.redis = Err("connection refused".into());
+    no_redis.redis = Err(ReadError::Server("connection refused".into()));
     for _ in 0..3 {
         let d = decide(&c, &no_redis, &mut mem);
         assert!(d.actions.is_empty());
@@ -543,7 +543,7 @@ fn unreachable_redis_or_systemd_means_no_action() {
         assert_eq!(d.units[0].verdict, Verdict::Unknown);
     }
     let mut no_dbus = s.clone();
-    no_dbus.units = Err("no bus".into());
+    no_dbus.units = Err(ReadError::Server("no bus".into()));
     let d = decide(&c, &no_dbus, &mut mem);
     assert!(d.actions.is_empty());
     assert_eq!(d.units[0].verdict, Verdict::Unknown);
@@ -588,7 +588,7 @@ consumer = "router"
                 stream: "missing".into(),
                 group: "g".into(),
             },
-            Err("NOGROUP no such key".into()),
+            Err(ReadError::Server("NOGROUP no such key".into())),
         );
     }
     let d = decide(&c, &s, &mut Memory::default());
@@ -998,7 +998,7 @@ fn a_broken_binding_counts_for_nothing_else() {
                     stream: "broken".into(),
                     group: "g".into(),
                 },
-                Err("XINFO GROUPS broken: WRONGTYPE Operation against a key holding the wrong kind of value".into()),
+                Err(ReadError::Server("XINFO GROUPS broken: WRONGTYPE Operation against a key holding the wrong kind of value".into())),
             );
         }
         s
@@ -1058,7 +1058,8 @@ fn a_unit_whose_every_binding_errs_is_unknown() {
         None,
     );
     if let Ok(r) = &mut s.redis {
-        r.groups.insert(key(), Err("NOGROUP no such key".into()));
+        r.groups
+            .insert(key(), Err(ReadError::Server("NOGROUP no such key".into())));
     }
     let mut mem = Memory::default();
     for k in 0..5 {
@@ -1390,7 +1391,7 @@ fn the_poison_scan_walks_the_whole_list() {
             (d, plan(&c, HOST, s.units.as_ref().unwrap(), &mem, T0, 0))
         };
     let full = |from: u64| {
-        (from..from + plan::SCAN_CHUNK as u64)
+        (from..from + crate::policy::plan::SCAN_CHUNK as u64)
             .map(|ms| entry(ms, 1))
             .collect::<Vec<_>>()
     };
@@ -1400,11 +1401,11 @@ fn the_poison_scan_walks_the_whole_list() {
     assert_eq!(
         scan.after,
         Some(StreamId {
-            ms: plan::SCAN_CHUNK as u64,
+            ms: crate::policy::plan::SCAN_CHUNK as u64,
             seq: 0
         })
     );
-    let mut second = full(1 + plan::SCAN_CHUNK as u64);
+    let mut second = full(1 + crate::policy::plan::SCAN_CHUNK as u64);
     second[7] = entry(second[7].id.ms, 25);
     let (d, p) = cycle(scan.after, second.clone(), vec![]);
     assert!(

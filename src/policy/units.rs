@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::{Params, Watch};
-use crate::model::{ConsumerInfo, GroupData, GroupKey, UnitState, fmt_ms};
+use crate::model::{ActiveState, ConsumerInfo, GroupData, GroupKey, LoadState, UnitState, fmt_ms};
 
 use super::Cycle;
 use super::action::{Action, RestartCause};
@@ -114,11 +114,6 @@ pub struct UnitEval {
     pub own: BTreeMap<usize, ConsumerInfo>,
 }
 
-/// The unit states systemd counts as "up" for our purposes.
-pub fn is_up(u: &UnitState) -> bool {
-    u.active_state == "active" || u.active_state == "reloading"
-}
-
 /// Judges one unit from its bindings (`bindings`: indexes into `config.watch`).
 pub fn judge_unit(
     cy: &Cycle<'_>,
@@ -133,7 +128,6 @@ pub fn judge_unit(
     let mut r = unknown_unit(name, params, "");
     let within = params.restart_budget.within.as_micros();
     r.restarts_in_window = mem.restarts_within(name, cy.now(), within);
-    let mut own = BTreeMap::new();
     let Some(u) = cy.unit(name) else {
         r.verdict = Verdict::NotFound;
         r.reason = "bound in the configuration but not loaded in systemd".into();
@@ -142,13 +136,13 @@ pub fn judge_unit(
         return UnitEval {
             report: r,
             restart: None,
-            own,
+            own: BTreeMap::new(),
         };
     };
-    r.active_state = u.active_state.clone();
+    r.active_state = u.active_state.to_string();
     r.sub_state = u.sub_state.clone();
     r.main_pid = u.main_pid;
-    let evals: Vec<BindingEval> = if is_up(u) {
+    let evals: Vec<BindingEval> = if u.active_state.is_up() {
         bindings
             .iter()
             .map(|&i| judge_binding(cy, mem, classes, i, u))
@@ -157,17 +151,15 @@ pub fn judge_unit(
         Vec::new()
     };
     let (verdict, reason, cause) = unit_verdict(cy, mem, u, params, &evals);
-    for (&i, e) in bindings.iter().zip(&evals) {
-        if let Some(c) = &e.own {
-            own.insert(i, c.clone());
-        }
-    }
+    let own = bindings
+        .iter()
+        .zip(&evals)
+        .filter_map(|(&i, e)| e.own.clone().map(|c| (i, c)))
+        .collect();
+    // A binding's error is its own warning; it never lowers a critical verdict.
+    let errors = evals.iter().filter(|e| e.report.error.is_some());
     r.severity = Severity::worst_of(
-        std::iter::once(verdict.severity()).chain(
-            evals
-                .iter()
-                .filter_map(|e| e.report.error.as_ref().map(|_| Severity::Warning)),
-        ),
+        std::iter::once(verdict.severity()).chain(errors.map(|_| Severity::Warning)),
     );
     r.bindings = evals.into_iter().map(|e| e.report).collect();
     r.verdict = verdict;
@@ -190,20 +182,20 @@ fn unit_verdict(
     params: &Params,
     evals: &[BindingEval],
 ) -> (Verdict, String, Option<RestartCause>) {
-    match u.active_state.as_str() {
-        "failed" if u.result == "start-limit-hit" => (
+    match &u.active_state {
+        ActiveState::Failed if u.result == "start-limit-hit" => (
             Verdict::StartLimitHit,
             "systemd refused further starts (start-limit-hit); `systemctl reset-failed` after fixing the cause".into(),
             None,
         ),
-        "failed" => (Verdict::Failed, format!("failed (result {})", u.result), None),
-        "inactive" => (Verdict::Inactive, "stopped".into(), None),
-        "active" | "reloading" => {
+        ActiveState::Failed => (Verdict::Failed, format!("failed (result {})", u.result), None),
+        ActiveState::Inactive => (Verdict::Inactive, "stopped".into(), None),
+        ActiveState::Active | ActiveState::Reloading => {
             let since = u
                 .active_enter_usec
                 .max(mem.units.get(&u.name).map_or(0, |m| m.last_restart_usec));
             let grace_end = since.saturating_add(params.startup_grace.as_micros());
-            if u.load_state != "loaded" && !u.load_state.is_empty() {
+            if u.load_state != LoadState::Loaded {
                 (Verdict::NotFound, format!("load state {}", u.load_state), None)
             } else if cy.now() < grace_end {
                 let left = (grace_end - cy.now()) / 1000;
@@ -220,8 +212,8 @@ fn unit_verdict(
     }
 }
 
-/// Rule 9 of the bindings: an erroring binding counts for nothing but its own report; the
-/// unit is unknown only when every binding errs.
+/// Rule 1 for bindings: an erroring binding counts for nothing but its own report; the unit
+/// is unknown only when every binding errs.
 fn from_bindings(u: &UnitState, evals: &[BindingEval]) -> (Verdict, String, Option<RestartCause>) {
     let ok: Vec<&BindingEval> = evals.iter().filter(|e| e.report.error.is_none()).collect();
     if ok.is_empty() && !evals.is_empty() {
@@ -370,6 +362,30 @@ fn judge_binding(
         }
     };
     let consumer = own_consumer(g, classes.get(&key), idx, rendered.as_deref());
+    fill_counts(&mut rep, g, consumer);
+    let since = work_since(mem, &w.unit, &key, g.work_waiting(), cy.now());
+    let look = Look {
+        now: cy.now(),
+        gm: mem.groups.get(&key),
+        w,
+        g,
+        consumer,
+    };
+    let (verdict, reason, cause) = match since {
+        Some(since) => with_work(&look, u, rendered.as_deref(), since),
+        None => without_work(&look),
+    };
+    rep.verdict = verdict;
+    rep.reason = reason;
+    BindingEval {
+        report: rep,
+        cause,
+        own: consumer.cloned(),
+    }
+}
+
+/// The binding report's figures: its consumer's and its group's.
+fn fill_counts(rep: &mut BindingReport, g: &GroupData, consumer: Option<&ConsumerInfo>) {
     if let Some(c) = consumer {
         rep.consumer = Some(c.name.clone());
     }
@@ -379,44 +395,23 @@ fn judge_binding(
     rep.pending = consumer.map(|c| c.pending);
     rep.group_pending = Some(g.group.pending);
     rep.lag = g.group.lag;
-    let waiting = g.work_waiting();
-    rep.work_waiting = Some(waiting);
-    let (verdict, reason, cause) = if waiting {
-        let since = *mem
-            .units
-            .entry(w.unit.clone())
-            .or_default()
-            .work_since
-            .entry(key.clone())
-            .or_insert(cy.now());
-        let look = Look {
-            now: cy.now(),
-            gm: mem.groups.get(&key),
-            w,
-            g,
-            consumer,
-        };
-        with_work(&look, u, rendered.as_deref(), since)
-    } else {
-        if let Some(m) = mem.units.get_mut(&w.unit) {
-            m.work_since.remove(&key);
-        }
-        let look = Look {
-            now: cy.now(),
-            gm: mem.groups.get(&key),
-            w,
-            g,
-            consumer,
-        };
-        without_work(&look)
-    };
-    rep.verdict = verdict;
-    rep.reason = reason;
-    BindingEval {
-        report: rep,
-        cause,
-        own: consumer.cloned(),
+    rep.work_waiting = Some(g.work_waiting());
+}
+
+/// Since when work has waited for this binding (remembered), or `None` if none waits now.
+fn work_since(
+    mem: &mut Memory,
+    unit: &str,
+    key: &GroupKey,
+    waiting: bool,
+    now: u64,
+) -> Option<u64> {
+    let m = mem.units.entry(unit.to_string()).or_default();
+    if !waiting {
+        m.work_since.remove(key);
+        return None;
     }
+    Some(*m.work_since.entry(key.clone()).or_insert(now))
 }
 
 fn backlog(g: &GroupData) -> String {

@@ -1,0 +1,26 @@
+//! Logs go to journald when systemd connected our stdout/stderr to it (`JOURNAL_STREAM`),
+//! with structured fields (`UNIT=`, `STREAM=`, `GROUP=`, `CONSUMER=`, `ACTION=`, `REASON=`);
+//! otherwise to stderr. One layer, never both.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+/// Sets up logging: to the journal when systemd connected stdout/stderr to it, else stderr;
+/// `QUANTUM_WATCHDOG_LOG` (an `EnvFilter`) or `-v` set the level.
+pub fn init(verbose: bool) {
+    let filter = EnvFilter::try_from_env("QUANTUM_WATCHDOG_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(j) = tracing_journald::layer()
+    {
+        let j = j
+            .with_field_prefix(None)
+            .with_syslog_identifier("quantum-watchdog".into());
+        tracing_subscriber::registry().with(filter).with(j).init();
+        return;
+    }
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+}

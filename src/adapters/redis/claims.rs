@@ -1,0 +1,204 @@
+//! The agent's writes: claims, requeues, dead-lettering and check-and-delete, each one Lua
+//! script (see [`super::scripts`]); claims and requeues in chunks sized to the measured call
+//! time, so no call holds the server long.
+
+use std::time::{Duration, Instant};
+
+use super::scripts::REQUEUED_FROM_FIELD;
+use super::{ClientError, RedisClient};
+
+/// What one claim or requeue call should take on the server.
+pub const CALL_TARGET: Duration = Duration::from_millis(1);
+/// Claim or requeue calls sent in one round trip: two keep the server busy while the client
+/// reads a reply, and hold it for at most two calls' time.
+pub const PER_TRIP: usize = 2;
+/// Chunk sizes (entries per call) the adaptation stays within.
+pub const CHUNK_MIN: usize = 10;
+/// See [`CHUNK_MIN`].
+pub const CHUNK_MAX: usize = 2000;
+/// The chunk size a client starts with.
+pub const CHUNK_START: usize = 100;
+
+/// What check-and-delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Deleted; DELCONSUMER's count of entries it held (0, checked in the same script).
+    Deleted(u64),
+    /// There was no such consumer.
+    Gone,
+    /// Kept: it holds entries at this instant.
+    KeptHoldsPending,
+    /// Kept: it read within the idle time required (a zombie that came back).
+    KeptNotIdle,
+}
+
+/// What a claim or requeue moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Entries moved (claimed, or copied and acknowledged).
+    pub moved: u64,
+    /// Entries no longer in the stream that left the list (nothing to move).
+    pub ghosts: u64,
+    /// The consumer's list is empty now (false: the time budget ran out first).
+    pub done: bool,
+    /// Script calls made.
+    pub calls: u64,
+    /// The longest call, as the client saw it.
+    pub longest: Duration,
+}
+
+impl RedisClient {
+    /// Moves all of `from`'s pending entries to `to`, until `from` holds nothing or `deadline`
+    /// passes. Entries no longer in the stream are dropped from the list by Redis 7.0+ and
+    /// counted as ghosts (6.2 moves them along with the rest).
+    pub async fn claim_all(
+        &mut self,
+        stream: &str,
+        group: &str,
+        from: &str,
+        to: &str,
+        deadline: Instant,
+    ) -> Result<Moved, ClientError> {
+        let script = self.scripts.claim.clone();
+        self.chunked(&script, stream, &[group, from, to], &[], deadline)
+            .await
+    }
+
+    /// Requeues all of `from`'s pending entries (see [`REQUEUE_LUA`]); ghosts are acknowledged.
+    pub async fn requeue_all(
+        &mut self,
+        stream: &str,
+        group: &str,
+        from: &str,
+        deadline: Instant,
+    ) -> Result<Moved, ClientError> {
+        let script = self.scripts.requeue.clone();
+        self.chunked(
+            &script,
+            stream,
+            &[group, from],
+            &[REQUEUED_FROM_FIELD],
+            deadline,
+        )
+        .await
+    }
+
+    /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`; it returns
+    /// `{moved, seen}`) [`PER_TRIP`] calls a round trip — few, so other clients are served
+    /// between round trips — until the consumer's list is empty or `deadline` passes. The
+    /// chunk size follows the measured time of each call ([`next_chunk`]), so no call holds
+    /// the server long.
+    async fn chunked(
+        &mut self,
+        script: &redis::Script,
+        stream: &str,
+        before: &[&str],
+        after: &[&str],
+        deadline: Instant,
+    ) -> Result<Moved, ClientError> {
+        let mut total = Moved::default();
+        // Load once; EVALSHA afterwards.
+        let load = script.prepare_invoke();
+        self.run(async |c| load.load_async(c).await.map(|_| ()))
+            .await?;
+        loop {
+            let chunk = self.chunk;
+            let mut pipe = redis::pipe();
+            for _ in 0..PER_TRIP {
+                pipe.cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(1)
+                    .arg(stream)
+                    .arg(before)
+                    .arg(chunk)
+                    .arg(after);
+            }
+            let t = Instant::now();
+            let replies: Vec<(u64, u64)> = self.run(async |c| pipe.query_async(c).await).await?;
+            let per_call = t.elapsed() / PER_TRIP as u32;
+            total.calls += PER_TRIP as u64;
+            total.longest = total.longest.max(per_call);
+            self.chunk = next_chunk(chunk, per_call);
+            for (moved, seen) in replies {
+                total.moved += moved;
+                total.ghosts += seen.saturating_sub(moved);
+                total.done |= seen < chunk as u64;
+            }
+            if total.done || Instant::now() >= deadline {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Moves entry `id` to `<stream>:dead` (see [`DEAD_LETTER_LUA`]); `Ok(true)` if it moved.
+    pub async fn dead_letter(
+        &mut self,
+        stream: &str,
+        group: &str,
+        id: &str,
+        min_deliveries: u64,
+    ) -> Result<bool, ClientError> {
+        let script = self.scripts.dead_letter.clone();
+        let mut inv = script.prepare_invoke();
+        inv.key(stream)
+            .key(format!("{stream}:dead"))
+            .arg(group)
+            .arg(id)
+            .arg(min_deliveries);
+        let r: i64 = self.run(async |c| inv.invoke_async(c).await).await?;
+        Ok(r == 1)
+    }
+
+    /// Check-and-delete in one script: never deletes a consumer that holds entries.
+    pub async fn delete_consumer(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle_ms: u64,
+    ) -> Result<DeleteOutcome, ClientError> {
+        let script = self.scripts.delete.clone();
+        let mut inv = script.prepare_invoke();
+        inv.key(stream).arg(group).arg(consumer).arg(min_idle_ms);
+        let r: i64 = self.run(async |c| inv.invoke_async(c).await).await?;
+        Ok(match r {
+            -1 => DeleteOutcome::Gone,
+            -2 => DeleteOutcome::KeptHoldsPending,
+            -3 => DeleteOutcome::KeptNotIdle,
+            n => DeleteOutcome::Deleted(n.max(0) as u64),
+        })
+    }
+}
+
+/// The chunk size for the next claim or requeue call, from how long the last one took: it
+/// aims at [`CALL_TARGET`] per call (well under the 5 ms no command of ours may reach), grows
+/// at most twofold a step, and stays within [`CHUNK_MIN`]..=[`CHUNK_MAX`].
+pub fn next_chunk(current: usize, took: Duration) -> usize {
+    let took_us = took.as_micros().max(1) as f64;
+    let target_us = CALL_TARGET.as_micros() as f64;
+    let ideal = (current as f64 * target_us / took_us).round();
+    let capped = ideal.min(current as f64 * 2.0);
+    (capped as usize).clamp(CHUNK_MIN, CHUNK_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_follow_the_measured_call_time() {
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        for (current, took, want) in [
+            (100, ms(1), 100),              // on target: unchanged
+            (100, us(500), 200),            // twice as fast: twice as many
+            (100, us(100), 200),            // ten times as fast: at most twofold a step
+            (1000, ms(12), 83),             // far too slow: shrinks at once
+            (100, ms(50), CHUNK_MIN),       // a stall: never below the floor
+            (CHUNK_MAX, us(10), CHUNK_MAX), // never above the ceiling
+            (100, Duration::ZERO, 200),     // a zero reading is no division by zero
+        ] {
+            assert_eq!(next_chunk(current, took), want, "{current} in {took:?}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The Lua scripts of the agent's few writes. Each is atomic: a consumer's entries are never
+//! taken by a race, a consumer holding entries is never deleted, a copy is made before its
+//! original is acknowledged. Each is bounded: it works on one chunk the caller sizes.
+
+/// Moves one entry to the dead-letter stream KEYS[2] if (checked atomically) it is still
+/// pending in group ARGV[1] with at least ARGV[3] deliveries: XADD a copy with its original ID,
+/// group, consumer and delivery count, then XACK the original. 1 moved, 0 gone, -1 not due.
+pub const DEAD_LETTER_LUA: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return 0 end
+local e = p[1]
+if tonumber(e[4]) < tonumber(ARGV[3]) then return -1 end
+local f = {'original-id', ARGV[2], 'group', ARGV[1], 'consumer', e[2], 'deliveries', tostring(e[4])}
+local r = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #r == 1 and r[1][2] then
+  for _, v in ipairs(r[1][2]) do f[#f + 1] = v end
+end
+redis.call('XADD', KEYS[2], '*', unpack(f))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// Field that `requeue` adds to the copy: the ID of the original entry.
+pub const REQUEUED_FROM_FIELD: &str = "quantum-watchdog-requeued-from";
+
+/// Claims up to ARGV[4] of one consumer's pending entries to another, atomically: only the
+/// entries that consumer holds at this instant are taken. Returns `{claimed, seen}`: on
+/// Redis 7.0+ XCLAIM drops entries no longer in the stream from the list instead of claiming
+/// them, so `seen - claimed` were ghosts.
+pub const CLAIM_LUA: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
+if #p == 0 then return {0, 0} end
+local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0}
+for _, e in ipairs(p) do args[#args + 1] = e[1] end
+args[#args + 1] = 'JUSTID'
+local claimed = redis.call(unpack(args))
+return {#claimed, #p}
+"#;
+
+/// Copies up to ARGV[3] of one consumer's pending entries to the stream's end (with the
+/// original ID in a field) and acknowledges each original only after its copy was added. An
+/// entry no longer in the stream (a ghost: deleted or trimmed while pending) has no data to
+/// lose: it is acknowledged so it leaves the list. Returns `{moved, seen}`; `seen - moved`
+/// were ghosts.
+pub const REQUEUE_LUA: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[3]), ARGV[2])
+local moved = 0
+for _, e in ipairs(p) do
+  local id = e[1]
+  local r = redis.call('XRANGE', KEYS[1], id, id)
+  if #r == 1 and r[1][2] then
+    local f = r[1][2]
+    f[#f + 1] = ARGV[4]
+    f[#f + 1] = id
+    redis.call('XADD', KEYS[1], '*', unpack(f))
+    moved = moved + 1
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+end
+return {moved, #p}
+"#;
+
+/// Deletes a consumer only if it holds no pending entry and has been idle ARGV[3] ms.
+/// Returns the DELCONSUMER reply (always 0), or -1 gone, -2 holds entries, -3 not idle enough.
+/// The idle time is only looked up when one is required (zombies): listing the consumers
+/// costs time in proportion to their number.
+pub const DELETE_LUA: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then return -2 end
+local min_idle = tonumber(ARGV[3])
+if min_idle == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+local found = false
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if name == ARGV[2] then
+    found = true
+    if idle < min_idle then return -3 end
+  end
+end
+if not found then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"#;
+
+/// The scripts, loaded once per client.
+pub struct Scripts {
+    /// [`CLAIM_LUA`].
+    pub claim: redis::Script,
+    /// [`REQUEUE_LUA`].
+    pub requeue: redis::Script,
+    /// [`DELETE_LUA`].
+    pub delete: redis::Script,
+    /// [`DEAD_LETTER_LUA`].
+    pub dead_letter: redis::Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts {
+            claim: redis::Script::new(CLAIM_LUA),
+            requeue: redis::Script::new(REQUEUE_LUA),
+            delete: redis::Script::new(DELETE_LUA),
+            dead_letter: redis::Script::new(DEAD_LETTER_LUA),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Where the agent keeps its files, and JSON files written atomically (a temporary file, then
+//! a rename): `state.json` in its runtime directory, read back by `status`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Config, MetricsConfig};
+
+/// The agent's runtime directory: `state_dir`, else `$RUNTIME_DIRECTORY` (systemd), else
+/// `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`, else `/run/quantum-watchdog`.
+pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
+    if let Some(d) = &cfg.state_dir {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("RUNTIME_DIRECTORY") {
+        // systemd may pass several, colon-separated; ours is the first.
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        return PathBuf::from(first);
+    }
+    if user && let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return Path::new(&x).join("quantum-watchdog");
+    }
+    PathBuf::from("/run/quantum-watchdog")
+}
+
+/// `state.json` in the runtime directory.
+pub fn state_file(cfg: &Config, user: bool) -> PathBuf {
+    state_dir(cfg, user).join("state.json")
+}
+
+/// Where the agent serves metrics: `metrics.listen`, except that the built-in default follows
+/// the runtime directory (so `--user` agents each get their own socket).
+pub fn metrics_listen(cfg: &Config, user: bool) -> String {
+    if cfg.metrics.listen == MetricsConfig::default().listen {
+        format!(
+            "unix:{}",
+            state_dir(cfg, user).join("metrics.sock").display()
+        )
+    } else {
+        cfg.metrics.listen.clone()
+    }
+}
+
+/// Reads a JSON file; `None` if it is missing or not what `T` expects.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Writes a JSON file atomically, creating its directory.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(value).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes a text file atomically (a temporary file beside it, then a rename).
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}

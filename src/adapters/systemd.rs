@@ -1,0 +1,500 @@
+//! The systemd adapter: the system manager on the system bus, or (`--user`) the calling user's
+//! manager on the session bus.
+//!
+//! Unit state is kept current by signals: after `Subscribe()`, every `PropertiesChanged` of a
+//! unit marks it dirty, and only dirty (or new) units have their properties read again. One
+//! `ListUnitsByPatterns` call a cycle finds units that appeared or went away.
+//! Every call has a timeout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::proxy::CacheProperties;
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
+
+use crate::model::{ActiveState, LoadState, ReadError, UnitState};
+
+/// Why a systemd call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemdError {
+    /// The bus cannot be reached or the connection was lost.
+    #[error("D-Bus unreachable: {0}")]
+    Unreachable(String),
+    /// A call took longer than its timeout.
+    #[error("D-Bus call timed out after {0:?}")]
+    Timeout(Duration),
+    /// polkit (or the bus policy) refused.
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// systemd answered with an error.
+    #[error("{0}")]
+    Call(String),
+}
+
+impl From<SystemdError> for ReadError {
+    fn from(e: SystemdError) -> ReadError {
+        let m = e.to_string();
+        match e {
+            SystemdError::Unreachable(_) => ReadError::Unreachable(m),
+            SystemdError::Timeout(_) => ReadError::Timeout(m),
+            SystemdError::Denied(_) => ReadError::Denied(m),
+            SystemdError::Call(_) => ReadError::Server(m),
+        }
+    }
+}
+
+impl SystemdError {
+    /// The connection is unusable; reconnect.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            SystemdError::Unreachable(_) | SystemdError::Timeout(_)
+        )
+    }
+}
+
+fn call_error(e: zbus::Error) -> SystemdError {
+    let s = e.to_string();
+    match &e {
+        zbus::Error::InputOutput(_) | zbus::Error::Handshake(_) | zbus::Error::Address(_) => {
+            SystemdError::Unreachable(s)
+        }
+        zbus::Error::MethodError(name, _, _)
+            if name.as_str().ends_with("AccessDenied")
+                || name.as_str().ends_with("InteractiveAuthorizationRequired") =>
+        {
+            SystemdError::Denied(s)
+        }
+        zbus::Error::FDO(f)
+            if matches!(
+                **f,
+                zbus::fdo::Error::AccessDenied(_)
+                    | zbus::fdo::Error::InteractiveAuthorizationRequired(_)
+            ) =>
+        {
+            SystemdError::Denied(s)
+        }
+        _ => SystemdError::Call(s),
+    }
+}
+
+async fn within<T>(
+    t: Duration,
+    f: impl std::future::Future<Output = zbus::Result<T>>,
+) -> Result<T, SystemdError> {
+    match tokio::time::timeout(t, f).await {
+        Ok(r) => r.map_err(call_error),
+        Err(_) => Err(SystemdError::Timeout(t)),
+    }
+}
+
+/// One unit of `ListUnitsByPatterns`: what the list says of it.
+struct Listed {
+    name: String,
+    load: String,
+    active: String,
+    sub: String,
+    path: String,
+}
+
+#[derive(Default)]
+struct Cache {
+    units: BTreeMap<String, (UnitState, String)>,
+    /// Object paths that changed since they were last read.
+    dirty: BTreeSet<String>,
+    /// The signal stream ended: the connection is gone.
+    lost: bool,
+}
+
+/// A connection to one systemd manager.
+pub struct Systemd {
+    conn: zbus::Connection,
+    mgr: ManagerProxy<'static>,
+    timeout: Duration,
+    cache: Arc<Mutex<Cache>>,
+    listener: tokio::task::JoinHandle<()>,
+    self_unit: Option<String>,
+    /// Signals keep the cache current; without them every unit is read afresh.
+    watch: bool,
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl Systemd {
+    /// Connects for a long-running watch: subscribes to unit signals and finds our own unit.
+    pub async fn connect(user: bool, timeout: Duration) -> Result<Systemd, SystemdError> {
+        Self::connect_with(user, timeout, true).await
+    }
+
+    /// `watch = false` for one look (`status`, `recover`): no signal subscription, no own-unit
+    /// lookup, every unit read afresh.
+    pub async fn connect_with(
+        user: bool,
+        timeout: Duration,
+        watch: bool,
+    ) -> Result<Systemd, SystemdError> {
+        let bus = async {
+            if user {
+                zbus::Connection::session().await
+            } else {
+                zbus::Connection::system().await
+            }
+        };
+        let conn = match tokio::time::timeout(timeout, bus).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(SystemdError::Unreachable(e.to_string())),
+            Err(_) => return Err(SystemdError::Timeout(timeout)),
+        };
+        let mgr = within(timeout, ManagerProxy::new(&conn)).await?;
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let mut sd = Systemd {
+            listener: tokio::spawn(async {}),
+            conn,
+            mgr,
+            timeout,
+            cache,
+            self_unit: None,
+            watch,
+        };
+        if watch {
+            sd.listener = sd.listen().await?;
+            sd.self_unit = sd.own_unit().await;
+        }
+        Ok(sd)
+    }
+
+    /// Subscribes to unit signals: every `PropertiesChanged` marks its unit dirty.
+    async fn listen(&self) -> Result<tokio::task::JoinHandle<()>, SystemdError> {
+        // Signals flow only after Subscribe(); add our match rule first so nothing is missed.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.systemd1")
+            .interface("org.freedesktop.DBus.Properties")
+            .member("PropertiesChanged")
+            .path_namespace("/org/freedesktop/systemd1/unit")
+            .build()
+            .map_err(|e| SystemdError::Call(e.to_string()))?;
+        let mut stream = within(
+            self.timeout,
+            zbus::MessageStream::for_match_rule(rule, &self.conn, None),
+        )
+        .await?;
+        within(self.timeout, self.mgr.subscribe()).await?;
+        let cache = self.cache.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                if let Ok(m) = msg
+                    && let Some(p) = m.header().path()
+                {
+                    cache.lock().unwrap().dirty.insert(p.to_string());
+                }
+            }
+            cache.lock().unwrap().lost = true;
+        }))
+    }
+
+    /// Our own unit, so that we never act on it.
+    async fn own_unit(&self) -> Option<String> {
+        let path = within(self.timeout, self.mgr.get_unit_by_pid(std::process::id()))
+            .await
+            .ok()?;
+        let u = unit_proxy(&self.conn, path.to_string()).await.ok()?;
+        within(self.timeout, u.id()).await.ok()
+    }
+
+    /// The unit this process runs in, if systemd knows it.
+    pub fn self_unit(&self) -> Option<&str> {
+        self.self_unit.as_deref()
+    }
+
+    /// The units matching `patterns`, plus each of `bound` (reported as not-found or inactive
+    /// when systemd has not loaded it).
+    pub async fn units(
+        &self,
+        patterns: &[String],
+        bound: &[String],
+    ) -> Result<Vec<UnitState>, SystemdError> {
+        if self.cache.lock().unwrap().lost {
+            return Err(SystemdError::Unreachable(
+                "the bus connection was lost".into(),
+            ));
+        }
+        let listed = within(
+            self.timeout,
+            self.mgr.list_units_by_patterns(vec![], patterns.to_vec()),
+        )
+        .await?;
+        let listed: Vec<Listed> = listed
+            .into_iter()
+            .map(|(name, _, load, active, sub, _, path, ..)| Listed {
+                name,
+                load,
+                active,
+                sub,
+                path: path.to_string(),
+            })
+            .collect();
+        let (mut fresh, to_read) = self.select_stale(listed);
+        fresh.extend(self.read_all(to_read).await?);
+        let missing: Vec<String> = {
+            let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
+            bound
+                .iter()
+                .filter(|b| !have.contains(b.as_str()))
+                .cloned()
+                .collect()
+        };
+        fresh.extend(self.not_loaded(missing).await?);
+        fresh.retain(|u| u.load_state != LoadState::NotFound);
+        fresh.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(fresh)
+    }
+
+    /// Splits the listed units into those the cache holds current and those to read again:
+    /// new ones, changed ones (a `PropertiesChanged`, or a state the list shows differently),
+    /// and every one when no signals keep the cache.
+    fn select_stale(&self, listed: Vec<Listed>) -> (Vec<UnitState>, Vec<Listed>) {
+        let mut cache = self.cache.lock().unwrap();
+        let names: BTreeSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
+        cache.units.retain(|n, _| names.contains(n.as_str()));
+        let (mut fresh, mut to_read) = (Vec::new(), Vec::new());
+        for l in listed {
+            let current = cache.units.get(&l.name).filter(|(u, _)| {
+                self.watch
+                    && !cache.dirty.contains(&l.path)
+                    && u.active_state.as_str() == l.active
+                    && u.sub_state == l.sub
+            });
+            match current {
+                Some((u, _)) => fresh.push(u.clone()),
+                None => {
+                    cache.dirty.remove(&l.path);
+                    to_read.push(l);
+                }
+            }
+        }
+        (fresh, to_read)
+    }
+
+    /// Reads the listed units' properties, concurrently, within one timeout.
+    async fn read_all(&self, to_read: Vec<Listed>) -> Result<Vec<UnitState>, SystemdError> {
+        let reads = futures_util::future::join_all(to_read.into_iter().map(|l| self.read_unit(l)));
+        let read = tokio::time::timeout(self.timeout, reads)
+            .await
+            .map_err(|_| SystemdError::Timeout(self.timeout))?;
+        let mut cache = self.cache.lock().unwrap();
+        let mut out = Vec::new();
+        for r in read {
+            let (u, path) = r?;
+            cache.units.insert(u.name.clone(), (u.clone(), path));
+            out.push(u);
+        }
+        Ok(out)
+    }
+
+    /// Bound units systemd has not loaded: a unit file may exist (stopped, unloaded) or not.
+    async fn not_loaded(&self, missing: Vec<String>) -> Result<Vec<UnitState>, SystemdError> {
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let files = within(
+            self.timeout,
+            self.mgr
+                .list_unit_files_by_patterns(vec![], missing.clone()),
+        )
+        .await?;
+        let known: BTreeSet<&str> = files
+            .iter()
+            .filter_map(|(path, _)| path.rsplit('/').next())
+            .collect();
+        Ok(missing
+            .into_iter()
+            .map(|m| UnitState {
+                load_state: if known.contains(m.as_str()) {
+                    LoadState::Loaded
+                } else {
+                    LoadState::NotFound
+                },
+                name: m,
+                active_state: ActiveState::Inactive,
+                sub_state: "dead".into(),
+                main_pid: 0,
+                active_enter_usec: 0,
+                result: String::new(),
+            })
+            .collect())
+    }
+
+    async fn read_unit(&self, l: Listed) -> Result<(UnitState, String), SystemdError> {
+        let Listed {
+            name,
+            load,
+            active,
+            sub,
+            path,
+        } = l;
+        // The states come from the list call; the rest in one concurrent batch of reads. A
+        // change in between marks the unit dirty again (PropertiesChanged) for the next cycle.
+        let unit = unit_proxy(&self.conn, path.clone()).await?;
+        let (active_enter, main_pid, result) = if name.ends_with(".service") {
+            let svc = ServiceProxy::builder(&self.conn)
+                .path(path.clone())
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(call_error)?;
+            let (a, m, r) = tokio::join!(
+                within(self.timeout, unit.active_enter_timestamp()),
+                within(self.timeout, svc.main_pid()),
+                within(self.timeout, svc.result()),
+            );
+            (a?, m?, r?)
+        } else {
+            (
+                within(self.timeout, unit.active_enter_timestamp()).await?,
+                0,
+                String::new(),
+            )
+        };
+        let (active_state, sub_state) = (active, sub);
+        Ok((
+            UnitState {
+                name,
+                load_state: load.as_str().into(),
+                active_state: active_state.as_str().into(),
+                sub_state,
+                main_pid,
+                active_enter_usec: active_enter,
+                result,
+            },
+            path,
+        ))
+    }
+
+    /// The unit a process runs in (`GetUnitByPID`): `None` if it runs in none.
+    pub async fn unit_of_pid(&self, pid: u32) -> Result<Option<String>, SystemdError> {
+        match tokio::time::timeout(self.timeout, self.mgr.get_unit_by_pid(pid)).await {
+            Err(_) => Err(SystemdError::Timeout(self.timeout)),
+            Ok(Ok(path)) => Ok(unit_name_of_path(path.as_str())),
+            Ok(Err(zbus::Error::MethodError(name, _, _)))
+                if name.as_str() == "org.freedesktop.systemd1.NoUnitForPID" =>
+            {
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(call_error(e)),
+        }
+    }
+
+    /// The units each of `pids` runs in; PIDs systemd could not be asked about are left out.
+    pub async fn units_of_pids(
+        &self,
+        pids: impl IntoIterator<Item = u32>,
+    ) -> BTreeMap<u32, Option<String>> {
+        let asks = pids
+            .into_iter()
+            .map(|p| async move { (p, self.unit_of_pid(p).await) });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
+            .collect()
+    }
+
+    /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
+    /// for the job's result (`done`, `failed`, `timeout`, …).
+    pub async fn restart(
+        &self,
+        unit: &str,
+        job_timeout: Duration,
+    ) -> Result<tokio::task::JoinHandle<Result<String, SystemdError>>, SystemdError> {
+        // Subscribe to JobRemoved before the call, or a fast job's end could be missed.
+        let mut removed = within(self.timeout, self.mgr.receive_job_removed()).await?;
+        let job = within(
+            self.timeout,
+            self.mgr.restart_unit(unit.to_string(), "replace".into()),
+        )
+        .await?;
+        let job = job.to_string();
+        Ok(tokio::spawn(async move {
+            let wait = async {
+                while let Some(sig) = removed.next().await {
+                    if let Ok(args) = sig.args()
+                        && args.job.to_string() == job
+                    {
+                        return Ok(args.result.to_string());
+                    }
+                }
+                Err(SystemdError::Unreachable("signal stream ended".into()))
+            };
+            match tokio::time::timeout(job_timeout, wait).await {
+                Ok(r) => r,
+                Err(_) => Err(SystemdError::Timeout(job_timeout)),
+            }
+        }))
+    }
+}
+
+/// The unit name a unit's object path encodes
+/// (`/org/freedesktop/systemd1/unit/quantum_2dx_2eservice` → `quantum-x.service`).
+pub fn unit_name_of_path(path: &str) -> Option<String> {
+    let enc = path.strip_prefix("/org/freedesktop/systemd1/unit/")?;
+    let b = enc.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'_' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn unit_proxy(
+    conn: &zbus::Connection,
+    path: String,
+) -> Result<UnitProxy<'static>, SystemdError> {
+    UnitProxy::builder(conn)
+        .path(path)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(call_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names_from_object_paths() {
+        for (path, want) in [
+            (
+                "/org/freedesktop/systemd1/unit/quantum_2dexecution_2eservice",
+                Some("quantum-execution.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/user_40_2eservice",
+                Some("user@.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/init_2escope",
+                Some("init.scope"),
+            ),
+            ("/org/freedesktop/systemd1/job/7", None),
+            ("/org/freedesktop/systemd1/unit/bad_2", None),
+        ] {
+            assert_eq!(unit_name_of_path(path).as_deref(), want, "{path}");
+        }
+    }
+}

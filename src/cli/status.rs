@@ -1,0 +1,65 @@
+//! `quantum-watchdog status`: one look (or a redrawn view) at every watched unit.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+
+use quantum_watchdog::adapters::liveness::pid_alive;
+use quantum_watchdog::adapters::state_file;
+use quantum_watchdog::config::Config;
+use quantum_watchdog::daemon::gather::World;
+use quantum_watchdog::daemon::load_state;
+use quantum_watchdog::report::status::{self, AgentLook};
+
+use super::{Failure, out};
+
+/// How to show it.
+pub struct View {
+    pub json: bool,
+    pub pipeline: bool,
+    pub watch: bool,
+}
+
+pub async fn run(
+    cfg: &Config,
+    user: bool,
+    password: Option<String>,
+    view: View,
+) -> Result<u8, Failure> {
+    let mut world = World::new(cfg, user, password)
+        .context("redis configuration")?
+        .oneshot();
+    let tty = std::io::stdout().is_terminal();
+    let state_path = state_file::state_file(cfg, user);
+    loop {
+        let agent = load_state(&state_path);
+        let mem = agent.as_ref().map(|a| a.memory.clone()).unwrap_or_default();
+        let mut snap = world.snapshot(cfg, &mem).await;
+        if let Some(u) = agent.as_ref().and_then(|a| a.unit.clone()) {
+            snap.self_unit = Some(u);
+        }
+        let look = agent.as_ref().map(|a| AgentLook {
+            state: a,
+            pid_alive: pid_alive(a.pid) == Some(true),
+        });
+        let st = status::build(cfg, &snap, look, &state_path);
+        let text = if view.json {
+            let json = serde_json::to_string_pretty(&st).context("status as JSON")?;
+            format!("{json}\n")
+        } else if view.pipeline {
+            status::render_pipelines(&st, tty)
+        } else {
+            status::render(&st, tty)
+        };
+        if !view.watch {
+            out(&text)?;
+            return Ok(st.exit_code as u8);
+        }
+        // Clear the screen and redraw.
+        out(&format!("\x1b[H\x1b[2J{text}"))?;
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval.0) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(st.exit_code as u8),
+        }
+    }
+}

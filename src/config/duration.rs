@@ -1,0 +1,89 @@
+//! Human durations (`90s`, `5m`, `1h 30m`), at most [`MAX_DURATION`].
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// The longest duration any key accepts: longer ones are surely a mistake, and every
+/// duration must stay far from overflowing when added to the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A human duration (`90s`, `5m`, `1h`, `1h 30m`), serialised back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// In milliseconds.
+    pub fn as_millis(&self) -> u64 {
+        self.0.as_millis() as u64
+    }
+    /// In microseconds.
+    pub fn as_micros(&self) -> u64 {
+        self.0.as_micros() as u64
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"90s\", \"5m\" or \"1h\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
+                parse_duration(s).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Parses a human duration; a bare number is rejected (its unit would be a guess).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "expected a duration with a unit such as \"90s\", \"5m\" or \"1h\", found {s:?}"
+        ));
+    }
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!("expected a duration such as \"90s\", \"5m\" or \"1h\", found {s:?} ({e})")
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "expected a duration of at most 366 days, found {s:?}"
+        ));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, secs) in [
+            ("90s", 90),
+            ("5m", 300),
+            ("1h", 3600),
+            ("1h 30m", 5400),
+            ("500ms", 0),
+            ("366d", 366 * 86_400),
+        ] {
+            assert_eq!(parse_duration(s).unwrap().as_secs(), secs, "{s}");
+        }
+        for s in ["", "5", "five minutes", "-5s", "367d", "18446744073710s"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Raw fragments: one TOML file as written, every key optional, unknown keys rejected.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::duration::HumanDuration;
+use super::{ClaimPolicy, ConfigError, KeyFlag, KeyGauge, Mode, Pipeline, RestartBudget};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    pub(super) mode: Option<Mode>,
+    pub(super) interval: Option<HumanDuration>,
+    pub(super) units: Option<Vec<String>>,
+    pub(super) state_dir: Option<PathBuf>,
+    pub(super) dbus_timeout: Option<HumanDuration>,
+    pub(super) redis: Option<RawRedis>,
+    pub(super) metrics: Option<RawMetrics>,
+    pub(super) defaults: Option<RawParams>,
+    #[serde(default)]
+    pub(super) watch: Vec<RawWatch>,
+    #[serde(default)]
+    pub(super) pipeline: Vec<Pipeline>,
+    #[serde(default)]
+    pub(super) gauge: Vec<KeyGauge>,
+    #[serde(default)]
+    pub(super) flag: Vec<KeyFlag>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+    pub(super) textfile_dir: Option<PathBuf>,
+    pub(super) max_consumer_series: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedis {
+    pub(super) url: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawParams {
+    pub(super) hung_after: Option<HumanDuration>,
+    pub(super) startup_grace: Option<HumanDuration>,
+    pub(super) confirm: Option<u32>,
+    pub(super) restart_budget: Option<RestartBudget>,
+    pub(super) zombie_after: Option<HumanDuration>,
+    pub(super) claim_policy: Option<ClaimPolicy>,
+    pub(super) restart_on_stale_pending: Option<bool>,
+    pub(super) dead_letter_after: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatch {
+    pub(super) unit: String,
+    pub(super) stream: String,
+    pub(super) group: String,
+    pub(super) consumer: String,
+    #[serde(flatten)]
+    pub(super) params: RawParams,
+}
+
+pub(super) fn parse_fragment(file: &str, text: &str) -> Result<RawFile, ConfigError> {
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| ConfigError::invalid(file, "<syntax>", toml_message(&e, text)))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." {
+            "<top level>".to_string()
+        } else {
+            key
+        };
+        ConfigError::invalid(file, key, toml_message(e.inner(), text))
+    })
+}
+
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{msg} (line {line})")
+        }
+        None => msg,
+    }
+}

@@ -1,0 +1,339 @@
+//! Act: every action the policy proposed, carried out in enforce mode (restarts through
+//! systemd, claims, requeues, dead-lettering and deletes through Redis) or only logged in
+//! observe mode. Every action and its outcome is one journal line ([`journal::log_action`]).
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::adapters::clock::now_usec;
+use crate::adapters::redis::{DeleteOutcome, Moved};
+use crate::config::{ClaimPolicy, Mode};
+use crate::model::{GroupKey, fmt_ms};
+use crate::policy::{Action, Decision, Memory};
+use crate::report::journal::{self, log_action};
+use crate::report::metrics::Metrics;
+use crate::report::printable::printable;
+use crate::report::state::Totals;
+
+use super::gather::World;
+
+/// How long a restart job may take before the agent stops waiting for it.
+const JOB_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A restart job that ended: the unit, and its result (`done`, `failed`, …) or why it is unknown.
+pub type JobEnd = (String, Result<String, String>);
+
+/// What carrying out actions needs.
+pub struct Act<'a> {
+    /// The adapters.
+    pub world: &'a mut World,
+    /// Observe or enforce.
+    pub mode: Mode,
+    /// Claims stop here and go on next cycle.
+    pub deadline: Instant,
+    /// Counters for the status line.
+    pub totals: &'a mut Totals,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+    /// The policy's memory: restarts and claims to live consumers are recorded in it.
+    pub mem: &'a mut Memory,
+    /// Where restart jobs report their end (the agent); `None`: restarts are not ours (`recover`).
+    pub jobs: Option<&'a mpsc::UnboundedSender<JobEnd>>,
+}
+
+/// Carries out one action (enforce mode), with the decision it came from for its evidence.
+/// Returns a short outcome for the state file.
+pub async fn carry_out(x: &mut Act<'_>, a: &Action, d: &Decision) -> String {
+    match a {
+        Action::Restart { unit, reason, .. } => restart(x, a, unit, reason, d).await,
+        _ => consumer_action(x, a).await,
+    }
+}
+
+/// The restart's evidence: each binding's consumer, idle, lag and pending.
+fn evidence(d: &Decision, unit: &str) -> String {
+    let Some(u) = d.units.iter().find(|u| u.unit == unit) else {
+        return String::new();
+    };
+    u.bindings
+        .iter()
+        .map(|b| {
+            format!(
+                "{} idle={} lag={} pending={} group_pending={}",
+                b.consumer.as_deref().map(printable).unwrap_or("-".into()),
+                b.idle_ms.map(fmt_ms).unwrap_or("-".into()),
+                b.lag.map(|l| l.to_string()).unwrap_or("null".into()),
+                b.pending.map(|l| l.to_string()).unwrap_or("-".into()),
+                b.group_pending.map(|l| l.to_string()).unwrap_or("-".into()),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `RestartUnit(unit, "replace")`; the job's end arrives later on `x.jobs`. A refused or failed
+/// attempt counts against the budget too: no hammering.
+async fn restart(x: &mut Act<'_>, a: &Action, unit: &str, reason: &str, d: &Decision) -> String {
+    let (Some(jobs), Some(sd)) = (x.jobs, x.world.systemd.as_ref()) else {
+        return "systemd unreachable".into();
+    };
+    let now = now_usec();
+    match sd.restart(unit, JOB_TIMEOUT).await {
+        Ok(job) => {
+            x.mem.note_restart(unit, now);
+            x.totals.restarts += 1;
+            x.metrics.record(a, 0, true);
+            let evidence = evidence(d, unit);
+            let text = printable(reason);
+            tracing::warn!(
+                unit, action = "restart", reason, evidence = %evidence, mode = "enforce",
+                message_id = journal::RESTART,
+                "restarting {unit}: {text} [{evidence}]"
+            );
+            let tx = jobs.clone();
+            let u = unit.to_string();
+            tokio::spawn(async move {
+                let r = match job.await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send((u, r));
+            });
+            "restart issued".into()
+        }
+        Err(e) => {
+            x.mem.note_restart(unit, now);
+            x.mem.note_restart_finished(unit);
+            x.totals.errors += 1;
+            let outcome = e.to_string();
+            log_action(a, Mode::Enforce, &outcome, false);
+            x.world.systemd_failed(&e);
+            outcome
+        }
+    }
+}
+
+fn rate(t0: Instant, n: u64) -> String {
+    let s = t0.elapsed().as_secs_f64();
+    format!(
+        "in {:.0} ms, {:.0}/s",
+        s * 1000.0,
+        if s > 0.0 { n as f64 / s } else { 0.0 }
+    )
+}
+
+/// What one consumer action did: its outcome, whether it went through, how many entries it
+/// moved, and whether it emptied its dead consumer.
+struct Done {
+    outcome: String,
+    ok: bool,
+    moved: u64,
+    emptied: bool,
+}
+
+impl Done {
+    fn failed(e: impl std::fmt::Display) -> Done {
+        Done {
+            outcome: e.to_string(),
+            ok: false,
+            moved: 0,
+            emptied: false,
+        }
+    }
+}
+
+/// Executes one claim, requeue, dead-letter or delete in enforce mode (logs only in observe
+/// mode). A claim or requeue that empties its dead consumer deletes it in the same sweep.
+/// Returns a short outcome for the state file.
+pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
+    if x.mode == Mode::Observe {
+        log_action(a, x.mode, "", true);
+        return format!("would {}", a.describe());
+    }
+    let done = match a {
+        Action::Restart { .. } => return String::new(),
+        Action::Claim { .. } => claim(x, a).await,
+        Action::Requeue { .. } => requeue(x, a).await,
+        Action::DeadLetter { .. } => dead_letter(x, a).await,
+        Action::Delete { .. } => return delete(x, a).await,
+    };
+    if !done.ok {
+        x.totals.errors += 1;
+    }
+    x.metrics.record(a, done.moved, done.ok);
+    log_action(a, x.mode, &done.outcome, done.ok);
+    if !done.emptied {
+        return done.outcome;
+    }
+    let (stream, group, consumer) = a.target();
+    let follow = Action::Delete {
+        unit: a.unit().map(str::to_string),
+        stream: stream.to_string(),
+        group: group.to_string(),
+        consumer: consumer.to_string(),
+        min_idle_ms: 0,
+        reason: format!("dead consumer emptied by {}", a.kind()),
+    };
+    let deleted = delete(x, &follow).await;
+    format!("{}; {deleted}", done.outcome)
+}
+
+async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
+    let Action::Claim {
+        stream,
+        group,
+        from,
+        to,
+        policy,
+        to_active_usec,
+        ..
+    } = a
+    else {
+        unreachable!("called for claims")
+    };
+    let t0 = Instant::now();
+    let m = match x
+        .world
+        .streams
+        .claim_all(stream, group, from, to, x.deadline)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return Done::failed(e),
+    };
+    x.totals.claimed += m.moved;
+    if *policy == ClaimPolicy::Handoff && m.moved > 0 {
+        let key = GroupKey {
+            stream: stream.clone(),
+            group: group.clone(),
+        };
+        let now = now_usec();
+        x.mem
+            .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
+    }
+    x.metrics.record_ghosts(stream, group, m.ghosts);
+    let s = format!("claimed {} to {to} {}", m.moved, rate(t0, m.moved));
+    Done {
+        outcome: moved_outcome(s, &m),
+        ok: true,
+        moved: m.moved,
+        emptied: m.done,
+    }
+}
+
+async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
+    let Action::Requeue {
+        stream,
+        group,
+        from,
+        ..
+    } = a
+    else {
+        unreachable!("called for requeues")
+    };
+    let t0 = Instant::now();
+    let m = match x
+        .world
+        .streams
+        .requeue_all(stream, group, from, x.deadline)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return Done::failed(e),
+    };
+    x.totals.requeued += m.moved;
+    x.metrics.record_ghosts(stream, group, m.ghosts);
+    let s = format!(
+        "requeued {} copies and acknowledged the originals {}",
+        m.moved,
+        rate(t0, m.moved)
+    );
+    Done {
+        outcome: moved_outcome(s, &m),
+        ok: true,
+        moved: m.moved,
+        emptied: m.done,
+    }
+}
+
+async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
+    let Action::DeadLetter {
+        stream,
+        group,
+        id,
+        min_deliveries,
+        ..
+    } = a
+    else {
+        unreachable!("called for dead-letter actions")
+    };
+    let r = x
+        .world
+        .streams
+        .dead_letter(stream, group, id, *min_deliveries);
+    let (outcome, moved) = match r.await {
+        Ok(true) => {
+            x.totals.dead_lettered += 1;
+            (format!("moved to {stream}:dead and acknowledged"), 1)
+        }
+        Ok(false) => ("no longer pending or not due".to_string(), 0),
+        Err(e) => return Done::failed(e),
+    };
+    Done {
+        outcome,
+        ok: true,
+        moved,
+        emptied: false,
+    }
+}
+
+fn moved_outcome(mut s: String, m: &Moved) -> String {
+    if m.ghosts > 0 {
+        s.push_str(&format!(
+            ", {} no longer in the stream (left its list)",
+            m.ghosts
+        ));
+    }
+    if !m.done {
+        s.push_str(", more next cycle");
+    }
+    s
+}
+
+/// Check-and-delete (one script): a consumer that holds an entry at that instant is kept.
+async fn delete(x: &mut Act<'_>, a: &Action) -> String {
+    let Action::Delete {
+        stream,
+        group,
+        consumer,
+        min_idle_ms,
+        ..
+    } = a
+    else {
+        return String::new();
+    };
+    let (outcome, ok, deleted) = match x
+        .world
+        .streams
+        .delete_consumer(stream, group, consumer, *min_idle_ms)
+        .await
+    {
+        Ok(DeleteOutcome::Deleted(held)) => {
+            x.totals.deleted += 1;
+            (format!("deleted (held {held})"), held == 0, 1)
+        }
+        Ok(DeleteOutcome::Gone) => ("already gone".to_string(), true, 0),
+        Ok(DeleteOutcome::KeptHoldsPending) => {
+            ("kept: it holds pending entries now".to_string(), true, 0)
+        }
+        Ok(DeleteOutcome::KeptNotIdle) => ("kept: it read again".to_string(), true, 0),
+        Err(e) => (e.to_string(), false, 0),
+    };
+    if !ok {
+        x.totals.errors += 1;
+    }
+    x.metrics.record(a, deleted, ok);
+    log_action(a, x.mode, &outcome, ok);
+    outcome
+}

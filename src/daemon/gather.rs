@@ -1,0 +1,146 @@
+//! Gather: one [`Snapshot`] from the adapters — systemd (one list call, signal-driven reads),
+//! Redis (the policy's plan, one pipelined round trip), PID probes and the units live PIDs run
+//! in. Keeps the connections between cycles and reconnects with backoff; an unreachable side
+//! becomes an `Err` in the snapshot, never a reason to act.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::adapters::clock::{hostname, now_usec, utc_offset_secs};
+use crate::adapters::liveness::pid_alive;
+use crate::adapters::redis::{ClientError, RedisClient};
+use crate::adapters::systemd::{Systemd, SystemdError};
+use crate::config::Config;
+use crate::model::Snapshot;
+use crate::policy::{self, Memory};
+
+/// The adapters one process keeps between looks.
+pub struct World {
+    /// `--user`: the calling user's manager on the session bus.
+    pub user: bool,
+    /// systemd, once connected.
+    pub systemd: Option<Systemd>,
+    /// Redis.
+    pub streams: RedisClient,
+    hostname: String,
+    dbus_timeout: Duration,
+    next_dbus_attempt: Option<Instant>,
+    dbus_backoff: Duration,
+    self_unit: Option<String>,
+    /// Keep unit state current by signals (the agent), or look once (status, recover).
+    watch: bool,
+}
+
+impl World {
+    /// Never fails for an unreachable bus or server; only for a configuration it cannot use.
+    pub fn new(cfg: &Config, user: bool, password: Option<String>) -> Result<World, ClientError> {
+        Ok(World {
+            user,
+            systemd: None,
+            streams: RedisClient::new(&cfg.redis, password)?,
+            hostname: hostname(),
+            dbus_timeout: cfg.dbus_timeout.0,
+            next_dbus_attempt: None,
+            dbus_backoff: Duration::ZERO,
+            self_unit: None,
+            watch: true,
+        })
+    }
+
+    /// For one look (`status`, `recover`): no signal subscription.
+    pub fn oneshot(mut self) -> World {
+        self.watch = false;
+        self
+    }
+
+    /// The unit this process runs in, if systemd knows it.
+    pub fn self_unit(&self) -> Option<&str> {
+        self.self_unit.as_deref()
+    }
+
+    async fn systemd(&mut self) -> Result<&Systemd, SystemdError> {
+        if self.systemd.is_none() {
+            if let Some(t) = self.next_dbus_attempt
+                && Instant::now() < t
+            {
+                return Err(SystemdError::Unreachable("reconnecting to D-Bus".into()));
+            }
+            match Systemd::connect_with(self.user, self.dbus_timeout, self.watch).await {
+                Ok(s) => {
+                    self.self_unit = s.self_unit().map(str::to_string);
+                    self.systemd = Some(s);
+                    self.dbus_backoff = Duration::ZERO;
+                    self.next_dbus_attempt = None;
+                }
+                Err(e) => {
+                    self.dbus_backoff = (self.dbus_backoff * 2)
+                        .clamp(Duration::from_millis(500), Duration::from_secs(30));
+                    self.next_dbus_attempt = Some(Instant::now() + self.dbus_backoff);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.systemd.as_ref().expect("connected above"))
+    }
+
+    /// Drops the D-Bus connection after a fatal error, so the next cycle reconnects.
+    pub fn systemd_failed(&mut self, e: &SystemdError) {
+        if e.is_fatal() {
+            self.systemd = None;
+        }
+    }
+
+    /// One look: units from systemd, then what the policy's plan asks of Redis, then the
+    /// liveness of the PIDs in consumer names and the units the live ones run in.
+    pub async fn snapshot(&mut self, cfg: &Config, mem: &Memory) -> Snapshot {
+        let patterns = cfg.unit_patterns();
+        let bound: Vec<String> = cfg.watch.iter().map(|w| w.unit.clone()).collect();
+        let t0 = Instant::now();
+        let units = match self.systemd().await {
+            Ok(s) => s.units(&patterns, &bound).await,
+            Err(e) => Err(e),
+        };
+        let t_dbus = t0.elapsed();
+        if let Err(e) = &units {
+            self.systemd_failed(e);
+        }
+        let now = now_usec();
+        let offset = utc_offset_secs();
+        let listed = units.as_deref().unwrap_or(&[]);
+        let plan = policy::plan(cfg, &self.hostname, listed, mem, now, offset);
+        let t1 = Instant::now();
+        let redis = self.streams.snapshot(&plan).await;
+        let t_redis = t1.elapsed();
+        let mut live_pids = BTreeMap::new();
+        let mut pid_units = BTreeMap::new();
+        if let Ok(r) = &redis {
+            for pid in policy::pids_to_probe(cfg, &self.hostname, r) {
+                if let Some(alive) = pid_alive(pid) {
+                    live_pids.insert(pid, alive);
+                }
+            }
+            let locate = policy::pids_to_locate(cfg, &self.hostname, r, listed, &live_pids);
+            if !locate.is_empty()
+                && let Some(sd) = &self.systemd
+            {
+                pid_units = sd.units_of_pids(locate).await;
+            }
+        }
+        tracing::debug!(
+            "snapshot: systemd {:.2} ms, redis {:.2} ms, {} PID(s) located",
+            t_dbus.as_secs_f64() * 1e3,
+            t_redis.as_secs_f64() * 1e3,
+            pid_units.len()
+        );
+        Snapshot {
+            now_usec: now,
+            hostname: self.hostname.clone(),
+            self_unit: self.self_unit.clone(),
+            units: units.map_err(Into::into),
+            redis: redis.map_err(Into::into),
+            live_pids,
+            pid_units,
+            utc_offset_secs: offset,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `quantum-watchdog recover`: one sweep of consumer recovery (hand off or park the entries of
+//! dead consumers, delete dead and zombie consumers that hold nothing), for the timer and for
+//! `ExecStartPre=`/`ExecStopPost=` hooks. It never restarts anything.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::adapters::state_file::write_atomically;
+use crate::config::{Config, Mode};
+use crate::model::GroupKey;
+use crate::policy::{self, Action, Decision, Memory};
+use crate::report::metrics::{Metrics, RECOVER_TEXTFILE};
+use crate::report::printable::printable;
+use crate::report::state::Totals;
+
+use super::act::{self, Act};
+use super::gather::World;
+
+/// The consumer actions of one sweep, limited to the bindings of `units` (all if empty).
+pub fn select(cfg: &Config, actions: Vec<Action>, units: &[String]) -> Vec<Action> {
+    let groups: BTreeSet<GroupKey> = cfg
+        .watch
+        .iter()
+        .filter(|w| units.is_empty() || units.contains(&w.unit))
+        .map(|w| GroupKey {
+            stream: w.stream.clone(),
+            group: w.group.clone(),
+        })
+        .collect();
+    actions
+        .into_iter()
+        .filter(|a| match a {
+            Action::Restart { .. } => false,
+            Action::Delete {
+                stream,
+                group,
+                unit: None,
+                ..
+            } => groups.contains(&GroupKey {
+                stream: stream.clone(),
+                group: group.clone(),
+            }),
+            _ => units.is_empty() || a.unit().is_some_and(|u| units.iter().any(|x| x == u)),
+        })
+        .collect()
+}
+
+/// Runs one sweep. Returns the totals; an unreachable Redis or D-Bus is a warning, not an error.
+pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode) -> Totals {
+    let mut totals = Totals::default();
+    let cfg = narrowed(cfg, units);
+    let mut mem = Memory::default();
+    let mut snap = world.snapshot(&cfg, &mem).await;
+    // As a hook, this process runs inside the unit it recovers for: that is not "our own unit".
+    snap.self_unit = None;
+    if let Err(e) = &snap.redis {
+        tracing::warn!("recover: {e}; nothing done");
+        return totals;
+    }
+    if let Err(e) = &snap.units {
+        tracing::warn!("recover: systemd: {e}; nothing done");
+        return totals;
+    }
+    let d = policy::decide(&cfg, &snap, &mut mem);
+    warn_stranded(&d);
+    let actions = select(&cfg, d.actions, units);
+    // The oneshot keeps its counters across runs in its textfile.
+    let metrics = Metrics::new();
+    let textfile = cfg
+        .metrics
+        .textfile_dir
+        .as_ref()
+        .map(|d| d.join(RECOVER_TEXTFILE));
+    if let Some(prev) = textfile
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    {
+        metrics.seed(&prev);
+    }
+    let mut x = Act {
+        world,
+        mode,
+        deadline: Instant::now() + Duration::from_secs(20),
+        totals: &mut totals,
+        metrics: &metrics,
+        mem: &mut mem,
+        jobs: None,
+    };
+    for a in &actions {
+        act::consumer_action(&mut x, a).await;
+    }
+    if let Some(f) = textfile.filter(|_| mode == Mode::Enforce)
+        && let Err(e) = write_atomically(&f, &metrics.recover_textfile())
+    {
+        tracing::warn!("metrics.textfile_dir {}: {e}", f.display());
+    }
+    let taken = match mode {
+        Mode::Observe => "proposed (observe mode)",
+        Mode::Enforce => "taken",
+    };
+    tracing::info!(
+        "recover: {} action(s) {taken}; claimed {}, requeued {}, deleted {}",
+        actions.len(),
+        totals.claimed,
+        totals.requeued,
+        totals.deleted
+    );
+    totals
+}
+
+/// The configuration limited to the bindings of `units` (all of it if empty).
+fn narrowed(cfg: &Config, units: &[String]) -> Config {
+    for u in units {
+        if !cfg.watch.iter().any(|w| &w.unit == u) {
+            tracing::warn!(
+                unit = u.as_str(),
+                "{u} has no [[watch]] binding; nothing to recover for it"
+            );
+        }
+    }
+    let mut c = cfg.clone();
+    if !units.is_empty() {
+        c.watch.retain(|w| units.contains(&w.unit));
+        c.units = units.to_vec();
+        c.pipeline.clear();
+        c.gauge.clear();
+        c.flag.clear();
+    }
+    c
+}
+
+/// Consumers whose entries nobody will process without the operator.
+fn warn_stranded(d: &Decision) {
+    for c in d
+        .consumers
+        .iter()
+        .filter(|c| c.severity != policy::Severity::Ok)
+    {
+        tracing::warn!(
+            stream = c.stream.as_str(),
+            group = c.group.as_str(),
+            consumer = c.consumer.as_str(),
+            "{}: {}",
+            printable(&c.consumer),
+            printable(&c.note)
+        );
+    }
+}

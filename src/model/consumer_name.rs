@@ -1,0 +1,297 @@
+//! Consumer name templates: `execution-{hostname}-{pid}`, `router-{unit}`, or a fixed name.
+//!
+//! A template renders the name a unit's current process reads under, and matches the names
+//! found in a group to tell which process (if any) a consumer belongs to.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Hostname,
+    Pid,
+    Unit,
+}
+
+/// A parsed consumer name template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A placeholder other than `{hostname}`, `{pid}`, `{unit}`.
+    #[error("unknown placeholder {{{0}}}: expected {{hostname}}, {{pid}} or {{unit}}")]
+    Unknown(String),
+    /// `{` without `}`, or `}` alone.
+    #[error("unbalanced brace in {0:?}")]
+    Unbalanced(String),
+    /// `{pid}` twice: a name could not tell which.
+    #[error("{{pid}} may appear at most once")]
+    PidTwice,
+    /// Nothing at all.
+    #[error("expected a non-empty consumer name template")]
+    Empty,
+}
+
+/// What a consumer name says about the process that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    /// The template has no `{pid}` and the name equals it: the unit's one consumer.
+    Fixed,
+    /// The name carries this PID, for this host and unit.
+    Pid(u32),
+    /// The name does not fit the template for this host (another host, another program).
+    NoMatch,
+}
+
+impl Template {
+    /// Parses `execution-{hostname}-{pid}`-style text.
+    pub fn parse(s: &str) -> Result<Template, TemplateError> {
+        if s.is_empty() {
+            return Err(TemplateError::Empty);
+        }
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find(['{', '}']) {
+            if rest.as_bytes()[i] == b'}' {
+                return Err(TemplateError::Unbalanced(s.to_string()));
+            }
+            lit.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| TemplateError::Unbalanced(s.to_string()))?;
+            let name = &after[..end];
+            let part = match name {
+                "hostname" => Part::Hostname,
+                "pid" => Part::Pid,
+                "unit" => Part::Unit,
+                other => return Err(TemplateError::Unknown(other.to_string())),
+            };
+            if !lit.is_empty() {
+                parts.push(Part::Lit(std::mem::take(&mut lit)));
+            }
+            parts.push(part);
+            rest = &after[end + 1..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        if parts.iter().filter(|p| **p == Part::Pid).count() > 1 {
+            return Err(TemplateError::PidTwice);
+        }
+        Ok(Template {
+            source: s.to_string(),
+            parts,
+        })
+    }
+
+    /// The name carries a PID.
+    pub fn has_pid(&self) -> bool {
+        self.parts.contains(&Part::Pid)
+    }
+
+    /// The name the unit's process reads under. `None` when the template needs a PID and the
+    /// unit has none (MainPID 0).
+    pub fn render(&self, hostname: &str, pid: u32, unit: &str) -> Option<String> {
+        if self.has_pid() && pid == 0 {
+            return None;
+        }
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => out.push_str(l),
+                Part::Hostname => out.push_str(hostname),
+                Part::Pid => out.push_str(&pid.to_string()),
+                Part::Unit => out.push_str(unit),
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether `name` is a consumer of this template on this host, and which PID it carries.
+    pub fn matches(&self, name: &str, hostname: &str, unit: &str) -> NameMatch {
+        let mut pid = None;
+        if match_parts(&self.parts, name, hostname, unit, &mut pid) {
+            match pid {
+                Some(p) => NameMatch::Pid(p),
+                None => NameMatch::Fixed,
+            }
+        } else {
+            NameMatch::NoMatch
+        }
+    }
+}
+
+fn match_parts(parts: &[Part], s: &str, host: &str, unit: &str, pid: &mut Option<u32>) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return s.is_empty();
+    };
+    let fixed = match first {
+        Part::Lit(l) => Some(l.as_str()),
+        Part::Hostname => Some(host),
+        Part::Unit => Some(unit),
+        Part::Pid => None,
+    };
+    match fixed {
+        Some(f) => s
+            .strip_prefix(f)
+            .is_some_and(|tail| match_parts(rest, tail, host, unit, pid)),
+        None => {
+            // {pid}: one to ten digits, no leading zero; try every split (the rest may start
+            // with digits too).
+            let digits = s.bytes().take_while(u8::is_ascii_digit).count().min(10);
+            if digits == 0 || s.starts_with('0') {
+                return false;
+            }
+            for n in (1..=digits).rev() {
+                if let Ok(p) = s[..n].parse::<u32>()
+                    && match_parts(rest, &s[n..], host, unit, pid)
+                {
+                    *pid = Some(p);
+                    return true;
+                }
+            }
+            false
+        }
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl Serialize for Template {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_table() {
+        let cases = [
+            (
+                "execution-{hostname}-{pid}",
+                3933260,
+                "execution-quantumtrader-prod-1-3933260",
+            ),
+            ("router-{unit}", 0, "router-quantum-router.service"),
+            ("fixed", 7, "fixed"),
+            ("{pid}", 42, "42"),
+        ];
+        for (t, pid, want) in cases {
+            let t = Template::parse(t).unwrap();
+            assert_eq!(
+                t.render("quantumtrader-prod-1", pid, "quantum-router.service")
+                    .as_deref(),
+                Some(want)
+            );
+        }
+        let t = Template::parse("x-{pid}").unwrap();
+        assert_eq!(t.render("h", 0, "u"), None, "no PID, no name");
+    }
+
+    #[test]
+    fn match_table() {
+        let host = "quantumtrader-prod-1";
+        let unit = "quantum-execution.service";
+        let cases: &[(&str, &str, NameMatch)] = &[
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-3493769",
+                NameMatch::Pid(3493769),
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-2-3493769",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-12a",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-0",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "execution-quantumtrader-prod-1-99999999999",
+                NameMatch::NoMatch,
+            ),
+            (
+                "execution-{hostname}-{pid}",
+                "recover-1234",
+                NameMatch::NoMatch,
+            ),
+            ("{pid}-{pid2}", "1-2", NameMatch::NoMatch),
+            ("w{pid}7", "w12347", NameMatch::Pid(1234)),
+            (
+                "{unit}:{pid}",
+                "quantum-execution.service:88",
+                NameMatch::Pid(88),
+            ),
+            ("router", "router", NameMatch::Fixed),
+            ("router", "router-2", NameMatch::NoMatch),
+        ];
+        for (t, name, want) in cases {
+            let Ok(tpl) = Template::parse(t) else {
+                assert_eq!(*want, NameMatch::NoMatch);
+                continue;
+            };
+            assert_eq!(tpl.matches(name, host, unit), *want, "{t} ~ {name}");
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = Template::parse("exec-{hostname}-{pid}-{unit}").unwrap();
+        for pid in [1u32, 9, 10, 4_194_304, u32::MAX] {
+            let n = t.render("h-1", pid, "u.service").unwrap();
+            assert_eq!(
+                t.matches(&n, "h-1", "u.service"),
+                NameMatch::Pid(pid),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert_eq!(
+            Template::parse("a-{host}"),
+            Err(TemplateError::Unknown("host".into()))
+        );
+        assert!(matches!(
+            Template::parse("a-{pid"),
+            Err(TemplateError::Unbalanced(_))
+        ));
+        assert!(matches!(
+            Template::parse("a-}"),
+            Err(TemplateError::Unbalanced(_))
+        ));
+        assert_eq!(Template::parse("{pid}{pid}"), Err(TemplateError::PidTwice));
+        assert_eq!(Template::parse(""), Err(TemplateError::Empty));
+    }
+}

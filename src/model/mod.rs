@@ -1,0 +1,13 @@
+//! The vocabulary every layer shares: what systemd and Redis said in one cycle (the
+//! [`snapshot`]), what the policy asks to read ([`plan`]), consumer name templates
+//! ([`consumer_name`]) and unit name patterns ([`unit_pattern`]). Plain data and pure
+//! functions; it imports nothing of the crate.
+
+pub mod consumer_name;
+pub mod plan;
+pub mod snapshot;
+pub mod time;
+pub mod unit_pattern;
+
+pub use snapshot::*;
+pub use time::{civil_date, fmt_ms, render_key};

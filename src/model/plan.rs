@@ -1,0 +1,52 @@
+//! What to read from Redis in one cycle: the policy writes the plan, the Redis adapter runs it
+//! in one pipelined round trip.
+//!
+//! Every command a plan holds is bounded in server time whatever the length of a pending
+//! list: `XPENDING … - + 1 <consumer>` (a consumer's oldest entry) and `XPENDING … (after + N`
+//! (a window of the group's pending list) seek in the list rather than walk it.
+
+use super::snapshot::{GroupKey, StreamId};
+
+/// When `XINFO STREAM` is needed for a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamInfoNeed {
+    /// The lag was null (or not seen yet): the stream's last ID decides "work waiting".
+    Always,
+    /// The lag was known: only if this cycle's `XINFO GROUPS` reports it null.
+    IfLagNull,
+}
+
+/// A window of a group's pending list: `XPENDING key group (after + count` (`-` without after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// Start after this ID; `None`: from the beginning.
+    pub after: Option<StreamId>,
+    /// At most this many entries.
+    pub count: usize,
+}
+
+/// What to read of one watched `(stream, group)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFetch {
+    /// The group.
+    pub key: GroupKey,
+    /// `XINFO STREAM`.
+    pub stream_info: StreamInfoNeed,
+    /// Consumers whose oldest pending entry to read (`XPENDING key group - + 1 consumer`).
+    pub heads: Vec<String>,
+    /// A window of the group's pending list, for poison entries.
+    pub scan: Option<Scan>,
+    /// Suspects to re-check (`XPENDING key group id id 1`).
+    pub recheck: Vec<StreamId>,
+}
+
+/// The whole cycle's read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchPlan {
+    /// Per watched group (`XINFO GROUPS`, `XINFO CONSUMERS` always).
+    pub groups: Vec<GroupFetch>,
+    /// Streams of `[[pipeline]]`s (`XINFO STREAM`, `XINFO GROUPS`).
+    pub pipeline_streams: Vec<String>,
+    /// Keys of `[[gauge]]`/`[[flag]]`, placeholders expanded (`GET`).
+    pub keys: Vec<String>,
+}

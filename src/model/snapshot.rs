@@ -1,0 +1,452 @@
+//! The snapshot the policy judges: what systemd and Redis said in one cycle, and the clock.
+//! Plain data, filled by the adapters, read by the policy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why something could not be read this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
+pub enum ReadError {
+    /// The bus or the server cannot be reached (refused, dropped, reconnecting).
+    #[error("{0}")]
+    Unreachable(String),
+    /// A call took longer than its timeout.
+    #[error("{0}")]
+    Timeout(String),
+    /// Refused for lack of rights (polkit, ACL `NOPERM`).
+    #[error("{0}")]
+    Denied(String),
+    /// The server answered with an error (`NOGROUP`, `WRONGTYPE`, no such key, …).
+    #[error("{0}")]
+    Server(String),
+    /// The reply had an unexpected shape.
+    #[error("{0}")]
+    Reply(String),
+}
+
+/// A stream entry ID `ms-seq`, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    /// The millisecond part.
+    pub ms: u64,
+    /// The sequence part.
+    pub seq: u64,
+}
+
+impl FromStr for StreamId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        Ok(StreamId {
+            ms: ms.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+            seq: seq.parse().map_err(|_| format!("bad stream ID {s:?}"))?,
+        })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A systemd string that names one of a few states, kept as its own word where systemd adds
+/// one this code does not know.
+macro_rules! systemd_state {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+            /// A state this code does not know, as systemd said it.
+            Other(String),
+        }
+
+        impl $name {
+            /// The word systemd uses.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($text => $name::$variant,)+
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(String::deserialize(d)?.as_str().into())
+            }
+        }
+    };
+}
+
+systemd_state! {
+    /// A unit's `ActiveState`.
+    ActiveState {
+        /// Started and running.
+        Active = "active",
+        /// Reloading its configuration (still up).
+        Reloading = "reloading",
+        /// Stopped.
+        Inactive = "inactive",
+        /// Stopped after a failure.
+        Failed = "failed",
+        /// Starting.
+        Activating = "activating",
+        /// Stopping.
+        Deactivating = "deactivating",
+    }
+}
+
+systemd_state! {
+    /// A unit's `LoadState`.
+    LoadState {
+        /// Its unit file was loaded.
+        Loaded = "loaded",
+        /// No unit file.
+        NotFound = "not-found",
+        /// Masked.
+        Masked = "masked",
+        /// Loading failed.
+        Error = "error",
+    }
+}
+
+impl ActiveState {
+    /// Up for our purposes: active, or reloading.
+    pub fn is_up(&self) -> bool {
+        matches!(self, ActiveState::Active | ActiveState::Reloading)
+    }
+}
+
+/// One unit as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitState {
+    /// The unit's name.
+    pub name: String,
+    /// `LoadState`.
+    pub load_state: LoadState,
+    /// `ActiveState`.
+    pub active_state: ActiveState,
+    /// `SubState` (`running`, `start-pre`, …).
+    pub sub_state: String,
+    /// 0 when the unit has no main process.
+    pub main_pid: u32,
+    /// `ActiveEnterTimestamp`, realtime microseconds; 0 if never active.
+    pub active_enter_usec: u64,
+    /// The service's `Result` (`success`, `start-limit-hit`, `watchdog`, …); empty for non-services.
+    pub result: String,
+}
+
+impl UnitState {
+    /// Active, running, with a main process: its consumers can take work.
+    pub fn is_running(&self) -> bool {
+        self.active_state.is_up() && self.sub_state == "running" && self.main_pid != 0
+    }
+}
+
+/// `XINFO STREAM` (the fields the policy needs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// 0 when not asked (the group's lag was known).
+    pub length: u64,
+    /// The group's last-delivered ID when not asked: then the lag is known and decides.
+    pub last_generated_id: StreamId,
+    /// From Redis 7.0.
+    pub entries_added: Option<u64>,
+}
+
+/// One entry of `XINFO GROUPS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The group's name.
+    pub name: String,
+    /// Its consumers.
+    pub consumers: u64,
+    /// Entries delivered and not acknowledged.
+    pub pending: u64,
+    /// The last ID delivered to any of its consumers.
+    pub last_delivered_id: StreamId,
+    /// From Redis 7.0; may be null.
+    pub entries_read: Option<u64>,
+    /// From Redis 7.0; null when Redis cannot tell (arbitrary SETID, deleted or trimmed entries).
+    pub lag: Option<u64>,
+}
+
+/// One entry of `XINFO CONSUMERS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerInfo {
+    /// The consumer's name.
+    pub name: String,
+    /// Entries it holds.
+    pub pending: u64,
+    /// Before 7.2: since the last read that returned entries. From 7.2: since the last attempt.
+    pub idle_ms: u64,
+    /// From 7.2: since the last read that returned entries (-1: never). `None` on older servers.
+    pub inactive_ms: Option<i64>,
+}
+
+/// One pending entry (extended `XPENDING`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEntry {
+    /// The entry.
+    pub id: StreamId,
+    /// Who holds it.
+    pub consumer: String,
+    /// Since its last delivery.
+    pub idle_ms: u64,
+    /// How often it was delivered.
+    pub deliveries: u64,
+}
+
+/// A window of a group's pending list, as the plan asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReply {
+    /// The window started after this ID (`None`: at the beginning).
+    pub after: Option<StreamId>,
+    /// It asked for at most this many entries.
+    pub count: usize,
+    /// What the list held there.
+    pub entries: Vec<PendingEntry>,
+}
+
+/// Everything Redis said about one `(stream, group)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupData {
+    /// The stream.
+    pub stream: StreamInfo,
+    /// The group.
+    pub group: GroupInfo,
+    /// Its consumers.
+    pub consumers: Vec<ConsumerInfo>,
+    /// The oldest pending entry of each consumer the plan asked about (`None`: it holds none).
+    #[serde(default)]
+    pub heads: BTreeMap<String, Option<PendingEntry>>,
+    /// The window of the pending list read for poison entries, if the plan asked for one.
+    #[serde(default)]
+    pub scan: Option<ScanReply>,
+    /// The suspects the plan asked to re-check that are still pending (`None`: not asked).
+    #[serde(default)]
+    pub rechecked: Option<Vec<PendingEntry>>,
+}
+
+impl GroupInfo {
+    /// Entries of `stream` not yet delivered to any consumer of the group: the lag, or where
+    /// Redis reports it null, the last-delivered ID behind the stream's last ID.
+    pub fn work_waiting(&self, stream: &StreamInfo) -> bool {
+        match self.lag {
+            Some(lag) => lag > 0,
+            None => self.last_delivered_id < stream.last_generated_id,
+        }
+    }
+}
+
+impl GroupData {
+    /// Entries not yet delivered to any consumer of the group.
+    pub fn work_waiting(&self) -> bool {
+        self.group.work_waiting(&self.stream)
+    }
+
+    /// A consumer of the group by name.
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerInfo> {
+        self.consumers.iter().find(|c| c.name == name)
+    }
+}
+
+/// A stream and one of its consumer groups: what a binding reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupKey {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+}
+
+/// What Redis said in one pipelined round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisSnapshot {
+    /// Per distinct `(stream, group)`: its data, or the error that binding gets (NOGROUP, …).
+    #[serde(with = "pairs")]
+    pub groups: BTreeMap<GroupKey, Result<GroupData, ReadError>>,
+    /// Per pipeline stream: `XINFO STREAM` and all its groups (`XINFO GROUPS`).
+    #[serde(default)]
+    pub streams: BTreeMap<String, Result<(StreamInfo, Vec<GroupInfo>), ReadError>>,
+    /// Per key of `[[gauge]]`/`[[flag]]` (placeholders expanded): its value, `None` if absent.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Result<Option<String>, ReadError>>,
+}
+
+/// One cycle's view of the world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Realtime clock, microseconds since the epoch.
+    pub now_usec: u64,
+    /// This host's name (`{hostname}`).
+    pub hostname: String,
+    /// The agent's own unit: never acted on.
+    pub self_unit: Option<String>,
+    /// Units matching the watched patterns, or why systemd could not be asked.
+    pub units: Result<Vec<UnitState>, ReadError>,
+    /// What Redis said, or why it could not be read.
+    pub redis: Result<RedisSnapshot, ReadError>,
+    /// Liveness of the PIDs found in consumer names (true: a process exists, EPERM included).
+    #[serde(default)]
+    pub live_pids: BTreeMap<u32, bool>,
+    /// The unit each live PID asked about runs in (`None`: none); a PID systemd could not be
+    /// asked about is absent.
+    #[serde(default)]
+    pub pid_units: BTreeMap<u32, Option<String>>,
+    /// The local time zone's offset from UTC, seconds (for `{date}` in key names).
+    #[serde(default)]
+    pub utc_offset_secs: i64,
+}
+
+/// Serialises a map with structured keys as a list of `[key, value]` pairs (JSON object keys
+/// must be strings).
+pub mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the map as pairs.
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    /// Reads pairs back into a map.
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_order_numerically() {
+        let a: StreamId = "1700000000000-9".parse().unwrap();
+        let b: StreamId = "1700000000000-10".parse().unwrap();
+        assert!(a < b);
+        assert_eq!(b.to_string(), "1700000000000-10");
+        assert_eq!("5".parse::<StreamId>().unwrap(), StreamId { ms: 5, seq: 0 });
+        assert!("x-1".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn work_waiting_uses_lag_then_ids() {
+        let mut g = GroupData {
+            stream: StreamInfo {
+                length: 3,
+                last_generated_id: StreamId { ms: 3, seq: 0 },
+                entries_added: Some(3),
+            },
+            group: GroupInfo {
+                name: "g".into(),
+                consumers: 0,
+                pending: 0,
+                last_delivered_id: StreamId { ms: 3, seq: 0 },
+                entries_read: Some(3),
+                lag: Some(0),
+            },
+            consumers: vec![],
+            heads: BTreeMap::new(),
+            scan: None,
+            rechecked: None,
+        };
+        assert!(!g.work_waiting());
+        g.group.lag = Some(2);
+        assert!(g.work_waiting());
+        g.group.lag = None;
+        assert!(!g.work_waiting(), "null lag, delivered up to the last id");
+        g.group.last_delivered_id = StreamId { ms: 2, seq: 0 };
+        assert!(
+            g.work_waiting(),
+            "null lag, last delivered behind the stream"
+        );
+    }
+
+    #[test]
+    fn systemd_states_keep_words_they_do_not_know() {
+        assert_eq!(ActiveState::from("active"), ActiveState::Active);
+        assert!(ActiveState::from("reloading").is_up());
+        let odd = ActiveState::from("refreshing");
+        assert_eq!(odd, ActiveState::Other("refreshing".into()));
+        assert_eq!(odd.to_string(), "refreshing");
+        assert_eq!(
+            serde_json::to_string(&LoadState::NotFound).unwrap(),
+            "\"not-found\""
+        );
+    }
+
+    #[test]
+    fn snapshots_round_trip_through_json() {
+        let mut r = RedisSnapshot::default();
+        r.groups.insert(
+            GroupKey {
+                stream: "s".into(),
+                group: "g".into(),
+            },
+            Err(ReadError::Server("NOGROUP".into())),
+        );
+        let s = Snapshot {
+            now_usec: 1,
+            hostname: "h".into(),
+            self_unit: None,
+            units: Err(ReadError::Unreachable("no bus".into())),
+            redis: Ok(r),
+            live_pids: BTreeMap::new(),
+            pid_units: BTreeMap::new(),
+            utc_offset_secs: 0,
+        };
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Snapshot>(&j).unwrap(), s);
+    }
+}

@@ -1,0 +1,130 @@
+//! Unit name patterns with the shell globs systemd's `ListUnitsByPatterns` accepts
+//! (`*`, `?`, `[abc]`, `[a-z]`, `[!x]`), matched the way `fnmatch(3)` does without flags.
+
+/// Whether `name` matches `pattern`.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    glob(&p, &n)
+}
+
+/// Whether `name` matches any of `patterns`.
+pub fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| matches(p, name))
+}
+
+fn glob(p: &[char], n: &[char]) -> bool {
+    // Iterative with one backtrack point for the last `*`: linear for typical patterns.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((ok, len)) = class(&p[pi..], n[ni]) {
+                        if ok {
+                            pi += len;
+                            ni += 1;
+                            continue;
+                        }
+                    } else if n[ni] == '[' {
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                '\\' if pi + 1 < p.len() && p[pi + 1] == n[ni] => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
+                }
+                c if c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Matches `c` against the bracket expression at the start of `p`. Returns whether it matched
+/// and the expression's length, or `None` when `[` does not start a valid expression.
+fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() {
+        let ch = p[i];
+        if ch == ']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            if p[i] <= c && c <= p[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if ch == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            ("quantum-*.service", "quantum-execution.service", true),
+            ("quantum-*.service", "quantum-.service", true),
+            ("quantum-*.service", "quantum-execution.timer", false),
+            ("quantum-*.service", "xquantum-a.service", false),
+            ("quantum-?.service", "quantum-a.service", true),
+            ("quantum-?.service", "quantum-ab.service", false),
+            ("quantum-[ae]*.service", "quantum-execution.service", true),
+            ("quantum-[!ae]*.service", "quantum-execution.service", false),
+            ("quantum-[a-f]x", "quantum-cx", true),
+            ("quantum-[a-f]x", "quantum-gx", false),
+            ("*", "anything", true),
+            ("*-*-*", "a-b-c", true),
+            ("*-*-*", "a-b", false),
+            ("a[", "a[", true),
+            ("exact.service", "exact.service", true),
+            ("exact.service", "exact.services", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(matches(p, n), want, "{p} ~ {n}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Prometheus metrics: served at `/metrics` on `metrics.listen` (a unix socket by default, or
+//! `HOST:PORT`, see [`serve`]) and written to `metrics.textfile_dir` for node_exporter's
+//! textfile collector (see [`textfile`]).
+//!
+//! Cardinality is bounded: labels are units, streams, groups and consumers of watched groups
+//! only, never message IDs; consumer series are capped at `metrics.max_consumer_series`, and
+//! what the cap drops is counted.
+
+pub mod observe;
+pub mod serve;
+pub mod textfile;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::model::{GroupKey, Snapshot};
+use crate::policy::Decision;
+
+pub use serve::serve;
+pub use textfile::{AGENT_TEXTFILE, RECOVER_TEXTFILE, parse_samples, to_prometheus_text};
+
+/// Label pairs of one series.
+pub type Labels = Vec<(String, String)>;
+type FGauge = Gauge<f64, AtomicU64>;
+
+fn l(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The latest cycle, kept for building gauges when they are read.
+struct Observed {
+    snap: Snapshot,
+    d: Decision,
+    unit_of: BTreeMap<GroupKey, String>,
+    max_series: usize,
+    fresh: bool,
+}
+
+/// Every metric the agent exports.
+pub struct Metrics {
+    registry: Registry,
+    latest: Mutex<Option<Observed>>,
+    claimed: Family<Labels, Counter>,
+    ghosts: Family<Labels, Counter>,
+    deleted: Family<Labels, Counter>,
+    restarts: Family<Labels, Counter>,
+    requeued: Family<Labels, Counter>,
+    dead_lettered: Family<Labels, Counter>,
+    verdict: Family<Labels, Gauge>,
+    consumer_idle: Family<Labels, FGauge>,
+    consumer_inactive: Family<Labels, FGauge>,
+    consumer_pending: Family<Labels, Gauge>,
+    group_lag: Family<Labels, Gauge>,
+    group_pending: Family<Labels, Gauge>,
+    entries_added: Family<Labels, Counter>,
+    added_seen: Mutex<BTreeMap<String, u64>>,
+    budget_remaining: Family<Labels, Gauge>,
+    stalled: Family<Labels, Gauge>,
+    key_value: Family<Labels, FGauge>,
+    key_limit: Family<Labels, FGauge>,
+    up: Gauge,
+    cycle: Histogram,
+    last_cycle: FGauge,
+    redis_errors: Counter,
+    dbus_errors: Counter,
+    series_dropped: Counter,
+    round_trips: Counter,
+    round_trips_seen: Mutex<u64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every metric, registered.
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            latest: Mutex::new(None),
+            claimed: Family::default(),
+            ghosts: Family::default(),
+            deleted: Family::default(),
+            restarts: Family::default(),
+            requeued: Family::default(),
+            dead_lettered: Family::default(),
+            verdict: Family::default(),
+            consumer_idle: Family::default(),
+            consumer_inactive: Family::default(),
+            consumer_pending: Family::default(),
+            group_lag: Family::default(),
+            group_pending: Family::default(),
+            entries_added: Family::default(),
+            added_seen: Mutex::new(BTreeMap::new()),
+            budget_remaining: Family::default(),
+            stalled: Family::default(),
+            key_value: Family::default(),
+            key_limit: Family::default(),
+            up: Gauge::default(),
+            cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            last_cycle: FGauge::default(),
+            redis_errors: Counter::default(),
+            dbus_errors: Counter::default(),
+            series_dropped: Counter::default(),
+            round_trips: Counter::default(),
+            round_trips_seen: Mutex::new(0),
+        };
+        let mut r = Registry::default();
+        m.register_recovery(&mut r);
+        m.register_units_and_groups(&mut r);
+        m.register_agent(&mut r);
+        m.registry = r;
+        m
+    }
+
+    /// What recovery did (counters get their `_total` suffix from the encoder).
+    fn register_recovery(&self, r: &mut Registry) {
+        let help = "Pending entries claimed from dead consumers (handoff or park)";
+        r.register(
+            "quantum_stream_recovery_claimed",
+            help,
+            self.claimed.clone(),
+        );
+        let help = "Pending entries of dead consumers no longer in the stream (left the pending list, nothing to move)";
+        r.register("quantum_stream_recovery_ghosts", help, self.ghosts.clone());
+        let help = "Dead or zombie consumers deleted";
+        r.register(
+            "quantum_stream_recovery_deleted",
+            help,
+            self.deleted.clone(),
+        );
+        let help = "Restarts issued, by unit and cause";
+        r.register("quantum_watchdog_restarts", help, self.restarts.clone());
+        let help = "Entries requeued (copied and the original acknowledged)";
+        r.register("quantum_watchdog_requeued", help, self.requeued.clone());
+        let help = "Entries moved to a dead-letter stream";
+        r.register(
+            "quantum_watchdog_dead_lettered",
+            help,
+            self.dead_lettered.clone(),
+        );
+    }
+
+    /// What the units, groups, consumers, pipelines and keys look like.
+    fn register_units_and_groups(&self, r: &mut Registry) {
+        let help = "1 for the unit's current verdict, 0 for the others";
+        r.register("quantum_watchdog_unit_verdict", help, self.verdict.clone());
+        let help = "XINFO CONSUMERS idle";
+        r.register(
+            "quantum_watchdog_consumer_idle_seconds",
+            help,
+            self.consumer_idle.clone(),
+        );
+        let help = "XINFO CONSUMERS inactive (Redis 7.2+)";
+        let m = self.consumer_inactive.clone();
+        r.register("quantum_watchdog_consumer_inactive_seconds", help, m);
+        let help = "Entries pending on the consumer";
+        r.register(
+            "quantum_watchdog_consumer_pending",
+            help,
+            self.consumer_pending.clone(),
+        );
+        let help = "Entries not yet delivered to the group (absent when Redis reports null)";
+        r.register("quantum_watchdog_group_lag", help, self.group_lag.clone());
+        let help = "Entries delivered to the group and not acknowledged";
+        r.register(
+            "quantum_watchdog_group_pending",
+            help,
+            self.group_pending.clone(),
+        );
+        let help = "Entries added to the stream (XINFO STREAM entries-added)";
+        let m = self.entries_added.clone();
+        r.register("quantum_watchdog_stream_entries_added", help, m);
+        let help = "Restarts left in the unit's budget window";
+        let m = self.budget_remaining.clone();
+        r.register("quantum_watchdog_restart_budget_remaining", help, m);
+        let help = "1 when the group's stage of a pipeline is stalled";
+        r.register(
+            "quantum_watchdog_pipeline_stalled",
+            help,
+            self.stalled.clone(),
+        );
+        let help = "Value of a watched Redis key ([[gauge]])";
+        r.register("quantum_watchdog_key_value", help, self.key_value.clone());
+        let help = "Limit of a watched Redis key ([[gauge]])";
+        r.register("quantum_watchdog_key_limit", help, self.key_limit.clone());
+    }
+
+    /// The agent itself.
+    fn register_agent(&self, r: &mut Registry) {
+        let help = "1 when systemd and Redis were both readable in the last cycle";
+        r.register("quantum_watchdog_up", help, self.up.clone());
+        let help = "Duration of one complete cycle";
+        r.register(
+            "quantum_watchdog_cycle_duration_seconds",
+            help,
+            self.cycle.clone(),
+        );
+        let help = "When the last cycle completed (Unix time)";
+        let m = self.last_cycle.clone();
+        r.register("quantum_watchdog_last_cycle_timestamp_seconds", help, m);
+        let help = "Cycles in which Redis could not be read";
+        r.register(
+            "quantum_watchdog_redis_errors",
+            help,
+            self.redis_errors.clone(),
+        );
+        let help = "Cycles in which systemd could not be asked";
+        r.register(
+            "quantum_watchdog_dbus_errors",
+            help,
+            self.dbus_errors.clone(),
+        );
+        let help = "Consumer series left out by metrics.max_consumer_series";
+        let m = self.series_dropped.clone();
+        r.register("quantum_watchdog_consumer_series_dropped", help, m);
+        let version = Info::new(vec![(
+            "version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )]);
+        r.register("quantum_watchdog_build", "Build information", version);
+        let help = "Requests sent to Redis (a pipeline counts once)";
+        r.register(
+            "quantum_watchdog_redis_round_trips",
+            help,
+            self.round_trips.clone(),
+        );
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Action;
+
+    #[test]
+    fn textfile_format_and_seed_round_trip() {
+        let m = Metrics::new();
+        let a = Action::Delete {
+            unit: None,
+            stream: "s".into(),
+            group: "g\"x".into(),
+            consumer: "c".into(),
+            min_idle_ms: 0,
+            reason: String::new(),
+        };
+        m.record(&a, 1, true);
+        m.record(&a, 1, true);
+        let om = m.encode();
+        assert!(
+            om.contains("quantum_stream_recovery_deleted_total{stream=\"s\",group=\"g\\\"x\"} 2"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"));
+        let text = m.encode_textfile();
+        assert!(
+            text.contains("# TYPE quantum_stream_recovery_deleted_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE quantum_watchdog_build_info gauge"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+        let rec = m.recover_textfile();
+        assert!(
+            rec.contains("quantum_stream_recovery_deleted_total{source=\"recover\",stream=\"s\""),
+            "{rec}"
+        );
+        assert!(!rec.contains("quantum_watchdog_up"), "{rec}");
+        let m2 = Metrics::new();
+        m2.seed(&rec);
+        m2.record(&a, 1, true);
+        assert!(
+            m2.encode()
+                .contains("quantum_stream_recovery_deleted_total{stream=\"s\",group=\"g\\\"x\"} 3")
+        );
+    }
+}

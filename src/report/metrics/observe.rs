@@ -1,0 +1,266 @@
+//! Recording: counters when things happen, gauges built from the latest cycle when someone
+//! reads them.
+
+use std::time::Duration;
+
+use crate::config::{ClaimPolicy, Config};
+use crate::model::{ConsumerInfo, GroupInfo, GroupKey, Snapshot};
+use crate::policy::{Action, Decision, Verdict};
+
+use super::textfile::parse_samples;
+use super::{Metrics, Observed, l};
+
+impl Metrics {
+    /// Records one cycle: counters and the cycle histogram now; the gauges are built from the
+    /// latest cycle when someone reads them (a scrape, a textfile write), not every cycle.
+    pub fn observe(&self, cfg: &Config, snap: Snapshot, d: Decision, cycle: Duration) {
+        self.cycle.observe(cycle.as_secs_f64());
+        self.last_cycle.set(snap.now_usec as f64 / 1e6);
+        if d.redis_error.is_some() {
+            self.redis_errors.inc();
+        }
+        if d.systemd_error.is_some() {
+            self.dbus_errors.inc();
+        }
+        self.up.set(i64::from(
+            d.redis_error.is_none() && d.systemd_error.is_none(),
+        ));
+        if let Ok(r) = &snap.redis {
+            for (k, g) in &r.groups {
+                if let Ok(g) = g {
+                    self.added(&k.stream, g.stream.entries_added);
+                }
+            }
+            for (st, r) in &r.streams {
+                if let Ok((info, _)) = r {
+                    self.added(st, info.entries_added);
+                }
+            }
+        }
+        let unit_of = cfg
+            .watch
+            .iter()
+            .map(|w| (w.key(), w.unit.clone()))
+            .collect();
+        *self.latest.lock().unwrap() = Some(Observed {
+            snap,
+            d,
+            unit_of,
+            max_series: cfg.metrics.max_consumer_series,
+            fresh: true,
+        });
+    }
+
+    /// Rebuilds the gauges from the latest cycle, if it has not been used yet.
+    pub(super) fn fill_gauges(&self) {
+        let mut latest = self.latest.lock().unwrap();
+        let Some(o) = latest.as_mut().filter(|o| o.fresh) else {
+            return;
+        };
+        o.fresh = false;
+        self.fill_units(&o.d);
+        self.fill_groups(o);
+        self.fill_flow_and_keys(&o.d);
+    }
+
+    fn fill_units(&self, d: &Decision) {
+        self.verdict.clear();
+        self.budget_remaining.clear();
+        for u in &d.units {
+            for v in Verdict::ALL {
+                self.verdict
+                    .get_or_create(&l(&[("unit", &u.unit), ("verdict", v.as_str())]))
+                    .set(i64::from(v == u.verdict));
+            }
+            let left = i64::from(u.restart_budget) - i64::from(u.restarts_in_window);
+            self.budget_remaining
+                .get_or_create(&l(&[("unit", &u.unit)]))
+                .set(left.max(0));
+        }
+    }
+
+    /// Groups and their consumers; consumer series capped at `max_consumer_series`.
+    fn fill_groups(&self, o: &Observed) {
+        self.consumer_idle.clear();
+        self.consumer_inactive.clear();
+        self.consumer_pending.clear();
+        self.group_lag.clear();
+        self.group_pending.clear();
+        let Ok(r) = &o.snap.redis else { return };
+        let mut series = 0usize;
+        let mut dropped = 0u64;
+        for (k, g) in &r.groups {
+            let Ok(g) = g else { continue };
+            self.group_gauges(&k.stream, &g.group);
+            let unit = o.unit_of.get(k).map(String::as_str).unwrap_or("");
+            for c in &g.consumers {
+                if series >= o.max_series {
+                    dropped += 1;
+                    continue;
+                }
+                series += 1;
+                self.consumer_gauges(unit, k, c);
+            }
+        }
+        for (st, r) in &r.streams {
+            for g in r.iter().flat_map(|(_, groups)| groups) {
+                self.group_gauges(st, g);
+            }
+        }
+        self.series_dropped.inc_by(dropped);
+    }
+
+    fn group_gauges(&self, stream: &str, g: &GroupInfo) {
+        let gl = l(&[("stream", stream), ("group", &g.name)]);
+        if let Some(lag) = g.lag {
+            self.group_lag.get_or_create(&gl).set(lag as i64);
+        }
+        self.group_pending.get_or_create(&gl).set(g.pending as i64);
+    }
+
+    fn consumer_gauges(&self, unit: &str, k: &GroupKey, c: &ConsumerInfo) {
+        let cl = l(&[
+            ("unit", unit),
+            ("stream", &k.stream),
+            ("group", &k.group),
+            ("consumer", &c.name),
+        ]);
+        self.consumer_idle
+            .get_or_create(&cl)
+            .set(c.idle_ms as f64 / 1000.0);
+        self.consumer_pending
+            .get_or_create(&cl)
+            .set(c.pending as i64);
+        if let Some(i) = c.inactive_ms.filter(|i| *i >= 0) {
+            self.consumer_inactive
+                .get_or_create(&cl)
+                .set(i as f64 / 1000.0);
+        }
+    }
+
+    fn fill_flow_and_keys(&self, d: &Decision) {
+        self.stalled.clear();
+        for p in &d.pipelines {
+            for s in &p.stages {
+                for g in &s.groups {
+                    self.stalled
+                        .get_or_create(&l(&[
+                            ("pipeline", &p.name),
+                            ("stream", &s.stream),
+                            ("group", &g.group),
+                        ]))
+                        .set(i64::from(g.stalled));
+                }
+            }
+        }
+        self.key_value.clear();
+        self.key_limit.clear();
+        for g in &d.gauges {
+            let gl = l(&[("name", &g.name)]);
+            if let Some(v) = g.value {
+                self.key_value.get_or_create(&gl).set(v);
+            }
+            self.key_limit.get_or_create(&gl).set(g.limit);
+        }
+    }
+
+    fn added(&self, stream: &str, added: Option<u64>) {
+        let Some(now) = added else { return };
+        let mut seen = self.added_seen.lock().unwrap();
+        let prev = seen.insert(stream.to_string(), now);
+        let c = self.entries_added.get_or_create(&l(&[("stream", stream)]));
+        match prev {
+            // The counter starts at the stream's own count, then follows it; a stream that was
+            // recreated (count went down) starts counting again from its new count.
+            None => c.inc_by(now),
+            Some(p) if now >= p => c.inc_by(now - p),
+            Some(_) => c.inc_by(now),
+        };
+    }
+
+    /// Follows the Redis adapter's own count of round trips.
+    pub fn round_trips(&self, total: u64) {
+        let mut seen = self.round_trips_seen.lock().unwrap();
+        self.round_trips.inc_by(total.saturating_sub(*seen));
+        *seen = total;
+    }
+
+    /// Counts one carried-out action; `moved` entries for claims and requeues.
+    pub fn record(&self, a: &Action, moved: u64, ok: bool) {
+        match a {
+            Action::Restart { unit, cause, .. } => {
+                self.restarts
+                    .get_or_create(&l(&[("unit", unit), ("reason", cause.as_str())]))
+                    .inc();
+            }
+            Action::Claim {
+                unit,
+                stream,
+                group,
+                policy,
+                ..
+            } if ok => {
+                let p = if *policy == ClaimPolicy::Park {
+                    "park"
+                } else {
+                    "handoff"
+                };
+                self.claimed
+                    .get_or_create(&l(&[
+                        ("unit", unit),
+                        ("stream", stream),
+                        ("group", group),
+                        ("policy", p),
+                    ]))
+                    .inc_by(moved);
+            }
+            Action::Requeue {
+                unit,
+                stream,
+                group,
+                ..
+            } if ok => {
+                self.requeued
+                    .get_or_create(&l(&[("unit", unit), ("stream", stream), ("group", group)]))
+                    .inc_by(moved);
+            }
+            Action::DeadLetter { stream, group, .. } if ok && moved > 0 => {
+                self.dead_lettered
+                    .get_or_create(&l(&[("stream", stream), ("group", group)]))
+                    .inc();
+            }
+            Action::Delete { stream, group, .. } if ok && moved > 0 => {
+                self.deleted
+                    .get_or_create(&l(&[("stream", stream), ("group", group)]))
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts pending entries of a dead consumer that were no longer in the stream.
+    pub fn record_ghosts(&self, stream: &str, group: &str, n: u64) {
+        if n > 0 {
+            self.ghosts
+                .get_or_create(&l(&[("stream", stream), ("group", group)]))
+                .inc_by(n);
+        }
+    }
+
+    /// Adds counter values read back from an earlier textfile (the oneshot `recover` keeps its
+    /// counters across runs this way).
+    pub fn seed(&self, text: &str) {
+        for (name, mut labels, v) in parse_samples(text) {
+            labels.retain(|(k, _)| k != "source");
+            let fam = match name.as_str() {
+                "quantum_stream_recovery_claimed_total" => &self.claimed,
+                "quantum_stream_recovery_ghosts_total" => &self.ghosts,
+                "quantum_stream_recovery_deleted_total" => &self.deleted,
+                "quantum_watchdog_requeued_total" => &self.requeued,
+                "quantum_watchdog_dead_lettered_total" => &self.dead_lettered,
+                _ => continue,
+            };
+            fam.get_or_create(&labels).inc_by(v as u64);
+        }
+    }
+}

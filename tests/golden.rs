@@ -1,0 +1,95 @@
+//! Golden trees: `status` built from a recorded snapshot and rendered, compared byte for byte.
+//!
+//! Each directory of `tests/golden/status/` holds the inputs — `config.toml`, `snapshot.json`
+//! (what systemd and Redis said, and the clock) and optionally `agent.json` (the running
+//! agent's state file and whether its PID lives) — and the outputs: `expected.txt` (the
+//! table), `expected-pipeline.txt` (`--pipeline`) and `expected.json` (`--json`).
+//! `QW_BLESS=1 cargo test --test golden` rewrites the outputs after a deliberate change.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use quantum_watchdog::config::from_fragments;
+use quantum_watchdog::model::Snapshot;
+use quantum_watchdog::report::state::AgentState;
+use quantum_watchdog::report::status::{self, AgentLook};
+
+#[derive(Deserialize)]
+struct Agent {
+    pid_alive: bool,
+    state: AgentState,
+}
+
+fn cases() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/status");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no cases in {}", root.display());
+    v
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
+}
+
+/// Compares with the golden file; `QW_BLESS=1` rewrites it.
+fn golden(dir: &Path, name: &str, actual: &str) -> Result<(), String> {
+    let path = dir.join(name);
+    if std::env::var("QW_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if want == actual {
+        return Ok(());
+    }
+    Err(format!(
+        "{} differs (QW_BLESS=1 cargo test --test golden rewrites it):\n--- expected\n{want}\n--- actual\n{actual}",
+        path.display()
+    ))
+}
+
+#[test]
+fn status_renders_as_recorded() {
+    let mut failures = Vec::new();
+    for dir in cases() {
+        let cfg = from_fragments(&[("config.toml".into(), read(&dir, "config.toml"))])
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let snap: Snapshot = serde_json::from_str(&read(&dir, "snapshot.json"))
+            .unwrap_or_else(|e| panic!("{}/snapshot.json: {e}", dir.display()));
+        let agent: Option<Agent> = dir
+            .join("agent.json")
+            .exists()
+            .then(|| serde_json::from_str(&read(&dir, "agent.json")).unwrap());
+        let look = agent.as_ref().map(|a| AgentLook {
+            state: &a.state,
+            pid_alive: a.pid_alive,
+        });
+        let st = status::build(
+            &cfg,
+            &snap,
+            look,
+            Path::new("/run/quantum-watchdog/state.json"),
+        );
+        let json = format!("{}\n", serde_json::to_string_pretty(&st).unwrap());
+        for (name, text) in [
+            ("expected.txt", status::render(&st, false)),
+            (
+                "expected-pipeline.txt",
+                status::render_pipelines(&st, false),
+            ),
+            ("expected.json", json),
+        ] {
+            if let Err(e) = golden(&dir, name, &text) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
