@@ -25,7 +25,7 @@ dead_pid() { sh -c 'true & p=$!; wait; echo $p'; }
 echo "quantum-watchdog $("$QW_BIN" --version | cut -d' ' -f2) (release), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on a unix socket, $(nproc) cores, $(date -u +%F)"
 
 # ------------------------------------------------------------------------------------------
-ONLY=${BENCH_ONLY:-12345}
+ONLY=${BENCH_ONLY:-123456}
 if [[ $ONLY == *1* ]]; then
 echo
 echo "## 1. Reclaim: a dead consumer holding 100 000 pending entries"
@@ -389,4 +389,149 @@ row(f"steady state: agent cycling, {n:,} pending, {steady} s", steady_slow, "ste
 print(f"\nquantum-watchdog's own log: {line}")
 PY
 systemctl --user stop quantum-bench-impact.service
+fi
+if [[ $ONLY == *6* ]]; then
+# ------------------------------------------------------------------------------------------
+DEPLOY=${BENCH_DEPLOY_SECS:-60}
+echo
+echo "## 6. Deployments: 100 bindings, interval 1 s, ${DEPLOY} s each; the Sentinel failover gap"
+D=$B/deploy; mkdir -p "$D"
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A CA and a server certificate for 127.0.0.1 (openssl), as a production TLS setup has.
+(cd "$D" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+    -out ca.pem -days 2 -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+ printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n' > srv.ext
+ openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr \
+    -subj /CN=127.0.0.1 2>/dev/null
+ openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 \
+    -extfile srv.ext 2>/dev/null)
+TCP=$(freeport); TLS=$(freeport)
+redis-server --port "$TCP" --tls-port "$TLS" --tls-cert-file "$D/srv.pem" --tls-key-file "$D/srv.key" \
+    --tls-ca-cert-file "$D/ca.pem" --tls-auth-clients no --save '' --appendonly no --dir "$D" \
+    --daemonize yes --pidfile "$D/single.pid" --logfile "$D/single.log" >/dev/null
+NODES=()
+for i in 0 1 2; do
+    p=$(freeport); bus=$(freeport); mkdir -p "$D/n$i"
+    redis-server --port "$p" --cluster-enabled yes --cluster-port "$bus" \
+        --cluster-config-file "$D/n$i/nodes.conf" --save '' --appendonly no --dir "$D/n$i" \
+        --daemonize yes --pidfile "$D/n$i/pid" --logfile "$D/n$i/log" >/dev/null
+    NODES+=("127.0.0.1:$p")
+done
+sleep 0.5
+redis-cli -p "$TCP" ping >/dev/null
+redis-cli --cluster create "${NODES[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+for _ in $(seq 100); do redis-cli -p "${NODES[0]#*:}" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+for i in $(seq -w 0 99); do unit_sleep "quantum-d-$i"; done
+systemctl --user daemon-reload
+for i in $(seq -w 0 99); do systemctl --user start --no-block "quantum-d-$i.service"; done
+sleep 2
+: > "$D/watches"
+for i in $(seq -w 0 99); do
+    p=$(mainpid "quantum-d-$i.service")
+    {
+        echo "XADD bench:d:$i * n 1"
+        echo "XGROUP CREATE bench:d:$i g \$"
+        echo "XGROUP CREATECONSUMER bench:d:$i g d$i-$HOST-$p"
+        for k in $(seq 0 9); do echo "XGROUP CREATECONSUMER bench:d:$i g other-$i-$k"; done
+    } > "$D/seed-$i"
+    redis-cli -p "$TCP" < "$D/seed-$i" >/dev/null
+    redis-cli -c -p "${NODES[0]#*:}" < "$D/seed-$i" >/dev/null
+    printf '[[watch]]\nunit = "quantum-d-%s.service"\nstream = "bench:d:%s"\ngroup = "g"\nconsumer = "d%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$D/watches"
+done
+quoted() { local IFS=,; local a=(); for n in "$@"; do a+=("\"$n\""); done; echo "${a[*]}"; }
+# run_variant NAME REDIS-LINES: the agent for DEPLOY s; cycle and Redis-read times from its log.
+run_variant() {
+    { echo 'mode = "observe"'; echo 'interval = "1s"'; echo 'units = ["quantum-d-*.service"]'
+      echo 'metrics.listen = ""'; echo "$2"; cat "$D/watches"; } > "$D/$1.toml"
+    QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$D/$1.toml" agent 2>"$D/$1.log" &
+    local ag=$!
+    sleep $((DEPLOY + 3))
+    kill $ag; wait $ag 2>/dev/null || true
+    local cyc red
+    cyc=$(sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' "$D/$1.log" | tail -n +4)
+    red=$(sed -n 's/.*redis \([0-9.]*\) ms (read).*/\1/p' "$D/$1.log" | tail -n +4)
+    local unread; unread=$(grep -c '(not read)' "$D/$1.log" || true)
+    echo "| $1 | $(echo "$cyc" | pct 50) / $(echo "$cyc" | pct 99) ms | $(echo "$red" | pct 50) / $(echo "$red" | pct 99) ms | $(echo "$cyc" | grep -c .) | $unread |"
+}
+echo "| deployment | cycle p50 / p99 | Redis read p50 / p99 | cycles | cycles not read |"
+echo "|---|---:|---:|---:|---:|"
+run_variant "standalone TCP" "redis.url = \"redis://127.0.0.1:$TCP\""
+run_variant "standalone TLS" "redis.url = \"rediss://127.0.0.1:$TLS\"
+redis.tls.ca_file = \"$D/ca.pem\""
+run_variant "cluster of 3" "redis.cluster = [$(quoted "${NODES[@]}")]"
+for i in $(seq -w 0 99); do systemctl --user stop --no-block "quantum-d-$i.service"; done
+redis-cli -p "$TCP" shutdown nosave >/dev/null 2>&1 || true
+for n in "${NODES[@]}"; do redis-cli -p "${n#*:}" shutdown nosave >/dev/null 2>&1 || true; done
+
+# Sentinel: one master, one replica, three Sentinels; three failovers under a running agent.
+M=$(freeport); RP=$(freeport)
+redis-server --port "$M" --save '' --appendonly no --dir "$D" --daemonize yes \
+    --pidfile "$D/m.pid" --logfile "$D/m.log" >/dev/null
+redis-server --port "$RP" --replicaof 127.0.0.1 "$M" --save '' --appendonly no --dir "$D" \
+    --daemonize yes --pidfile "$D/r.pid" --logfile "$D/r.log" >/dev/null
+SENT=()
+for i in 0 1 2; do
+    p=$(freeport)
+    printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 2\nsentinel down-after-milliseconds mymaster 2000\nsentinel failover-timeout mymaster 5000\n' \
+        "$p" "$D" "$M" > "$D/s$i.conf"
+    redis-server "$D/s$i.conf" --sentinel --daemonize yes --pidfile "$D/s$i.pid" --logfile "$D/s$i.log" >/dev/null
+    SENT+=("127.0.0.1:$p")
+done
+S0=${SENT[0]#*:}
+for _ in $(seq 300); do
+    [ "$(redis-cli -p "$S0" sentinel replicas mymaster 2>/dev/null | grep -c '^name$')" = 1 ] &&
+        [ "$(redis-cli -p "$S0" sentinel sentinels mymaster 2>/dev/null | grep -c '^name$')" = 2 ] && break
+    sleep 0.1
+done
+cat > "$D/sentinel.toml" <<C
+mode = "observe"
+interval = "1s"
+units = []
+metrics.listen = ""
+redis.sentinel = { master = "mymaster", nodes = [$(quoted "${SENT[@]}")] }
+[[watch]]
+unit = "quantum-d-00.service"
+stream = "bench:sentinel"
+group = "g"
+consumer = "d00-{hostname}-{pid}"
+C
+redis-cli -p "$M" XGROUP CREATE bench:sentinel g '$' MKSTREAM >/dev/null
+QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$D/sentinel.toml" agent 2>"$D/sentinel.log" &
+AG=$!
+sleep 3
+echo
+echo "| failover | SENTINEL FAILOVER → a Sentinel names the new master | last read of the old master → first of the new |"
+echo "|---|---:|---:|"
+for n in 1 2 3; do
+    old=$(redis-cli -p "$S0" sentinel get-master-addr-by-name mymaster | paste -sd:)
+    redis-cli -p "${old#*:}" WAIT 1 5000 >/dev/null
+    t=$(now_ns)
+    redis-cli -p "$S0" sentinel failover mymaster >/dev/null
+    for _ in $(seq 300); do
+        new=$(redis-cli -p "$S0" sentinel get-master-addr-by-name mymaster | paste -sd:)
+        [ "$new" != "$old" ] && break; sleep 0.02
+    done
+    named=$(ms_since "$t")
+    for _ in $(seq 300); do grep -q "is now served by $new" "$D/sentinel.log" && break; sleep 0.1; done
+    sleep 3
+    gap=$(python3 - "$D/sentinel.log" "$new" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+def at(l):
+    h, m, s = l.split()[0].split("T")[1].rstrip("Z").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+sw = max(i for i, l in enumerate(lines) if f"is now served by {sys.argv[2]}" in l)
+old = [at(l) for l in lines[:sw] if "(read)" in l][-1]
+new = [at(l) for l in lines[sw:] if "(read)" in l][0]
+print(f"{(new - old) * 1000:.0f}")
+PY
+)
+    echo "| $n ($old → $new) | $named ms | $gap ms |"
+    # The demoted master resyncs as a replica before the next round.
+    for _ in $(seq 300); do redis-cli -p "${old#*:}" info replication | grep -q master_link_status:up && break; sleep 0.1; done
+    sleep 2
+done
+kill $AG; wait $AG 2>/dev/null || true
+for f in "$D"/s?.pid "$D/m.pid" "$D/r.pid"; do kill "$(cat "$f")" 2>/dev/null || true; done
 fi

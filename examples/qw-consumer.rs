@@ -3,6 +3,8 @@
 //! XACKs it. It reads under `<prefix>-<hostname>-<pid>`, like the services of the seeds.
 //!
 //! Usage: qw-consumer REDIS_URL STREAM GROUP PREFIX ACK_LOG
+//! REDIS_URL: `redis://…` or `unix://…`; `sentinel://HOST:PORT,…/MASTER` (the master the
+//! Sentinels name, looked up again at every reconnect); `cluster://HOST:PORT,…` (a cluster).
 //! Environment: QW_WORK_MS (time per entry, default 0), QW_POISON (a value of field `n` it
 //! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet), QW_PEL_EVERY_MS
 //! (how often it rereads its own pending list; default 0: before every read).
@@ -14,7 +16,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::{RedisResult, Value};
+use redis::{ConnectionLike, RedisResult, Value};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -127,16 +129,15 @@ fn run(
     pel_every: Duration,
     poison: Option<&str>,
 ) -> RedisResult<()> {
-    let client = redis::Client::open(url)?;
-    let mut c = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    c.set_read_timeout(Some(Duration::from_millis(block_ms + 2000)))?;
+    let mut c = connect(url, Duration::from_millis(block_ms + 2000))?;
+    let c = c.as_mut();
     let created: RedisResult<Value> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)
         .arg(group)
         .arg("0")
         .arg("MKSTREAM")
-        .query(&mut c);
+        .query(c);
     if let Err(e) = created
         && e.code() != Some("BUSYGROUP")
     {
@@ -160,7 +161,7 @@ fn run(
                 .arg("STREAMS")
                 .arg(stream)
                 .arg("0")
-                .query(&mut c)?;
+                .query(c)?;
             batch = entries(&mine);
             if batch.is_empty() {
                 last_pel = Some(Instant::now());
@@ -184,7 +185,7 @@ fn run(
                 .arg("STREAMS")
                 .arg(stream)
                 .arg(">")
-                .query(&mut c)?;
+                .query(c)?;
             batch = entries(&new);
         }
         for (id, n) in batch {
@@ -194,7 +195,7 @@ fn run(
                     .arg(stream)
                     .arg(group)
                     .arg(&id)
-                    .query(&mut c)?;
+                    .query(c)?;
                 continue;
             };
             if poison == Some(n.as_str()) {
@@ -209,7 +210,32 @@ fn run(
                 .arg(stream)
                 .arg(group)
                 .arg(&id)
-                .query(&mut c)?;
+                .query(c)?;
         }
     }
+}
+
+/// A connection to the server `url` names (see the usage above).
+fn connect(url: &str, read_timeout: Duration) -> RedisResult<Box<dyn ConnectionLike>> {
+    let nodes =
+        |list: &str| -> Vec<String> { list.split(',').map(|n| format!("redis://{n}")).collect() };
+    if let Some(rest) = url.strip_prefix("sentinel://") {
+        let (list, master) = rest.split_once('/').unwrap_or((rest, "mymaster"));
+        let mut s = redis::sentinel::Sentinel::build(nodes(list))?;
+        let client = s.master_for(master, None)?;
+        let c = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        c.set_read_timeout(Some(read_timeout))?;
+        return Ok(Box::new(c));
+    }
+    if let Some(list) = url.strip_prefix("cluster://") {
+        let client = redis::cluster::ClusterClientBuilder::new(nodes(list))
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(read_timeout)
+            .build()?;
+        return Ok(Box::new(client.get_connection()?));
+    }
+    let client = redis::Client::open(url)?;
+    let c = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    c.set_read_timeout(Some(read_timeout))?;
+    Ok(Box::new(c))
 }

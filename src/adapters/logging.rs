@@ -2,6 +2,8 @@
 //! with structured fields (`UNIT=`, `STREAM=`, `GROUP=`, `CONSUMER=`, `ACTION=`, `REASON=`);
 //! otherwise to stderr. One layer, never both.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
@@ -19,8 +21,11 @@ pub fn init(verbose: bool) {
         tracing_subscriber::registry().with(filter).with(j).init();
         return;
     }
+    // Colour only for a terminal (and never with NO_COLOR): a log file gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     tracing_subscriber::registry().with(filter).with(fmt).init();
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use quantum_watchdog::config::{Config, read_password};
+use quantum_watchdog::config::{Config, Secrets, read_secrets};
 use quantum_watchdog::daemon::{self, AgentOptions};
 
 #[derive(Parser)]
@@ -132,25 +132,25 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         user: cli.user,
     };
     let cfg = daemon::load_config(&o).map_err(|e| Failure::Config(e.to_string()))?;
+    let secrets = read_secrets(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
     if let Command::CheckConfig = cli.command {
-        return check_config::run(&cfg);
+        return check_config::run(&cfg, &secrets);
     }
-    let password = read_password(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("cannot start the runtime")))?;
-    rt.block_on(dispatch(cli.command, o, cfg, password))
+    rt.block_on(dispatch(cli.command, o, cfg, secrets))
 }
 
 async fn dispatch(
     command: Command,
     o: AgentOptions,
     cfg: Config,
-    password: Option<String>,
+    secrets: Secrets,
 ) -> Result<u8, Failure> {
     match command {
-        Command::Agent => agent::run(o, cfg, password).await,
+        Command::Agent => agent::run(o, cfg, secrets).await,
         Command::Status {
             json,
             pipeline,
@@ -161,10 +161,10 @@ async fn dispatch(
                 pipeline,
                 watch,
             };
-            status::run(&cfg, o.user, password, view).await
+            status::run(&cfg, o.user, &secrets, view).await
         }
         Command::Recover { units, dry_run } => {
-            recover::run(&cfg, o.user, password, &units, dry_run).await
+            recover::run(&cfg, o.user, &secrets, &units, dry_run).await
         }
         Command::CheckConfig | Command::Completions { .. } => Ok(0),
     }

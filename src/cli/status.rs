@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use quantum_watchdog::adapters::liveness::pid_alive;
 use quantum_watchdog::adapters::state_file;
-use quantum_watchdog::config::Config;
+use quantum_watchdog::config::{Config, Secrets};
 use quantum_watchdog::daemon::gather::World;
 use quantum_watchdog::daemon::load_state;
 use quantum_watchdog::report::status::{self, AgentLook};
@@ -20,13 +20,8 @@ pub struct View {
     pub watch: bool,
 }
 
-pub async fn run(
-    cfg: &Config,
-    user: bool,
-    password: Option<String>,
-    view: View,
-) -> Result<u8, Failure> {
-    let mut world = World::new(cfg, user, password)
+pub async fn run(cfg: &Config, user: bool, secrets: &Secrets, view: View) -> Result<u8, Failure> {
+    let mut world = World::new(cfg, user, secrets)
         .context("redis configuration")?
         .oneshot();
     let tty = std::io::stdout().is_terminal();

@@ -40,8 +40,32 @@ pub(super) struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub(super) url: Option<String>,
+    pub(super) username: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) timeout: Option<HumanDuration>,
+    pub(super) tls: Option<RawTls>,
+    pub(super) sentinel: Option<RawSentinel>,
+    pub(super) cluster: Option<Vec<String>>,
+    pub(super) dead_letter_stream: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) enabled: Option<bool>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) cert_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+    pub(super) insecure_skip_verify: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSentinel {
+    pub(super) master: Option<String>,
+    pub(super) nodes: Option<Vec<String>>,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::fragments::{RawFile, RawParams, RawWatch, parse_fragment};
-use super::validate::{validate_params, validate_top, validate_watch};
-use super::{Config, ConfigError, Params};
+use super::fragments::{RawFile, RawParams, RawRedis, RawWatch, parse_fragment};
+use super::validate::{validate_dead_letter, validate_params, validate_top, validate_watch};
+use super::{Config, ConfigError, Params, RedisConfig, SentinelConfig};
 
 /// Merges fragments `(file name, text)` in order over the built-in defaults and validates.
 pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigError> {
@@ -22,6 +22,10 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         }
         merge_file(&mut cfg, raw);
     }
+    // A standalone rediss:// URL is TLS: say so where check-config prints it.
+    if cfg.redis.url.starts_with("rediss://") {
+        cfg.redis.tls.enabled = true;
+    }
     let last = fragments
         .last()
         .map(|(f, _)| f.clone())
@@ -32,6 +36,7 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         let watch = validate_watch(&file, i, w, &cfg)?;
         cfg.watch.push(watch);
     }
+    validate_dead_letter(&last, &cfg)?;
     Ok(cfg)
 }
 
@@ -73,11 +78,7 @@ fn merge_file(cfg: &mut Config, raw: RawFile) {
         set(&mut cfg.metrics.max_consumer_series, m.max_consumer_series);
     }
     if let Some(r) = raw.redis {
-        set(&mut cfg.redis.url, r.url);
-        if r.password_file.is_some() {
-            cfg.redis.password_file = r.password_file;
-        }
-        set(&mut cfg.redis.timeout, r.timeout);
+        merge_redis(&mut cfg.redis, r);
     }
     // Lists of whole tables: a later fragment that names any replaces them all.
     if !raw.pipeline.is_empty() {
@@ -91,6 +92,39 @@ fn merge_file(cfg: &mut Config, raw: RawFile) {
     }
     if let Some(d) = &raw.defaults {
         cfg.defaults.apply(d);
+    }
+}
+
+/// `[redis]`, `[redis.tls]`, `[redis.sentinel]`, key by key.
+fn merge_redis(c: &mut RedisConfig, r: RawRedis) {
+    if r.url.is_some() {
+        c.url_set = true;
+    }
+    set(&mut c.url, r.url);
+    set_some(&mut c.username, r.username);
+    set_some(&mut c.password_file, r.password_file);
+    set(&mut c.timeout, r.timeout);
+    set(&mut c.cluster, r.cluster);
+    set_some(&mut c.dead_letter_stream, r.dead_letter_stream);
+    if let Some(t) = r.tls {
+        set(&mut c.tls.enabled, t.enabled);
+        set_some(&mut c.tls.ca_file, t.ca_file);
+        set_some(&mut c.tls.cert_file, t.cert_file);
+        set_some(&mut c.tls.key_file, t.key_file);
+        set(&mut c.tls.insecure_skip_verify, t.insecure_skip_verify);
+    }
+    if let Some(s) = r.sentinel {
+        let cur = c.sentinel.get_or_insert_with(SentinelConfig::default);
+        set(&mut cur.master, s.master);
+        set(&mut cur.nodes, s.nodes);
+        set_some(&mut cur.username, s.username);
+        set_some(&mut cur.password_file, s.password_file);
+    }
+}
+
+fn set_some<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
     }
 }
 

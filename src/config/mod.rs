@@ -37,7 +37,8 @@ pub use duration::{HumanDuration, MAX_DURATION, parse_duration};
 pub use merge::from_fragments;
 pub use redact::redact_url;
 pub use sources::{
-    CONFIG_DIRS, MODE_ENV, apply_mode_env, default_sources, load, read_error_reason, read_password,
+    CONFIG_DIRS, MODE_ENV, Secrets, apply_mode_env, default_sources, load, read_error_reason,
+    read_password, read_secrets,
 };
 pub use unit_name::check_unit_name;
 
@@ -182,17 +183,128 @@ impl Default for Params {
     }
 }
 
-/// `[redis]`.
+/// `[redis]`: which deployment, and how to authenticate to it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `unix:///path/to/redis.sock`. A password in the URL is never
-    /// printed; prefer `password_file`.
+    /// A standalone server: `redis://host:port/db`, `rediss://…` (TLS) or
+    /// `unix:///path/to/redis.sock`. A password in the URL is never printed; prefer
+    /// `password_file`.
     #[serde(serialize_with = "redact::serialize_redacted_url")]
     pub url: String,
+    /// `url` was set by a file (not the built-in default).
+    #[serde(skip)]
+    pub url_set: bool,
+    /// The ACL user (else `default`, or the URL's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// A file holding the password (or `LoadCredential=redis-password`).
     pub password_file: Option<PathBuf>,
     /// Timeout of every Redis call and of connecting.
     pub timeout: HumanDuration,
+    /// TLS: how the server is verified and how the agent shows who it is.
+    pub tls: TlsConfig,
+    /// A master found through Sentinel, instead of `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
+    /// The seed nodes of a Redis Cluster (`host:port`), instead of `url`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<String>,
+    /// Where dead-lettered entries go: `<stream>` is replaced by the stream's name. Default
+    /// `<stream>:dead`, and `{<stream>}:dead` on a cluster (the same slot as the stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_stream: Option<String>,
+}
+
+/// `[redis.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsConfig {
+    /// TLS to every Sentinel, data node and cluster node (a standalone `url` says it by its
+    /// scheme, `rediss://`).
+    pub enabled: bool,
+    /// The CA that signed the server's certificate (default: the system's roots), or
+    /// `LoadCredential=redis-tls-ca`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate for mutual TLS (or `LoadCredential=redis-tls-cert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// Its key (or `LoadCredential=redis-tls-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Accept any certificate and host name. Never the default; warned about on every start.
+    pub insecure_skip_verify: bool,
+}
+
+/// `[redis.sentinel]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SentinelConfig {
+    /// The master's name the Sentinels know.
+    pub master: String,
+    /// The Sentinels (`host:port`).
+    pub nodes: Vec<String>,
+    /// The ACL user on the Sentinels, if they require one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Its password file (or `LoadCredential=redis-sentinel-password`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Which Redis the agent talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment<'a> {
+    /// One server at `url`.
+    Standalone(&'a str),
+    /// The master Sentinel names.
+    Sentinel(&'a SentinelConfig),
+    /// A Redis Cluster, from its seeds.
+    Cluster(&'a [String]),
+}
+
+impl RedisConfig {
+    /// The deployment these keys describe.
+    pub fn deployment(&self) -> Deployment<'_> {
+        if !self.cluster.is_empty() {
+            Deployment::Cluster(&self.cluster)
+        } else if let Some(s) = &self.sentinel {
+            Deployment::Sentinel(s)
+        } else {
+            Deployment::Standalone(&self.url)
+        }
+    }
+
+    /// Where the entries of `stream` are dead-lettered: the same slot as the stream on a
+    /// cluster (a `{…}` hash tag), whatever the deployment if so configured.
+    pub fn dead_letter_key(&self, stream: &str) -> String {
+        let template = match (&self.dead_letter_stream, self.deployment()) {
+            (Some(t), _) => t.as_str(),
+            // A stream that already carries a hash tag keeps its slot with a plain suffix.
+            (None, Deployment::Cluster(_)) if has_hash_tag(stream) => "<stream>:dead",
+            (None, Deployment::Cluster(_)) => "{<stream>}:dead",
+            (None, _) => "<stream>:dead",
+        };
+        template.replace("<stream>", stream)
+    }
+
+    /// One line for `check-config` and the agent's start: the deployment, secrets masked.
+    pub fn describe(&self) -> String {
+        let tls = if self.tls.enabled { " over TLS" } else { "" };
+        match self.deployment() {
+            Deployment::Standalone(url) => format!("standalone {}", redact_url(url)),
+            Deployment::Sentinel(s) => format!(
+                "sentinel master {} via {} sentinel(s){tls}",
+                s.master,
+                s.nodes.len()
+            ),
+            Deployment::Cluster(seeds) => format!("cluster of {} seed(s){tls}", seeds.len()),
+        }
+    }
+}
+
+/// A key with a `{…}` hash tag: Redis Cluster hashes only what is between the braces.
+pub fn has_hash_tag(key: &str) -> bool {
+    key.find('{')
+        .is_some_and(|i| key[i + 1..].find('}').is_some_and(|j| j > 0))
 }
 
 /// Where metrics are served and written.
@@ -342,8 +454,14 @@ impl Default for Config {
             dbus_timeout: HumanDuration(Duration::from_secs(2)),
             redis: RedisConfig {
                 url: "redis://127.0.0.1:6379/0".to_string(),
+                url_set: false,
+                username: None,
                 password_file: None,
                 timeout: HumanDuration(Duration::from_secs(2)),
+                tls: TlsConfig::default(),
+                sentinel: None,
+                cluster: Vec::new(),
+                dead_letter_stream: None,
             },
             metrics: MetricsConfig::default(),
             defaults: Params::default(),

@@ -260,6 +260,7 @@ async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
 async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
     let Action::DeadLetter {
         stream,
+        dead,
         group,
         id,
         min_deliveries,
@@ -271,11 +272,11 @@ async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
     let r = x
         .world
         .streams
-        .dead_letter(stream, group, id, *min_deliveries);
+        .dead_letter(stream, dead, group, id, *min_deliveries);
     let (outcome, moved) = match r.await {
         Ok(true) => {
             x.totals.dead_lettered += 1;
-            (format!("moved to {stream}:dead and acknowledged"), 1)
+            (format!("moved to {dead} and acknowledged"), 1)
         }
         Ok(false) => ("no longer pending or not due".to_string(), 0),
         Err(e) => return Done::failed(e),

@@ -10,7 +10,7 @@ use crate::adapters::clock::{hostname, now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
 use crate::adapters::redis::{ClientError, RedisClient};
 use crate::adapters::systemd::{Systemd, SystemdError};
-use crate::config::Config;
+use crate::config::{Config, Secrets};
 use crate::model::Snapshot;
 use crate::policy::{self, Memory};
 
@@ -33,11 +33,11 @@ pub struct World {
 
 impl World {
     /// Never fails for an unreachable bus or server; only for a configuration it cannot use.
-    pub fn new(cfg: &Config, user: bool, password: Option<String>) -> Result<World, ClientError> {
+    pub fn new(cfg: &Config, user: bool, secrets: &Secrets) -> Result<World, ClientError> {
         Ok(World {
             user,
             systemd: None,
-            streams: RedisClient::new(&cfg.redis, password)?,
+            streams: RedisClient::new(&cfg.redis, secrets)?,
             hostname: hostname(),
             dbus_timeout: cfg.dbus_timeout.0,
             next_dbus_attempt: None,
@@ -127,9 +127,10 @@ impl World {
             }
         }
         tracing::debug!(
-            "snapshot: systemd {:.2} ms, redis {:.2} ms, {} PID(s) located",
+            "snapshot: systemd {:.2} ms, redis {:.2} ms ({}), {} PID(s) located",
             t_dbus.as_secs_f64() * 1e3,
             t_redis.as_secs_f64() * 1e3,
+            if redis.is_ok() { "read" } else { "not read" },
             pid_units.len()
         );
         Snapshot {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::adapters::clock::{boot_id, now_usec};
 use crate::adapters::{notify, state_file};
-use crate::config::{self, Config, Mode};
+use crate::config::{self, Config, Mode, Secrets};
 use crate::policy::{self, Action, Decision, Memory};
 use crate::report::journal::{Announced, log_action};
 use crate::report::metrics::{self, AGENT_TEXTFILE, Metrics};
@@ -139,9 +139,9 @@ impl Supervision {
     }
 }
 
-/// Runs the agent until SIGTERM. `password`: the Redis password, read by the caller.
-pub async fn run(o: AgentOptions, cfg: Config, password: Option<String>) -> anyhow::Result<()> {
-    let world = World::new(&cfg, o.user, password).context("redis configuration")?;
+/// Runs the agent until SIGTERM. `secrets`: what `[redis]` names, read by the caller.
+pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
+    let world = World::new(&cfg, o.user, &secrets).context("redis configuration")?;
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
     let mut agent = Agent::new(&o, cfg, world, jobs_tx);
     let _server = agent.serve_metrics(&o).await;
@@ -233,7 +233,7 @@ impl Agent {
             self.cfg.mode,
             humantime::format_duration(self.cfg.interval.0),
             self.cfg.watch.len(),
-            self.world.streams.url(),
+            self.world.streams.describe(),
             if o.user { "user" } else { "system" },
             wd.map(|w| format!(", watchdog {}", humantime::format_duration(w)))
                 .unwrap_or_default()
@@ -272,8 +272,8 @@ impl Agent {
     fn reloaded(&mut self, o: &AgentOptions) -> Result<Config, String> {
         let new = load_config(o).map_err(|e| e.to_string())?;
         if new.redis != self.cfg.redis {
-            let pw = config::read_password(&new.redis).map_err(|e| e.to_string())?;
-            self.world = World::new(&new, o.user, pw).map_err(|e| e.to_string())?;
+            let secrets = config::read_secrets(&new.redis).map_err(|e| e.to_string())?;
+            self.world = World::new(&new, o.user, &secrets).map_err(|e| e.to_string())?;
         }
         Ok(new)
     }

@@ -81,13 +81,15 @@ pub enum Action {
         /// The evidence, one line.
         reason: String,
     },
-    /// Move a poison entry (delivered `deliveries` ≥ `dead_letter_after` times) to
-    /// `<stream>:dead` and acknowledge the original (checked atomically).
+    /// Move a poison entry (delivered `deliveries` ≥ `dead_letter_after` times) to the
+    /// dead-letter stream and acknowledge the original (checked atomically).
     DeadLetter {
         /// The binding's unit.
         unit: String,
         /// The stream.
         stream: String,
+        /// The dead-letter stream (`redis.dead_letter_stream`; in the stream's slot on a cluster).
+        dead: String,
         /// The group.
         group: String,
         /// The entry.
@@ -208,11 +210,11 @@ impl Action {
                 id,
                 consumer,
                 deliveries,
-                stream,
+                dead,
                 ..
-            } => format!(
-                "dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {stream}:dead"
-            ),
+            } => {
+                format!("dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {dead}")
+            }
             Action::Delete {
                 consumer, group, ..
             } => format!("delete consumer {consumer} of {group}"),

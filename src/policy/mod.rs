@@ -41,7 +41,7 @@
 //!    host, a name without PID): deleted only when idle ≥ `zombie_after` with nothing pending.
 //!    One that still holds entries is reported and kept.
 //! 10. **Poison entries** (see [`poison`]): an entry delivered `dead_letter_after` times goes
-//!     to `<stream>:dead`; without that setting it is reported from 10 deliveries on.
+//!     to the dead-letter stream (`redis.dead_letter_stream`); without that setting it is reported from 10 deliveries on.
 //! 11. Never: take entries from a live consumer, delete a consumer holding entries, acknowledge
 //!     an entry (except `requeue` and the dead-letter policy, which acknowledge the original
 //!     only after copying it), or act on the agent's own unit.

@@ -4,7 +4,7 @@
 //! the last window ended), so an entry anywhere in a list of any length is found at a bounded
 //! cost per cycle. Entries past the limit are remembered as suspects and re-checked every
 //! cycle until they are acknowledged or moved. With `dead_letter_after = N`, an entry
-//! delivered N times goes to `<stream>:dead` (checked again in the script); without it, an
+//! delivered N times goes to the dead-letter stream (`<stream>:dead`, `{<stream>}:dead` on a cluster) (checked again in the script); without it, an
 //! entry delivered [`POISON_REPORT_DELIVERIES`] times is reported and stays pending.
 
 use serde::Serialize;
@@ -33,8 +33,10 @@ pub struct PoisonReport {
     pub consumer: String,
     /// Its delivery count.
     pub deliveries: u64,
-    /// Being moved to `<stream>:dead` (`dead_letter_after` is set and reached).
+    /// Being moved to the dead-letter stream (`dead_letter_after` is set and reached).
     pub dead_letter: bool,
+    /// The dead-letter stream it goes to (`redis.dead_letter_stream`).
+    pub dead_stream: String,
     /// Warning while it stays pending.
     pub severity: Severity,
 }
@@ -76,12 +78,14 @@ pub fn judge_poison(
             consumer: e.consumer.clone(),
             deliveries: e.deliveries,
             dead_letter: due,
+            dead_stream: cy.cfg.redis.dead_letter_key(&key.stream),
             severity: if due { Severity::Ok } else { Severity::Warning },
         });
         if let Some(n) = limit.filter(|_| due) {
             d.actions.push(Action::DeadLetter {
                 unit: w.unit.clone(),
                 stream: key.stream.clone(),
+                dead: cy.cfg.redis.dead_letter_key(&key.stream),
                 group: key.group.clone(),
                 id: e.id.to_string(),
                 consumer: e.consumer.clone(),

@@ -421,7 +421,7 @@ fn keys_and_poison(o: &mut String, st: &Status, color: bool) {
     }
     for p in &st.poison {
         let what = if p.dead_letter {
-            format!("going to {}:dead", p.stream)
+            format!("going to {}", printable(&p.dead_stream))
         } else {
             "stays pending (set dead_letter_after to move such entries aside)".to_string()
         };

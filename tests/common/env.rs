@@ -43,12 +43,28 @@ impl Drop for Agent {
     }
 }
 
+/// How the test itself and its consumers reach the data: the server of `Env::redis`, or the
+/// master Sentinel names, or a cluster.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// `Env::redis` on its unix socket.
+    Direct,
+    /// The master `name` of the Sentinels on these `host:port`s.
+    Sentinel { nodes: Vec<String>, master: String },
+    /// A cluster of these `host:port` seeds.
+    Cluster(Vec<String>),
+}
+
 pub struct Env {
     pub base: PathBuf,
     pub unit_dir: PathBuf,
     pub redis: Redis,
     pub hostname: String,
     pub config: PathBuf,
+    /// Where the helpers and the consumer units read and write.
+    pub route: Route,
+    /// The agent's `redis.*` lines in [`Env::config`] (default: `redis.url` of `Env::redis`).
+    pub agent_redis: String,
 }
 
 impl Env {
@@ -62,10 +78,43 @@ impl Env {
             .into_owned();
         Env {
             config: base.join("agent.toml"),
+            agent_redis: format!("redis.url = \"{}\"", redis.url()),
             base,
             unit_dir,
             redis,
             hostname,
+            route: Route::Direct,
+        }
+    }
+
+    /// A connection along [`Env::route`] (to the current master under Sentinel).
+    pub fn conn(&self) -> Box<dyn redis::ConnectionLike> {
+        match &self.route {
+            Route::Direct => Box::new(self.redis.conn()),
+            Route::Sentinel { nodes, master } => {
+                let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}")).collect();
+                let mut s = redis::sentinel::Sentinel::build(urls).unwrap();
+                let c = s.master_for(master, None).unwrap();
+                let c = c
+                    .get_connection_with_timeout(Duration::from_secs(2))
+                    .unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                Box::new(c)
+            }
+            Route::Cluster(seeds) => {
+                let urls: Vec<String> = seeds.iter().map(|n| format!("redis://{n}")).collect();
+                let c = redis::cluster::ClusterClient::new(urls).unwrap();
+                Box::new(c.get_connection().unwrap())
+            }
+        }
+    }
+
+    /// The consumers' `REDIS_URL` (see examples/qw-consumer.rs).
+    pub fn consumer_url(&self) -> String {
+        match &self.route {
+            Route::Direct => self.redis.url(),
+            Route::Sentinel { nodes, master } => format!("sentinel://{}/{master}", nodes.join(",")),
+            Route::Cluster(seeds) => format!("cluster://{}", seeds.join(",")),
         }
     }
 
@@ -100,7 +149,7 @@ impl Env {
             "[Unit]\nDescription=test consumer {unit}\nStartLimitIntervalSec=0\n\
              [Service]\nExecStart={} {} {stream} {group} {prefix} {}\n{envs}TimeoutStopSec=5\n{extra}\n",
             consumer_bin().display(),
-            self.redis.url(),
+            self.consumer_url(),
             self.ack_log(unit).display(),
         );
         std::fs::write(self.unit_dir.join(unit), text).unwrap();
@@ -122,7 +171,7 @@ impl Env {
     pub fn config(&self, mode: &str, watches: &[(&str, &str)], extra_defaults: &str) -> String {
         let mut s = include_str!("../fixtures/scenario.toml")
             .replace("@MODE@", mode)
-            .replace("@REDIS_URL@", &self.redis.url())
+            .replace("@REDIS@", &self.agent_redis)
             .replace("@EXTRA_DEFAULTS@", extra_defaults);
         for (unit, prefix) in watches {
             s.push_str(&format!(
@@ -165,21 +214,34 @@ impl Env {
     }
 
     pub fn xadd(&self, from: u64, count: u64) {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
+        if let Route::Cluster(_) = self.route {
+            // The crate's cluster connection takes no plain pipeline: one by one.
+            for n in from..from + count {
+                let _: String = redis::cmd("XADD")
+                    .arg(STREAM)
+                    .arg("*")
+                    .arg("n")
+                    .arg(n)
+                    .query(c.as_mut())
+                    .unwrap();
+            }
+            return;
+        }
         let mut p = redis::pipe();
         for n in from..from + count {
             p.cmd("XADD").arg(STREAM).arg("*").arg("n").arg(n).ignore();
         }
-        let _: () = p.query(&mut c).unwrap();
+        let _: () = p.query(c.as_mut()).unwrap();
     }
 
     pub fn consumers(&self) -> BTreeMap<String, (u64, u64)> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
         let r: RedisResultMap = redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(STREAM)
             .arg(GROUP)
-            .query(&mut c)
+            .query(c.as_mut())
             .unwrap_or_default();
         r.into_iter()
             .map(|m| {
@@ -198,11 +260,11 @@ impl Env {
     }
 
     pub fn group_pending(&self) -> u64 {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
         let v: redis::Value = redis::cmd("XPENDING")
             .arg(STREAM)
             .arg(GROUP)
-            .query(&mut c)
+            .query(c.as_mut())
             .unwrap();
         match v {
             redis::Value::Array(a) => redis::from_redis_value::<u64>(a[0].clone()).unwrap_or(0),
@@ -254,7 +316,7 @@ impl Env {
 
     /// Makes a consumer `name` that holds `count` entries (read, never acknowledged).
     pub fn hold(&self, name: &str, count: u64) {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
         let _: redis::Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -264,19 +326,19 @@ impl Env {
             .arg("STREAMS")
             .arg(STREAM)
             .arg(">")
-            .query(&mut c)
+            .query(c.as_mut())
             .unwrap();
     }
 
     pub fn create_group(&self) {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
         let _: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(STREAM)
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
-            .query(&mut c);
+            .query(c.as_mut());
     }
 }
 
@@ -331,12 +393,12 @@ impl Env {
 
     /// One Redis command, its reply as a `redis::Value`.
     pub fn cmd(&self, args: &[&str]) -> redis::Value {
-        let mut c = self.redis.conn();
+        let mut c = self.conn();
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
             cmd.arg(*a);
         }
-        cmd.query(&mut c)
+        cmd.query(c.as_mut())
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 

@@ -5,12 +5,15 @@
 
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod env;
 pub mod harness;
 pub mod process;
 pub mod server;
 pub mod systemd;
 
+#[allow(unused_imports)]
+pub use deploy::*;
 pub use env::*;
 pub use harness::*;
 pub use process::*;

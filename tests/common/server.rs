@@ -52,10 +52,17 @@ pub struct Redis {
     pub sock: PathBuf,
     pub child: Option<Child>,
     pub aof: bool,
+    /// More arguments for the server (a TCP or TLS port, cluster mode, `--replicaof`, …).
+    pub args: Vec<String>,
 }
 
 impl Redis {
     pub fn start(server: Server, dir: &Path, aof: bool) -> Redis {
+        Redis::start_with(server, dir, aof, &[])
+    }
+
+    /// As [`Redis::start`], with more arguments (after the defaults, so they win).
+    pub fn start_with(server: Server, dir: &Path, aof: bool, args: &[String]) -> Redis {
         std::fs::create_dir_all(dir).unwrap();
         let mut r = Redis {
             server,
@@ -64,6 +71,7 @@ impl Redis {
             sock: dir.join("redis.sock"),
             child: None,
             aof,
+            args: args.to_vec(),
         };
         r.spawn();
         let v = r.info_version();
@@ -88,6 +96,7 @@ impl Redis {
             .arg(&self.dir)
             .args(["--logfile"])
             .arg(self.dir.join("server.log"))
+            .args(&self.args)
             .stdin(Stdio::null())
             .spawn()
             .expect("start the server");

@@ -12,6 +12,7 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v xz >/dev/null || need+=(xz-utils)
+command -v openssl >/dev/null || need+=(openssl)
 for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

@@ -130,10 +130,11 @@ impl RedisClient {
         }
     }
 
-    /// Moves entry `id` to `<stream>:dead` (see [`DEAD_LETTER_LUA`]); `Ok(true)` if it moved.
+    /// Moves entry `id` to the stream `dead` (see [`DEAD_LETTER_LUA`]); `Ok(true)` if it moved.
     pub async fn dead_letter(
         &mut self,
         stream: &str,
+        dead: &str,
         group: &str,
         id: &str,
         min_deliveries: u64,
@@ -141,7 +142,7 @@ impl RedisClient {
         let script = self.scripts.dead_letter.clone();
         let mut inv = script.prepare_invoke();
         inv.key(stream)
-            .key(format!("{stream}:dead"))
+            .key(dead)
             .arg(group)
             .arg(id)
             .arg(min_deliveries);

@@ -1,20 +1,23 @@
-//! The Redis adapter: one client with one multiplexed connection, every call with a timeout
-//! (`redis.timeout`); a connection error drops the connection and the next call reconnects
-//! after an exponential backoff. It runs the policy's plan ([`snapshot`]) and the agent's few
-//! writes ([`claims`]), and decides nothing.
+//! The Redis adapter: one client of one deployment ([`target`]: a server, a Sentinel
+//! master, a cluster), every call with a timeout (`redis.timeout`); a connection error drops
+//! the connection and the next call reconnects after an exponential backoff (and, under
+//! Sentinel, finds the master again). It runs the policy's plan ([`snapshot`]) and the agent's
+//! few writes ([`claims`]), and decides nothing.
 
 pub mod claims;
 pub mod scripts;
 pub mod snapshot;
+pub mod target;
 pub mod xinfo;
 
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisError, RedisResult, Value};
+use redis::{RedisError, RedisResult, Value};
 
-use crate::config::{RedisConfig, redact_url};
+use crate::config::{RedisConfig, Secrets};
 use crate::model::ReadError;
+
+pub use target::Conn;
 
 pub use claims::{DeleteOutcome, Moved};
 pub use scripts::REQUEUED_FROM_FIELD;
@@ -40,19 +43,28 @@ impl From<ClientError> for ReadError {
     }
 }
 
-/// A client of one Redis server.
+/// A client of one Redis deployment.
 pub struct RedisClient {
     /// Entries per claim or requeue call, adapted to the measured call time.
     chunk: usize,
     /// Requests sent (a pipeline is one): the agent's own measure of round trips.
     pub round_trips: u64,
-    client: redis::Client,
-    url: String,
+    target: target::Target,
+    /// The deployment, secrets masked, for messages.
+    describe: String,
+    /// The CA file the server is verified against, for messages.
+    ca_file: Option<std::path::PathBuf>,
     timeout: Duration,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     next_attempt: Option<Instant>,
     backoff: Duration,
     scripts: scripts::Scripts,
+    /// Set by a snapshot: until the next one, calls go only through the connection it read
+    /// from. Actions never reach a server (a new master, a restarted one) the cycle did not
+    /// look at.
+    pinned: bool,
+    /// Under Sentinel: the master's address at the last connection.
+    master: Option<String>,
 }
 
 /// A connection-level failure: nothing was answered.
@@ -69,81 +81,157 @@ fn classify(e: RedisError) -> ClientError {
 }
 
 impl RedisClient {
-    /// `password` comes from `redis.password_file` or the credentials directory, never the URL log.
-    pub fn new(cfg: &RedisConfig, password: Option<String>) -> Result<RedisClient, ClientError> {
-        let mut info = cfg.url.as_str().into_connection_info().map_err(|e| {
-            ClientError::Command(format!("bad redis.url {}: {e}", redact_url(&cfg.url)))
-        })?;
-        if let Some(pw) = password {
-            let rs = info
-                .redis_settings()
-                .clone()
-                .set_password(pw.trim_end_matches(['\n', '\r']));
-            info = info.set_redis_settings(rs);
+    /// A client of the deployment `[redis]` describes; `secrets` were read from the files
+    /// and credentials it names, never from a URL that is logged.
+    pub fn new(cfg: &RedisConfig, secrets: &Secrets) -> Result<RedisClient, ClientError> {
+        if cfg.tls.insecure_skip_verify {
+            tracing::warn!(
+                "redis.tls.insecure_skip_verify = true: the server's certificate and name are not checked; anyone on the path can read and change what the agent sees and does"
+            );
         }
-        let client = redis::Client::open(info).map_err(|e| ClientError::Command(e.to_string()))?;
         Ok(RedisClient {
             chunk: claims::CHUNK_START,
             round_trips: 0,
-            client,
-            url: redact_url(&cfg.url),
+            target: target::build(cfg, secrets, cfg.timeout.0)?,
+            describe: cfg.describe(),
+            ca_file: secrets.ca.as_ref().map(|(p, _)| p.clone()),
             timeout: cfg.timeout.0,
             conn: None,
             next_attempt: None,
             backoff: Duration::ZERO,
             scripts: scripts::Scripts::default(),
+            pinned: false,
+            master: None,
         })
     }
 
-    /// The server's URL, password masked.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The deployment, secrets masked.
+    pub fn describe(&self) -> &str {
+        &self.describe
     }
 
-    async fn conn(&mut self) -> Result<MultiplexedConnection, ClientError> {
+    /// The target is the master Sentinel names (every read checks it still is).
+    pub(crate) fn is_sentinel(&self) -> bool {
+        matches!(self.target, target::Target::Sentinel(_))
+    }
+
+    /// The target is a cluster (each group is read by its own single-slot pipeline).
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.target, target::Target::Cluster(_))
+    }
+
+    async fn conn(&mut self) -> Result<Conn, ClientError> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
+        }
+        if self.pinned {
+            return Err(ClientError::Unreachable(format!(
+                "the connection to {} this cycle read from was lost: nothing is done until the next look",
+                self.describe
+            )));
         }
         if let Some(t) = self.next_attempt
             && Instant::now() < t
         {
             return Err(ClientError::Unreachable(format!(
                 "reconnecting to {} in {}ms",
-                self.url,
+                self.describe,
                 (t - Instant::now()).as_millis()
             )));
         }
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
         let r = tokio::time::timeout(
             self.timeout * 2,
-            self.client
-                .get_multiplexed_async_connection_with_config(&cfg),
+            target::connect(&mut self.target, self.timeout),
         )
         .await;
         match r {
-            Ok(Ok(mut c)) => {
-                // Named, so that SLOWLOG and CLIENT LIST tell the agent's calls apart.
-                let _ = tokio::time::timeout(
-                    self.timeout,
-                    redis::cmd("CLIENT")
-                        .arg("SETNAME")
-                        .arg("quantum-watchdog")
-                        .query_async::<Value>(&mut c),
-                )
-                .await;
+            Ok(Ok((c, master))) => {
+                self.note_master(master);
+                self.name(&c).await;
                 self.conn = Some(c.clone());
                 self.backoff = Duration::ZERO;
                 self.next_attempt = None;
                 Ok(c)
             }
-            Ok(Err(e)) => Err(self.failed(classify(e))),
+            Ok(Err(e)) => {
+                let e = self.explain(classify(e));
+                Err(self.failed(e))
+            }
             Err(_) => Err(self.failed(ClientError::Unreachable(format!(
                 "connecting to {} timed out",
-                self.url
+                self.describe
             )))),
         }
+    }
+
+    /// Logs where the Sentinels' master is when it is first found (debug) and when it moved.
+    fn note_master(&mut self, master: Option<String>) {
+        if master.is_none() || master == self.master {
+            return;
+        }
+        let now = master.as_deref().unwrap_or_default();
+        match &self.master {
+            Some(was) => tracing::warn!(
+                "redis: {} is now served by {now} (was {was}): a failover happened",
+                self.describe
+            ),
+            None => tracing::debug!("redis: {} is served by {now}", self.describe),
+        }
+        self.master = master;
+    }
+
+    /// Names the connection, so that SLOWLOG and CLIENT LIST tell the agent's calls apart
+    /// (a cluster's connections are the crate's own).
+    async fn name(&self, c: &Conn) {
+        if let Conn::Single(c) = c {
+            let mut c = c.clone();
+            let mut cmd = redis::cmd("CLIENT");
+            cmd.arg("SETNAME").arg("quantum-watchdog");
+            let _ = tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut c)).await;
+        }
+    }
+
+    /// A TLS failure says which setting it concerns: the CA file (or the system's roots) the
+    /// server's certificate was checked against, or the client certificate.
+    fn explain(&self, e: ClientError) -> ClientError {
+        let ClientError::Unreachable(m) = &e else {
+            return e;
+        };
+        let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        let hint = if has(&["CertificateRequired"]) {
+            "the server requires a client certificate: set redis.tls.cert_file and key_file"
+                .to_string()
+        } else if has(&[
+            "BadCertificate",
+            "UnknownCA",
+            "CertificateUnknown",
+            "DecryptError",
+        ]) {
+            "the server did not accept the client certificate of redis.tls.cert_file".to_string()
+        } else if has(&["NotValidForName", "not valid for name"]) {
+            "connect by a name the server's certificate lists".to_string()
+        } else if has(&["certificate", "UnknownIssuer", "handshake"]) {
+            match &self.ca_file {
+                Some(ca) => format!(
+                    "the server's certificate was checked against redis.tls.ca_file {}",
+                    ca.display()
+                ),
+                None => "the server's certificate was checked against the system's roots; set redis.tls.ca_file for a private CA".to_string(),
+            }
+        } else {
+            return e;
+        };
+        ClientError::Unreachable(format!("{m} ({hint})"))
+    }
+
+    /// A connection is open (it may turn out closed at the next call).
+    fn has_connection(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The next call may connect at once, whatever the backoff says.
+    fn retry_now(&mut self) {
+        self.next_attempt = None;
     }
 
     /// Drops the connection after an unreachable error and schedules the next attempt.
@@ -159,7 +247,7 @@ impl RedisClient {
 
     async fn run<T, F>(&mut self, f: F) -> Result<T, ClientError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+        F: AsyncFnOnce(&mut Conn) -> RedisResult<T>,
     {
         let mut c = self.conn().await?;
         self.round_trips += 1;

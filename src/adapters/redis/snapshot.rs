@@ -1,5 +1,5 @@
-//! Runs the policy's [`FetchPlan`] in one pipelined round trip and parses the replies into
-//! the snapshot. Decides nothing: what to ask comes from the plan.
+//! Runs the policy's [`FetchPlan`] in one pipelined round trip (one per node on a cluster)
+//! and parses the replies into the snapshot. Decides nothing: what to ask comes from the plan.
 
 use std::collections::BTreeMap;
 
@@ -12,57 +12,172 @@ use crate::model::{
 
 use super::{ClientError, RedisClient, command_error, is_unreachable, xinfo};
 
-impl RedisClient {
-    /// Runs the cycle's [`FetchPlan`] in one pipelined round trip: per group `XINFO STREAM`
-    /// (when the plan says so), `XINFO GROUPS`, `XINFO CONSUMERS`, the heads, the scan window
-    /// and the re-checks; then `XINFO STREAM` and `XINFO GROUPS` of every pipeline stream and
-    /// `GET` of every key. A second round trip only for groups whose lag has just turned null.
-    pub async fn snapshot(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for g in &plan.groups {
-            queue_group(&mut pipe, g);
-        }
-        for st in &plan.pipeline_streams {
-            pipe.cmd("XINFO").arg("STREAM").arg(st);
-            pipe.cmd("XINFO").arg("GROUPS").arg(st);
-        }
-        for k in &plan.keys {
-            pipe.cmd("GET").arg(k);
-        }
-        let mut out = RedisSnapshot::default();
-        if pipe.is_empty() {
-            self.ping().await?;
-            return Ok(out);
-        }
-        let replies: Vec<RedisResult<Value>> =
-            self.run(async |c| pipe.query_async(c).await).await?;
-        // A connection-level failure inside the pipeline fails the whole snapshot.
-        if let Some(Err(e)) = replies
-            .iter()
-            .find(|r| r.as_ref().is_err_and(is_unreachable))
-        {
-            let e = ClientError::Unreachable(e.to_string());
-            return Err(self.failed(e));
-        }
-        let mut it = replies.into_iter();
-        let mut refetch = Vec::new();
-        for g in &plan.groups {
-            match take_group(g, &mut it) {
-                Ok(GroupParts::Complete(d)) => {
-                    out.groups.insert(g.key.clone(), Ok(d));
-                }
-                Ok(GroupParts::NeedStream(d)) => refetch.push((g.key.clone(), d)),
-                Err(e) => {
-                    out.groups.insert(g.key.clone(), Err(e));
-                }
+/// One thing the plan reads, and so one slot on a cluster.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Group(&'a GroupFetch),
+    Stream(&'a str),
+    Key(&'a str),
+}
+
+fn parts(plan: &FetchPlan) -> Vec<Part<'_>> {
+    plan.groups
+        .iter()
+        .map(Part::Group)
+        .chain(plan.pipeline_streams.iter().map(|s| Part::Stream(s)))
+        .chain(plan.keys.iter().map(|k| Part::Key(k)))
+        .collect()
+}
+
+/// One pipeline for `batch`, after `ROLE` when the master must be checked (Sentinel).
+fn pipeline_of(batch: &[Part<'_>], role: bool) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    if role {
+        pipe.cmd("ROLE");
+    }
+    for p in batch {
+        match p {
+            Part::Group(g) => queue_group(&mut pipe, g),
+            Part::Stream(st) => {
+                pipe.cmd("XINFO").arg("STREAM").arg(*st);
+                pipe.cmd("XINFO").arg("GROUPS").arg(*st);
+            }
+            Part::Key(k) => {
+                pipe.cmd("GET").arg(*k);
             }
         }
-        take_streams_and_keys(plan, &mut it, &mut out);
+    }
+    pipe
+}
+
+type BatchReply = Result<Vec<RedisResult<Value>>, ClientError>;
+
+impl RedisClient {
+    /// Runs the cycle's [`FetchPlan`]: per group `XINFO STREAM` (when the plan says so),
+    /// `XINFO GROUPS`, `XINFO CONSUMERS`, the heads, the scan window and the re-checks; then
+    /// `XINFO STREAM` and `XINFO GROUPS` of every pipeline stream and `GET` of every key. In
+    /// one pipelined round trip — on a cluster, one single-slot pipeline per group, stream
+    /// and key, all sent at once and routed by the crate (which follows MOVED and ASK). Under
+    /// Sentinel the pipeline starts with `ROLE`: a server that is no longer the master is
+    /// read nothing from. A second round trip only for groups whose lag has just turned null.
+    ///
+    /// A connection that turns out closed (a failover, a server restart, an idle timeout) is
+    /// replaced at once and the look made again on the new one, so a switch of master costs
+    /// one cycle, not two; a server that does not answer in time is not asked again.
+    pub async fn snapshot(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
+        let had = self.has_connection();
+        let t = std::time::Instant::now();
+        match self.read(plan).await {
+            Err(ClientError::Unreachable(e)) if had && t.elapsed() < self.timeout / 2 => {
+                tracing::debug!("redis: {e}; connecting again at once");
+                self.retry_now();
+                self.read(plan).await
+            }
+            r => r,
+        }
+    }
+
+    async fn read(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
+        let parts = parts(plan);
+        let mut out = RedisSnapshot::default();
+        self.pinned = false;
+        if parts.is_empty() {
+            self.ping().await?;
+            self.pinned = true;
+            return Ok(out);
+        }
+        let batches: Vec<Vec<Part<'_>>> = if self.is_cluster() {
+            parts.into_iter().map(|p| vec![p]).collect()
+        } else {
+            vec![parts]
+        };
+        let role = self.is_sentinel();
+        let pipes = batches.iter().map(|b| pipeline_of(b, role)).collect();
+        let replies = self.query_batches(pipes).await?;
+        self.pinned = true;
+        let mut refetch = Vec::new();
+        for (batch, reply) in batches.iter().zip(replies) {
+            let mut it = match reply {
+                Ok(r) => r.into_iter(),
+                Err(e) => {
+                    for p in batch {
+                        put_error(&mut out, p, ReadError::from(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            if role {
+                self.check_master(it.next())?;
+            }
+            for p in batch {
+                take_part(p, &mut it, &mut out, &mut refetch);
+            }
+        }
         if !refetch.is_empty() {
             self.complete_streams(refetch, &mut out).await?;
         }
         Ok(out)
+    }
+
+    /// Sends the pipelines at once on one connection. Fails as a whole when nothing could be
+    /// read (or, on one server, when the connection failed); on a cluster a node that fails
+    /// fails only its own batches.
+    async fn query_batches(
+        &mut self,
+        pipes: Vec<redis::Pipeline>,
+    ) -> Result<Vec<BatchReply>, ClientError> {
+        let conn = self.conn().await?;
+        self.round_trips += 1;
+        let wait = self.timeout + std::time::Duration::from_millis(100);
+        let asks = pipes.iter().map(|p| {
+            let mut c = conn.clone();
+            async move {
+                match tokio::time::timeout(wait, p.query_async::<Vec<RedisResult<Value>>>(&mut c))
+                    .await
+                {
+                    Err(_) => Err(ClientError::Unreachable("response timed out".into())),
+                    Ok(Err(e)) => Err(super::classify(e)),
+                    // A connection-level failure inside the pipeline fails the pipeline.
+                    Ok(Ok(v)) => match v.iter().find(|r| r.as_ref().is_err_and(is_unreachable)) {
+                        Some(Err(e)) => Err(ClientError::Unreachable(e.to_string())),
+                        _ => Ok(v),
+                    },
+                }
+            }
+        });
+        let replies: Vec<BatchReply> = futures_util::future::join_all(asks).await;
+        let unreachable = |r: &BatchReply| matches!(r, Err(ClientError::Unreachable(_)));
+        let fatal = if self.is_cluster() {
+            replies.iter().all(unreachable)
+        } else {
+            replies.iter().any(unreachable)
+        };
+        if fatal && let Some(Err(e)) = replies.iter().find(|r| unreachable(r)) {
+            return Err(self.failed(e.clone()));
+        }
+        Ok(replies)
+    }
+
+    /// Under Sentinel: the server must still be the master, or nothing it said is used (a
+    /// failover demoted it); the connection is dropped and the master looked up again.
+    fn check_master(&mut self, role: Option<RedisResult<Value>>) -> Result<(), ClientError> {
+        let role = match role {
+            Some(Ok(Value::Array(v))) => v.first().and_then(|r| match r {
+                Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                Value::SimpleString(s) => Some(s.clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        if role.as_deref() == Some("master") {
+            return Ok(());
+        }
+        let e = ClientError::Unreachable(format!(
+            "the server Sentinel named is no longer the master (ROLE {}): a failover is under way; nothing read from it is used",
+            role.as_deref().unwrap_or("unknown")
+        ));
+        Err(self.failed(e))
     }
 
     /// The second round trip: `XINFO STREAM` of groups whose lag turned null this cycle.
@@ -71,22 +186,29 @@ impl RedisClient {
         refetch: Vec<(GroupKey, GroupData)>,
         out: &mut RedisSnapshot,
     ) -> Result<(), ClientError> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for (k, _) in &refetch {
-            pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
-        }
-        let replies: Vec<RedisResult<Value>> =
-            self.run(async |c| pipe.query_async(c).await).await?;
+        let pipes = refetch
+            .iter()
+            .map(|(k, _)| {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors()
+                    .cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(&k.stream);
+                pipe
+            })
+            .collect();
+        let replies = self.query_batches(pipes).await?;
         for ((k, mut d), r) in refetch.into_iter().zip(replies) {
-            let r = match r {
-                Ok(v) => xinfo::stream_info(&v)
+            let r = match r.map(|mut v| v.pop()) {
+                Ok(Some(Ok(v))) => xinfo::stream_info(&v)
                     .map(|stream| {
                         d.stream = stream;
                         d
                     })
                     .map_err(ReadError::from),
-                Err(e) => Err(command_error(&format!("XINFO STREAM {}", k.stream), &e)),
+                Ok(Some(Err(e))) => Err(command_error(&format!("XINFO STREAM {}", k.stream), &e)),
+                Ok(None) => Err(ReadError::Reply("XINFO STREAM: no reply".into())),
+                Err(e) => Err(ReadError::from(e)),
             };
             out.groups.insert(k, r);
         }
@@ -94,36 +216,66 @@ impl RedisClient {
     }
 }
 
+/// One part's error (its node could not be read).
+fn put_error(out: &mut RedisSnapshot, p: &Part<'_>, e: ReadError) {
+    match p {
+        Part::Group(g) => {
+            out.groups.insert(g.key.clone(), Err(e));
+        }
+        Part::Stream(st) => {
+            out.streams.insert(st.to_string(), Err(e));
+        }
+        Part::Key(k) => {
+            out.keys.insert(k.to_string(), Err(e));
+        }
+    }
+}
+
+/// One part's replies, in plan order.
+fn take_part(
+    p: &Part<'_>,
+    it: &mut Replies,
+    out: &mut RedisSnapshot,
+    refetch: &mut Vec<(GroupKey, GroupData)>,
+) {
+    match p {
+        Part::Group(g) => match take_group(g, it) {
+            Ok(GroupParts::Complete(d)) => {
+                out.groups.insert(g.key.clone(), Ok(d));
+            }
+            Ok(GroupParts::NeedStream(d)) => refetch.push((g.key.clone(), d)),
+            Err(e) => {
+                out.groups.insert(g.key.clone(), Err(e));
+            }
+        },
+        Part::Stream(st) => {
+            let r = match (it.next(), it.next()) {
+                (Some(Ok(i)), Some(Ok(g))) => xinfo::stream_info(&i)
+                    .and_then(|i| Ok((i, xinfo::groups(&g)?)))
+                    .map_err(ReadError::from),
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Err(command_error(st, &e)),
+                _ => Err(ReadError::Reply("no reply".into())),
+            };
+            out.streams.insert(st.to_string(), r);
+        }
+        Part::Key(k) => {
+            let v = match it.next() {
+                Some(Ok(Value::Nil)) => Ok(None),
+                Some(Ok(v)) => redis::from_redis_value::<String>(v)
+                    .map(Some)
+                    .map_err(|e| ReadError::Reply(e.to_string())),
+                Some(Err(e)) => Err(command_error(k, &e)),
+                None => Err(ReadError::Reply("no reply".into())),
+            };
+            out.keys.insert(k.to_string(), v);
+        }
+    }
+}
+
 enum GroupParts {
     Complete(GroupData),
     /// Lag is null and XINFO STREAM was not asked: fetch it, then complete.
     NeedStream(GroupData),
-}
-
-/// The pipeline streams' and the keys' replies.
-fn take_streams_and_keys(plan: &FetchPlan, it: &mut Replies, out: &mut RedisSnapshot) {
-    for st in &plan.pipeline_streams {
-        let (info, groups) = (it.next(), it.next());
-        let r = match (info, groups) {
-            (Some(Ok(i)), Some(Ok(g))) => xinfo::stream_info(&i)
-                .and_then(|i| Ok((i, xinfo::groups(&g)?)))
-                .map_err(ReadError::from),
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(command_error(st, &e)),
-            _ => Err(ReadError::Reply("no reply".into())),
-        };
-        out.streams.insert(st.clone(), r);
-    }
-    for k in &plan.keys {
-        let v = match it.next() {
-            Some(Ok(Value::Nil)) => Ok(None),
-            Some(Ok(v)) => redis::from_redis_value::<String>(v)
-                .map(Some)
-                .map_err(|e| ReadError::Reply(e.to_string())),
-            Some(Err(e)) => Err(command_error(k, &e)),
-            None => Err(ReadError::Reply("no reply".into())),
-        };
-        out.keys.insert(k.clone(), v);
-    }
 }
 
 /// Queues one group's commands in plan order.
