@@ -445,3 +445,166 @@ fn hostile_consumer_names(env: &mut Env) {
     assert_eq!(seen.get("quantum-execution.service"), Some(&1), "{out}");
 }
 on_redis70!(hostile_consumer_names);
+
+/// 20 000 empty zombies in the group (a crash-looping service's leftovers) while the unit's
+/// consumer hangs: the zombies go a thousand a cycle with every delete script well under 5 ms
+/// (checked in SLOWLOG), every cycle completes in time, and the hang is still caught within
+/// its bound.
+fn many_zombies(env: &mut Env) {
+    const N: usize = 20_000;
+    let pid = started_consumer(env, "0");
+    let mut c = env.redis.conn();
+    let mut p = redis::pipe();
+    for i in 0..N {
+        p.cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(format!("zombie-{i}"))
+            .ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    // Past zombie_after (3 s).
+    std::thread::sleep(Duration::from_secs(4));
+    env.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "2000"]);
+    env.cmd(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
+    env.cmd(&["SLOWLOG", "RESET"]);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let t = Instant::now();
+    // Hang the consumer with work waiting, three seconds in.
+    std::thread::sleep(Duration::from_secs(3));
+    kill("STOP", pid);
+    let stopped = Instant::now();
+    env.xadd(1, 10);
+    assert!(
+        wait_until(Duration::from_secs(20), || main_pid(UNIT) != pid),
+        "the hang hid behind the zombies:\n{}",
+        tail(&agent.log(), 40)
+    );
+    let detect = stopped.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(60), || env.consumers().len() <= 2),
+        "{} consumers left:\n{}",
+        env.consumers().len(),
+        tail(&agent.log(), 40)
+    );
+    let gone = t.elapsed();
+    let slow: Vec<Vec<redis::Value>> =
+        redis::from_redis_value(env.cmd(&["SLOWLOG", "GET", "100000"])).unwrap();
+    let by = |cmd: &str| -> Vec<i64> {
+        slow.iter()
+            .filter(|e| {
+                let args: Vec<String> = redis::from_redis_value(e[3].clone()).unwrap_or_default();
+                args.first().is_some_and(|a| a.eq_ignore_ascii_case(cmd))
+            })
+            .map(|e| redis::from_redis_value::<i64>(e[2].clone()).unwrap_or(0))
+            .collect()
+    };
+    let scripts = by("EVALSHA");
+    let listing = by("XINFO");
+    println!(
+        "MEASURE many-zombies {:?} zombies={N} gone_after_ms={} hang_detected_ms={} scripts_over_2ms={} longest_script_us={} xinfo_over_2ms={} longest_xinfo_us={}",
+        env.server(),
+        gone.as_millis(),
+        detect.as_millis(),
+        scripts.len(),
+        scripts.iter().max().unwrap_or(&0),
+        listing.len(),
+        listing.iter().max().unwrap_or(&0)
+    );
+    assert!(scripts.iter().all(|us| *us < 5000), "{scripts:?}");
+    assert!(
+        !agent.log().contains("did not complete"),
+        "{}",
+        tail(&agent.log(), 40)
+    );
+    // hung_after + 2 × interval + startup_grace, and a cycle for the first deletes.
+    assert!(detect <= Duration::from_secs(4 + 2 + 2 + 2), "{detect:?}");
+}
+on_redis70!(many_zombies);
+
+/// `CLIENT PAUSE WRITE` longer than hung_after (what FAILOVER and maintenance use): the
+/// consumer cannot read, but it is not hung, and it is not restarted; afterwards it carries on.
+fn client_pause_is_not_a_hang(env: &mut Env) {
+    let pid = started_consumer(env, "5");
+    env.xadd(1, 3000);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(agent.wait_log("cycle ", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(2));
+    env.cmd(&["CLIENT", "PAUSE", "12000", "WRITE"]);
+    assert!(
+        agent.wait_log(
+            "not restarting quantum-execution.service yet",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        tail(&agent.log(), 40)
+    );
+    assert_eq!(main_pid(UNIT), pid, "restarted during a write pause");
+    // The pause ends; the consumer reads again and nothing is restarted.
+    assert!(
+        wait_until(Duration::from_secs(60), || env.group_pending() == 0
+            && env.acked(UNIT).keys().filter(|n| **n <= 3000).count() == 3000),
+        "{}",
+        tail(&agent.log(), 40)
+    );
+    assert_eq!(
+        main_pid(UNIT),
+        pid,
+        "restarted after the pause:\n{}",
+        agent.log()
+    );
+    println!(
+        "MEASURE client-pause {:?} restarts=0 acked=3000",
+        env.server()
+    );
+}
+on_both!(client_pause_is_not_a_hang);
+
+/// A unit of several worker processes (`bash -c 'w & w & wait'`), one of them hung holding
+/// entries while the other keeps reading: the unit is hung and restarted, not healthy.
+fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
+    env.create_group();
+    let worker = format!(
+        "{} {} {STREAM} {GROUP} {PREFIX} {}",
+        consumer_bin().display(),
+        env.redis.url(),
+        env.ack_log(UNIT).display()
+    );
+    let text = format!(
+        "[Unit]\nDescription=two workers\n[Service]\nEnvironment=QW_WORK_MS=50\n\
+         ExecStart=/bin/bash -c '{worker} & {worker} & wait'\nTimeoutStopSec=5\n"
+    );
+    std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
+    assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+    env.start(UNIT);
+    let main = main_pid(UNIT);
+    env.xadd(1, 400);
+    // Both workers hold entries; hang one of them.
+    let names = || -> Vec<(String, u64)> {
+        env.consumers()
+            .into_iter()
+            .filter(|(n, c)| n.starts_with(PREFIX) && c.0 > 0)
+            .map(|(n, c)| (n, c.0))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || names().len() == 2),
+        "{:?}",
+        env.consumers()
+    );
+    let victim: u32 = names()[0].0.rsplit('-').next().unwrap().parse().unwrap();
+    kill("STOP", victim);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(20), || main_pid(UNIT) != main),
+        "a hung worker hid behind its sibling:\n{}",
+        tail(&agent.log(), 40)
+    );
+    assert!(
+        agent.log().contains("another process of the unit"),
+        "{}",
+        agent.log()
+    );
+}
+on_redis70!(hung_worker_of_a_multi_process_unit);

@@ -81,6 +81,9 @@ pub(super) struct RawParams {
     pub(super) dead_letter_after: Option<u32>,
 }
 
+/// A `[[watch]]` entry. Its parameters are spelled out rather than flattened in: serde's
+/// `flatten` loses the key path and the line of an error (`watch[0]` instead of
+/// `watch[0].confirm`, line 1).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWatch {
@@ -88,8 +91,30 @@ pub(super) struct RawWatch {
     pub(super) stream: String,
     pub(super) group: String,
     pub(super) consumer: String,
-    #[serde(flatten)]
-    pub(super) params: RawParams,
+    hung_after: Option<HumanDuration>,
+    startup_grace: Option<HumanDuration>,
+    confirm: Option<u32>,
+    restart_budget: Option<RestartBudget>,
+    zombie_after: Option<HumanDuration>,
+    claim_policy: Option<ClaimPolicy>,
+    restart_on_stale_pending: Option<bool>,
+    dead_letter_after: Option<u32>,
+}
+
+impl RawWatch {
+    /// The parameters it sets.
+    pub(super) fn params(&self) -> RawParams {
+        RawParams {
+            hung_after: self.hung_after,
+            startup_grace: self.startup_grace,
+            confirm: self.confirm,
+            restart_budget: self.restart_budget,
+            zombie_after: self.zombie_after,
+            claim_policy: self.claim_policy,
+            restart_on_stale_pending: self.restart_on_stale_pending,
+            dead_letter_after: self.dead_letter_after,
+        }
+    }
 }
 
 pub(super) fn parse_fragment(file: &str, text: &str) -> Result<RawFile, ConfigError> {

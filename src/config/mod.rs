@@ -620,6 +620,21 @@ claim_policy = "park"
                 "longer than interval",
             ),
             ("mode = ", "<syntax>", "line 1"),
+            (
+                "[[watch]]\nunit = \"q.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x\"\nconfirm = \"two\"",
+                "watch[0].confirm",
+                "line 6",
+            ),
+            (
+                "[[watch]]\nunit = \"q.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x\"\nhung_afterr = \"1m\"",
+                "watch[0]",
+                "unknown field `hung_afterr`",
+            ),
+            (
+                "units = [\"quantum-*.service\", \"[\"]",
+                "units[1]",
+                "without its ]",
+            ),
         ];
         for (text, key, needle) in cases {
             let err = from_fragments(&[frag("/etc/quantum-watchdog/config.d/50-x.toml", text)])

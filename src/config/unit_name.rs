@@ -15,6 +15,33 @@ const UNIT_SUFFIXES: [&str; 11] = [
     "scope",
 ];
 
+/// Checks a `units` pattern: the characters of unit names and the globs `* ? [...]`, every
+/// `[` closed. A pattern that no unit name could match (`"["`, `"quantum *"`) is a mistake.
+pub fn check_unit_pattern(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > 255 {
+        return Err("expected a unit name pattern of 1 to 255 bytes".into());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":_.\\-@*?[]!^".contains(c);
+    if let Some(c) = p.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "{c:?} cannot be in a unit name; expected letters, digits, :_.\\-@ and the globs * ? [...]"
+        ));
+    }
+    let mut open = false;
+    let mut first = false;
+    for c in p.chars() {
+        match c {
+            '[' if !open => (open, first) = (true, true),
+            ']' if open && !first => open = false,
+            _ => first = first && matches!(c, '!' | '^'),
+        }
+    }
+    if open {
+        return Err("a [ without its ]".into());
+    }
+    Ok(())
+}
+
 /// Checks a unit name as systemd does (`unit_name_is_valid`): at most 255 bytes, a known
 /// suffix, only `[A-Za-z0-9:_.\\-]` and one `@` with an instance (a template is not a unit).
 pub fn check_unit_name(name: &str) -> Result<(), String> {
@@ -50,6 +77,23 @@ pub fn check_unit_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_patterns() {
+        for (p, ok) in [
+            ("quantum-*.service", true),
+            ("quantum-[a-z]?.service", true),
+            ("quantum-[!x]*", true),
+            ("*", true),
+            ("[", false),
+            ("quantum-[.service", false),
+            ("quantum *.service", false),
+            ("quantum-\u{1b}.service", false),
+            ("", false),
+        ] {
+            assert_eq!(check_unit_pattern(p).is_ok(), ok, "{p}");
+        }
+    }
 
     #[test]
     fn unit_names_are_checked_as_systemd_does() {

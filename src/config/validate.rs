@@ -8,7 +8,7 @@ use crate::model::consumer_name::Template;
 use super::duration::HumanDuration;
 use super::fragments::RawWatch;
 use super::redact::redact_url;
-use super::unit_name::check_unit_name;
+use super::unit_name::{check_unit_name, check_unit_pattern};
 use super::{Config, ConfigError, Deployment, Params, RedisConfig, TlsConfig, Watch};
 
 /// Builds one `[[watch]]` (number `i`, from `file`) over the defaults, and checks it.
@@ -41,7 +41,7 @@ pub(super) fn validate_watch(
         }
     }
     let mut params = cfg.defaults.clone();
-    params.apply(&w.params);
+    params.apply(&w.params());
     validate_params(file, &at, &params)?;
     if params.hung_after <= cfg.interval {
         return Err(ConfigError::invalid(
@@ -118,12 +118,10 @@ fn validate_timing(file: &str, cfg: &Config) -> Result<(), ConfigError> {
             "expected at least 100ms",
         ));
     }
-    if cfg.units.iter().any(|u| u.is_empty()) {
-        return Err(ConfigError::invalid(
-            file,
-            "units",
-            "expected unit name patterns, found an empty string",
-        ));
+    for (i, u) in cfg.units.iter().enumerate() {
+        check_unit_pattern(u).map_err(|why| {
+            ConfigError::invalid(file, format!("units[{i}]"), format!("{u:?}: {why}"))
+        })?;
     }
     for (key, t) in [
         ("redis.timeout", cfg.redis.timeout),

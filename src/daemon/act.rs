@@ -2,6 +2,7 @@
 //! systemd, claims, requeues, dead-lettering and deletes through Redis) or only logged in
 //! observe mode. Every action and its outcome is one journal line ([`journal::log_action`]).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -40,13 +41,23 @@ pub struct Act<'a> {
     pub mem: &'a mut Memory,
     /// Where restart jobs report their end (the agent); `None`: restarts are not ours (`recover`).
     pub jobs: Option<&'a mpsc::UnboundedSender<JobEnd>>,
+    /// Units whose restart is held back because Redis serves no writes (logged once).
+    pub held_back: Option<&'a mut BTreeSet<String>>,
 }
 
 /// Carries out one action (enforce mode), with the decision it came from for its evidence.
 /// Returns a short outcome for the state file.
 pub async fn carry_out(x: &mut Act<'_>, a: &Action, d: &Decision) -> String {
     match a {
-        Action::Restart { unit, reason, .. } => restart(x, a, unit, reason, d).await,
+        Action::Restart {
+            unit,
+            reason,
+            streams,
+            ..
+        } => match writes_held_back(x, unit, streams).await {
+            Some(why) => why,
+            None => restart(x, a, unit, reason, d).await,
+        },
         _ => consumer_action(x, a).await,
     }
 }
@@ -70,6 +81,58 @@ fn evidence(d: &Decision, unit: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Why the restart of `unit` must wait, if its streams' servers serve no writes now (a
+/// `CLIENT PAUSE WRITE`, a failover's pause, a stall): its consumers could not progress either,
+/// and a restart would not help them. A server that cannot be asked counts as not serving.
+/// Logged when it starts and when it ends; the policy proposes the restart again next cycle.
+async fn writes_held_back(x: &mut Act<'_>, unit: &str, streams: &[String]) -> Option<String> {
+    let probes = if x.world.streams.is_cluster() {
+        streams.len()
+    } else {
+        1
+    };
+    let mut why = None;
+    for s in streams.iter().take(probes) {
+        why = match x.world.streams.serves_writes(s).await {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "redis holds writes back on {s} (CLIENT PAUSE, a failover, a stall)"
+            )),
+            Err(e) => Some(format!("cannot check that redis serves writes on {s}: {e}")),
+        };
+        if why.is_some() {
+            break;
+        }
+    }
+    if why.is_some() {
+        for s in streams {
+            x.mem.note_writes_held(s, now_usec());
+        }
+    }
+    let held = x.held_back.as_deref_mut()?;
+    match why {
+        Some(why) => {
+            if held.insert(unit.to_string()) {
+                tracing::warn!(
+                    unit,
+                    action = "restart-held",
+                    "not restarting {unit} yet: {why}; its consumers cannot progress either"
+                );
+            }
+            Some(format!("held back: {why}"))
+        }
+        None => {
+            if held.remove(unit) {
+                tracing::info!(
+                    unit,
+                    "redis serves writes again: the restart of {unit} goes ahead"
+                );
+            }
+            None
+        }
+    }
 }
 
 /// `RestartUnit(unit, "replace")`; the job's end arrives later on `x.jobs`. A refused or failed

@@ -68,6 +68,8 @@ struct Agent {
     announced: Announced,
     /// Observe mode: "would …" lines already logged while the proposal stands.
     would: BTreeSet<String>,
+    /// Units whose restart waits for Redis to serve writes again (see `act`).
+    held_back: BTreeSet<String>,
     jobs: mpsc::UnboundedSender<JobEnd>,
     metrics: Arc<Metrics>,
     last_save: Option<Instant>,
@@ -203,6 +205,7 @@ impl Agent {
             cycles: 0,
             announced: Announced::default(),
             would: BTreeSet::new(),
+            held_back: BTreeSet::new(),
             jobs,
             metrics: Arc::new(Metrics::new()),
             last_save: None,
@@ -347,9 +350,25 @@ impl Agent {
     }
 
     /// Enforce mode: every action, and its outcome remembered for `status`.
+    /// Restarts first; consumer actions until `deadline`, the rest on the next cycle (the
+    /// policy proposes them again from a fresh look).
     async fn act(&mut self, d: &Decision, deadline: Instant) {
         let mode = self.cfg.mode;
-        for a in policy::to_execute(mode, &d.actions) {
+        let actions = policy::to_execute(mode, &d.actions);
+        let (restarts, others): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::Restart { .. }));
+        // A unit no longer proposed for a restart is no longer held back.
+        self.held_back
+            .retain(|u| restarts.iter().any(|a| a.unit() == Some(u.as_str())));
+        for (done, a) in restarts.into_iter().chain(others).enumerate() {
+            if !matches!(a, Action::Restart { .. }) && Instant::now() >= deadline {
+                tracing::debug!(
+                    "cycle budget used: {} action(s) left for the next cycle",
+                    actions.len() - done
+                );
+                break;
+            }
             let mut x = Act {
                 world: &mut self.world,
                 mode,
@@ -358,6 +377,7 @@ impl Agent {
                 metrics: &self.metrics,
                 mem: &mut self.mem,
                 jobs: Some(&self.jobs),
+                held_back: Some(&mut self.held_back),
             };
             let outcome = act::carry_out(&mut x, a, d).await;
             let key = a.unit().map(str::to_string).unwrap_or_else(|| {

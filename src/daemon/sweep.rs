@@ -85,8 +85,16 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
         metrics: &metrics,
         mem: &mut mem,
         jobs: None,
+        held_back: None,
     };
-    for a in &actions {
+    for (i, a) in actions.iter().enumerate() {
+        if Instant::now() >= x.deadline {
+            tracing::warn!(
+                "recover: stopped after 20 s with {} action(s) left for the next run",
+                actions.len() - i
+            );
+            break;
+        }
         act::consumer_action(&mut x, a).await;
     }
     if let Some(f) = textfile.filter(|_| mode == Mode::Enforce)

@@ -131,6 +131,10 @@ impl Template {
     }
 }
 
+/// The largest PID Linux can give (`PID_MAX_LIMIT` on 64-bit; `pid_max` cannot exceed it): a
+/// number above it in a name is not a PID of this host, so it proves nothing about liveness.
+pub const PID_MAX_LIMIT: u32 = 4_194_304;
+
 fn match_parts(parts: &[Part], s: &str, host: &str, unit: &str, pid: &mut Option<u32>) -> bool {
     let Some((first, rest)) = parts.split_first() else {
         return s.is_empty();
@@ -146,14 +150,15 @@ fn match_parts(parts: &[Part], s: &str, host: &str, unit: &str, pid: &mut Option
             .strip_prefix(f)
             .is_some_and(|tail| match_parts(rest, tail, host, unit, pid)),
         None => {
-            // {pid}: one to ten digits, no leading zero; try every split (the rest may start
+            // {pid}: 1 ..= PID_MAX_LIMIT, no leading zero; try every split (the rest may start
             // with digits too).
-            let digits = s.bytes().take_while(u8::is_ascii_digit).count().min(10);
+            let digits = s.bytes().take_while(u8::is_ascii_digit).count().min(7);
             if digits == 0 || s.starts_with('0') {
                 return false;
             }
             for n in (1..=digits).rev() {
                 if let Ok(p) = s[..n].parse::<u32>()
+                    && p <= PID_MAX_LIMIT
                     && match_parts(rest, &s[n..], host, unit, pid)
                 {
                     *pid = Some(p);
@@ -245,6 +250,13 @@ mod tests {
                 "recover-1234",
                 NameMatch::NoMatch,
             ),
+            // No Linux PID is above PID_MAX_LIMIT: such a name is of unknown liveness.
+            ("a-{pid}", "a-4194304", NameMatch::Pid(4_194_304)),
+            ("a-{pid}", "a-4194305", NameMatch::NoMatch),
+            ("a-{pid}", "a-2147483648", NameMatch::NoMatch),
+            ("a-{pid}", "a-3000000000", NameMatch::NoMatch),
+            ("a-{pid}", "a-4294967295", NameMatch::NoMatch),
+            ("a-{pid}", "a-42949672950", NameMatch::NoMatch),
             ("{pid}-{pid2}", "1-2", NameMatch::NoMatch),
             ("w{pid}7", "w12347", NameMatch::Pid(1234)),
             (
@@ -269,11 +281,12 @@ mod tests {
         let t = Template::parse("exec-{hostname}-{pid}-{unit}").unwrap();
         for pid in [1u32, 9, 10, 4_194_304, u32::MAX] {
             let n = t.render("h-1", pid, "u.service").unwrap();
-            assert_eq!(
-                t.matches(&n, "h-1", "u.service"),
-                NameMatch::Pid(pid),
-                "{n}"
-            );
+            let want = if pid <= PID_MAX_LIMIT {
+                NameMatch::Pid(pid)
+            } else {
+                NameMatch::NoMatch
+            };
+            assert_eq!(t.matches(&n, "h-1", "u.service"), want, "{n}");
         }
     }
 

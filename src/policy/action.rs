@@ -43,6 +43,9 @@ pub enum Action {
         reason: String,
         /// Which rule.
         cause: RestartCause,
+        /// The streams it was judged on: their servers must be serving writes when the restart
+        /// is carried out (checked then), or its consumers' stall is the server's, not theirs.
+        streams: Vec<String>,
     },
     /// Claim `from`'s pending entries to `to` (a live consumer of the group, or the parked one).
     Claim {

@@ -195,6 +195,10 @@ fn handoff_target(owner: usize, targets: &BTreeMap<usize, Target>) -> Option<&Ta
         .or_else(|| targets.values().min_by_key(|t| t.pending))
 }
 
+/// At most this many consumers of one group are deleted a cycle: thousands of zombies go
+/// over a few cycles, each delete one journal line, within journald's rate limit.
+pub const DELETES_PER_GROUP: usize = 1000;
+
 /// Reports every consumer of a group and proposes the recovery of the dead and the zombies.
 pub fn recover_group(
     cy: &Cycle<'_>,
@@ -205,6 +209,7 @@ pub fn recover_group(
     targets: &BTreeMap<usize, Target>,
     d: &mut Decision,
 ) {
+    let mut deletes = 0;
     for (c, class) in g.consumers.iter().zip(classes) {
         let current = d.units.iter().any(|u| {
             u.bindings.iter().any(|b| {
@@ -214,12 +219,21 @@ pub fn recover_group(
                     && b.group == key.group
             })
         });
-        let (severity, note, action) = match class.liveness {
+        let (severity, mut note, mut action) = match class.liveness {
             Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
             Liveness::Dead => dead(cy, key, c, class, targets),
             Liveness::Unknown if class.owner.is_some() => (Severity::Ok, class.why.clone(), None),
             Liveness::Unknown => zombie(cy, key, idxs, c),
         };
+        if matches!(action, Some(Action::Delete { .. })) {
+            deletes += 1;
+            if deletes > DELETES_PER_GROUP {
+                action = None;
+                note.push_str(&format!(
+                    "; deleted in a later cycle (at most {DELETES_PER_GROUP} a cycle)"
+                ));
+            }
+        }
         d.consumers.push(ConsumerReport {
             stream: key.stream.clone(),
             group: key.group.clone(),

@@ -82,6 +82,9 @@ pub struct Memory {
     pub groups: BTreeMap<GroupKey, GroupMemory>,
     /// Stream and group history for pipeline rates and stalls.
     pub flow: FlowMemory,
+    /// Per stream: when the agent last found its server holding writes back (realtime µs). No
+    /// consumer of it is blamed for the time until then: it could not read either.
+    pub writes_held: BTreeMap<String, u64>,
 }
 
 impl Memory {
@@ -118,6 +121,11 @@ impl Memory {
                 active_usec,
             },
         );
+    }
+
+    /// Records that the server of `stream` held writes back at `at_usec` (a restart's check).
+    pub fn note_writes_held(&mut self, stream: &str, at_usec: u64) {
+        self.writes_held.insert(stream.to_string(), at_usec);
     }
 
     /// Forgets what is tied to process IDs: after a reboot the same PIDs name other processes.

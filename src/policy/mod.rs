@@ -17,8 +17,10 @@
 //!    resets its `idle` on every Redis version, so idle time is then a reliable signal.
 //! 3. **Hung**: the unit is active and running past `startup_grace`, work is waiting, and its
 //!    consumer's `idle` has reached `hung_after` — not counting the agent's own claims to it,
-//!    which reset `idle` too — or no consumer of the unit has appeared though work has waited
-//!    `hung_after` ("not consuming").
+//!    which reset `idle` too, nor the time until its stream's server was last found holding
+//!    writes back — or no consumer of the unit has appeared though work has waited
+//!    `hung_after` ("not consuming"). Every other consumer of the unit that holds entries (a
+//!    worker of a multi-process unit) is judged the same way.
 //! 4. **Stuck in processing**: no work waiting, but the oldest entry the consumer holds has
 //!    been unacknowledged for `hung_after`. On 7.2+ servers (which report `inactive`), if the
 //!    consumer's own `idle` (every read attempt) has also reached `hung_after` it stopped
@@ -29,19 +31,24 @@
 //! 6. A verdict must hold `confirm` consecutive cycles before a restart. At most one restart per
 //!    unit per cycle, none while one is in flight, none within `startup_grace` of the last, and
 //!    at most `restart_budget.max` within `restart_budget.within`; then the unit "gave up".
+//!    A restart names the streams it was judged on: it goes ahead only if their servers serve
+//!    writes then (checked by the daemon; a paused server is no hang).
 //! 7. **Whose a consumer is.** Its name fits a binding's template for this host. It is
 //!    **live** if its PID is the MainPID of a bound unit or a process in that unit's cgroup.
 //!    It is **dead** if the PID was an earlier MainPID of the unit, is no process, or is a
-//!    process outside the unit (the PID was reused).
+//!    process outside the unit (the PID was reused). A number above Linux's `PID_MAX_LIMIT`
+//!    is no PID (unknown liveness).
 //! 8. **Recovery.** A dead consumer's entries go by `claim_policy`: handed off to its unit's
 //!    consumer or, when that cannot take them, to the live consumer of another binding of the
 //!    same group holding least; parked; or requeued. The sweep that empties it deletes it
 //!    (check-and-delete in one Lua script).
 //! 9. **Zombie of unknown liveness**: a consumer no template of the group accounts for (another
 //!    host, a name without PID): deleted only when idle ≥ `zombie_after` with nothing pending.
-//!    One that still holds entries is reported and kept.
+//!    One that still holds entries is reported and kept. At most
+//!    [`consumers::DELETES_PER_GROUP`] deletes of a group a cycle.
 //! 10. **Poison entries** (see [`poison`]): an entry delivered `dead_letter_after` times goes
-//!     to the dead-letter stream (`redis.dead_letter_stream`); without that setting it is reported from 10 deliveries on.
+//!     to the dead-letter stream (`redis.dead_letter_stream`); without that setting it is
+//!     reported from 10 deliveries on.
 //! 11. Never: take entries from a live consumer, delete a consumer holding entries, acknowledge
 //!     an entry (except `requeue` and the dead-letter policy, which acknowledge the original
 //!     only after copying it), or act on the agent's own unit.
@@ -200,6 +207,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         return d;
     };
     track_main_pids(mem, units);
+    mem.writes_held
+        .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     let cy = Cycle { cfg, snap, units };
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);

@@ -1427,3 +1427,100 @@ fn the_poison_scan_walks_the_whole_list() {
     assert!(d.poison.is_empty());
     assert!(p.groups[0].recheck.is_empty());
 }
+
+/// A unit running several workers (`bash -c 'w & w & wait'`): one worker hung holding an entry
+/// while its sibling keeps reading is a hung unit, not hidden behind the sibling.
+#[test]
+fn a_hung_worker_is_not_hidden_behind_a_busy_sibling() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let workers = |hung_idle_s: u64, hung_pending: u64| {
+        let mut s = snap(
+            T0,
+            vec![unit(10, since)],
+            group(
+                Some(50),
+                vec![
+                    consumer(&me(11), 2, 0, None),
+                    consumer(&me(12), hung_pending, hung_idle_s, None),
+                ],
+            ),
+            None,
+        );
+        for p in [11, 12] {
+            s.live_pids.insert(p, true);
+            s.pid_units.insert(p, Some(UNIT.into()));
+        }
+        s
+    };
+    for (idle, pending, want) in [
+        (600, 1, Verdict::Hung),    // holds an entry, reads nothing while work waits
+        (30, 1, Verdict::Healthy),  // within hung_after
+        (600, 0, Verdict::Healthy), // holds nothing: the sibling takes the work
+    ] {
+        let d = decide(&c, &workers(idle, pending), &mut Memory::default());
+        assert_eq!(
+            d.units[0].verdict, want,
+            "{idle}s {pending}: {}",
+            d.units[0].reason
+        );
+        if want == Verdict::Hung {
+            assert!(d.units[0].reason.contains(&me(12)), "{}", d.units[0].reason);
+        }
+    }
+    let mut mem = Memory::default();
+    decide(&c, &workers(600, 1), &mut mem);
+    let d = decide(&c, &workers(600, 1), &mut mem);
+    assert_eq!(restarts(&d), 1, "restarted after confirm cycles");
+}
+
+/// Thousands of empty zombies go a thousand a cycle, the rest reported for later.
+#[test]
+fn zombie_deletes_are_bounded_per_cycle() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let zombies: Vec<ConsumerInfo> = (0..2500)
+        .map(|i| consumer(&format!("zombie-{i}"), 0, 7200, None))
+        .collect();
+    let d = decide(
+        &c,
+        &snap(T0, vec![unit(10, since)], group(Some(0), zombies), None),
+        &mut Memory::default(),
+    );
+    assert_eq!(deletes(&d).len(), consumers::DELETES_PER_GROUP);
+    let later = d
+        .consumers
+        .iter()
+        .filter(|r| r.note.contains("later cycle"))
+        .count();
+    assert_eq!(later, 2500 - consumers::DELETES_PER_GROUP);
+}
+
+/// A number no Linux PID can be is no PID: such a consumer holding entries is a zombie of
+/// unknown liveness (kept, a warning, past zombie_after), never "liveness not checked".
+#[test]
+fn impossible_pids_are_unknown_liveness() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    for name in [
+        format!("execution-{HOST}-3000000000"),
+        format!("execution-{HOST}-2147483648"),
+        format!("execution-{HOST}-4294967295"),
+        format!("execution-{HOST}-0"),
+    ] {
+        let d = decide(
+            &c,
+            &snap(
+                T0,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&name, 2, 7200, None)]),
+                None,
+            ),
+            &mut Memory::default(),
+        );
+        let r = d.consumers.iter().find(|r| r.consumer == name).unwrap();
+        assert_eq!(r.liveness, consumers::Liveness::Unknown, "{name}");
+        assert_eq!(r.severity, Severity::Warning, "{name}: {}", r.note);
+        assert_eq!(d.severity(), Severity::Warning, "{name}");
+    }
+}

@@ -269,10 +269,18 @@ fn restart_or_give_up(
         );
         return None;
     }
+    let mut streams: Vec<String> = r
+        .bindings
+        .iter()
+        .filter(|b| b.error.is_none())
+        .map(|b| b.stream.clone())
+        .collect();
+    streams.dedup();
     Some(Action::Restart {
         unit: r.unit.clone(),
         reason: r.reason.clone(),
         cause,
+        streams,
     })
 }
 
@@ -326,6 +334,36 @@ fn own_consumer<'a>(
         .min_by_key(|c| c.idle_ms)
 }
 
+/// The unit's other live consumers of binding `idx` that hold entries: the workers of a unit
+/// that runs several processes. Each is judged as the unit's own consumer would be, so one
+/// hung worker is not hidden behind a busy sibling.
+fn workers<'a>(
+    g: &'a GroupData,
+    classes: Option<&'a Vec<Class>>,
+    idx: usize,
+    primary: Option<&'a ConsumerInfo>,
+) -> impl Iterator<Item = &'a ConsumerInfo> {
+    g.consumers
+        .iter()
+        .zip(classes.into_iter().flatten())
+        .filter(move |(c, k)| {
+            k.liveness == Liveness::Live
+                && k.owner == Some(idx)
+                && c.pending > 0
+                && primary.is_none_or(|p| p.name != c.name)
+        })
+        .map(|(c, _)| c)
+}
+
+/// The idle time not counting the time until the server was last found holding writes back
+/// (`held`): no consumer can read then. Returns it and whether it was shortened.
+fn discount_held(idle_ms: u64, held: Option<u64>, now_usec: u64) -> (u64, bool) {
+    match held.map(|h| now_usec.saturating_sub(h) / 1000) {
+        Some(since) if since < idle_ms => (since, true),
+        _ => (idle_ms, false),
+    }
+}
+
 /// The consumer's idle time, not counting the agent's own claims to it (a claim resets it).
 /// Returns the idle time in ms and whether a claim was discounted.
 pub fn progress_idle_ms(gm: Option<&GroupMemory>, c: &ConsumerInfo, now_usec: u64) -> (u64, bool) {
@@ -367,14 +405,31 @@ fn judge_binding(
     let look = Look {
         now: cy.now(),
         gm: mem.groups.get(&key),
+        held: mem.writes_held.get(&w.stream).copied(),
         w,
         g,
         consumer,
     };
-    let (verdict, reason, cause) = match since {
-        Some(since) => with_work(&look, u, rendered.as_deref(), since),
-        None => without_work(&look),
+    let judge = |l: &Look<'_>| match since {
+        Some(since) => with_work(l, u, rendered.as_deref(), since),
+        None => without_work(l),
     };
+    let mut judged = judge(&look);
+    if judged.0 == Verdict::Healthy {
+        let workers = workers(g, classes.get(&key), idx, consumer);
+        if let Some(w) = workers
+            .map(|c| {
+                judge(&Look {
+                    consumer: Some(c),
+                    ..look
+                })
+            })
+            .find(|j| j.0 != Verdict::Healthy)
+        {
+            judged = (w.0, format!("another process of the unit: {}", w.1), w.2);
+        }
+    }
+    let (verdict, reason, cause) = judged;
     rep.verdict = verdict;
     rep.reason = reason;
     BindingEval {
@@ -427,9 +482,12 @@ fn backlog(g: &GroupData) -> String {
 type Judged = (Verdict, String, Option<RestartCause>);
 
 /// What one binding's rules look at.
+#[derive(Clone, Copy)]
 struct Look<'a> {
     now: u64,
     gm: Option<&'a GroupMemory>,
+    /// When the stream's server was last found holding writes back (see [`Memory::writes_held`]).
+    held: Option<u64>,
     w: &'a Watch,
     g: &'a GroupData,
     consumer: Option<&'a ConsumerInfo>,
@@ -441,7 +499,7 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
     let hung_ms = l.w.params.hung_after.as_millis();
     let backlog = backlog(l.g);
     let Some(c) = l.consumer else {
-        let from = since.max(u.active_enter_usec);
+        let from = since.max(u.active_enter_usec).max(l.held.unwrap_or(0));
         let waited_ms = l.now.saturating_sub(from) / 1000;
         let name = rendered.unwrap_or("(none)");
         if waited_ms >= hung_ms {
@@ -462,8 +520,18 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
         );
     };
     let (idle, claimed) = progress_idle_ms(l.gm, c, l.now);
+    let (idle, paused) = discount_held(idle, l.held, l.now);
     if idle < hung_ms {
-        return (Verdict::Healthy, format!("consuming ({backlog})"), None);
+        let note = if paused {
+            "; redis held writes back moments ago"
+        } else {
+            ""
+        };
+        return (
+            Verdict::Healthy,
+            format!("consuming ({backlog}){note}"),
+            None,
+        );
     }
     let note = if claimed {
         " (not counting the agent's own claims to it)"
@@ -493,6 +561,7 @@ fn without_work(l: &Look<'_>) -> Judged {
     };
     let reads_7_2 = c.inactive_ms.is_some();
     let (idle, _) = progress_idle_ms(l.gm, c, l.now);
+    let (idle, _) = discount_held(idle, l.held, l.now);
     if reads_7_2 && idle >= hung_ms {
         return (
             Verdict::Hung,

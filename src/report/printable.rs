@@ -19,9 +19,35 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The longest name a table shows in full (`status --json` and the journal's fields keep it).
+pub const NAME_MAX: usize = 120;
+
+/// A name from Redis for a table: [`printable`], and one longer than [`NAME_MAX`] characters
+/// cut with its length said, so a 5 000-character consumer name cannot flood the screen.
+pub fn printable_name(s: &str) -> Cow<'_, str> {
+    let p = printable(s);
+    if p.chars().count() <= NAME_MAX {
+        return p;
+    }
+    let head: String = p.chars().take(NAME_MAX).collect();
+    Cow::Owned(format!("{head}…({} bytes)", s.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_for_tables() {
+        let long = "c".repeat(5000);
+        let shown = printable_name(&long);
+        assert_eq!(
+            shown.chars().count(),
+            NAME_MAX + "…(5000 bytes)".chars().count()
+        );
+        assert!(shown.ends_with("…(5000 bytes)"));
+        assert_eq!(printable_name("execution-h-1"), "execution-h-1");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -18,7 +18,7 @@ use crate::policy::{
     UnitReport, Verdict,
 };
 
-use super::printable::printable;
+use super::printable::{printable, printable_name};
 use super::state::{AgentState, LastAction, Totals, latest};
 
 /// The JSON format's version.
@@ -342,7 +342,7 @@ fn binding_cells(b: Option<&BindingReport>) -> [String; 5] {
         .consumer
         .as_deref()
         .map(|c| {
-            let c = printable(c);
+            let c = printable_name(c);
             if b.consumer_present {
                 c.into_owned()
             } else {
@@ -387,8 +387,8 @@ fn other_consumers(o: &mut String, st: &Status, color: bool) {
             o,
             "  {} {} / {}: {} pending, idle {}: {}",
             paint(&liveness, c.severity, color),
-            printable(&c.group),
-            printable(&c.consumer),
+            printable_name(&c.group),
+            printable_name(&c.consumer),
             c.pending,
             fmt_ms(c.idle_ms),
             printable(&c.note)
@@ -430,8 +430,8 @@ fn keys_and_poison(o: &mut String, st: &Status, color: bool) {
             "{} entry {} of {} in {}: delivered {} times, never acknowledged; {what}",
             paint("poison", p.severity, color),
             p.id,
-            printable(&p.consumer),
-            printable(&p.group),
+            printable_name(&p.consumer),
+            printable_name(&p.group),
             p.deliveries
         );
     }

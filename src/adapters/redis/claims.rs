@@ -18,6 +18,8 @@ pub const CHUNK_MIN: usize = 10;
 pub const CHUNK_MAX: usize = 2000;
 /// The chunk size a client starts with.
 pub const CHUNK_START: usize = 100;
+/// How long [`RedisClient::serves_writes`] waits for its answer (at most `redis.timeout`).
+pub const PROBE_WAIT: Duration = Duration::from_millis(500);
 
 /// What check-and-delete did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +152,31 @@ impl RedisClient {
         Ok(r == 1)
     }
 
+    /// Whether the server of `stream` runs a script that may write within [`PROBE_WAIT`]
+    /// ([`super::scripts::PROBE_LUA`], which writes nothing), on a connection of its own so
+    /// that a held-back call blocks nothing else. `Ok(false)`: it holds writes back.
+    pub async fn serves_writes(&mut self, stream: &str) -> Result<bool, ClientError> {
+        let wait = self.timeout.min(PROBE_WAIT);
+        let mut c = match tokio::time::timeout(
+            self.timeout * 2,
+            super::target::connect(&mut self.target, self.timeout),
+        )
+        .await
+        {
+            Ok(Ok((c, _))) => c,
+            Ok(Err(e)) => return Err(super::classify(e)),
+            Err(_) => return Err(ClientError::Unreachable("connecting timed out".into())),
+        };
+        let script = self.scripts.probe.clone();
+        let mut inv = script.prepare_invoke();
+        inv.key(stream);
+        match tokio::time::timeout(wait, inv.invoke_async::<i64>(&mut c)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => Err(super::classify(e)),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Check-and-delete in one script: never deletes a consumer that holds entries.
     pub async fn delete_consumer(
         &mut self,
@@ -160,7 +187,11 @@ impl RedisClient {
     ) -> Result<DeleteOutcome, ClientError> {
         let script = self.scripts.delete.clone();
         let mut inv = script.prepare_invoke();
-        inv.key(stream).arg(group).arg(consumer).arg(min_idle_ms);
+        inv.key(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg(super::scripts::DELETE_RECHECK_MAX);
         let r: i64 = self.run(async |c| inv.invoke_async(c).await).await?;
         Ok(match r {
             -1 => DeleteOutcome::Gone,
