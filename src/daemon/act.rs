@@ -45,6 +45,41 @@ pub struct Act<'a> {
     pub held_back: Option<&'a mut BTreeSet<String>>,
 }
 
+/// Asks whether the servers of `streams` serve writes (one probe a server: one for all in
+/// standalone and Sentinel, one a stream in a cluster) and records the answer in `mem`: held
+/// streams are noted held now, served ones closed. Returns why writes are held, if they are.
+pub async fn probe_writes(
+    world: &mut World,
+    mem: &mut Memory,
+    streams: &[String],
+) -> Option<String> {
+    let probes = if world.streams.is_cluster() {
+        streams.len()
+    } else {
+        1
+    };
+    let mut why = None;
+    for s in streams.iter().take(probes) {
+        why = match world.streams.serves_writes(s).await {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "redis holds writes back on {s} (CLIENT PAUSE, a failover, a stall)"
+            )),
+            Err(e) => Some(format!("cannot check that redis serves writes on {s}: {e}")),
+        };
+        if why.is_some() {
+            break;
+        }
+    }
+    for s in streams {
+        match why {
+            Some(_) => mem.note_writes_held(s, now_usec()),
+            None => mem.note_writes_served(s),
+        }
+    }
+    why
+}
+
 /// Carries out one action (enforce mode), with the decision it came from for its evidence.
 /// Returns a short outcome for the state file.
 pub async fn carry_out(x: &mut Act<'_>, a: &Action, d: &Decision) -> String {
@@ -88,29 +123,7 @@ fn evidence(d: &Decision, unit: &str) -> String {
 /// and a restart would not help them. A server that cannot be asked counts as not serving.
 /// Logged when it starts and when it ends; the policy proposes the restart again next cycle.
 async fn writes_held_back(x: &mut Act<'_>, unit: &str, streams: &[String]) -> Option<String> {
-    let probes = if x.world.streams.is_cluster() {
-        streams.len()
-    } else {
-        1
-    };
-    let mut why = None;
-    for s in streams.iter().take(probes) {
-        why = match x.world.streams.serves_writes(s).await {
-            Ok(true) => None,
-            Ok(false) => Some(format!(
-                "redis holds writes back on {s} (CLIENT PAUSE, a failover, a stall)"
-            )),
-            Err(e) => Some(format!("cannot check that redis serves writes on {s}: {e}")),
-        };
-        if why.is_some() {
-            break;
-        }
-    }
-    if why.is_some() {
-        for s in streams {
-            x.mem.note_writes_held(s, now_usec());
-        }
-    }
+    let why = probe_writes(x.world, x.mem, streams).await;
     let held = x.held_back.as_deref_mut()?;
     match why {
         Some(why) => {

@@ -307,6 +307,7 @@ impl Agent {
     /// One cycle; returns the STATUS= line.
     async fn cycle(&mut self, started: Instant, budget: Duration) -> String {
         let snap = self.world.snapshot(&self.cfg, &self.mem).await;
+        self.recheck_held_writes().await;
         let t_decide = Instant::now();
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
         let t_decide = t_decide.elapsed();
@@ -334,6 +335,21 @@ impl Agent {
             t_report.elapsed().as_secs_f64() * 1e3
         );
         line
+    }
+
+    /// While a server was last found holding writes back, asks again every cycle (not only
+    /// when a restart is proposed): no consumer is blamed for the hold until it really ends.
+    async fn recheck_held_writes(&mut self) {
+        let open: Vec<String> = self.mem.writes_held_open.iter().cloned().collect();
+        if open.is_empty() {
+            return;
+        }
+        if act::probe_writes(&mut self.world, &mut self.mem, &open)
+            .await
+            .is_none()
+        {
+            tracing::info!("redis serves writes again on {}", open.join(", "));
+        }
     }
 
     /// Observe mode: each proposal logged once while it stands.

@@ -2,7 +2,7 @@
 //! `(stream, group)` — never by a binding's position in the configuration, so a reload that
 //! reorders `[[watch]]` entries keeps each binding's history with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,10 @@ pub struct Memory {
     /// Per stream: when the agent last found its server holding writes back (realtime µs). No
     /// consumer of it is blamed for the time until then: it could not read either.
     pub writes_held: BTreeMap<String, u64>,
+    /// Streams whose server was found holding writes back and not yet seen serving them: the
+    /// agent checks them again every cycle, so [`Memory::writes_held`] follows the whole hold.
+    #[serde(default)]
+    pub writes_held_open: BTreeSet<String>,
 }
 
 impl Memory {
@@ -126,6 +130,12 @@ impl Memory {
     /// Records that the server of `stream` held writes back at `at_usec` (a restart's check).
     pub fn note_writes_held(&mut self, stream: &str, at_usec: u64) {
         self.writes_held.insert(stream.to_string(), at_usec);
+        self.writes_held_open.insert(stream.to_string());
+    }
+
+    /// Records that the server of `stream` serves writes again (the hold ended before now).
+    pub fn note_writes_served(&mut self, stream: &str) {
+        self.writes_held_open.remove(stream);
     }
 
     /// Forgets what is tied to process IDs: after a reboot the same PIDs name other processes.

@@ -209,6 +209,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     track_main_pids(mem, units);
     mem.writes_held
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
+    mem.writes_held_open
+        .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
     let cy = Cycle { cfg, snap, units };
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);
