@@ -25,7 +25,7 @@ dead_pid() { sh -c 'true & p=$!; wait; echo $p'; }
 echo "quantum-watchdog $("$QW_BIN" --version | cut -d' ' -f2) (release), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on a unix socket, $(nproc) cores, $(date -u +%F)"
 
 # ------------------------------------------------------------------------------------------
-ONLY=${BENCH_ONLY:-123456}
+ONLY=${BENCH_ONLY:-1234567}
 if [[ $ONLY == *1* ]]; then
 echo
 echo "## 1. Reclaim: a dead consumer holding 100 000 pending entries"
@@ -534,4 +534,89 @@ PY
 done
 kill $AG; wait $AG 2>/dev/null || true
 for f in "$D"/s?.pid "$D/m.pid" "$D/r.pid"; do kill "$(cat "$f")" 2>/dev/null || true; done
+fi
+
+# ------------------------------------------------------------------------------------------
+if [[ $ONLY == *7* ]]; then
+echo
+EXEC_SECS=${BENCH_EXEC_SECS:-60}
+echo "## 7. quantum-watchdog exec: its cost, and detection by systemd's watchdog vs by the agent"
+# Each unit its own stream and group, as each service of the pipeline has.
+for u in plain wrapped; do $R XGROUP CREATE "bench:exec:$u" g 0 MKSTREAM >/dev/null; done
+cat > "$B/exec.toml" <<T
+mode = "enforce"
+interval = "1s"
+units = ["bench-*.service"]
+redis.url = "unix://$SOCK"
+[defaults]
+hung_after = "5s"
+startup_grace = "2s"
+confirm = 2
+[[watch]]
+unit = "bench-plain.service"
+stream = "bench:exec:plain"
+group = "g"
+consumer = "plain-{hostname}-{pid}"
+[[watch]]
+unit = "bench-exec.service"
+stream = "bench:exec:wrapped"
+group = "g"
+consumer = "wrapped-{hostname}-{pid}"
+T
+consumer_cmd() { echo "$QW_CONSUMER unix://$SOCK bench:exec:$1 g $1 $B/$1.acks"; }
+printf '[Service]\nEnvironment=QW_WORK_MS=5\nExecStart=%s\n' "$(consumer_cmd plain)" > "$QW_UNIT_DIR/bench-plain.service"
+printf '[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2s\nRestart=on-failure\nRestartSec=1\nEnvironment=QW_WORK_MS=5\nExecStart=%s --user --config %s exec -- %s\n' \
+    "$QW_BIN" "$B/exec.toml" "$(consumer_cmd wrapped)" > "$QW_UNIT_DIR/bench-exec.service"
+systemctl --user daemon-reload
+# A steady producer, 50 entries a second.
+( while [ ! -e "$B/exec.stop" ]; do for u in plain wrapped; do $R XADD "bench:exec:$u" '*' n 1 >/dev/null; done; sleep 0.04; done ) &
+PR=$!
+t=$(now_ns); systemctl --user start bench-plain.service; plain_start=$(ms_since "$t")
+t=$(now_ns); systemctl --user start bench-exec.service; exec_start=$(ms_since "$t")
+"$QW_BIN" --user --config "$B/exec.toml" agent 2>"$B/exec-agent.log" &
+AGP=$!
+sleep 3
+W=$(mainpid bench-exec.service)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+anon() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+c0=$(ticks "$W"); a0=$(ticks "$AGP"); t=$(now_ns)
+sleep "$EXEC_SECS"
+secs=$(( ($(now_ns) - t) / 1000000 ))
+hz=$(getconf CLK_TCK)
+pc() { echo "scale=3; ($2 - $1) * 100000 / $hz / $secs" | bc; }
+echo
+echo "| over ${EXEC_SECS} s at interval 1 s | CPU (% of a core) | RSS | of it anonymous | PSS (file pages shared with the agent) |"
+echo "|---|---|---|---|---|"
+for p in "exec (1 binding):$W" "agent (2 bindings, for reference):$AGP"; do
+    n=${p%%:*}; q=${p##*:}
+    c=$c0; [ "$q" = "$AGP" ] && c=$a0
+    echo "| quantum-watchdog $n | $(pc "$c" "$(ticks "$q")") | $(rss "$q") KiB | $(anon "$q") KiB | $(pss "$q") KiB |"
+done
+echo
+echo "| systemctl start | plain consumer (Type=simple) | under exec (Type=notify, READY once its consumer is listed) |"
+echo "|---|---|---|"
+echo "| time to return | $plain_start ms | $exec_start ms |"
+# Detection: SIGSTOP → a new process of the unit consuming (its consumer listed, reading).
+detect() { # prefix pid-to-stop
+    local t
+    kill -STOP "$2"; t=$(now_ns)
+    for _ in $(seq 1200); do
+        $R XINFO CONSUMERS "bench:exec:$1" g | grep -E "^$1-$HOST-[0-9]+$" | grep -vqx "$1-$HOST-$2" && break
+        sleep 0.05
+    done
+    ms_since "$t"
+}
+child_of() { awk '{print $1}' "/proc/$1/task/$1/children"; }
+d_agent=$(detect plain "$(mainpid bench-plain.service)")
+d_exec=$(detect wrapped "$(child_of "$(mainpid bench-exec.service)")")
+echo
+echo "| SIGSTOP → a new process consuming (hung_after 5 s, confirm 2, interval 1 s) | ms |"
+echo "|---|---|"
+echo "| the agent restarts the plain unit over D-Bus | $d_agent |"
+echo "| systemd's watchdog restarts the unit under exec (WatchdogSec=2s) | $d_exec |"
+touch "$B/exec.stop"; wait $PR 2>/dev/null || true
+kill $AGP; wait $AGP 2>/dev/null || true
+systemctl --user stop bench-plain.service bench-exec.service
 fi

@@ -61,3 +61,41 @@ say "after: the new router consumes; the old consumer's entries were handed to i
 $QW status || true
 say "what the agent logged"
 grep -E "verdict|restart|claim|delete" "$QW_BASE/agent.log" | sed -E 's/\x1b\[[0-9;]*m//g' | cut -c1-220
+
+say "the execution service under systemd's own watchdog: quantum-watchdog exec"
+cat > "$QW_UNIT_DIR/quantum-execution.service" <<U
+[Unit]
+Description=demo quantum-execution under quantum-watchdog exec
+[Service]
+Type=notify
+NotifyAccess=main
+WatchdogSec=4s
+Restart=on-failure
+RestartSec=2
+Environment=QW_WORK_MS=50
+ExecStart=$QW exec -- $QW_CONSUMER unix://$QW_BASE/redis.sock quantum:stream:trade.intent quantum:group:execution:trade.intent execution $QW_BASE/quantum-execution.acks
+TimeoutStopSec=5
+U
+systemctl --user daemon-reload
+systemctl --user restart quantum-execution.service
+sleep 3
+systemctl --user status quantum-execution.service --no-pager 2>/dev/null | sed -n '1,4p;/Status:/p'
+WRAPPER=$(systemctl --user show -p MainPID --value quantum-execution.service)
+CHILD=$(cat /proc/"$WRAPPER"/task/"$WRAPPER"/children | awk '{print $1}')
+say "its consumer hangs (kill -STOP $CHILD, the wrapper's child); the wrapper stops pinging systemd"
+kill -STOP "$CHILD"
+T0=$(date +%s.%N)
+for _ in $(seq 300); do
+    [ "$(systemctl --user show -p Result --value quantum-execution.service)" = watchdog ] && break
+    sleep 0.1
+done
+printf "systemd's watchdog fired after %.1f s: " "$(echo "$(date +%s.%N) - $T0" | bc)"
+systemctl --user show -p Result -p ExecMainStatus quantum-execution.service | tr '\n' ' '; echo
+for _ in $(seq 100); do
+    [ "$(systemctl --user show -p NRestarts --value quantum-execution.service)" = 1 ] && break
+    sleep 0.1
+done
+sleep 3
+systemctl --user status quantum-execution.service --no-pager 2>/dev/null | sed -n '1,4p;/Status:/p'
+say "the agent saw it and left the restart to systemd"
+grep -E "quantum-execution" "$QW_BASE/agent.log" | grep -E "verdict|restart" | sed -E 's/\x1b\[[0-9;]*m//g' | cut -c1-220 | tail -4

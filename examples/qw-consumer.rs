@@ -7,7 +7,9 @@
 //! Sentinels name, looked up again at every reconnect); `cluster://HOST:PORT,…` (a cluster).
 //! Environment: QW_WORK_MS (time per entry, default 0), QW_POISON (a value of field `n` it
 //! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet), QW_PEL_EVERY_MS
-//! (how often it rereads its own pending list; default 0: before every read).
+//! (how often it rereads its own pending list; default 0: before every read), QW_CRASH_ON (a
+//! value of `n` that kills it with SIGKILL when read), QW_HANG_ON (a value of `n` it hangs
+//! on: alive, reading nothing more).
 //!
 //! Control: SIGSTOP hangs it (systemd still says active/running), SIGKILL crashes it,
 //! SIGUSR1 makes it go quiet (alive, reads nothing), SIGUSR2 resumes.
@@ -200,6 +202,16 @@ fn run(
             };
             if poison == Some(n.as_str()) {
                 continue;
+            }
+            if std::env::var("QW_CRASH_ON").is_ok_and(|v| v == n) {
+                eprintln!("qw-consumer {name}: entry {id} (n={n}) kills me");
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+            if std::env::var("QW_HANG_ON").is_ok_and(|v| v == n) {
+                eprintln!("qw-consumer {name}: entry {id} (n={n}) hangs me");
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
             }
             if work_ms > 0 {
                 std::thread::sleep(Duration::from_millis(work_ms));

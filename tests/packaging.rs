@@ -121,6 +121,28 @@ fn units_carry_what_the_agent_relies_on() {
         "ExecStopPost",
         "-/usr/bin/quantum-watchdog recover --unit %n"
     ));
+    let e = directives("dist/usr/share/doc/quantum-watchdog/examples/exec-dropin.conf");
+    for (k, v) in [
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("WatchdogSec", "30s"),
+        (
+            "ExecStart",
+            "/usr/bin/quantum-watchdog exec -- /opt/quantum/bin/python3 -m execution",
+        ),
+    ] {
+        assert!(has(&e, k, v), "exec-dropin.conf: {k}={v}");
+    }
+    // The operators' group and their directory.
+    assert!(
+        read("debian/quantum-watchdog.sysusers")
+            .lines()
+            .any(|l| l.starts_with("g quantum-watchdog-operators "))
+    );
+    assert!(
+        read("debian/quantum-watchdog.tmpfiles")
+            .contains("d /var/lib/quantum-watchdog/pauses 2775 root quantum-watchdog-operators -")
+    );
     // The sysusers user is the unit's and the polkit rule's.
     assert!(
         read("debian/quantum-watchdog.sysusers")

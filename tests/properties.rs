@@ -139,7 +139,7 @@ fn cfg() -> quantum_watchdog::config::Config {
     from_fragments(&[(
         "p.toml".into(),
         format!(
-            "mode = \"enforce\"\n[defaults]\nhung_after = \"20s\"\nstartup_grace = \"15s\"\nconfirm = 2\n\
+            "mode = \"enforce\"\n[defaults]\nhung_after = \"20s\"\nstartup_grace = \"15s\"\nconfirm = 2\npoison_after_crashes = 2\n\
              restart_budget = {{ max = 2, within = \"5m\" }}\nzombie_after = \"60s\"\n\
              [[watch]]\nunit = \"{UNIT}\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x-{{hostname}}-{{pid}}\"\n"
         ),
@@ -229,6 +229,11 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         main_pid: pid,
         active_enter_usec: now.saturating_sub(st.restarted_ago_s * S),
         result: "success".into(),
+        job: None,
+        n_restarts: 0,
+        exit_status: String::new(),
+        need_daemon_reload: false,
+        exec_watchdog: false,
     };
     let mut seen = std::collections::BTreeSet::new();
     let consumers: Vec<ConsumerInfo> = st
@@ -300,6 +305,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         live_pids,
         pid_units,
         utc_offset_secs: 0,
+        holds: Default::default(),
     }
 }
 
@@ -344,6 +350,12 @@ proptest! {
                             || outside;
                         prop_assert!(dead, "took entries from live consumer {}", from);
                         prop_assert!(!in_unit, "took entries from {} of the unit's cgroup", from);
+                        prop_assert_ne!(pid, u.main_pid);
+                    }
+                    Action::Quarantine { consumer, .. } => {
+                        // Only the consumer of a process that died since the last look.
+                        let pid: u32 = consumer.rsplit('-').next().unwrap().parse().unwrap();
+                        prop_assert!(earlier_pids.contains(&pid), "quarantined from live {}", consumer);
                         prop_assert_ne!(pid, u.main_pid);
                     }
                     Action::Restart { .. } => {

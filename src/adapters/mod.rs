@@ -4,10 +4,12 @@
 //! call has a timeout; an unreachable side becomes an error in the snapshot, never a
 //! reason to act.
 
+pub mod cgroup;
 pub mod clock;
 pub mod liveness;
 pub mod logging;
 pub mod notify;
+pub mod pause_store;
 pub mod redis;
 pub mod state_file;
 pub mod systemd;

@@ -23,6 +23,12 @@ pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
+/// `WATCHDOG=trigger`: systemd acts as on a missed ping (`Result=watchdog`,
+/// `WatchdogSignal=`, `Restart=`).
+pub fn watchdog_trigger() {
+    send(&[NotifyState::WatchdogTrigger]);
+}
+
 /// `STATUS=line`.
 pub fn status(line: &str) {
     send(&[NotifyState::Status(line)]);

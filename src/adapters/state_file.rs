@@ -59,17 +59,47 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(value).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
+    let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    write_bytes_atomically(path, &bytes)
 }
 
 /// Writes a text file atomically (a temporary file beside it, then a rename).
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    write_bytes_atomically(path, text.as_bytes())
+}
+
+/// The temporary file is new (`O_CREAT|O_EXCL|O_NOFOLLOW`, a random name, mode 0644): in a
+/// directory others may write to, a planted file or symlink of that name makes the write
+/// fail instead of writing through it.
+fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tag = [0u8; 8];
+    let _ = getrandom(&mut tag);
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{:016x}",
+        std::process::id(),
+        u64::from_ne_bytes(tag)
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let written = f.write_all(bytes);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Random bytes from the kernel (`getrandom(2)`), for names no one can guess.
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 || n as usize != buf.len() {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -97,6 +97,8 @@ struct Listed {
     active: String,
     sub: String,
     path: String,
+    /// The type of the unit's job, if one is queued or running.
+    job: Option<String>,
 }
 
 #[derive(Default)]
@@ -232,16 +234,20 @@ impl Systemd {
         .await?;
         let listed: Vec<Listed> = listed
             .into_iter()
-            .map(|(name, _, load, active, sub, _, path, ..)| Listed {
-                name,
-                load,
-                active,
-                sub,
-                path: path.to_string(),
-            })
+            .map(
+                |(name, _, load, active, sub, _, path, job_id, job_type, _)| Listed {
+                    name,
+                    load,
+                    active,
+                    sub,
+                    path: path.to_string(),
+                    job: (job_id != 0).then_some(job_type),
+                },
+            )
             .collect();
         let (mut fresh, to_read) = self.select_stale(listed);
         fresh.extend(self.read_all(to_read).await?);
+        self.read_need_reload(&mut fresh, bound).await;
         let missing: Vec<String> = {
             let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
             bound
@@ -272,7 +278,11 @@ impl Systemd {
                     && u.sub_state == l.sub
             });
             match current {
-                Some((u, _)) => fresh.push(u.clone()),
+                // The job comes from the list, fresh every cycle.
+                Some((u, _)) => fresh.push(UnitState {
+                    job: l.job.clone(),
+                    ..u.clone()
+                }),
                 None => {
                     cache.dirty.remove(&l.path);
                     to_read.push(l);
@@ -296,6 +306,36 @@ impl Systemd {
             out.push(u);
         }
         Ok(out)
+    }
+
+    /// `NeedDaemonReload` of the bound units that are up. systemd signals no change of it, so
+    /// it is read every cycle (concurrently, one call a unit).
+    async fn read_need_reload(&self, units: &mut [UnitState], bound: &[String]) {
+        let bound: BTreeSet<&str> = bound.iter().map(String::as_str).collect();
+        let paths: Vec<(usize, String)> = {
+            let cache = self.cache.lock().unwrap();
+            units
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| u.active_state.is_up() && bound.contains(u.name.as_str()))
+                .filter_map(|(i, u)| cache.units.get(&u.name).map(|(_, p)| (i, p.clone())))
+                .collect()
+        };
+        let reads = paths.into_iter().map(|(i, path)| async move {
+            let unit = unit_proxy(&self.conn, path).await?;
+            let need = within(self.timeout, unit.need_daemon_reload()).await?;
+            Ok::<_, SystemdError>((i, need))
+        });
+        for u in units.iter_mut() {
+            u.need_daemon_reload = false;
+        }
+        // One unit that cannot be asked is taken as not changed; the rest of the look stands.
+        for r in futures_util::future::join_all(reads).await {
+            match r {
+                Ok((i, need)) => units[i].need_daemon_reload = need,
+                Err(e) => tracing::debug!("NeedDaemonReload: {e}"),
+            }
+        }
     }
 
     /// Bound units systemd has not loaded: a unit file may exist (stopped, unloaded) or not.
@@ -327,6 +367,11 @@ impl Systemd {
                 main_pid: 0,
                 active_enter_usec: 0,
                 result: String::new(),
+                job: None,
+                n_restarts: 0,
+                exit_status: String::new(),
+                need_daemon_reload: false,
+                exec_watchdog: false,
             })
             .collect())
     }
@@ -338,29 +383,43 @@ impl Systemd {
             active,
             sub,
             path,
+            job,
         } = l;
         // The states come from the list call; the rest in one concurrent batch of reads. A
         // change in between marks the unit dirty again (PropertiesChanged) for the next cycle.
         let unit = unit_proxy(&self.conn, path.clone()).await?;
-        let (active_enter, main_pid, result) = if name.ends_with(".service") {
+        let mut svc_state = ServiceRead::default();
+        let active_enter = if name.ends_with(".service") {
             let svc = ServiceProxy::builder(&self.conn)
                 .path(path.clone())
                 .cache_properties(CacheProperties::No)
                 .build()
                 .await
                 .map_err(call_error)?;
-            let (a, m, r) = tokio::join!(
-                within(self.timeout, unit.active_enter_timestamp()),
-                within(self.timeout, svc.main_pid()),
-                within(self.timeout, svc.result()),
+            let t = self.timeout;
+            let (a, m, r, n, code, status, wd, start) = tokio::join!(
+                within(t, unit.active_enter_timestamp()),
+                within(t, svc.main_pid()),
+                within(t, svc.result()),
+                within(t, svc.n_restarts()),
+                within(t, svc.exec_main_code()),
+                within(t, svc.exec_main_status()),
+                within(t, svc.watchdog_u_sec()),
+                within(t, svc.exec_start()),
             );
-            (a?, m?, r?)
+            let wrapped = start?
+                .iter()
+                .any(|(path, argv, ..)| is_exec_wrapper(path, argv));
+            svc_state = ServiceRead {
+                main_pid: m?,
+                result: r?,
+                n_restarts: n?,
+                exit_status: exit_status(code?, status?),
+                exec_watchdog: wrapped && wd? > 0,
+            };
+            a?
         } else {
-            (
-                within(self.timeout, unit.active_enter_timestamp()).await?,
-                0,
-                String::new(),
-            )
+            within(self.timeout, unit.active_enter_timestamp()).await?
         };
         let (active_state, sub_state) = (active, sub);
         Ok((
@@ -369,9 +428,14 @@ impl Systemd {
                 load_state: load.as_str().into(),
                 active_state: active_state.as_str().into(),
                 sub_state,
-                main_pid,
+                main_pid: svc_state.main_pid,
                 active_enter_usec: active_enter,
-                result,
+                result: svc_state.result,
+                job,
+                n_restarts: svc_state.n_restarts,
+                exit_status: svc_state.exit_status,
+                need_daemon_reload: false,
+                exec_watchdog: svc_state.exec_watchdog,
             },
             path,
         ))
@@ -437,6 +501,44 @@ impl Systemd {
                 Err(_) => Err(SystemdError::Timeout(job_timeout)),
             }
         }))
+    }
+}
+
+/// What is read of a service besides the unit's own properties.
+#[derive(Default)]
+struct ServiceRead {
+    main_pid: u32,
+    result: String,
+    n_restarts: u32,
+    exit_status: String,
+    exec_watchdog: bool,
+}
+
+/// Whether an `ExecStart=` command runs `quantum-watchdog exec`: the program is ours and
+/// `exec` is its command (before any `--`).
+pub fn is_exec_wrapper(path: &str, argv: &[String]) -> bool {
+    let ours = |p: &str| p.rsplit('/').next() == Some("quantum-watchdog");
+    (ours(path) || argv.first().is_some_and(|a| ours(a)))
+        && argv
+            .iter()
+            .skip(1)
+            .take_while(|a| *a != "--")
+            .any(|a| a == "exec")
+}
+
+/// `ExecMainCode`/`ExecMainStatus` as systemd shows them (`CLD_EXITED` 1, `CLD_KILLED` 2,
+/// `CLD_DUMPED` 3): `exited 1`, `killed KILL`, `dumped ABRT`; empty before any exit.
+fn exit_status(code: i32, status: i32) -> String {
+    let signal = || {
+        nix::sys::signal::Signal::try_from(status)
+            .map(|s| s.as_str().trim_start_matches("SIG").to_string())
+            .unwrap_or_else(|_| status.to_string())
+    };
+    match code {
+        1 => format!("exited {status}"),
+        2 => format!("killed {}", signal()),
+        3 => format!("dumped {}", signal()),
+        _ => String::new(),
     }
 }
 

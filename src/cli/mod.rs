@@ -3,6 +3,7 @@
 
 mod agent;
 mod check_config;
+mod pause;
 mod recover;
 mod status;
 
@@ -60,6 +61,56 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Hold every action on units back (they are still judged and shown) until resumed or
+    /// for a while. Exit 4 if the caller may not.
+    Pause {
+        /// The units (no suffix: .service).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        units: Vec<String>,
+        /// Every unit.
+        #[arg(long)]
+        all: bool,
+        /// Resume by itself after this long (30m, 2h).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+        duration: Option<std::time::Duration>,
+        /// Why, for the log and status.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove pauses. Exit 4 if the caller may not.
+    Resume {
+        /// The units (no suffix: .service).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        units: Vec<String>,
+        /// Every pause, `--all` ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let units that gave up restart again: earlier restarts no longer count against their
+    /// restart budget. Exit 4 if the caller may not.
+    ResetBudget {
+        /// The units (no suffix: .service).
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Run a consumer under systemd's watchdog (Type=notify, WatchdogSec=): READY once its
+    /// consumer is in its group, WATCHDOG pings while it is not hung, WATCHDOG=trigger when it is.
+    Exec {
+        /// The unit (default: the one this process runs in).
+        #[arg(long, value_name = "UNIT")]
+        unit: Option<String>,
+        /// READY=1 at the latest this long after the start, consumer seen or not.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_for)]
+        ready_timeout: std::time::Duration,
+        /// The command and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Validate and print the effective merged configuration.
     CheckConfig,
     /// Print a shell completion script (bash, zsh, fish).
@@ -73,6 +124,10 @@ pub enum Failure {
     Config(String),
     /// Something failed at run time: exit 1.
     Runtime(anyhow::Error),
+    /// The command line names something that cannot be: exit 2.
+    Usage(String),
+    /// The caller may not do this: exit 4.
+    Denied(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -93,6 +148,14 @@ pub fn exit(r: Result<u8, Failure>, is_status: bool) -> ExitCode {
         Err(Failure::Runtime(e)) => {
             eprintln!("quantum-watchdog: error: {e:#}");
             ExitCode::from(if is_status { 3 } else { 1 })
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("quantum-watchdog: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Denied(e)) => {
+            eprintln!("quantum-watchdog: not permitted: {e}");
+            ExitCode::from(4)
         }
     }
 }
@@ -133,8 +196,21 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let cfg = daemon::load_config(&o).map_err(|e| Failure::Config(e.to_string()))?;
     let secrets = read_secrets(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
-    if let Command::CheckConfig = cli.command {
-        return check_config::run(&cfg, &secrets);
+    let target = |units: Vec<String>, all: bool| match all {
+        true => pause::Target::All,
+        false => pause::Target::Units(units),
+    };
+    match cli.command {
+        Command::CheckConfig => return check_config::run(&cfg, &secrets),
+        Command::Pause {
+            units,
+            all,
+            duration,
+            reason,
+        } => return pause::pause(&cfg, o.user, target(units, all), duration, reason),
+        Command::Resume { units, all } => return pause::resume(&cfg, o.user, target(units, all)),
+        Command::ResetBudget { units } => return pause::reset_budget(&cfg, o.user, &units),
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -166,8 +242,34 @@ async fn dispatch(
         Command::Recover { units, dry_run } => {
             recover::run(&cfg, o.user, &secrets, &units, dry_run).await
         }
-        Command::CheckConfig | Command::Completions { .. } => Ok(0),
+        Command::Exec {
+            unit,
+            ready_timeout,
+            command,
+        } => {
+            let opts = daemon::exec::ExecOptions {
+                unit,
+                ready_timeout,
+                user: o.user,
+                argv: command,
+            };
+            Ok(daemon::exec::run(&cfg, &secrets, opts).await?)
+        }
+        Command::CheckConfig
+        | Command::Completions { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::ResetBudget { .. } => Ok(0),
     }
+}
+
+/// `--for`: a duration of at least a second.
+fn parse_for(s: &str) -> Result<std::time::Duration, String> {
+    let d = quantum_watchdog::config::parse_duration(s)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("at least 1s".into());
+    }
+    Ok(d)
 }
 
 fn completions(shell: clap_complete::Shell) -> Result<u8, Failure> {

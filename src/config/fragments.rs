@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::duration::HumanDuration;
-use super::{ClaimPolicy, ConfigError, KeyFlag, KeyGauge, Mode, Pipeline, RestartBudget};
+use super::{ClaimPolicy, ConfigError, KeyFlag, KeyGauge, Mode, Pipeline, RestartBudget, Window};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +26,10 @@ pub(super) struct RawFile {
     pub(super) gauge: Vec<KeyGauge>,
     #[serde(default)]
     pub(super) flag: Vec<KeyFlag>,
+    #[serde(default)]
+    pub(super) window: Vec<Window>,
+    pub(super) pause_dir: Option<PathBuf>,
+    pub(super) operators_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +83,7 @@ pub(super) struct RawParams {
     pub(super) claim_policy: Option<ClaimPolicy>,
     pub(super) restart_on_stale_pending: Option<bool>,
     pub(super) dead_letter_after: Option<u32>,
+    pub(super) poison_after_crashes: Option<u32>,
 }
 
 /// A `[[watch]]` entry. Its parameters are spelled out rather than flattened in: serde's
@@ -99,6 +104,7 @@ pub(super) struct RawWatch {
     claim_policy: Option<ClaimPolicy>,
     restart_on_stale_pending: Option<bool>,
     dead_letter_after: Option<u32>,
+    poison_after_crashes: Option<u32>,
 }
 
 impl RawWatch {
@@ -113,6 +119,7 @@ impl RawWatch {
             claim_policy: self.claim_policy,
             restart_on_stale_pending: self.restart_on_stale_pending,
             dead_letter_after: self.dead_letter_after,
+            poison_after_crashes: self.poison_after_crashes,
         }
     }
 }

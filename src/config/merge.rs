@@ -90,6 +90,13 @@ fn merge_file(cfg: &mut Config, raw: RawFile) {
     if !raw.flag.is_empty() {
         cfg.flag = raw.flag;
     }
+    if !raw.window.is_empty() {
+        cfg.window = raw.window;
+    }
+    if raw.pause_dir.is_some() {
+        cfg.pause_dir = raw.pause_dir;
+    }
+    set(&mut cfg.operators_group, raw.operators_group);
     if let Some(d) = &raw.defaults {
         cfg.defaults.apply(d);
     }
@@ -146,6 +153,7 @@ impl Params {
             claim_policy,
             restart_on_stale_pending,
             dead_letter_after,
+            poison_after_crashes,
         } = raw;
         if let Some(v) = hung_after {
             self.hung_after = *v;
@@ -170,6 +178,9 @@ impl Params {
         }
         if let Some(v) = dead_letter_after {
             self.dead_letter_after = Some(*v);
+        }
+        if let Some(v) = poison_after_crashes {
+            self.poison_after_crashes = Some(*v);
         }
     }
 }

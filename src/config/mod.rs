@@ -163,6 +163,10 @@ pub struct Params {
     /// Entries delivered this many times without acknowledgement go to `<stream>:dead`
     /// (and the original is acknowledged). Unset: they stay pending and are reported.
     pub dead_letter_after: Option<u32>,
+    /// Opt-in: an entry that was the oldest unacknowledged one of the unit's consumer at
+    /// this many consecutive deaths of the unit (a crash loop on one entry) is quarantined
+    /// to the dead-letter stream. Unset: never.
+    pub poison_after_crashes: Option<u32>,
 }
 
 impl Default for Params {
@@ -179,6 +183,7 @@ impl Default for Params {
             claim_policy: ClaimPolicy::Handoff,
             restart_on_stale_pending: false,
             dead_letter_after: None,
+            poison_after_crashes: None,
         }
     }
 }
@@ -370,6 +375,24 @@ fn default_warn_at() -> f64 {
     0.8
 }
 
+/// The group whose members may pause units (the package creates it).
+pub const OPERATORS_GROUP: &str = "quantum-watchdog-operators";
+
+/// A `[[window]]`: units matching `units` are judged but not acted on from each elapse of
+/// `calendar` (systemd's `OnCalendar=` syntax) for `duration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Its name in reports and logs.
+    pub name: String,
+    /// Unit name patterns it applies to.
+    pub units: Vec<String>,
+    /// When it opens: `Sat 02:00`, `*-*-* 23:55:00`, `Mon..Fri 12:00 Europe/Berlin`.
+    pub calendar: String,
+    /// How long it stays open.
+    pub duration: HumanDuration,
+}
+
 /// A Redis key shown in `status` with its value (e.g. a kill switch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -439,6 +462,16 @@ pub struct Config {
     /// `[[flag]]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flag: Vec<KeyFlag>,
+    /// `[[window]]`: maintenance windows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub window: Vec<Window>,
+    /// Where `pause`, `resume` and `reset-budget` leave their notes for the agent, `recover`
+    /// and `exec`. Default: `/var/lib/quantum-watchdog/pauses`, or
+    /// `$XDG_RUNTIME_DIR/quantum-watchdog/pauses` with `--user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_dir: Option<PathBuf>,
+    /// Besides root, the members of this group may pause units.
+    pub operators_group: String,
     /// The files this configuration was read from, in order.
     #[serde(skip)]
     pub sources: Vec<PathBuf>,
@@ -469,6 +502,9 @@ impl Default for Config {
             pipeline: Vec::new(),
             gauge: Vec::new(),
             flag: Vec::new(),
+            window: Vec::new(),
+            pause_dir: None,
+            operators_group: OPERATORS_GROUP.to_string(),
             sources: Vec::new(),
         }
     }

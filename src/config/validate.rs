@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::model::calendar::CalendarSpec;
 use crate::model::consumer_name::Template;
 
 use super::duration::HumanDuration;
@@ -66,7 +67,59 @@ pub(super) fn validate_watch(
 pub(super) fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> {
     validate_reports(file, cfg)?;
     validate_timing(file, cfg)?;
+    validate_windows(file, cfg)?;
     validate_redis(file, &cfg.redis)
+}
+
+/// `[[window]]`: a calendar systemd would accept (and a time zone this host knows), a
+/// duration, unit patterns; `operators_group` a group name.
+fn validate_windows(file: &str, cfg: &Config) -> Result<(), ConfigError> {
+    for (i, w) in cfg.window.iter().enumerate() {
+        let at = |k: &str| format!("window[{i}].{k}");
+        let spec = CalendarSpec::parse(&w.calendar).map_err(|e| {
+            ConfigError::invalid(file, at("calendar"), format!("{:?}: {e}", w.calendar))
+        })?;
+        if let Some(z) = spec.zone()
+            && jiff::tz::TimeZone::get(z).is_err()
+        {
+            return Err(ConfigError::invalid(
+                file,
+                at("calendar"),
+                format!("{z:?}: a time zone this host does not know (tzdata)"),
+            ));
+        }
+        if w.duration.0.is_zero() {
+            return Err(ConfigError::invalid(
+                file,
+                at("duration"),
+                "expected a duration greater than 0",
+            ));
+        }
+        if w.units.is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                at("units"),
+                "expected unit name patterns",
+            ));
+        }
+        for u in &w.units {
+            check_unit_pattern(u)
+                .map_err(|why| ConfigError::invalid(file, at("units"), format!("{u:?}: {why}")))?;
+        }
+    }
+    let g = &cfg.operators_group;
+    if g.is_empty()
+        || !g
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ConfigError::invalid(
+            file,
+            "operators_group",
+            format!("expected a group name, found {g:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// `[metrics]`, `[[pipeline]]`, `[[gauge]]`.
@@ -306,6 +359,14 @@ pub(super) fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), Co
     let bad = |k: &str, why: &str| Err(ConfigError::invalid(file, format!("{at}.{k}"), why));
     if p.confirm == 0 {
         return bad("confirm", "expected a whole number of cycles, at least 1");
+    }
+    if p.poison_after_crashes
+        .is_some_and(|n| !(2..=100).contains(&n))
+    {
+        return bad(
+            "poison_after_crashes",
+            "expected between 2 and 100 consecutive deaths on the same entry",
+        );
     }
     if p.dead_letter_after == Some(0) {
         return bad(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::adapters::clock::now_usec;
-use crate::adapters::redis::{DeleteOutcome, Moved};
+use crate::adapters::redis::{Aside, DeleteOutcome, Moved};
 use crate::config::{ClaimPolicy, Mode};
 use crate::model::{GroupKey, fmt_ms};
 use crate::policy::{Action, Decision, Memory};
@@ -98,7 +98,7 @@ pub async fn carry_out(x: &mut Act<'_>, a: &Action, d: &Decision) -> String {
 }
 
 /// The restart's evidence: each binding's consumer, idle, lag and pending.
-fn evidence(d: &Decision, unit: &str) -> String {
+pub fn evidence(d: &Decision, unit: &str) -> String {
     let Some(u) = d.units.iter().find(|u| u.unit == unit) else {
         return String::new();
     };
@@ -231,7 +231,7 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
         Action::Restart { .. } => return String::new(),
         Action::Claim { .. } => claim(x, a).await,
         Action::Requeue { .. } => requeue(x, a).await,
-        Action::DeadLetter { .. } => dead_letter(x, a).await,
+        Action::DeadLetter { .. } | Action::Quarantine { .. } => dead_letter(x, a).await,
         Action::Delete { .. } => return delete(x, a).await,
     };
     if !done.ok {
@@ -334,27 +334,58 @@ async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
 }
 
 async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
-    let Action::DeadLetter {
-        stream,
-        dead,
-        group,
-        id,
-        min_deliveries,
-        ..
-    } = a
-    else {
-        unreachable!("called for dead-letter actions")
+    let (stream, dead, group, id, aside) = match a {
+        Action::DeadLetter {
+            stream,
+            dead,
+            group,
+            id,
+            min_deliveries,
+            ..
+        } => (
+            stream,
+            dead,
+            group,
+            id,
+            Aside {
+                min_deliveries: *min_deliveries,
+                holder: None,
+                fields: Vec::new(),
+            },
+        ),
+        Action::Quarantine {
+            stream,
+            dead,
+            group,
+            id,
+            consumer,
+            crashes,
+            exit_status,
+            ..
+        } => (
+            stream,
+            dead,
+            group,
+            id,
+            Aside {
+                min_deliveries: 0,
+                holder: Some(consumer),
+                fields: vec![
+                    ("crashes", crashes.to_string()),
+                    ("exit-status", exit_status.clone()),
+                    ("reason", "crash-loop".to_string()),
+                ],
+            },
+        ),
+        _ => unreachable!("called for dead-letter and quarantine actions"),
     };
-    let r = x
-        .world
-        .streams
-        .dead_letter(stream, dead, group, id, *min_deliveries);
+    let r = x.world.streams.dead_letter(stream, dead, group, id, &aside);
     let (outcome, moved) = match r.await {
         Ok(true) => {
             x.totals.dead_lettered += 1;
             (format!("moved to {dead} and acknowledged"), 1)
         }
-        Ok(false) => ("no longer pending or not due".to_string(), 0),
+        Ok(false) => ("no longer pending there, or not due".to_string(), 0),
         Err(e) => return Done::failed(e),
     };
     Done {

@@ -6,12 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use jiff::tz::TimeZone;
+
 use crate::adapters::clock::{hostname, now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
+use crate::adapters::pause_store;
 use crate::adapters::redis::{ClientError, RedisClient};
 use crate::adapters::systemd::{Systemd, SystemdError};
 use crate::config::{Config, Secrets};
 use crate::model::Snapshot;
+use crate::model::holds::Holds;
 use crate::policy::{self, Memory};
 
 /// The adapters one process keeps between looks.
@@ -142,6 +146,22 @@ impl World {
             live_pids,
             pid_units,
             utc_offset_secs: offset,
+            holds: read_holds(cfg, self.user, now),
         }
     }
+}
+
+/// The operators' pauses and budget resets from the pause directory, and the maintenance
+/// windows open at `now` (a window's own zone, else local time).
+pub fn read_holds(cfg: &Config, user: bool, now: u64) -> Holds {
+    let mut h = Holds::default();
+    pause_store::read(cfg, user, &mut h);
+    let zone = |name: Option<&str>| match name {
+        None => Ok(TimeZone::system()),
+        Some(n) => jiff::tz::db()
+            .get(n)
+            .map_err(|e| format!("time zone {n}: {e}")),
+    };
+    h.windows = policy::holds::open_windows(&cfg.window, now, zone, &mut h.errors);
+    h
 }

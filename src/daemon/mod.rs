@@ -8,6 +8,7 @@
 //! `STOPPING=1` on SIGTERM.
 
 pub mod act;
+pub mod exec;
 pub mod gather;
 pub mod sweep;
 
@@ -26,6 +27,7 @@ use crate::config::{self, Config, Mode, Secrets};
 use crate::policy::{self, Action, Decision, Memory};
 use crate::report::journal::{Announced, log_action};
 use crate::report::metrics::{self, AGENT_TEXTFILE, Metrics};
+use crate::report::printable::printable;
 use crate::report::state::{AgentState, LastAction, STATE_VERSION, Totals};
 use crate::report::status_line::status_line;
 
@@ -68,6 +70,8 @@ struct Agent {
     announced: Announced,
     /// Observe mode: "would …" lines already logged while the proposal stands.
     would: BTreeSet<String>,
+    /// Held actions and pause-note errors already logged while they stand.
+    held: BTreeSet<String>,
     /// Units whose restart waits for Redis to serve writes again (see `act`).
     held_back: BTreeSet<String>,
     jobs: mpsc::UnboundedSender<JobEnd>,
@@ -205,6 +209,7 @@ impl Agent {
             cycles: 0,
             announced: Announced::default(),
             would: BTreeSet::new(),
+            held: BTreeSet::new(),
             held_back: BTreeSet::new(),
             jobs,
             metrics: Arc::new(Metrics::new()),
@@ -313,6 +318,7 @@ impl Agent {
         let t_decide = t_decide.elapsed();
         self.announced.announce(&d);
         self.log_would(&d);
+        self.log_held(&d, &snap.holds.errors);
         // Consumer work may use up to 60% of the cycle budget.
         self.act(&d, started + budget.mul_f32(0.6)).await;
         self.cycles += 1;
@@ -350,6 +356,29 @@ impl Agent {
         {
             tracing::info!("redis serves writes again on {}", open.join(", "));
         }
+    }
+
+    /// Each held action and each note that does not count, logged once while it stands.
+    fn log_held(&mut self, d: &Decision, errors: &[String]) {
+        let lines: BTreeSet<String> = d
+            .held
+            .iter()
+            .map(|h| format!("{}: would {}", h.held_by, h.action.describe()))
+            .chain(errors.iter().cloned())
+            .collect();
+        for line in lines.difference(&self.held) {
+            match d.held.iter().find(|h| line.ends_with(&h.action.describe())) {
+                Some(h) => tracing::info!(
+                    unit = h.action.unit().unwrap_or_default(),
+                    action = "held",
+                    reason = h.action.reason(),
+                    "{}",
+                    printable(line)
+                ),
+                None => tracing::warn!(action = "pause-note", "{}", printable(line)),
+            }
+        }
+        self.held = lines;
     }
 
     /// Observe mode: each proposal logged once while it stands.

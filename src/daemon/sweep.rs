@@ -45,24 +45,68 @@ pub fn select(cfg: &Config, actions: Vec<Action>, units: &[String]) -> Vec<Actio
         .collect()
 }
 
-/// Runs one sweep. Returns the totals; an unreachable Redis or D-Bus is a warning, not an error.
-pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode) -> Totals {
-    let mut totals = Totals::default();
-    let cfg = narrowed(cfg, units);
+/// One look and the policy's decision for the sweep, or `None` (logged) when Redis or
+/// systemd cannot be read.
+async fn decide(
+    full: &Config,
+    cfg: &Config,
+    world: &mut World,
+    units: &[String],
+) -> Option<Decision> {
     let mut mem = Memory::default();
-    let mut snap = world.snapshot(&cfg, &mem).await;
-    // As a hook, this process runs inside the unit it recovers for: that is not "our own unit".
+    let mut snap = world.snapshot(cfg, &mem).await;
+    // As a hook, this process runs inside the unit it recovers for: that is not "our own unit",
+    // and the unit's start or stop job that runs the hook is no deploy to keep out of.
     snap.self_unit = None;
+    if let Ok(listed) = &mut snap.units {
+        for u in listed.iter_mut().filter(|u| units.contains(&u.name)) {
+            u.job = None;
+        }
+    }
     if let Err(e) = &snap.redis {
         tracing::warn!("recover: {e}; nothing done");
-        return totals;
+        return None;
     }
     if let Err(e) = &snap.units {
         tracing::warn!("recover: systemd: {e}; nothing done");
-        return totals;
+        return None;
     }
-    let d = policy::decide(&cfg, &snap, &mut mem);
+    let mut d = policy::decide(cfg, &snap, &mut mem);
+    // A pause of a unit the narrowing left out still holds the groups it reads.
+    let group_units = |stream: &str, group: &str| -> Vec<String> {
+        full.watch
+            .iter()
+            .filter(|w| w.stream == stream && w.group == group)
+            .map(|w| w.unit.clone())
+            .collect()
+    };
+    policy::holds::apply(
+        &snap.holds,
+        snap.now_usec,
+        snap.utc_offset_secs,
+        group_units,
+        &mut d,
+    );
+    for h in &d.held {
+        tracing::info!(
+            action = "held",
+            "{}: would {}",
+            h.held_by,
+            h.action.describe()
+        );
+    }
     warn_stranded(&d);
+    Some(d)
+}
+
+/// Runs one sweep. Returns the totals; an unreachable Redis or D-Bus is a warning, not an error.
+pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mode) -> Totals {
+    let mut totals = Totals::default();
+    let cfg = narrowed(full, units);
+    let Some(d) = decide(full, &cfg, world, units).await else {
+        return totals;
+    };
+    let mut mem = Memory::default();
     let actions = select(&cfg, d.actions, units);
     // The oneshot keeps its counters across runs in its textfile.
     let metrics = Metrics::new();
@@ -117,7 +161,7 @@ pub async fn sweep(cfg: &Config, world: &mut World, units: &[String], mode: Mode
 }
 
 /// The configuration limited to the bindings of `units` (all of it if empty).
-fn narrowed(cfg: &Config, units: &[String]) -> Config {
+pub fn narrowed(cfg: &Config, units: &[String]) -> Config {
     for u in units {
         if !cfg.watch.iter().any(|w| &w.unit == u) {
             tracing::warn!(

@@ -3,7 +3,9 @@
 //! ([`consumer_name`]) and unit name patterns ([`unit_pattern`]). Plain data and pure
 //! functions; it imports nothing of the crate.
 
+pub mod calendar;
 pub mod consumer_name;
+pub mod holds;
 pub mod plan;
 pub mod snapshot;
 pub mod time;

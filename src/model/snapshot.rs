@@ -175,9 +175,41 @@ pub struct UnitState {
     pub active_enter_usec: u64,
     /// The service's `Result` (`success`, `start-limit-hit`, `watchdog`, …); empty for non-services.
     pub result: String,
+    /// The type of the job queued or running for it (`restart`, `stop`, `start`, …): a
+    /// deploy, an operator, or the agent's own restart.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// `NRestarts`: restarts by systemd's `Restart=` (each one a death of the service).
+    #[serde(default)]
+    pub n_restarts: u32,
+    /// How its last main process ended (`ExecMainCode`/`ExecMainStatus`): `exited 1`,
+    /// `killed KILL`, `dumped ABRT`; empty while it runs its first.
+    #[serde(default)]
+    pub exit_status: String,
+    /// `NeedDaemonReload`: its unit file changed on disk and systemd has not reloaded it (a
+    /// deploy under way). Read for bound units that are up.
+    #[serde(default)]
+    pub need_daemon_reload: bool,
+    /// It runs under `quantum-watchdog exec` with `WatchdogSec=`: systemd's watchdog restarts
+    /// it, never the agent.
+    #[serde(default)]
+    pub exec_watchdog: bool,
 }
 
 impl UnitState {
+    /// Why the unit is in someone's hands now, if it is: a systemd job queued or running (a
+    /// deploy's restart, an operator's stop, the agent's own restart) or a unit file changed
+    /// and not reloaded yet. Such a unit is not judged, and its consumers are not recovered.
+    pub fn deploying(&self) -> Option<String> {
+        match (&self.job, self.need_daemon_reload) {
+            (Some(job), _) => Some(format!("a {job} job is queued or running")),
+            (None, true) => Some(
+                "its unit file changed on disk and is not reloaded yet (NeedDaemonReload)".into(),
+            ),
+            (None, false) => None,
+        }
+    }
+
     /// Active, running, with a main process: its consumers can take work.
     pub fn is_running(&self) -> bool {
         self.active_state.is_up() && self.sub_state == "running" && self.main_pid != 0
@@ -338,6 +370,9 @@ pub struct Snapshot {
     /// The local time zone's offset from UTC, seconds (for `{date}` in key names).
     #[serde(default)]
     pub utc_offset_secs: i64,
+    /// Pauses, open maintenance windows, budget resets.
+    #[serde(default)]
+    pub holds: crate::model::holds::Holds,
 }
 
 /// Serialises a map with structured keys as a list of `[key, value]` pairs (JSON object keys
@@ -445,6 +480,7 @@ mod tests {
             live_pids: BTreeMap::new(),
             pid_units: BTreeMap::new(),
             utc_offset_secs: 0,
+            holds: Default::default(),
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Snapshot>(&j).unwrap(), s);

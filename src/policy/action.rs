@@ -106,6 +106,28 @@ pub enum Action {
         /// The evidence, one line.
         reason: String,
     },
+    /// Move the entry a unit kept dying on (`poison_after_crashes`) to the dead-letter stream
+    /// and acknowledge it, if (checked atomically) `consumer` still holds it.
+    Quarantine {
+        /// The unit.
+        unit: String,
+        /// The stream.
+        stream: String,
+        /// The dead-letter stream.
+        dead: String,
+        /// The group.
+        group: String,
+        /// The entry.
+        id: String,
+        /// The consumer of the dead process, which holds it.
+        consumer: String,
+        /// Consecutive deaths with it at the head.
+        crashes: u32,
+        /// How the last death ended.
+        exit_status: String,
+        /// The evidence, one line.
+        reason: String,
+    },
     /// Delete a consumer if (checked atomically) it holds nothing and has been idle `min_idle_ms`.
     Delete {
         /// The unit it belonged to, if known.
@@ -135,6 +157,7 @@ impl Action {
             Action::Claim { .. } => "handoff",
             Action::Requeue { .. } => "requeue",
             Action::DeadLetter { .. } => "dead-letter",
+            Action::Quarantine { .. } => "quarantine",
             Action::Delete { .. } => "delete",
         }
     }
@@ -145,7 +168,8 @@ impl Action {
             Action::Restart { unit, .. }
             | Action::Claim { unit, .. }
             | Action::Requeue { unit, .. }
-            | Action::DeadLetter { unit, .. } => Some(unit),
+            | Action::DeadLetter { unit, .. }
+            | Action::Quarantine { unit, .. } => Some(unit),
             Action::Delete { unit, .. } => unit.as_deref(),
         }
     }
@@ -177,6 +201,12 @@ impl Action {
                 group,
                 consumer,
                 ..
+            }
+            | Action::Quarantine {
+                stream,
+                group,
+                consumer,
+                ..
             } => (stream, group, consumer),
         }
     }
@@ -188,6 +218,7 @@ impl Action {
             | Action::Claim { reason, .. }
             | Action::Requeue { reason, .. }
             | Action::DeadLetter { reason, .. }
+            | Action::Quarantine { reason, .. }
             | Action::Delete { reason, .. } => reason,
         }
     }
@@ -218,6 +249,13 @@ impl Action {
             } => {
                 format!("dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {dead}")
             }
+            Action::Quarantine {
+                id,
+                consumer,
+                crashes,
+                dead,
+                ..
+            } => format!("quarantine entry {id} of {consumer} ({crashes} crashes on it) to {dead}"),
             Action::Delete {
                 consumer, group, ..
             } => format!("delete consumer {consumer} of {group}"),

@@ -296,6 +296,17 @@ fn dead(
     let owner = class.owner.expect("a dead consumer has an owning binding");
     let w = &cy.cfg.watch[owner];
     let why = &class.why;
+    // A stop or restart job runs: the service's own stop logic may still be acking.
+    if let Some(busy) = cy.deploys.get(&w.unit) {
+        return (
+            Severity::Ok,
+            format!(
+                "dead ({why}); {}: {busy}; recovered after that ends",
+                w.unit
+            ),
+            None,
+        );
+    }
     if c.pending == 0 {
         let a = Action::Delete {
             unit: Some(w.unit.clone()),

@@ -155,6 +155,7 @@ key = "q:kill"
             live_pids: BTreeMap::new(),
             pid_units: BTreeMap::new(),
             utc_offset_secs: 0,
+            holds: Default::default(),
         }
     }
 

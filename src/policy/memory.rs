@@ -31,6 +31,9 @@ pub struct UnitMemory {
     pub restarts: Vec<u64>,
     /// The last of them.
     pub last_restart_usec: u64,
+    /// The last look that found a systemd job queued or running for the unit (a deploy): its
+    /// startup grace counts from then too.
+    pub job_seen_usec: u64,
     /// A restart job is in flight: no new one until it ends.
     pub restart_in_flight: bool,
     /// The MainPID of the last look.
@@ -43,6 +46,19 @@ pub struct UnitMemory {
     /// Per binding: the consumer judged as the unit's own at the last look.
     #[serde(with = "pairs")]
     pub consumer: BTreeMap<GroupKey, String>,
+    /// `NRestarts` at the last look.
+    pub n_restarts: u32,
+    /// How its last main process ended, as last seen (`killed KILL`): the look after a quick
+    /// restart sees the new process, whose own status is empty.
+    pub last_exit_status: String,
+    /// When `main_pid` was first seen as the MainPID (realtime µs).
+    pub main_since_usec: u64,
+    /// The first look of the current deploy (a job, NeedDaemonReload); 0 when none runs.
+    pub deploy_since_usec: u64,
+    /// Per binding: the entry at the head of the consumer at the unit's last deaths
+    /// (`poison_after_crashes`).
+    #[serde(with = "pairs")]
+    pub crash_heads: BTreeMap<GroupKey, super::quarantine::CrashHead>,
 }
 
 /// A claim the agent made to a live consumer: it reset that consumer's idle time.
@@ -151,12 +167,19 @@ impl Memory {
         }
     }
 
-    /// Restarts of `unit` within the last `within_usec`.
-    pub fn restarts_within(&self, unit: &str, now_usec: u64, within_usec: u64) -> u32 {
+    /// Restarts of `unit` within the last `within_usec`, not counting those up to `reset_usec`
+    /// (`reset-budget`).
+    pub fn restarts_within(
+        &self,
+        unit: &str,
+        now_usec: u64,
+        within_usec: u64,
+        reset_usec: u64,
+    ) -> u32 {
         self.units.get(unit).map_or(0, |m| {
             m.restarts
                 .iter()
-                .filter(|&&t| t.saturating_add(within_usec) > now_usec)
+                .filter(|&&t| t.saturating_add(within_usec) > now_usec && t > reset_usec)
                 .count() as u32
         })
     }
@@ -188,6 +211,6 @@ mod tests {
     fn restart_window_does_not_overflow() {
         let mut m = Memory::default();
         m.note_restart("u", 10);
-        assert_eq!(m.restarts_within("u", 20, u64::MAX), 1);
+        assert_eq!(m.restarts_within("u", 20, u64::MAX, 0), 1);
     }
 }

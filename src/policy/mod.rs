@@ -56,10 +56,12 @@
 pub mod action;
 pub mod consumers;
 pub mod flow;
+pub mod holds;
 pub mod keys;
 pub mod memory;
 pub mod plan;
 pub mod poison;
+pub mod quarantine;
 pub mod units;
 pub mod verdict;
 
@@ -102,6 +104,8 @@ pub struct Decision {
     pub poison: Vec<PoisonReport>,
     /// What to do.
     pub actions: Vec<Action>,
+    /// What would be done but for a pause or a maintenance window.
+    pub held: Vec<holds::HeldAction>,
     /// Why systemd could not be asked.
     pub systemd_error: Option<String>,
     /// Why Redis could not be read.
@@ -136,6 +140,33 @@ pub struct Cycle<'a> {
     pub snap: &'a Snapshot,
     /// The units systemd reported.
     pub units: &'a [UnitState],
+    /// Units in a deploy's or an operator's hands (a job, NeedDaemonReload) for less than
+    /// [`DEPLOY_HOLD_USEC`], and why: not judged, their consumers not recovered.
+    pub deploys: BTreeMap<String, String>,
+}
+
+/// How long a job or a changed unit file keeps a unit from being judged: a forgotten
+/// `daemon-reload` or a stop that never ends must not hide a hang for ever.
+pub const DEPLOY_HOLD_USEC: u64 = 15 * 60 * 1_000_000;
+
+/// The units in someone's hands now (see [`Cycle::deploys`]); notes when each deploy began.
+fn deploys(mem: &mut Memory, units: &[UnitState], now: u64) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for u in units {
+        let m = mem.units.entry(u.name.clone()).or_default();
+        let Some(why) = u.deploying() else {
+            m.deploy_since_usec = 0;
+            continue;
+        };
+        if m.deploy_since_usec == 0 {
+            m.deploy_since_usec = now;
+        }
+        if now.saturating_sub(m.deploy_since_usec) < DEPLOY_HOLD_USEC {
+            m.job_seen_usec = now;
+            out.insert(u.name.clone(), why);
+        }
+    }
+    out
 }
 
 impl Cycle<'_> {
@@ -189,6 +220,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         flags,
         poison: Vec::new(),
         actions: Vec::new(),
+        held: Vec::new(),
         systemd_error: snap.units.as_ref().err().map(ToString::to_string),
         redis_error: snap.redis.as_ref().err().map(ToString::to_string),
     };
@@ -206,14 +238,21 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         }
         return d;
     };
-    track_main_pids(mem, units);
+    let deaths = quarantine::deaths(mem, units, &snap.live_pids);
+    track_main_pids(mem, units, snap.now_usec);
     mem.writes_held
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
         .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
-    let cy = Cycle { cfg, snap, units };
+    let cy = Cycle {
+        cfg,
+        snap,
+        units,
+        deploys: deploys(mem, units, snap.now_usec),
+    };
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);
+    quarantine::judge_deaths(&cy, mem, &deaths, &mut d);
     let targets = judge_units(&cy, mem, &classes, &mut d);
     if snap.redis.is_ok() {
         let none = BTreeMap::new();
@@ -224,6 +263,20 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         }
         mem.groups.retain(|k, _| groups.contains_key(k));
     }
+    let group_units = |stream: &str, group: &str| -> Vec<String> {
+        cfg.watch
+            .iter()
+            .filter(|w| w.stream == stream && w.group == group)
+            .map(|w| w.unit.clone())
+            .collect()
+    };
+    holds::apply(
+        &snap.holds,
+        snap.now_usec,
+        snap.utc_offset_secs,
+        group_units,
+        &mut d,
+    );
     d
 }
 
@@ -232,9 +285,15 @@ fn is_self(snap: &Snapshot, name: &str) -> bool {
 }
 
 /// Remembers MainPID changes: an earlier MainPID's consumer is dead even if the PID was reused.
-fn track_main_pids(mem: &mut Memory, units: &[UnitState]) {
+fn track_main_pids(mem: &mut Memory, units: &[UnitState], now_usec: u64) {
     for u in units {
         let m = mem.units.entry(u.name.clone()).or_default();
+        if u.main_pid != 0 && u.main_pid != m.main_pid {
+            m.main_since_usec = now_usec;
+        }
+        if !u.exit_status.is_empty() {
+            m.last_exit_status = u.exit_status.clone();
+        }
         if m.main_pid != 0 && m.main_pid != u.main_pid && !m.previous_pids.contains(&m.main_pid) {
             m.previous_pids.push(m.main_pid);
             if m.previous_pids.len() > memory::PID_HISTORY {
@@ -244,6 +303,7 @@ fn track_main_pids(mem: &mut Memory, units: &[UnitState]) {
         if u.main_pid != 0 {
             m.main_pid = u.main_pid;
         }
+        m.n_restarts = u.n_restarts;
     }
 }
 
@@ -324,7 +384,9 @@ fn judge_units(
 /// A unit's consumers may receive handoffs: it runs, and is neither hung, unknown, about to be
 /// restarted, nor restarting.
 fn can_receive(cy: &Cycle<'_>, in_flight: bool, e: &units::UnitEval) -> bool {
-    let running = cy.unit(&e.report.unit).is_some_and(UnitState::is_running);
+    let running = cy
+        .unit(&e.report.unit)
+        .is_some_and(|u| u.is_running() && !cy.deploys.contains_key(&u.name));
     running
         && !in_flight
         && e.restart.is_none()

@@ -82,9 +82,14 @@ fn group_fetch(
     } else {
         StreamInfoNeed::Always
     };
+    let died: Vec<String> = idxs
+        .iter()
+        .filter_map(|&i| died_name(cfg, hostname, units, mem, i))
+        .collect();
     // A group that held nothing at the last look holds no entry idle for hung_after now
-    // (interval < hung_after) and no poison: its pending list waits for a cycle that needs it.
-    if gm.is_some_and(|g| g.quiet) {
+    // (interval < hung_after) and no poison: its pending list waits for a cycle that needs it
+    // — unless a process of it died since (what did it hold?).
+    if gm.is_some_and(|g| g.quiet) && died.is_empty() {
         return GroupFetch {
             key,
             stream_info,
@@ -96,6 +101,7 @@ fn group_fetch(
     let mut heads: Vec<String> = idxs
         .iter()
         .filter_map(|&i| current_name(cfg, hostname, units, mem, i, &key))
+        .chain(died)
         .collect();
     heads.sort();
     heads.dedup();
@@ -109,6 +115,24 @@ fn group_fetch(
         recheck: gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect()),
         key,
     }
+}
+
+/// With `poison_after_crashes`: the consumer the unit's process of the last look read under,
+/// if that process has died since (its head is the entry it may have died on).
+fn died_name(
+    cfg: &Config,
+    hostname: &str,
+    units: &[UnitState],
+    mem: &Memory,
+    i: usize,
+) -> Option<String> {
+    let w = &cfg.watch[i];
+    w.params.poison_after_crashes?;
+    let u = units.iter().find(|u| u.name == w.unit)?;
+    let old = mem.units.get(&w.unit)?.main_pid;
+    (old != 0 && u.main_pid != 0 && old != u.main_pid)
+        .then(|| w.consumer.render(hostname, old, &w.unit))
+        .flatten()
 }
 
 /// The consumer binding `i` is expected to read under: the one judged last cycle if the

@@ -44,6 +44,11 @@ fn unit(pid: u32, active_since: u64) -> UnitState {
         main_pid: pid,
         active_enter_usec: active_since,
         result: "success".into(),
+        job: None,
+        n_restarts: 0,
+        exit_status: String::new(),
+        need_daemon_reload: false,
+        exec_watchdog: false,
     }
 }
 
@@ -120,6 +125,7 @@ fn snap(
         live_pids: BTreeMap::new(),
         pid_units: BTreeMap::new(),
         utc_offset_secs: 0,
+        holds: Default::default(),
     }
 }
 
@@ -1341,6 +1347,7 @@ fn a_reload_that_reorders_bindings_keeps_their_history() {
             live_pids: BTreeMap::new(),
             pid_units: BTreeMap::new(),
             utc_offset_secs: 0,
+            holds: Default::default(),
         }
     };
     let mut mem = Memory::default();
@@ -1523,4 +1530,253 @@ fn impossible_pids_are_unknown_liveness() {
         assert_eq!(r.severity, Severity::Warning, "{name}: {}", r.note);
         assert_eq!(d.severity(), Severity::Warning, "{name}");
     }
+}
+
+/// A unit that dies again and again with the same entry at the head of its consumer: after
+/// `poison_after_crashes` consecutive deaths the entry is quarantined, before the handoff of
+/// the rest; a death on another head starts the count again.
+#[test]
+fn crash_loop_on_one_entry_is_quarantined() {
+    let c = cfg("poison_after_crashes = 3\n");
+    let since = T0 - 3600 * S;
+    let head = |id: u64| PendingEntry {
+        id: StreamId { ms: id, seq: 0 },
+        consumer: String::new(),
+        idle_ms: 1000,
+        deliveries: 2,
+    };
+    // One look: the unit runs as `pid`, the consumer of `dead` holds `id` at its head.
+    let look = |pid: u32, dead: u32, id: u64, restarts: u32| {
+        let mut u = unit(pid, since);
+        u.n_restarts = restarts;
+        u.exit_status = "killed KILL".into();
+        let g = group(
+            Some(0),
+            vec![
+                consumer(&me(dead), 5, 1, None),
+                consumer(&me(pid), 0, 0, None),
+            ],
+        );
+        let mut s = snap(T0, vec![u], g, None);
+        let key = GroupKey {
+            stream: STREAM.into(),
+            group: GROUP.into(),
+        };
+        let heads = &mut s
+            .redis
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut(&key)
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .heads;
+        heads.insert(me(dead), Some(head(id)));
+        s.live_pids.insert(pid, true);
+        s.pid_units.insert(pid, Some(UNIT.into()));
+        s
+    };
+    let quarantines = |d: &Decision| -> Vec<(String, u32)> {
+        d.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Quarantine { id, crashes, .. } => Some((id.clone(), *crashes)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut mem = Memory::default();
+    decide(&c, &look(10, 9, 7, 0), &mut mem); // first look: no death seen yet
+    let d = decide(&c, &look(11, 10, 7, 1), &mut mem); // death 1 on entry 7
+    assert!(quarantines(&d).is_empty());
+    let d = decide(&c, &look(12, 11, 8, 2), &mut mem); // death on entry 8: count starts again
+    assert!(quarantines(&d).is_empty());
+    let d = decide(&c, &look(13, 12, 8, 3), &mut mem); // 2 on entry 8
+    assert!(quarantines(&d).is_empty());
+    let d = decide(&c, &look(14, 13, 8, 4), &mut mem); // 3 on entry 8: quarantined
+    assert_eq!(quarantines(&d), vec![("8-0".to_string(), 3)]);
+    let q = d
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Quarantine { .. }))
+        .unwrap();
+    let claim = d
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Claim { .. }));
+    assert!(
+        claim.is_none_or(|c| q < c),
+        "quarantine before the handoff: {:?}",
+        d.actions
+    );
+    // systemd restarted it twice between two looks (NRestarts 4 → 6): one death, as the
+    // process in between never held the entry the last one held.
+    let mut mem = Memory::default();
+    decide(&c, &look(20, 19, 5, 4), &mut mem);
+    decide(&c, &look(21, 20, 5, 6), &mut mem);
+    let d = decide(&c, &look(22, 21, 5, 7), &mut mem);
+    assert!(quarantines(&d).is_empty());
+    let d = decide(&c, &look(23, 22, 5, 8), &mut mem);
+    assert_eq!(quarantines(&d), vec![("5-0".to_string(), 3)]);
+    // An operator's restarts (NRestarts unchanged, not the agent's) are no deaths; nor is a
+    // MainPID change whose old process lives on.
+    let mut mem = Memory::default();
+    decide(&c, &look(40, 39, 5, 2), &mut mem);
+    for pid in 41..46 {
+        let d = decide(&c, &look(pid, pid - 1, 5, 2), &mut mem);
+        assert!(quarantines(&d).is_empty());
+    }
+    let mut mem = Memory::default();
+    decide(&c, &look(50, 49, 5, 2), &mut mem);
+    for (i, pid) in (51..56).enumerate() {
+        let mut s = look(pid, pid - 1, 5, 3 + i as u32);
+        s.live_pids.insert(pid - 1, true);
+        let d = decide(&c, &s, &mut mem);
+        assert!(quarantines(&d).is_empty());
+    }
+    // The agent's own restarts count (a hang on the entry).
+    let mut mem = Memory::default();
+    decide(&c, &look(60, 59, 5, 0), &mut mem);
+    let mut last = Vec::new();
+    for pid in 61..64 {
+        mem.note_restart(UNIT, T0);
+        mem.note_restart_finished(UNIT);
+        last = quarantines(&decide(&c, &look(pid, pid - 1, 5, 0), &mut mem));
+    }
+    assert_eq!(last, vec![("5-0".to_string(), 3)]);
+    // Without the setting: never.
+    let plain = cfg("");
+    let mut mem = Memory::default();
+    for (i, pid) in (30..36).enumerate() {
+        let d = decide(&plain, &look(pid, pid - 1, 5, i as u32), &mut mem);
+        assert!(quarantines(&d).is_empty());
+    }
+}
+
+/// A pause or an open window: the unit is judged and shown, nothing is done to it or its
+/// consumers; the actions are reported as held. A budget reset frees a gave-up unit.
+#[test]
+fn holds_keep_actions_back_and_resets_free_the_budget() {
+    use crate::model::holds::{Holds, OpenWindow, Pause};
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let hung = |holds: Holds| {
+        let mut s = snap(
+            T0,
+            vec![unit(10, since)],
+            group(
+                Some(5),
+                vec![
+                    consumer(&me(10), 1, 600, None),
+                    consumer(&me(9), 3, 600, None),
+                ],
+            ),
+            None,
+        );
+        s.holds = holds;
+        s
+    };
+    let paused = Holds {
+        pauses: vec![Pause {
+            unit: Some(UNIT.into()),
+            by: "root".into(),
+            reason: "deploy".into(),
+            since_usec: T0 - S,
+            until_usec: Some(T0 + 600 * S),
+        }],
+        ..Default::default()
+    };
+    let window = Holds {
+        windows: vec![OpenWindow {
+            name: "nightly".into(),
+            units: vec!["quantum-*.service".into()],
+            until_usec: T0 + 600 * S,
+        }],
+        ..Default::default()
+    };
+    for (what, holds) in [("pause", paused), ("window", window)] {
+        let mut mem = Memory::default();
+        decide(&c, &hung(holds.clone()), &mut mem);
+        let d = decide(&c, &hung(holds), &mut mem);
+        assert_eq!(d.units[0].verdict, Verdict::Hung, "{what}: still judged");
+        assert!(d.units[0].hold.is_some(), "{what}");
+        assert!(d.actions.is_empty(), "{what}: {:?}", d.actions);
+        assert!(
+            d.held
+                .iter()
+                .any(|h| matches!(h.action, Action::Restart { .. })),
+            "{what}"
+        );
+    }
+    // An expired pause holds nothing.
+    let mut expired = Holds::default();
+    expired.pauses.push(Pause {
+        unit: Some(UNIT.into()),
+        by: "root".into(),
+        reason: String::new(),
+        since_usec: T0 - 100 * S,
+        until_usec: Some(T0 - S),
+    });
+    let mut mem = Memory::default();
+    decide(&c, &hung(expired.clone()), &mut mem);
+    assert_eq!(restarts(&decide(&c, &hung(expired), &mut mem)), 1);
+    // Budget spent (max 2): gave up; a reset after those restarts frees it.
+    let mut mem = Memory::default();
+    mem.note_restart(UNIT, T0 - 60 * S);
+    mem.note_restart_finished(UNIT);
+    mem.note_restart(UNIT, T0 - 50 * S);
+    mem.note_restart_finished(UNIT);
+    decide(&c, &hung(Holds::default()), &mut mem);
+    let d = decide(&c, &hung(Holds::default()), &mut mem);
+    assert_eq!(d.units[0].verdict, Verdict::GaveUp);
+    let mut reset = Holds::default();
+    reset.budget_resets.insert(UNIT.into(), T0 - 40 * S);
+    decide(&c, &hung(reset.clone()), &mut mem);
+    let d = decide(&c, &hung(reset), &mut mem);
+    assert_eq!(restarts(&d), 1, "{}", d.units[0].reason);
+}
+
+/// A unit with a systemd job (a deploy's restart, a slow stop) is not judged, and its dead
+/// consumers are left to the service's own stop logic until the job ends and the grace passes.
+#[test]
+fn a_running_job_means_hands_off() {
+    let c = cfg("");
+    let since = T0 - 3600 * S;
+    let mut u = unit(10, since);
+    u.job = Some("restart".into());
+    let g = group(
+        Some(5),
+        vec![
+            consumer(&me(10), 1, 600, None),
+            consumer(&me(9), 3, 600, None),
+        ],
+    );
+    let mut mem = Memory::default();
+    decide(&c, &snap(T0, vec![u.clone()], g.clone(), None), &mut mem);
+    let d = decide(&c, &snap(T0 + S, vec![u], g.clone(), None), &mut mem);
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Starting,
+        "{}",
+        d.units[0].reason
+    );
+    assert!(
+        d.units[0].reason.contains("restart job"),
+        "{}",
+        d.units[0].reason
+    );
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    // The job ended: still within startup grace (30 s) of it.
+    let d = decide(
+        &c,
+        &snap(T0 + 10 * S, vec![unit(10, since)], g, None),
+        &mut mem,
+    );
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Starting,
+        "{}",
+        d.units[0].reason
+    );
 }

@@ -74,6 +74,9 @@ pub struct UnitReport {
     pub restart_budget: u32,
     /// Each binding.
     pub bindings: Vec<BindingReport>,
+    /// The pause or window that holds actions on it back, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// A unit report for a unit that cannot be seen.
@@ -91,6 +94,7 @@ pub fn unknown_unit(name: &str, p: &Params, why: &str) -> UnitReport {
         restarts_in_window: 0,
         restart_budget: p.restart_budget.max,
         bindings: Vec::new(),
+        hold: None,
     }
 }
 
@@ -127,7 +131,8 @@ pub fn judge_unit(
         .map_or(&cy.cfg.defaults, |&i| &cy.cfg.watch[i].params);
     let mut r = unknown_unit(name, params, "");
     let within = params.restart_budget.within.as_micros();
-    r.restarts_in_window = mem.restarts_within(name, cy.now(), within);
+    let reset = cy.snap.holds.budget_resets.get(name).copied().unwrap_or(0);
+    r.restarts_in_window = mem.restarts_within(name, cy.now(), within, reset);
     let Some(u) = cy.unit(name) else {
         r.verdict = Verdict::NotFound;
         r.reason = "bound in the configuration but not loaded in systemd".into();
@@ -164,8 +169,27 @@ pub fn judge_unit(
     r.bindings = evals.into_iter().map(|e| e.report).collect();
     r.verdict = verdict;
     r.reason = reason;
+    if let Some(why) = u.deploying().filter(|_| !cy.deploys.contains_key(name)) {
+        // A deploy that never ends: judged anyway, and said.
+        r.reason = format!(
+            "{}; {why} for more than {}",
+            r.reason,
+            fmt_ms(super::DEPLOY_HOLD_USEC / 1000)
+        );
+        r.severity = r.severity.worst(Severity::Warning);
+    }
     r.streak = remember(mem, name, verdict);
-    let restart = cause.and_then(|cause| restart_or_give_up(mem, &mut r, params, cause));
+    let restart = match cause {
+        // systemd's watchdog restarts it (quantum-watchdog exec): reported, never restarted.
+        Some(_) if u.exec_watchdog => {
+            r.reason.push_str(
+                "; restarted by systemd's watchdog (quantum-watchdog exec), not by the agent",
+            );
+            None
+        }
+        Some(cause) => restart_or_give_up(mem, &mut r, params, cause),
+        None => None,
+    };
     r.severity = r.severity.worst(r.verdict.severity());
     UnitEval {
         report: r,
@@ -182,6 +206,17 @@ fn unit_verdict(
     params: &Params,
     evals: &[BindingEval],
 ) -> (Verdict, String, Option<RestartCause>) {
+    let um = mem.units.get(&u.name);
+    if let Some(why) = cy.deploys.get(&u.name) {
+        return (
+            Verdict::Starting,
+            format!(
+                "{why} (a deploy, an operator): judged again {} after that ends",
+                humantime::format_duration(params.startup_grace.0)
+            ),
+            None,
+        );
+    }
     match &u.active_state {
         ActiveState::Failed if u.result == "start-limit-hit" => (
             Verdict::StartLimitHit,
@@ -193,7 +228,7 @@ fn unit_verdict(
         ActiveState::Active | ActiveState::Reloading => {
             let since = u
                 .active_enter_usec
-                .max(mem.units.get(&u.name).map_or(0, |m| m.last_restart_usec));
+                .max(um.map_or(0, |m| m.last_restart_usec.max(m.job_seen_usec)));
             let grace_end = since.saturating_add(params.startup_grace.as_micros());
             if u.load_state != LoadState::Loaded {
                 (Verdict::NotFound, format!("load state {}", u.load_state), None)

@@ -15,7 +15,7 @@ use crate::policy::flow::PipelineReport;
 use crate::policy::keys::{FlagReport, GaugeReport};
 use crate::policy::{
     self, Action, BindingReport, ConsumerReport, Decision, Memory, PoisonReport, Severity,
-    UnitReport, Verdict,
+    UnitReport, Verdict, holds::HeldAction,
 };
 
 use super::printable::{printable, printable_name};
@@ -92,6 +92,11 @@ pub struct Status {
     pub poison: Vec<PoisonReport>,
     /// What the agent would do next, by this look.
     pub proposed_actions: Vec<Action>,
+    /// What it would do but a pause or a maintenance window holds back.
+    pub held_actions: Vec<HeldAction>,
+    /// Pause notes that do not count (a foreign owner, an unreadable file) and windows that
+    /// cannot be evaluated.
+    pub hold_errors: Vec<String>,
 }
 
 /// The running agent as `status` finds it: its state file, and whether its PID lives.
@@ -147,6 +152,8 @@ pub fn build(
         flags: d.flags.clone(),
         poison: d.poison.clone(),
         proposed_actions: d.actions.clone(),
+        held_actions: d.held.clone(),
+        hold_errors: snap.holds.errors.clone(),
     }
 }
 
@@ -213,6 +220,13 @@ pub fn render(st: &Status, color: bool) -> String {
             paint(&p.message, p.severity, color)
         );
     }
+    if !st.held_actions.is_empty() {
+        let _ = writeln!(o, "\nheld actions:");
+        for h in &st.held_actions {
+            let described = h.action.describe();
+            let _ = writeln!(o, "  {}: {}", printable(&described), printable(&h.held_by));
+        }
+    }
     if !st.proposed_actions.is_empty() {
         let _ = writeln!(o, "\nnext actions ({}):", st.mode);
         for a in &st.proposed_actions {
@@ -247,6 +261,10 @@ fn header(o: &mut String, st: &Status, color: bool) {
         ),
     };
     let _ = writeln!(o, "{head} on {}; configured mode {}", st.hostname, st.mode);
+    for e in &st.hold_errors {
+        let line = format!("pauses: {}", printable(e));
+        let _ = writeln!(o, "{}", paint(&line, Severity::Warning, color));
+    }
     for (what, e) in [("systemd", &st.systemd_error), ("redis", &st.redis_error)] {
         if let Some(e) = e {
             let line = format!("{what}: {}", printable(e));
@@ -298,6 +316,9 @@ fn unit_rows(o: &mut String, now: u64, u: &UnitStatus, color: bool) {
             paint(&v, r.severity, color && first),
             pick(&last)
         );
+    }
+    if let Some(h) = &r.hold {
+        let _ = writeln!(o, "    held: {}", printable(h));
     }
     if r.severity != Severity::Ok {
         let _ = writeln!(o, "    {}", printable(&r.reason));

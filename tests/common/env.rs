@@ -259,6 +259,25 @@ impl Env {
             .collect()
     }
 
+    /// How many consumers the group has (`XINFO GROUPS`: cheap however many there are).
+    pub fn consumer_count(&self) -> u64 {
+        let mut c = self.conn();
+        let r: RedisResultMap = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(STREAM)
+            .query(c.as_mut())
+            .unwrap_or_default();
+        r.into_iter()
+            .find(|m| {
+                m.get("name")
+                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                    .is_some_and(|n| n == GROUP)
+            })
+            .and_then(|m| m.get("consumers").cloned())
+            .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+            .unwrap_or(0)
+    }
+
     pub fn group_pending(&self) -> u64 {
         let mut c = self.conn();
         let v: redis::Value = redis::cmd("XPENDING")

@@ -75,6 +75,38 @@ pub fn in_harness(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
 /// As [`in_harness`]; with `journald`, a private systemd-journald runs too and the manager and
 /// its units log to it.
 pub fn in_harness_with(name: &str, server: Server, journald: bool, body: impl FnOnce(&mut Env)) {
+    run_harness(name, server, journald, false, body)
+}
+
+/// As [`in_harness`], with no other harness test running meanwhile: for tests that measure
+/// the server's time per call (SLOWLOG), which a busy machine would inflate.
+pub fn in_harness_alone(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
+    run_harness(name, server, false, true, body)
+}
+
+/// Every harness test holds a lock on one file while it runs: shared, or exclusive `alone`.
+fn harness_lock(alone: bool) -> nix::fcntl::Flock<std::fs::File> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join("qw-harness.lock"))
+        .unwrap();
+    let how = if alone {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockShared
+    };
+    Flock::lock(f, how).map_err(|(_, e)| e).unwrap()
+}
+
+fn run_harness(
+    name: &str,
+    server: Server,
+    journald: bool,
+    alone: bool,
+    body: impl FnOnce(&mut Env),
+) {
     if std::env::var_os("QW_IN_NS").is_some() {
         let mut env = Env::new(server);
         body(&mut env);
@@ -93,6 +125,7 @@ pub fn in_harness_with(name: &str, server: Server, journald: bool, body: impl Fn
         std::process::id()
     ));
     let out = std::fs::File::create(&log).unwrap();
+    let _lock = harness_lock(alone);
     let started = Instant::now();
     let mut cmd = Command::new(manifest().join("tests/support/sd-harness.sh"));
     if journald {

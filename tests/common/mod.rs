@@ -42,6 +42,22 @@ macro_rules! scenario {
     };
 }
 
+/// As [`scenario!`], each test with no other harness test running (it measures server time).
+#[macro_export]
+macro_rules! scenario_alone {
+    ($name:ident: $($test:ident = $server:ident),+) => {
+        mod $name {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    in_harness_alone(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
+                }
+            )+
+        }
+    };
+}
+
 /// A detection scenario: on every server of the version matrix.
 #[macro_export]
 macro_rules! on_all {

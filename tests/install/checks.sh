@@ -84,7 +84,7 @@ check "reload switches to enforce" run systemctl reload quantum-watchdog.service
 enforce_line() { run systemctl status quantum-watchdog.service --no-pager 2>/dev/null | grep -q 'Status: "enforce:'; }
 check "status line says enforce" wait_for 10 enforce_line
 
-# PID liveness from inside the sandbox (ProtectProc=invisible, PrivateUsers=yes): a consumer
+# PID liveness from inside the sandbox (ProtectProc=invisible): a consumer
 # named after a dead PID is deleted; so is one named after a live process of another user
 # outside the unit (EPERM = alive, and systemd says the PID runs in redis-server.service: the
 # PID was reused).
@@ -147,6 +147,16 @@ for i in $(seq 11 20); do R XADD test:hang '*' n "$i" >/dev/null; done
 HANG2=$(pid_of quantum-hang.service)
 restarted2() { local p; p=$(pid_of quantum-hang.service); [ "$p" != "$HANG2" ] && [ "$p" != 0 ]; }
 check "and still restarts what it may" wait_for 30 restarted2
+
+# --- 3b. pauses: the package's directory and group; root pauses, a stranger may not
+check "the pause directory is root:quantum-watchdog-operators 2775" test "$(run stat -c '%U:%G %a' /var/lib/quantum-watchdog/pauses)" = "root:quantum-watchdog-operators 2775"
+check "root pauses a unit" run quantum-watchdog pause quantum-hang --for 10m --reason install-test
+held() { run quantum-watchdog status --json | grep -q '"hold": "paused by root until [0-9:]*: install-test"'; }
+check "status shows the pause" wait_for 5 held
+run setpriv --reuid=nobody --regid=nogroup --clear-groups quantum-watchdog resume --all >/dev/null 2>&1
+check "a stranger may not resume (exit 4)" test $? = 4
+check "root resumes" run quantum-watchdog resume quantum-hang
+check "the pause is gone" bash -c '! run test -e /var/lib/quantum-watchdog/pauses/quantum-hang.service.pause'
 
 # --- 4. security exposure
 EXPO=$(run systemd-analyze security quantum-watchdog.service --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for quantum-watchdog.service: \([0-9.]*\).*/\1/p')

@@ -13,6 +13,7 @@ command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v openssl >/dev/null || need+=(openssl)
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
 for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

@@ -34,6 +34,16 @@ pub enum DeleteOutcome {
     KeptNotIdle,
 }
 
+/// How an entry is moved aside (dead-lettered or quarantined).
+pub struct Aside<'a> {
+    /// It must have been delivered at least this often (0: any).
+    pub min_deliveries: u64,
+    /// It must be held by this consumer, if given.
+    pub holder: Option<&'a str>,
+    /// More fields for the copy (`crashes`, `exit-status`).
+    pub fields: Vec<(&'a str, String)>,
+}
+
 /// What a claim or requeue moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Moved {
@@ -132,14 +142,16 @@ impl RedisClient {
         }
     }
 
-    /// Moves entry `id` to the stream `dead` (see [`DEAD_LETTER_LUA`]); `Ok(true)` if it moved.
+    /// Moves entry `id` to the stream `dead` (see [`super::scripts::DEAD_LETTER_LUA`]); `Ok(true)` if it
+    /// moved.
+    /// `aside.holder`: only if that consumer holds it; `aside.fields`: more fields for the copy.
     pub async fn dead_letter(
         &mut self,
         stream: &str,
         dead: &str,
         group: &str,
         id: &str,
-        min_deliveries: u64,
+        aside: &Aside<'_>,
     ) -> Result<bool, ClientError> {
         let script = self.scripts.dead_letter.clone();
         let mut inv = script.prepare_invoke();
@@ -147,7 +159,11 @@ impl RedisClient {
             .key(dead)
             .arg(group)
             .arg(id)
-            .arg(min_deliveries);
+            .arg(aside.min_deliveries)
+            .arg(aside.holder.unwrap_or(""));
+        for (k, v) in &aside.fields {
+            inv.arg(*k).arg(v);
+        }
         let r: i64 = self.run(async |c| inv.invoke_async(c).await).await?;
         Ok(r == 1)
     }

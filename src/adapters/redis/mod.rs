@@ -19,7 +19,7 @@ use crate::model::ReadError;
 
 pub use target::Conn;
 
-pub use claims::{DeleteOutcome, Moved};
+pub use claims::{Aside, DeleteOutcome, Moved};
 pub use scripts::REQUEUED_FROM_FIELD;
 
 /// Why a Redis call failed.

@@ -3,17 +3,24 @@
 //! original is acknowledged. Each is bounded: it works on one chunk the caller sizes.
 
 /// Moves one entry to the dead-letter stream KEYS[2] if (checked atomically) it is still
-/// pending in group ARGV[1] with at least ARGV[3] deliveries: XADD a copy with its original ID,
-/// group, consumer and delivery count, then XACK the original. 1 moved, 0 gone, -1 not due.
+/// pending in group ARGV[1] with at least ARGV[3] deliveries, and — unless ARGV[4] is empty —
+/// held by the consumer ARGV[4]: XADD a copy with its original ID, group, consumer, delivery
+/// count and the field pairs ARGV[5..] (and `ghost 1` if the entry left the stream), then XACK
+/// the original. 1 moved, 0 gone, -1 not due.
 pub const DEAD_LETTER_LUA: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 then return 0 end
 local e = p[1]
+if ARGV[4] ~= '' and e[2] ~= ARGV[4] then return 0 end
 if tonumber(e[4]) < tonumber(ARGV[3]) then return -1 end
 local f = {'original-id', ARGV[2], 'group', ARGV[1], 'consumer', e[2], 'deliveries', tostring(e[4])}
+for i = 5, #ARGV do f[#f + 1] = ARGV[i] end
 local r = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if #r == 1 and r[1][2] then
   for _, v in ipairs(r[1][2]) do f[#f + 1] = v end
+else
+  f[#f + 1] = 'ghost'
+  f[#f + 1] = '1'
 end
 redis.call('XADD', KEYS[2], '*', unpack(f))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])

@@ -57,6 +57,7 @@ pub struct Metrics {
     restarts: Family<Labels, Counter>,
     requeued: Family<Labels, Counter>,
     dead_lettered: Family<Labels, Counter>,
+    quarantined: Family<Labels, Counter>,
     verdict: Family<Labels, Gauge>,
     consumer_idle: Family<Labels, FGauge>,
     consumer_inactive: Family<Labels, FGauge>,
@@ -97,6 +98,7 @@ impl Metrics {
             restarts: Family::default(),
             requeued: Family::default(),
             dead_lettered: Family::default(),
+            quarantined: Family::default(),
             verdict: Family::default(),
             consumer_idle: Family::default(),
             consumer_inactive: Family::default(),
@@ -151,6 +153,13 @@ impl Metrics {
             "quantum_watchdog_dead_lettered",
             help,
             self.dead_lettered.clone(),
+        );
+        let help =
+            "Entries a unit kept dying on, moved to the dead-letter stream (poison_after_crashes)";
+        r.register(
+            "quantum_watchdog_quarantined",
+            help,
+            self.quarantined.clone(),
         );
     }
 

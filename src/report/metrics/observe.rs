@@ -229,6 +229,16 @@ impl Metrics {
                     .get_or_create(&l(&[("stream", stream), ("group", group)]))
                     .inc();
             }
+            Action::Quarantine {
+                unit,
+                stream,
+                group,
+                ..
+            } if ok && moved > 0 => {
+                self.quarantined
+                    .get_or_create(&l(&[("unit", unit), ("stream", stream), ("group", group)]))
+                    .inc();
+            }
             Action::Delete { stream, group, .. } if ok && moved > 0 => {
                 self.deleted
                     .get_or_create(&l(&[("stream", stream), ("group", group)]))

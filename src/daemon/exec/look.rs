@@ -1,0 +1,114 @@
+//! One look for `exec`, without D-Bus: the unit as we know it (we are its main process; the
+//! child's PID is the one its consumer name carries), Redis by the policy's plan, PID liveness,
+//! and which PIDs run in our cgroup.
+
+use std::collections::BTreeMap;
+
+use crate::adapters::cgroup;
+use crate::adapters::clock::{now_usec, utc_offset_secs};
+use crate::adapters::liveness::pid_alive;
+use crate::model::{ActiveState, LoadState, Snapshot, UnitState};
+use crate::policy::{self, Decision};
+
+use super::Exec;
+
+/// The unit as systemd would show it: active and running with the child as its process, or
+/// stopping once the child ended.
+fn unit_state(x: &Exec) -> UnitState {
+    let (active, sub, pid) = if x.ended {
+        (ActiveState::Deactivating, "stop-post", 0)
+    } else {
+        (ActiveState::Active, "running", x.child)
+    };
+    UnitState {
+        name: x.unit.clone(),
+        load_state: LoadState::Loaded,
+        active_state: active,
+        sub_state: sub.into(),
+        main_pid: pid,
+        active_enter_usec: x.started_usec,
+        result: String::new(),
+        job: None,
+        n_restarts: 0,
+        exit_status: String::new(),
+        need_daemon_reload: false,
+        // The policy proposes the restart as it would for the agent: that proposal is our
+        // trigger.
+        exec_watchdog: false,
+    }
+}
+
+/// The look the policy decides on.
+pub async fn snapshot(x: &mut Exec) -> Snapshot {
+    let now = now_usec();
+    let offset = utc_offset_secs();
+    let host = crate::adapters::clock::hostname();
+    let units = vec![unit_state(x)];
+    let plan = policy::plan(&x.cfg, &host, &units, &x.mem, now, offset);
+    let redis = x.world.streams.snapshot(&plan).await;
+    let mut live_pids = BTreeMap::new();
+    let mut pid_units = BTreeMap::new();
+    if let Ok(r) = &redis {
+        for pid in policy::pids_to_probe(&x.cfg, &host, r) {
+            if let Some(alive) = pid_alive(pid) {
+                live_pids.insert(pid, alive);
+            }
+        }
+        let ours = x.cgroup.as_deref().unwrap_or("/");
+        for pid in policy::pids_to_locate(&x.cfg, &host, r, &units, &live_pids) {
+            // In our cgroup: a process of the unit; elsewhere: not the unit's (a reused PID).
+            if let Some(inside) = cgroup::in_cgroup(pid, ours) {
+                pid_units.insert(pid, inside.then(|| x.unit.clone()));
+            }
+        }
+    }
+    Snapshot {
+        now_usec: now,
+        hostname: host,
+        self_unit: None,
+        units: Ok(units),
+        redis: redis.map_err(Into::into),
+        live_pids,
+        pid_units,
+        utc_offset_secs: offset,
+        holds: super::super::gather::read_holds(&x.cfg, x.opts.user, now),
+    }
+}
+
+/// `STATUS=`: the verdict and each binding's consumer, idle, pending and lag.
+pub fn status_line(d: &Decision, redis_error: Option<&str>) -> String {
+    let Some(u) = d.units.first() else {
+        return "no binding: supervising the process only".into();
+    };
+    if let Some(e) = redis_error {
+        return format!(
+            "{}: redis unreachable ({e}); watchdog pings go on",
+            u.verdict.as_str()
+        );
+    }
+    let bindings: Vec<String> = u
+        .bindings
+        .iter()
+        .map(|b| {
+            format!(
+                "{} idle {} pending {} lag {}",
+                match (&b.consumer, b.consumer_present) {
+                    (Some(c), true) => crate::report::printable::printable(c),
+                    _ => "(consumer not seen yet)".into(),
+                },
+                b.idle_ms.map(crate::model::fmt_ms).unwrap_or("-".into()),
+                b.pending.map(|p| p.to_string()).unwrap_or("-".into()),
+                b.lag.map(|l| l.to_string()).unwrap_or("null".into()),
+            )
+        })
+        .collect();
+    format!("{}: {}", u.verdict.as_str(), bindings.join("; "))
+}
+
+/// The restart's evidence, as the agent logs it.
+pub fn evidence(d: &Decision) -> String {
+    d.units
+        .first()
+        .map(|u| super::super::act::evidence(d, &u.unit))
+        .unwrap_or_default()
+}

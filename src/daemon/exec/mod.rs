@@ -1,0 +1,295 @@
+//! `quantum-watchdog exec -- CMD…`: systemd's own watchdog for a consumer that cannot be
+//! changed. We run the command as our child and are the unit's main process (`Type=notify`):
+//! `READY=1` once the child's consumer is in its group, `WATCHDOG=1` after every look in which
+//! the agent's policy finds the unit not hung, `WATCHDOG=trigger` once it is hung (held
+//! `confirm` looks) — systemd then records `Result=watchdog`, sends `WatchdogSignal=` and
+//! restarts per `Restart=`. Around the child's life, the recovery of the old hooks: its
+//! predecessors' entries handed to it at start, its own empty consumer deleted at stop. Only
+//! Redis is needed, no D-Bus: the unit is the one whose cgroup we run in, and a consumer's
+//! PID is the unit's if it runs in that cgroup.
+
+pub mod child;
+mod look;
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::adapters::cgroup;
+use crate::adapters::clock::now_usec;
+use crate::adapters::notify;
+use crate::config::{Config, Mode, Secrets};
+use crate::policy::{self, Action, Decision, Memory};
+use crate::report::state::Totals;
+
+use super::act::{self, Act};
+use super::gather::World;
+use child::End;
+
+/// What `exec` was asked.
+pub struct ExecOptions {
+    /// The unit (`--unit %n`); else the one whose cgroup we run in.
+    pub unit: Option<String>,
+    /// `READY=1` at the latest this long after the start, consumer seen or not.
+    pub ready_timeout: Duration,
+    /// `--user`: pause notes of the user's manager.
+    pub user: bool,
+    /// The command.
+    pub argv: Vec<OsString>,
+}
+
+/// One wrapped run.
+struct Exec {
+    cfg: Config,
+    unit: String,
+    cgroup: Option<String>,
+    world: World,
+    mem: Memory,
+    child: u32,
+    started_usec: u64,
+    started: Instant,
+    ready: bool,
+    triggered: bool,
+    would: bool,
+    /// The child ended: the last look sees its consumer as dead.
+    ended: bool,
+    opts: ExecOptions,
+}
+
+/// The unit we run for: `--unit`, else the one our cgroup names.
+fn our_unit(o: &ExecOptions) -> anyhow::Result<String> {
+    if let Some(u) = &o.unit {
+        return Ok(u.clone());
+    }
+    cgroup::own_cgroup()
+        .as_deref()
+        .and_then(cgroup::unit_of_cgroup)
+        .context("not started as a systemd unit (no unit in /proc/self/cgroup): pass --unit")
+}
+
+/// Runs the command under watch until it ends, then ends as it did. Returns only on an error
+/// before the command started.
+pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::Result<u8> {
+    let unit = our_unit(&opts)?;
+    let cfg = super::sweep::narrowed(cfg, std::slice::from_ref(&unit));
+    let world = World::new(&cfg, opts.user, secrets).context("redis configuration")?;
+    let child = child::spawn(&opts.argv).with_context(|| {
+        format!(
+            "cannot run {:?}",
+            opts.argv.first().unwrap_or(&OsString::new())
+        )
+    })?;
+    tracing::info!(
+        unit = unit.as_str(),
+        "{unit}: running {:?} as PID {child} under watch ({} binding(s), mode {})",
+        opts.argv,
+        cfg.watch.len(),
+        cfg.mode
+    );
+    if notify::watchdog_interval().is_none() {
+        tracing::warn!(
+            unit = unit.as_str(),
+            "WatchdogSec= is not set for {unit}: a hang is reported, and systemd cannot act on it"
+        );
+    }
+    let mut x = Exec {
+        cgroup: cgroup::own_cgroup(),
+        cfg,
+        unit,
+        world,
+        mem: Memory::default(),
+        child,
+        started_usec: now_usec(),
+        started: Instant::now(),
+        ready: false,
+        triggered: false,
+        would: false,
+        ended: false,
+        opts,
+    };
+    let end = x.supervise().await?;
+    x.at_stop(end).await;
+    child::mirror(end)
+}
+
+impl Exec {
+    /// Looks every interval (at most half of `WatchdogSec=`), forwards signals, reaps; returns
+    /// when the child ended.
+    async fn supervise(&mut self) -> anyhow::Result<End> {
+        let every = match notify::watchdog_interval() {
+            Some(w) => self.cfg.interval.0.min(w / 2),
+            None => self.cfg.interval.0,
+        };
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        let mut chld = signal(SignalKind::child()).context("SIGCHLD")?;
+        let mut fwd = Vec::new();
+        for s in child::FORWARDED {
+            fwd.push((
+                s,
+                signal(SignalKind::from_raw(s as i32)).context("signals")?,
+            ));
+        }
+        loop {
+            // The child may have ended before the handler was in place.
+            if let Some(end) = child::reap(self.child) {
+                return Ok(end);
+            }
+            let forwarded = async {
+                let waits = fwd.iter_mut().map(|(s, st)| {
+                    Box::pin(async move {
+                        st.recv().await;
+                        *s
+                    })
+                });
+                futures_util::future::select_all(waits).await.0
+            };
+            tokio::select! {
+                _ = chld.recv() => {}
+                s = forwarded => self.on_signal(s),
+                _ = tick.tick() => self.cycle().await,
+            }
+        }
+    }
+
+    fn on_signal(&mut self, s: Signal) {
+        tracing::debug!("{}: forwarding {s} to PID {}", self.unit, self.child);
+        if matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+            notify::stopping();
+        }
+        child::forward(self.child, s);
+    }
+
+    /// One look: the policy's verdict decides the ping, its consumer actions are carried out.
+    async fn cycle(&mut self) {
+        let snap = look::snapshot(self).await;
+        let redis_error = snap.redis.as_ref().err().map(ToString::to_string);
+        let d = policy::decide(&self.cfg, &snap, &mut self.mem);
+        self.readiness(&d);
+        self.watchdog(&d);
+        if redis_error.is_none() {
+            self.consumer_actions(&d).await;
+        }
+        notify::status(&look::status_line(&d, redis_error.as_deref()));
+    }
+
+    /// `READY=1` once every binding's consumer is in its group, or at `ready_timeout`.
+    fn readiness(&mut self, d: &Decision) {
+        if self.ready {
+            return;
+        }
+        let seen = d
+            .units
+            .iter()
+            .all(|u| !u.bindings.is_empty() && u.bindings.iter().all(|b| b.consumer_present));
+        let late = self.started.elapsed() >= self.opts.ready_timeout;
+        if !seen && !late {
+            return;
+        }
+        if !seen {
+            tracing::warn!(
+                unit = self.unit.as_str(),
+                "{}: consumer not seen in its group after {:?}; ready anyway (before Redis 7.2 a reader of a quiet stream is listed only once served an entry)",
+                self.unit,
+                self.opts.ready_timeout
+            );
+        }
+        self.ready = true;
+        notify::ready();
+    }
+
+    /// `WATCHDOG=1` unless the policy would restart the unit; then, once, `WATCHDOG=trigger`
+    /// (enforce mode) with the evidence in the journal. A pause holds the trigger back.
+    fn watchdog(&mut self, d: &Decision) {
+        let hung = d
+            .actions
+            .iter()
+            .find(|a| matches!(a, Action::Restart { .. }));
+        let Some(a) = hung else {
+            self.would = false;
+            if !self.triggered {
+                notify::watchdog();
+            }
+            return;
+        };
+        if self.cfg.mode == Mode::Observe {
+            if !std::mem::replace(&mut self.would, true) {
+                tracing::warn!(
+                    unit = self.unit.as_str(),
+                    action = "would-watchdog-trigger",
+                    reason = a.reason(),
+                    "would trigger systemd's watchdog for {}: {}",
+                    self.unit,
+                    a.reason()
+                );
+            }
+            notify::watchdog();
+            return;
+        }
+        if !std::mem::replace(&mut self.triggered, true) {
+            let evidence = look::evidence(d);
+            tracing::warn!(
+                unit = self.unit.as_str(),
+                action = "watchdog-trigger",
+                reason = a.reason(),
+                evidence = evidence.as_str(),
+                "triggering systemd's watchdog for {}: {} [{evidence}]",
+                self.unit,
+                a.reason()
+            );
+            notify::watchdog_trigger();
+        }
+    }
+
+    /// The consumer actions of our unit's bindings (enforce mode; logged in observe mode).
+    async fn consumer_actions(&mut self, d: &Decision) {
+        let units = std::slice::from_ref(&self.unit);
+        let actions = super::sweep::select(&self.cfg, d.actions.clone(), units);
+        let metrics = crate::report::metrics::Metrics::new();
+        let mut totals = Totals::default();
+        let mut x = Act {
+            world: &mut self.world,
+            mode: self.cfg.mode,
+            deadline: Instant::now() + self.cfg.interval.0.mul_f32(0.6),
+            totals: &mut totals,
+            metrics: &metrics,
+            mem: &mut self.mem,
+            jobs: None,
+            held_back: None,
+        };
+        for a in &actions {
+            if Instant::now() >= x.deadline {
+                break;
+            }
+            act::consumer_action(&mut x, a).await;
+        }
+    }
+
+    /// The child ended: one last look with it gone, so its consumer is deleted if it holds
+    /// nothing (else left to its successor's handoff, or parked per `claim_policy`).
+    async fn at_stop(&mut self, end: End) {
+        tracing::info!(
+            unit = self.unit.as_str(),
+            "{}: PID {} {end}",
+            self.unit,
+            self.child
+        );
+        self.ended = true;
+        let bound = self.cfg.redis.timeout.0 * 3;
+        let last = async {
+            let snap = look::snapshot(self).await;
+            if snap.redis.is_ok() {
+                let d = policy::decide(&self.cfg, &snap, &mut self.mem);
+                self.consumer_actions(&d).await;
+            }
+        };
+        if tokio::time::timeout(bound, last).await.is_err() {
+            tracing::warn!(
+                "{}: the last look at stop took over {bound:?}; left",
+                self.unit
+            );
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! `quantum-watchdog exec`: a consumer under systemd's own watchdog — a hang restarted by
+//! systemd (Result=watchdog), an idle pipeline left alone, orphans reaped, stops mirrored,
+//! readiness, Redis gone, and the agent beside it never restarting the unit. Against a real
+//! systemd user manager and a real server. See tests/common/mod.rs.
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The consumer unit, wrapped: `Type=notify`, `WatchdogSec=`, `exec -- <command>`.
+/// `command` defaults to the test consumer; `extra` lands in `[Service]`.
+fn exec_unit(
+    env: &Env,
+    vars: &[(&str, &str)],
+    exec_args: &str,
+    command: Option<&str>,
+    extra: &str,
+) {
+    let cfg = env.base.join("exec.toml");
+    std::fs::write(&cfg, env.config("enforce", &[(UNIT, PREFIX)], "")).unwrap();
+    let consumer = format!(
+        "{} {} {STREAM} {GROUP} {PREFIX} {}",
+        consumer_bin().display(),
+        env.consumer_url(),
+        env.ack_log(UNIT).display()
+    );
+    let mut envs = String::new();
+    for (k, v) in vars {
+        envs.push_str(&format!("Environment={k}={v}\n"));
+    }
+    let text = format!(
+        "[Unit]\nDescription=wrapped consumer\nStartLimitIntervalSec=0\n[Service]\nType=notify\n\
+         NotifyAccess=main\nWatchdogSec=3s\nRestart=on-failure\nRestartSec=3\nTimeoutStopSec=10\n{envs}\
+         ExecStart={} --user --config {} exec {exec_args} -- {}\n{extra}\n",
+        bin().display(),
+        cfg.display(),
+        command.map(str::to_string).unwrap_or(consumer),
+    );
+    std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
+    assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+}
+
+/// The wrapped child: the one process whose consumer is in the group.
+fn child_pid(env: &Env) -> u32 {
+    let mut pid = 0;
+    let found = wait_until(Duration::from_secs(15), || {
+        pid = env
+            .consumers()
+            .keys()
+            .filter(|n| n.starts_with(PREFIX))
+            .filter_map(|n| n.rsplit('-').next()?.parse::<u32>().ok())
+            .find(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            .unwrap_or(0);
+        pid != 0
+    });
+    assert!(found, "no live consumer: {:?}", env.consumers());
+    pid
+}
+
+/// What the wrapper logged (the harness's private journald).
+fn journal_of_unit() -> String {
+    let (_, out, err) = sh(std::process::Command::new("journalctl").args([
+        "--no-pager",
+        "-o",
+        "cat",
+        "SYSLOG_IDENTIFIER=quantum-watchdog",
+    ]));
+    format!("{out}{err}")
+}
+
+/// As `scenario!`, with the harness's private journald running.
+macro_rules! with_journal {
+    ($name:ident: $($test:ident = $server:ident),+) => {
+        mod $name {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    in_harness_with(concat!(stringify!($name), "::", stringify!($test)), Server::$server, true, super::$name);
+                }
+            )+
+        }
+    };
+}
+
+/// The child hangs while work waits: the wrapper stops pinging, systemd kills it with
+/// `WatchdogSignal=` (Result=watchdog) and restarts it; the new child gets the old consumer's
+/// entries, the old consumer is deleted, every entry is processed. The agent beside it
+/// reports the unit and never restarts it.
+fn hang_is_a_watchdog_restart(env: &mut Env) {
+    env.create_group();
+    exec_unit(env, &[("QW_WORK_MS", "20")], "", None, "");
+    env.start(UNIT);
+    let wrapper = main_pid(UNIT);
+    let old = child_pid(env);
+    assert_ne!(old, wrapper, "the child is not the main process");
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    env.xadd(1, 600);
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = Instant::now();
+    kill("STOP", old);
+    // Result=watchdog and the signal are visible until the restart (RestartSec=3).
+    let mut seen = (String::new(), String::new());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            seen = (show(UNIT, "Result"), show(UNIT, "ExecMainStatus"));
+            seen.0 == "watchdog"
+        }),
+        "never Result=watchdog: {seen:?}\n{}",
+        journal_of_unit()
+    );
+    let killed = stopped.elapsed();
+    assert_eq!(
+        seen.1, "6",
+        "the wrapper ended as its child did: by SIGABRT"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || show(UNIT, "NRestarts") == "1"
+            && main_pid(UNIT) != 0
+            && main_pid(UNIT) != wrapper),
+        "not restarted"
+    );
+    let old_name = env.consumer_name(PREFIX, old);
+    assert!(
+        wait_until(Duration::from_secs(30), || !env
+            .consumers()
+            .contains_key(&old_name)
+            && env.acked(UNIT).keys().filter(|n| **n <= 600).count() == 600
+            && env.group_pending() == 0),
+        "consumers {:?}, acked {}\n{}",
+        env.consumers(),
+        env.acked(UNIT).len(),
+        journal_of_unit()
+    );
+    let consuming = stopped.elapsed();
+    let log = agent.log();
+    assert!(!log.contains("restarting quantum-execution"), "{log}");
+    assert!(
+        log.contains("restarted by systemd's watchdog") || !log.contains("-> hung"),
+        "{log}"
+    );
+    assert!(journal_of_unit().contains("triggering systemd's watchdog"));
+    println!(
+        "MEASURE exec-hang {:?} sigstop_to_killed={killed:?} sigstop_to_all_acked={consuming:?}",
+        env.server()
+    );
+}
+with_journal!(hang_is_a_watchdog_restart: redis70 = Redis70, valkey8 = Valkey8);
+
+/// No traffic for three times `hung_after`: idle with no work waiting is healthy.
+fn idle_never_triggers(env: &mut Env) {
+    env.create_group();
+    exec_unit(env, &[], "--ready-timeout 2s", None, "");
+    env.start(UNIT);
+    let wrapper = main_pid(UNIT);
+    env.xadd(1, 3);
+    std::thread::sleep(Duration::from_secs(13));
+    assert_eq!(main_pid(UNIT), wrapper);
+    assert_eq!(show(UNIT, "NRestarts"), "0");
+    assert!(
+        show(UNIT, "StatusText").starts_with("healthy: "),
+        "{}",
+        show(UNIT, "StatusText")
+    );
+}
+scenario!(idle_never_triggers: redis70 = Redis70, valkey8 = Valkey8);
+
+/// The processes of the unit's cgroup (from `/proc/*/cgroup`) and their states.
+fn unit_processes() -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if !cg
+            .lines()
+            .any(|l| l.starts_with("0::") && l.ends_with(&format!("/{UNIT}")))
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.trim_start().chars().next());
+        out.push((pid, state.unwrap_or('?')));
+    }
+    out
+}
+
+/// Orphans of the service (double-forked daemons) are reaped by the wrapper: no zombie stays
+/// in the cgroup, and the unit stops cleanly.
+fn orphans_are_reaped(env: &mut Env) {
+    env.create_group();
+    let cmd = format!(
+        "/bin/bash -c '(sleep 1 &); (sleep 2 &); (sleep 300 &); exec {} {} {STREAM} {GROUP} {PREFIX} {}'",
+        consumer_bin().display(),
+        env.consumer_url(),
+        env.ack_log(UNIT).display()
+    );
+    exec_unit(env, &[], "--ready-timeout 2s", Some(&cmd), "");
+    env.start(UNIT);
+    std::thread::sleep(Duration::from_secs(4));
+    let procs = unit_processes();
+    let zombies: Vec<&(u32, char)> = procs.iter().filter(|(_, st)| *st == 'Z').collect();
+    assert!(zombies.is_empty(), "zombies {zombies:?} in {procs:?}");
+    assert_eq!(procs.len(), 3, "wrapper, consumer, sleep 300: {procs:?}");
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    assert_eq!(show(UNIT, "ActiveState"), "inactive");
+    assert_eq!(show(UNIT, "Result"), "success");
+}
+scenario!(orphans_are_reaped: redis70 = Redis70);
+
+/// `systemctl stop`: the child gets SIGTERM; ending on it is a clean stop, an exit code or
+/// another signal is a failure systemd shows as it would for the unwrapped service. At stop the
+/// child's empty consumer is deleted.
+fn stop_mirrors_the_child(env: &mut Env) {
+    env.create_group();
+    exec_unit(env, &[], "--ready-timeout 2s", None, "");
+    env.start(UNIT);
+    let child = child_pid(env);
+    let name = env.consumer_name(PREFIX, child);
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    assert_eq!(show(UNIT, "ActiveState"), "inactive");
+    assert_eq!(show(UNIT, "Result"), "success");
+    assert!(
+        !env.consumers().contains_key(&name),
+        "its empty consumer deleted at stop"
+    );
+    for (cmd, result, code, status) in [
+        (
+            "/bin/bash -c 'trap \"exit 3\" TERM; sleep 300 & wait'",
+            "exit-code",
+            "1",
+            "3",
+        ),
+        (
+            "/bin/bash -c 'sleep 2; kill -KILL $$$$'",
+            "signal",
+            "2",
+            "9",
+        ),
+    ] {
+        let _ = systemctl(&["reset-failed", UNIT]);
+        exec_unit(env, &[], "--ready-timeout 1s", Some(cmd), "Restart=no");
+        env.start(UNIT);
+        if result == "exit-code" {
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = systemctl(&["stop", UNIT]);
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || show(UNIT, "ActiveState")
+                == "failed"),
+            "{cmd}: {}",
+            show(UNIT, "ActiveState")
+        );
+        let seen = (
+            show(UNIT, "Result"),
+            show(UNIT, "ExecMainCode"),
+            show(UNIT, "ExecMainStatus"),
+        );
+        let want = (result.to_string(), code.to_string(), status.to_string());
+        assert_eq!(seen, want, "{cmd}\n{}", journal_of_unit());
+    }
+}
+with_journal!(stop_mirrors_the_child: redis70 = Redis70);
+
+/// `systemctl start` returns once the consumer is in its group; a consumer that is not listed
+/// (one that has not read yet; before Redis 7.2 one blocked on a quiet stream) makes it ready
+/// only at `--ready-timeout`, with a warning.
+fn readiness_waits_for_the_consumer(env: &mut Env) {
+    env.create_group();
+    env.xadd(1, 5);
+    exec_unit(env, &[], "--ready-timeout 20s", None, "");
+    let t = Instant::now();
+    env.start(UNIT);
+    let took = t.elapsed();
+    let child = child_pid(env);
+    assert!(
+        env.consumers()
+            .contains_key(&env.consumer_name(PREFIX, child))
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    // A consumer that never reads is never listed: ready by the timeout, with a warning.
+    exec_unit(env, &[("QW_QUIET", "1")], "--ready-timeout 3s", None, "");
+    let t = Instant::now();
+    env.start(UNIT);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(
+        journal_of_unit().contains("ready anyway"),
+        "{}",
+        journal_of_unit()
+    );
+    println!("MEASURE exec-ready-timeout {:?} {took:?}", env.server());
+}
+with_journal!(readiness_waits_for_the_consumer: redis70 = Redis70);
+
+/// Redis goes away mid-run: no trigger, STATUS says so; when it returns, the look recovers.
+fn redis_gone_is_no_hang(env: &mut Env) {
+    env.create_group();
+    exec_unit(env, &[], "--ready-timeout 2s", None, "");
+    env.start(UNIT);
+    let wrapper = main_pid(UNIT);
+    child_pid(env);
+    env.redis.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || show(UNIT, "StatusText")
+            .contains("redis unreachable")),
+        "{}",
+        show(UNIT, "StatusText")
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(main_pid(UNIT), wrapper);
+    assert_eq!(show(UNIT, "NRestarts"), "0");
+    env.redis.spawn();
+    assert!(
+        wait_until(Duration::from_secs(20), || show(UNIT, "StatusText")
+            .starts_with("healthy")),
+        "{}",
+        show(UNIT, "StatusText")
+    );
+    assert_eq!(main_pid(UNIT), wrapper);
+}
+scenario!(redis_gone_is_no_hang: redis70 = Redis70);
