@@ -70,6 +70,7 @@ Description=demo quantum-execution under quantum-watchdog exec
 Type=notify
 NotifyAccess=main
 WatchdogSec=4s
+KillMode=mixed
 Restart=on-failure
 RestartSec=2
 Environment=QW_WORK_MS=50

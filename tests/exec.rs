@@ -19,8 +19,20 @@ fn exec_unit(
     command: Option<&str>,
     extra: &str,
 ) {
+    exec_unit_in(env, "enforce", vars, exec_args, command, extra)
+}
+
+/// As [`exec_unit`], the wrapper in `mode`.
+fn exec_unit_in(
+    env: &Env,
+    mode: &str,
+    vars: &[(&str, &str)],
+    exec_args: &str,
+    command: Option<&str>,
+    extra: &str,
+) {
     let cfg = env.base.join("exec.toml");
-    std::fs::write(&cfg, env.config("enforce", &[(UNIT, PREFIX)], "")).unwrap();
+    std::fs::write(&cfg, env.config(mode, &[(UNIT, PREFIX)], "")).unwrap();
     let consumer = format!(
         "{} {} {STREAM} {GROUP} {PREFIX} {}",
         consumer_bin().display(),
@@ -33,7 +45,7 @@ fn exec_unit(
     }
     let text = format!(
         "[Unit]\nDescription=wrapped consumer\nStartLimitIntervalSec=0\n[Service]\nType=notify\n\
-         NotifyAccess=main\nWatchdogSec=3s\nRestart=on-failure\nRestartSec=3\nTimeoutStopSec=10\n{envs}\
+         NotifyAccess=main\nWatchdogSec=3s\nKillMode=mixed\nRestart=on-failure\nRestartSec=3\nTimeoutStopSec=10\n{envs}\
          ExecStart={} --user --config {} exec {exec_args} -- {}\n{extra}\n",
         bin().display(),
         cfg.display(),
@@ -161,7 +173,7 @@ fn idle_never_triggers(env: &mut Env) {
     assert_eq!(main_pid(UNIT), wrapper);
     assert_eq!(show(UNIT, "NRestarts"), "0");
     assert!(
-        show(UNIT, "StatusText").starts_with("healthy: "),
+        show(UNIT, "StatusText").starts_with("exec enforce: healthy: "),
         "{}",
         show(UNIT, "StatusText")
     );
@@ -321,10 +333,38 @@ fn redis_gone_is_no_hang(env: &mut Env) {
     env.redis.spawn();
     assert!(
         wait_until(Duration::from_secs(20), || show(UNIT, "StatusText")
-            .starts_with("healthy")),
+            .starts_with("exec enforce: healthy")),
         "{}",
         show(UNIT, "StatusText")
     );
     assert_eq!(main_pid(UNIT), wrapper);
 }
 scenario!(redis_gone_is_no_hang: redis70 = Redis70);
+
+/// A wrapper in observe mode triggers nothing and says so in its status: the agent beside it
+/// restarts the hung unit as any other.
+fn observe_wrapper_leaves_it_to_the_agent(env: &mut Env) {
+    env.create_group();
+    exec_unit_in(env, "observe", &[("QW_WORK_MS", "20")], "", None, "");
+    env.start(UNIT);
+    let wrapper = main_pid(UNIT);
+    let old = child_pid(env);
+    assert!(
+        wait_until(Duration::from_secs(5), || show(UNIT, "StatusText")
+            .starts_with("exec observe:")),
+        "{}",
+        show(UNIT, "StatusText")
+    );
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    env.xadd(1, 600);
+    std::thread::sleep(Duration::from_millis(500));
+    kill("STOP", old);
+    assert!(
+        wait_until(Duration::from_secs(30), || main_pid(UNIT) != wrapper),
+        "not restarted:\n{}",
+        tail(&agent.log(), 30)
+    );
+    assert!(agent.log().contains("restarting quantum-execution.service"));
+    assert_ne!(show(UNIT, "Result"), "watchdog");
+}
+scenario!(observe_wrapper_leaves_it_to_the_agent: redis70 = Redis70);

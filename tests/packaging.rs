@@ -126,6 +126,7 @@ fn units_carry_what_the_agent_relies_on() {
         ("Type", "notify"),
         ("NotifyAccess", "main"),
         ("WatchdogSec", "30s"),
+        ("KillMode", "mixed"),
         (
             "ExecStart",
             "/usr/bin/quantum-watchdog exec -- /opt/quantum/bin/python3 -m execution",

@@ -34,10 +34,19 @@ pub fn unit_of_cgroup(path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The cgroup of the unit a path lies in: the path up to and including its unit component
+/// (a service's own sub-cgroups, and ours among them, lie below it).
+pub fn unit_root(path: &str) -> Option<String> {
+    let unit = unit_of_cgroup(path)?;
+    let end = path.rfind(&format!("/{unit}"))? + unit.len() + 1;
+    Some(path[..end].to_string())
+}
+
 /// Whether `pid` runs in the cgroup `ours` or below it.
 pub fn in_cgroup(pid: u32, ours: &str) -> Option<bool> {
     let theirs = cgroup_of(pid)?;
-    Some(theirs == ours || theirs.starts_with(&format!("{ours}/")))
+    let below = theirs.starts_with(&format!("{}/", ours.trim_end_matches('/')));
+    Some(theirs == ours || below)
 }
 
 #[cfg(test)]
@@ -68,6 +77,13 @@ mod tests {
             ("1:name=systemd:/x\n", None, None),
         ] {
             let p = parse_cgroup(text);
+            if let (Some(p), Some(u)) = (p.as_deref(), unit) {
+                let root = unit_root(p).unwrap();
+                assert!(
+                    root.ends_with(&format!("/{u}")) && p.starts_with(&root),
+                    "{p}"
+                );
+            }
             assert_eq!(p.as_deref(), path, "{text:?}");
             assert_eq!(
                 p.as_deref().and_then(unit_of_cgroup).as_deref(),

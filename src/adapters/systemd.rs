@@ -397,25 +397,28 @@ impl Systemd {
                 .await
                 .map_err(call_error)?;
             let t = self.timeout;
-            let (a, m, r, n, code, status, wd, start) = tokio::join!(
+            let (a, m, r, n, code, status, text, start) = tokio::join!(
                 within(t, unit.active_enter_timestamp()),
                 within(t, svc.main_pid()),
                 within(t, svc.result()),
                 within(t, svc.n_restarts()),
                 within(t, svc.exec_main_code()),
                 within(t, svc.exec_main_status()),
-                within(t, svc.watchdog_u_sec()),
+                within(t, svc.status_text()),
                 within(t, svc.exec_start()),
             );
+            // Wrapped, and the wrapper says it acts (`exec enforce:`): a wrapper in observe
+            // mode triggers nothing, so the agent restarts as for any unit.
             let wrapped = start?
                 .iter()
                 .any(|(path, argv, ..)| is_exec_wrapper(path, argv));
+            let acting = text?.starts_with("exec enforce:");
             svc_state = ServiceRead {
                 main_pid: m?,
                 result: r?,
                 n_restarts: n?,
                 exit_status: exit_status(code?, status?),
-                exec_watchdog: wrapped && wd? > 0,
+                exec_watchdog: wrapped && acting,
             };
             a?
         } else {

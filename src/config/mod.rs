@@ -511,6 +511,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The units bound to `(stream, group)`.
+    pub fn units_of_group(&self, stream: &str, group: &str) -> Vec<String> {
+        self.watch
+            .iter()
+            .filter(|w| w.stream == stream && w.group == group)
+            .map(|w| w.unit.clone())
+            .collect()
+    }
+
     /// Every unit name pattern the agent looks at: `units` plus each bound unit.
     pub fn unit_patterns(&self) -> Vec<String> {
         let mut seen: std::collections::HashSet<&str> =

@@ -73,13 +73,7 @@ async fn decide(
     }
     let mut d = policy::decide(cfg, &snap, &mut mem);
     // A pause of a unit the narrowing left out still holds the groups it reads.
-    let group_units = |stream: &str, group: &str| -> Vec<String> {
-        full.watch
-            .iter()
-            .filter(|w| w.stream == stream && w.group == group)
-            .map(|w| w.unit.clone())
-            .collect()
-    };
+    let group_units = |stream: &str, group: &str| full.units_of_group(stream, group);
     policy::holds::apply(
         &snap.holds,
         snap.now_usec,

@@ -263,13 +263,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         }
         mem.groups.retain(|k, _| groups.contains_key(k));
     }
-    let group_units = |stream: &str, group: &str| -> Vec<String> {
-        cfg.watch
-            .iter()
-            .filter(|w| w.stream == stream && w.group == group)
-            .map(|w| w.unit.clone())
-            .collect()
-    };
+    let group_units = |stream: &str, group: &str| cfg.units_of_group(stream, group);
     holds::apply(
         &snap.holds,
         snap.now_usec,

@@ -49,6 +49,10 @@ pub fn spawn(argv: &[OsString]) -> std::io::Result<u32> {
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
+        // Socket activation names our PID: not passed through (see the README).
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES")
         .spawn()?;
     // Reaped by `reap`, not by std: dropping a `Child` neither waits nor kills.
     Ok(child.id())
@@ -72,9 +76,18 @@ pub fn reap(main: u32) -> Option<End> {
     }
 }
 
-/// Sends `sig` to the child (it may be gone already: no error).
+/// Sends `sig` to the child (it may be gone already: no error), and after a signal that ends
+/// it, SIGCONT as systemd does, so a stopped child gets it too (with `KillMode=mixed` systemd
+/// signals only us).
 pub fn forward(main: u32, sig: Signal) {
-    let _ = kill(Pid::from_raw(main as i32), sig);
+    let pid = Pid::from_raw(main as i32);
+    let _ = kill(pid, sig);
+    if matches!(
+        sig,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGABRT
+    ) {
+        let _ = kill(pid, Signal::SIGCONT);
+    }
 }
 
 /// Ends this process as the child ended: the same exit code, or death by the same signal, so
@@ -82,6 +95,9 @@ pub fn forward(main: u32, sig: Signal) {
 /// SIGTERM is a clean stop). Without a core dump of ours: the child's is the one that matters.
 pub fn mirror(end: End) -> ! {
     if let End::Signaled(sig) = end {
+        // Not dumpable: with a pipe core_pattern (systemd-coredump) RLIMIT_CORE alone does not
+        // keep the kernel from calling the helper.
+        let _ = nix::sys::prctl::set_dumpable(false);
         let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
         unsafe {
             let _ = signal(sig, SigHandler::SigDfl);

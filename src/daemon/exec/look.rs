@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::adapters::cgroup;
 use crate::adapters::clock::{now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
+use crate::config::Mode;
 use crate::model::{ActiveState, LoadState, Snapshot, UnitState};
 use crate::policy::{self, Decision};
 
@@ -76,13 +77,15 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
 }
 
 /// `STATUS=`: the verdict and each binding's consumer, idle, pending and lag.
-pub fn status_line(d: &Decision, redis_error: Option<&str>) -> String {
-    let Some(u) = d.units.first() else {
-        return "no binding: supervising the process only".into();
+/// It starts `exec <mode>:`: the agent leaves the restart of the unit to systemd only when it
+/// reads `exec enforce:` there.
+pub fn status_line(d: &Decision, mode: Mode, redis_error: Option<&str>) -> String {
+    let Some(u) = d.units.first().filter(|u| !u.bindings.is_empty()) else {
+        return format!("exec {mode}: no binding: supervising the process only");
     };
     if let Some(e) = redis_error {
         return format!(
-            "{}: redis unreachable ({e}); watchdog pings go on",
+            "exec {mode}: {}: redis unreachable ({e}); watchdog pings go on",
             u.verdict.as_str()
         );
     }
@@ -102,7 +105,11 @@ pub fn status_line(d: &Decision, redis_error: Option<&str>) -> String {
             )
         })
         .collect();
-    format!("{}: {}", u.verdict.as_str(), bindings.join("; "))
+    format!(
+        "exec {mode}: {}: {}",
+        u.verdict.as_str(),
+        bindings.join("; ")
+    )
 }
 
 /// The restart's evidence, as the agent logs it.

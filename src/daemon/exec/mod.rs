@@ -54,9 +54,37 @@ struct Exec {
     ready: bool,
     triggered: bool,
     would: bool,
+    /// A restart was held back because Redis serves no writes (logged once).
+    held: bool,
     /// The child ended: the last look sees its consumer as dead.
     ended: bool,
+    /// A stop signal was forwarded: the child drains; no trigger, no handoff to it.
+    stopping: bool,
+    /// Between looks: `interval`, at most half of `WatchdogSec=`; also a look's time limit.
+    every: Duration,
     opts: ExecOptions,
+}
+
+/// Our signal handlers: SIGCHLD, and those forwarded to the child.
+struct Signals {
+    chld: tokio::signal::unix::Signal,
+    fwd: Vec<(Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        let mut fwd = Vec::new();
+        for s in child::FORWARDED {
+            fwd.push((
+                s,
+                signal(SignalKind::from_raw(s as i32)).context("signals")?,
+            ));
+        }
+        Ok(Signals {
+            chld: signal(SignalKind::child()).context("SIGCHLD")?,
+            fwd,
+        })
+    }
 }
 
 /// The unit we run for: `--unit`, else the one our cgroup names.
@@ -76,6 +104,8 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
     let unit = our_unit(&opts)?;
     let cfg = super::sweep::narrowed(cfg, std::slice::from_ref(&unit));
     let world = World::new(&cfg, opts.user, secrets).context("redis configuration")?;
+    // The handlers exist before the child does: a signal in between is forwarded, not fatal.
+    let mut signals = Signals::new()?;
     let child = child::spawn(&opts.argv).with_context(|| {
         format!(
             "cannot run {:?}",
@@ -92,11 +122,16 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
     if notify::watchdog_interval().is_none() {
         tracing::warn!(
             unit = unit.as_str(),
-            "WatchdogSec= is not set for {unit}: a hang is reported, and systemd cannot act on it"
+            "WatchdogSec= is not set for {unit}: a hang still triggers systemd's watchdog action, but a wrapper that stops looking is not caught"
         );
     }
+    let every = match notify::watchdog_interval() {
+        Some(w) => cfg.interval.0.min(w / 2),
+        None => cfg.interval.0,
+    }
+    .max(Duration::from_millis(100));
     let mut x = Exec {
-        cgroup: cgroup::own_cgroup(),
+        cgroup: cgroup::own_cgroup().and_then(|c| cgroup::unit_root(&c)),
         cfg,
         unit,
         world,
@@ -107,38 +142,31 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
         ready: false,
         triggered: false,
         would: false,
+        held: false,
         ended: false,
+        stopping: false,
+        every,
         opts,
     };
-    let end = x.supervise().await?;
+    let end = x.supervise(&mut signals).await;
     x.at_stop(end).await;
     child::mirror(end)
 }
 
 impl Exec {
-    /// Looks every interval (at most half of `WatchdogSec=`), forwards signals, reaps; returns
-    /// when the child ended.
-    async fn supervise(&mut self) -> anyhow::Result<End> {
-        let every = match notify::watchdog_interval() {
-            Some(w) => self.cfg.interval.0.min(w / 2),
-            None => self.cfg.interval.0,
-        };
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
-        let mut chld = signal(SignalKind::child()).context("SIGCHLD")?;
-        let mut fwd = Vec::new();
-        for s in child::FORWARDED {
-            fwd.push((
-                s,
-                signal(SignalKind::from_raw(s as i32)).context("signals")?,
-            ));
-        }
+    /// Looks every `every`, forwards signals, reaps; returns when the child ended. A look that
+    /// takes longer than `every` is cut short, and the ping goes on: Redis being slow is not
+    /// the child being hung.
+    async fn supervise(&mut self, sig: &mut Signals) -> End {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // The child may have ended before the handler was in place.
+            // The child may have ended before SIGCHLD was looked at.
             if let Some(end) = child::reap(self.child) {
-                return Ok(end);
+                return end;
             }
             let forwarded = async {
-                let waits = fwd.iter_mut().map(|(s, st)| {
+                let waits = sig.fwd.iter_mut().map(|(s, st)| {
                     Box::pin(async move {
                         st.recv().await;
                         *s
@@ -147,32 +175,67 @@ impl Exec {
                 futures_util::future::select_all(waits).await.0
             };
             tokio::select! {
-                _ = chld.recv() => {}
+                _ = sig.chld.recv() => {}
                 s = forwarded => self.on_signal(s),
-                _ = tick.tick() => self.cycle().await,
+                _ = tick.tick() => {
+                    if tokio::time::timeout(self.every, self.cycle()).await.is_err() {
+                        self.blind(&format!("a look took over {:?}", self.every));
+                    }
+                }
             }
         }
     }
 
     fn on_signal(&mut self, s: Signal) {
         tracing::debug!("{}: forwarding {s} to PID {}", self.unit, self.child);
-        if matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
-            notify::stopping();
+        if matches!(
+            s,
+            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGABRT
+        ) {
+            self.stopping = true;
         }
         child::forward(self.child, s);
     }
 
+    /// Nothing could be seen: ping on (nothing is decided on what cannot be seen), and say so.
+    fn blind(&mut self, why: &str) {
+        if !self.triggered {
+            notify::watchdog();
+        }
+        notify::status(&format!(
+            "exec {}: {why}; watchdog pings go on",
+            self.cfg.mode
+        ));
+    }
+
     /// One look: the policy's verdict decides the ping, its consumer actions are carried out.
     async fn cycle(&mut self) {
+        if self.stopping {
+            return self.blind("stopping: the child drains");
+        }
+        self.recheck_held_writes().await;
         let snap = look::snapshot(self).await;
         let redis_error = snap.redis.as_ref().err().map(ToString::to_string);
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
         self.readiness(&d);
-        self.watchdog(&d);
+        self.watchdog(&d).await;
         if redis_error.is_none() {
             self.consumer_actions(&d).await;
         }
-        notify::status(&look::status_line(&d, redis_error.as_deref()));
+        notify::status(&look::status_line(
+            &d,
+            self.cfg.mode,
+            redis_error.as_deref(),
+        ));
+    }
+
+    /// While Redis was last found holding writes back, ask again every look (as the agent
+    /// does): no consumer is blamed for a hold until it ends.
+    async fn recheck_held_writes(&mut self) {
+        let open: Vec<String> = self.mem.writes_held_open.iter().cloned().collect();
+        if !open.is_empty() {
+            act::probe_writes(&mut self.world, &mut self.mem, &open).await;
+        }
     }
 
     /// `READY=1` once every binding's consumer is in its group, or at `ready_timeout`.
@@ -180,10 +243,10 @@ impl Exec {
         if self.ready {
             return;
         }
-        let seen = d
-            .units
-            .iter()
-            .all(|u| !u.bindings.is_empty() && u.bindings.iter().all(|b| b.consumer_present));
+        let seen = self.cfg.watch.is_empty()
+            || d.units
+                .iter()
+                .all(|u| !u.bindings.is_empty() && u.bindings.iter().all(|b| b.consumer_present));
         let late = self.started.elapsed() >= self.opts.ready_timeout;
         if !seen && !late {
             return;
@@ -201,8 +264,9 @@ impl Exec {
     }
 
     /// `WATCHDOG=1` unless the policy would restart the unit; then, once, `WATCHDOG=trigger`
-    /// (enforce mode) with the evidence in the journal. A pause holds the trigger back.
-    fn watchdog(&mut self, d: &Decision) {
+    /// (enforce mode) with the evidence in the journal. A pause holds the trigger back (the
+    /// policy then proposes no restart), and so does a Redis that serves no writes.
+    async fn watchdog(&mut self, d: &Decision) {
         let hung = d
             .actions
             .iter()
@@ -214,33 +278,55 @@ impl Exec {
             }
             return;
         };
+        if self.triggered {
+            return;
+        }
         if self.cfg.mode == Mode::Observe {
             if !std::mem::replace(&mut self.would, true) {
+                let why = a.reason();
                 tracing::warn!(
                     unit = self.unit.as_str(),
                     action = "would-watchdog-trigger",
-                    reason = a.reason(),
-                    "would trigger systemd's watchdog for {}: {}",
-                    self.unit,
-                    a.reason()
+                    reason = why,
+                    "would trigger systemd's watchdog for {}: {why}",
+                    self.unit
                 );
             }
-            notify::watchdog();
-            return;
+            return notify::watchdog();
         }
-        if !std::mem::replace(&mut self.triggered, true) {
-            let evidence = look::evidence(d);
+        if self.writes_held().await {
+            return notify::watchdog();
+        }
+        self.triggered = true;
+        let (evidence, why) = (look::evidence(d), a.reason());
+        tracing::warn!(
+            unit = self.unit.as_str(),
+            action = "watchdog-trigger",
+            reason = why,
+            evidence = evidence.as_str(),
+            "triggering systemd's watchdog for {}: {why} [{evidence}]",
+            self.unit
+        );
+        notify::watchdog_trigger();
+    }
+
+    /// As the agent before a restart: while Redis serves no writes (a `CLIENT PAUSE`, a
+    /// failover), no consumer can read, and a restart would not help. Logged once.
+    async fn writes_held(&mut self) -> bool {
+        let streams: Vec<String> = self.cfg.watch.iter().map(|w| w.stream.clone()).collect();
+        let Some(why) = act::probe_writes(&mut self.world, &mut self.mem, &streams).await else {
+            self.held = false;
+            return false;
+        };
+        if !std::mem::replace(&mut self.held, true) {
             tracing::warn!(
                 unit = self.unit.as_str(),
-                action = "watchdog-trigger",
-                reason = a.reason(),
-                evidence = evidence.as_str(),
-                "triggering systemd's watchdog for {}: {} [{evidence}]",
-                self.unit,
-                a.reason()
+                action = "restart-held",
+                "not triggering systemd's watchdog for {} yet: {why}",
+                self.unit
             );
-            notify::watchdog_trigger();
         }
+        true
     }
 
     /// The consumer actions of our unit's bindings (enforce mode; logged in observe mode).
@@ -252,7 +338,7 @@ impl Exec {
         let mut x = Act {
             world: &mut self.world,
             mode: self.cfg.mode,
-            deadline: Instant::now() + self.cfg.interval.0.mul_f32(0.6),
+            deadline: Instant::now() + self.every.mul_f32(0.5),
             totals: &mut totals,
             metrics: &metrics,
             mem: &mut self.mem,
