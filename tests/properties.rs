@@ -278,6 +278,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
             .collect(),
         scan: None,
         rechecked: None,
+        lease: None,
         consumers,
     };
     let mut r = RedisSnapshot::default();
@@ -358,6 +359,7 @@ proptest! {
                         prop_assert!(earlier_pids.contains(&pid), "quarantined from live {}", consumer);
                         prop_assert_ne!(pid, u.main_pid);
                     }
+                    Action::Fenced { .. } => prop_assert!(false, "no fleet here: nothing of another host"),
                     Action::Restart { .. } => {
                         let since = u.active_enter_usec.max(restarts.last().copied().unwrap_or(0));
                         prop_assert!(now >= since + 15 * S, "restart within startup grace");

@@ -48,6 +48,9 @@ pub enum Command {
         /// Show the flow through each [[pipeline]] and where it stops.
         #[arg(long)]
         pipeline: bool,
+        /// Show the hosts of the fleet: heartbeats, versions, vouched consumers, recovery leases.
+        #[arg(long, conflicts_with = "pipeline")]
+        fleet: bool,
         /// Redraw every interval until interrupted (a terminal view).
         #[arg(long, conflicts_with = "json")]
         watch: bool,
@@ -230,11 +233,13 @@ async fn dispatch(
         Command::Status {
             json,
             pipeline,
+            fleet,
             watch,
         } => {
             let view = status::View {
                 json,
                 pipeline,
+                fleet,
                 watch,
             };
             status::run(&cfg, o.user, &secrets, view).await

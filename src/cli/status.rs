@@ -17,6 +17,7 @@ use super::{Failure, out};
 pub struct View {
     pub json: bool,
     pub pipeline: bool,
+    pub fleet: bool,
     pub watch: bool,
 }
 
@@ -43,6 +44,8 @@ pub async fn run(cfg: &Config, user: bool, secrets: &Secrets, view: View) -> Res
             format!("{json}\n")
         } else if view.pipeline {
             status::render_pipelines(&st, tty)
+        } else if view.fleet {
+            status::render_fleet(&st, tty)
         } else {
             status::render(&st, tty)
         };

@@ -17,6 +17,7 @@ pub(super) struct RawFile {
     pub(super) dbus_timeout: Option<HumanDuration>,
     pub(super) redis: Option<RawRedis>,
     pub(super) metrics: Option<RawMetrics>,
+    pub(super) fleet: Option<RawFleet>,
     pub(super) defaults: Option<RawParams>,
     #[serde(default)]
     pub(super) watch: Vec<RawWatch>,
@@ -38,6 +39,13 @@ pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
     pub(super) textfile_dir: Option<PathBuf>,
     pub(super) max_consumer_series: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) enabled: Option<bool>,
+    pub(super) host_dead_after: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -77,6 +77,10 @@ fn merge_file(cfg: &mut Config, raw: RawFile) {
         }
         set(&mut cfg.metrics.max_consumer_series, m.max_consumer_series);
     }
+    if let Some(f) = raw.fleet {
+        set(&mut cfg.fleet.enabled, f.enabled);
+        set(&mut cfg.fleet.host_dead_after, f.host_dead_after);
+    }
     if let Some(r) = raw.redis {
         merge_redis(&mut cfg.redis, r);
     }

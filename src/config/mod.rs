@@ -312,6 +312,70 @@ pub fn has_hash_tag(key: &str) -> bool {
         .is_some_and(|i| key[i + 1..].find('}').is_some_and(|j| j > 0))
 }
 
+/// `[fleet]`: many hosts, one Redis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetConfig {
+    /// Publish this host's heartbeat and judge other hosts' consumers by theirs.
+    pub enabled: bool,
+    /// A host whose heartbeat has been gone this long is dead, and so are its consumers.
+    pub host_dead_after: HumanDuration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            enabled: false,
+            host_dead_after: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// The hash tag of the fleet's keys: all in one slot on a cluster.
+pub const FLEET_TAG: &str = "{quantum-watchdog}";
+
+impl FleetConfig {
+    /// How long a heartbeat lives: three beats, so one late cycle does not silence a host.
+    pub fn heartbeat_ttl(interval: Duration) -> Duration {
+        interval * 3
+    }
+
+    /// How long a recovery lease lives: two cycles, at least two seconds.
+    pub fn lease_ttl(interval: Duration) -> Duration {
+        (interval * 2).max(Duration::from_secs(2))
+    }
+
+    /// The sorted set of hosts that ever beat, scored by the server's time of their last beat.
+    pub fn hosts_key() -> String {
+        format!("{FLEET_TAG}:hosts")
+    }
+
+    /// A host's heartbeat.
+    pub fn heartbeat_key(host: &str) -> String {
+        format!("{FLEET_TAG}:host:{host}")
+    }
+
+    /// The recovery lease of a group: in the stream's slot, so a script on the stream can
+    /// check it.
+    pub fn lease_key(stream: &str, group: &str) -> String {
+        format!("{}:quantum-watchdog:lease:{group}", stream_tagged(stream))
+    }
+
+    /// The fencing counter of a group's lease (same slot).
+    pub fn fence_key(stream: &str, group: &str) -> String {
+        format!("{}:quantum-watchdog:fence:{group}", stream_tagged(stream))
+    }
+}
+
+/// `stream` as the start of a key in its slot: as it is if it carries a hash tag, else in
+/// braces.
+fn stream_tagged(stream: &str) -> String {
+    if has_hash_tag(stream) {
+        stream.to_string()
+    } else {
+        format!("{{{stream}}}")
+    }
+}
+
 /// Where metrics are served and written.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricsConfig {
@@ -448,6 +512,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// `[metrics]`.
     pub metrics: MetricsConfig,
+    /// `[fleet]`.
+    pub fleet: FleetConfig,
     /// `[defaults]`.
     pub defaults: Params,
     /// `[[watch]]`.
@@ -497,6 +563,7 @@ impl Default for Config {
                 dead_letter_stream: None,
             },
             metrics: MetricsConfig::default(),
+            fleet: FleetConfig::default(),
             defaults: Params::default(),
             watch: Vec::new(),
             pipeline: Vec::new(),

@@ -68,7 +68,25 @@ pub(super) fn validate_top(file: &str, cfg: &Config) -> Result<(), ConfigError> 
     validate_reports(file, cfg)?;
     validate_timing(file, cfg)?;
     validate_windows(file, cfg)?;
+    validate_fleet(file, cfg)?;
     validate_redis(file, &cfg.redis)
+}
+
+/// `[fleet]`: a host is not found dead between two of its heartbeats.
+fn validate_fleet(file: &str, cfg: &Config) -> Result<(), ConfigError> {
+    let min = crate::config::FleetConfig::heartbeat_ttl(cfg.interval.0);
+    if cfg.fleet.host_dead_after.0 < min {
+        return Err(ConfigError::invalid(
+            file,
+            "fleet.host_dead_after",
+            format!(
+                "expected at least 3 × interval ({}), the life of a heartbeat, found {}",
+                humantime::format_duration(min),
+                humantime::format_duration(cfg.fleet.host_dead_after.0)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `[[window]]`: a calendar systemd would accept (and a time zone this host knows), a

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 
 use crate::adapters::clock::now_usec;
 use crate::adapters::redis::{Aside, DeleteOutcome, Moved};
-use crate::config::{ClaimPolicy, Mode};
+use crate::config::{ClaimPolicy, FleetConfig, Mode};
+use crate::model::fleet::lease_holder;
 use crate::model::{GroupKey, fmt_ms};
 use crate::policy::{Action, Decision, Memory};
 use crate::report::journal::{self, log_action};
@@ -233,6 +234,7 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
         Action::Requeue { .. } => requeue(x, a).await,
         Action::DeadLetter { .. } | Action::Quarantine { .. } => dead_letter(x, a).await,
         Action::Delete { .. } => return delete(x, a).await,
+        Action::Fenced { .. } => return Box::pin(fenced(x, a)).await,
     };
     if !done.ok {
         x.totals.errors += 1;
@@ -253,6 +255,71 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
     };
     let deleted = delete(x, &follow).await;
     format!("{}; {deleted}", done.outcome)
+}
+
+/// Another host's consumer: under the group's recovery lease, every script checking its
+/// fencing token, or not at all while another agent holds it.
+async fn fenced(x: &mut Act<'_>, a: &Action) -> String {
+    let Action::Fenced {
+        host,
+        me,
+        lease_ms,
+        of,
+    } = a
+    else {
+        unreachable!("called for fenced actions")
+    };
+    let (stream, group, _) = a.target();
+    let lease = match x
+        .world
+        .streams
+        .take_lease(stream, group, me, *lease_ms)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            x.totals.errors += 1;
+            let s = format!("failed: the recovery lease of {group}: {e}");
+            log_action(a, x.mode, &s, false);
+            return s;
+        }
+    };
+    let holder = lease_holder(&lease);
+    if holder != me {
+        let s = format!("left to {holder}, which holds the recovery lease of {group}");
+        tracing::info!(
+            action = "lease-held",
+            "{}: {}",
+            printable(&a.describe()),
+            printable(&s)
+        );
+        return s;
+    }
+    tracing::info!(
+        action = "lease",
+        "recovery lease {} of {} held for host {}'s consumers",
+        printable(&lease),
+        printable(group),
+        printable(host)
+    );
+    stall_for_tests();
+    x.world.streams.fence = Some((FleetConfig::lease_key(stream, group), lease));
+    let out = Box::pin(consumer_action(x, of)).await;
+    x.world.streams.fence = None;
+    out
+}
+
+/// Debug builds only: stalls the agent between taking a lease and acting under it, as a
+/// process stopped there would (the fencing test).
+fn stall_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("QUANTUM_WATCHDOG_TEST_STALL_AFTER_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::warn!("stalling {ms} ms under the lease (test hook)");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 async fn claim(x: &mut Act<'_>, a: &Action) -> Done {

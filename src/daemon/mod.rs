@@ -196,6 +196,8 @@ impl Agent {
         for m in mem.units.values_mut() {
             m.restart_in_flight = false;
         }
+        // The agent, alone of the processes that look, publishes the host's heartbeat.
+        mem.fleet.publish = true;
         Agent {
             mem,
             last_actions: previous

@@ -119,14 +119,52 @@ impl Template {
 
     /// Whether `name` is a consumer of this template on this host, and which PID it carries.
     pub fn matches(&self, name: &str, hostname: &str, unit: &str) -> NameMatch {
-        let mut pid = None;
-        if match_parts(&self.parts, name, hostname, unit, &mut pid) {
-            match pid {
-                Some(p) => NameMatch::Pid(p),
-                None => NameMatch::Fixed,
-            }
+        let mut m = Matched::default();
+        if match_parts(&self.parts, name, Host::Is(hostname), unit, &mut m) {
+            m.name_match()
         } else {
             NameMatch::NoMatch
+        }
+    }
+
+    /// Whether `name` is a consumer of this template on one of the hosts `is_host` accepts:
+    /// that host, and what the name says. `None` if the template has no `{hostname}`.
+    pub fn matches_some_host<'n>(
+        &self,
+        name: &'n str,
+        unit: &str,
+        is_host: &dyn Fn(&str) -> bool,
+    ) -> Option<(&'n str, NameMatch)> {
+        if !self.parts.contains(&Part::Hostname) {
+            return None;
+        }
+        let mut m = Matched::default();
+        match_parts(&self.parts, name, Host::OneOf(is_host), unit, &mut m).then_some(())?;
+        Some((m.host?, m.name_match()))
+    }
+}
+
+/// Which host names a `{hostname}` accepts.
+#[derive(Clone, Copy)]
+enum Host<'a> {
+    /// Exactly this one.
+    Is(&'a str),
+    /// Any the function accepts.
+    OneOf(&'a dyn Fn(&str) -> bool),
+}
+
+/// What a match found.
+#[derive(Default)]
+struct Matched<'n> {
+    pid: Option<u32>,
+    host: Option<&'n str>,
+}
+
+impl Matched<'_> {
+    fn name_match(&self) -> NameMatch {
+        match self.pid {
+            Some(p) => NameMatch::Pid(p),
+            None => NameMatch::Fixed,
         }
     }
 }
@@ -135,39 +173,70 @@ impl Template {
 /// number above it in a name is not a PID of this host, so it proves nothing about liveness.
 pub const PID_MAX_LIMIT: u32 = 4_194_304;
 
-fn match_parts(parts: &[Part], s: &str, host: &str, unit: &str, pid: &mut Option<u32>) -> bool {
+fn match_parts<'n>(
+    parts: &[Part],
+    s: &'n str,
+    host: Host<'_>,
+    unit: &str,
+    m: &mut Matched<'n>,
+) -> bool {
     let Some((first, rest)) = parts.split_first() else {
         return s.is_empty();
     };
-    let fixed = match first {
-        Part::Lit(l) => Some(l.as_str()),
-        Part::Hostname => Some(host),
-        Part::Unit => Some(unit),
-        Part::Pid => None,
+    let fixed = match (first, host) {
+        (Part::Lit(l), _) => l.as_str(),
+        (Part::Hostname, Host::Is(h)) => h,
+        (Part::Unit, _) => unit,
+        (Part::Hostname, Host::OneOf(accepts)) => {
+            return match_host(rest, s, accepts, host, unit, m);
+        }
+        (Part::Pid, _) => return match_pid(rest, s, host, unit, m),
     };
-    match fixed {
-        Some(f) => s
-            .strip_prefix(f)
-            .is_some_and(|tail| match_parts(rest, tail, host, unit, pid)),
-        None => {
-            // {pid}: 1 ..= PID_MAX_LIMIT, no leading zero; try every split (the rest may start
-            // with digits too).
-            let digits = s.bytes().take_while(u8::is_ascii_digit).count().min(7);
-            if digits == 0 || s.starts_with('0') {
-                return false;
-            }
-            for n in (1..=digits).rev() {
-                if let Ok(p) = s[..n].parse::<u32>()
-                    && p <= PID_MAX_LIMIT
-                    && match_parts(rest, &s[n..], host, unit, pid)
-                {
-                    *pid = Some(p);
-                    return true;
-                }
-            }
-            false
+    s.strip_prefix(fixed)
+        .is_some_and(|tail| match_parts(rest, tail, host, unit, m))
+}
+
+/// `{hostname}` against any accepted host: the longest that lets the rest match.
+fn match_host<'n>(
+    rest: &[Part],
+    s: &'n str,
+    accepts: &dyn Fn(&str) -> bool,
+    host: Host<'_>,
+    unit: &str,
+    m: &mut Matched<'n>,
+) -> bool {
+    for n in (1..=s.len()).rev().filter(|&n| s.is_char_boundary(n)) {
+        if accepts(&s[..n]) && match_parts(rest, &s[n..], host, unit, m) {
+            m.host = Some(&s[..n]);
+            return true;
         }
     }
+    false
+}
+
+/// `{pid}`: 1 ..= PID_MAX_LIMIT, no leading zero; every split is tried (the rest may start
+/// with digits too).
+fn match_pid<'n>(
+    rest: &[Part],
+    s: &'n str,
+    host: Host<'_>,
+    unit: &str,
+    m: &mut Matched<'n>,
+) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count().min(7);
+    if digits == 0 || s.starts_with('0') {
+        return false;
+    }
+    for n in (1..=digits).rev() {
+        if let Ok(p) = s[..n].parse::<u32>()
+            && p <= PID_MAX_LIMIT
+            && match_parts(rest, &s[n..], host, unit, m)
+        {
+            m.pid = Some(p);
+            return true;
+        }
+    }
+    false
 }
 
 impl fmt::Display for Template {
@@ -288,6 +357,43 @@ mod tests {
             };
             assert_eq!(t.matches(&n, "h-1", "u.service"), want, "{n}");
         }
+    }
+
+    #[test]
+    fn other_hosts_are_told_from_the_name() {
+        let t = Template::parse("execution-{hostname}-{pid}").unwrap();
+        let fleet = ["qt-prod-1", "qt-prod-12", "qt"];
+        let known = |h: &str| fleet.contains(&h);
+        let cases = [
+            (
+                "execution-qt-prod-1-77",
+                Some(("qt-prod-1", NameMatch::Pid(77))),
+            ),
+            (
+                "execution-qt-prod-12-77",
+                Some(("qt-prod-12", NameMatch::Pid(77))),
+            ),
+            // "qt-prod-1" + "2-77"? No: "-{pid}" must follow the host.
+            ("execution-qt-77", Some(("qt", NameMatch::Pid(77)))),
+            ("execution-qt-prod-3-77", None),
+            ("execution-qt-prod-1-0", None),
+            ("router-qt-prod-1-77", None),
+            ("execution-qt-prod-1-\u{7}-77", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(t.matches_some_host(name, "u", &known), want, "{name}");
+        }
+        let fixed = Template::parse("router-{pid}").unwrap();
+        assert_eq!(
+            fixed.matches_some_host("router-7", "u", &known),
+            None,
+            "no host in it"
+        );
+        let both = Template::parse("{hostname}:{unit}").unwrap();
+        assert_eq!(
+            both.matches_some_host("qt:u.service", "u.service", &known),
+            Some(("qt", NameMatch::Fixed))
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod consumer_name;
+pub mod fleet;
 pub mod holds;
 pub mod plan;
 pub mod snapshot;

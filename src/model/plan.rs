@@ -38,6 +38,21 @@ pub struct GroupFetch {
     pub scan: Option<Scan>,
     /// Suspects to re-check (`XPENDING key group id id 1`).
     pub recheck: Vec<StreamId>,
+    /// The group's recovery lease key, to read (`GET`), with `[fleet]`.
+    pub lease: Option<String>,
+}
+
+/// This host's heartbeat, written and every host's read in the cycle's round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetPublish {
+    /// This host.
+    pub host: String,
+    /// The heartbeat, JSON; `None`: only read the others' (`status`, `recover`, `exec`).
+    pub payload: Option<String>,
+    /// Its time to live (ms).
+    pub ttl_ms: u64,
+    /// A host silent this long (ms) is forgotten.
+    pub forget_ms: u64,
 }
 
 /// The whole cycle's read.
@@ -49,4 +64,6 @@ pub struct FetchPlan {
     pub pipeline_streams: Vec<String>,
     /// Keys of `[[gauge]]`/`[[flag]]`, placeholders expanded (`GET`).
     pub keys: Vec<String>,
+    /// The heartbeat to publish, with `[fleet]`.
+    pub fleet: Option<FleetPublish>,
 }

@@ -299,6 +299,9 @@ pub struct GroupData {
     /// The suspects the plan asked to re-check that are still pending (`None`: not asked).
     #[serde(default)]
     pub rechecked: Option<Vec<PendingEntry>>,
+    /// The group's recovery lease (`<host>/<token>`), when the plan asked and one is held.
+    #[serde(default)]
+    pub lease: Option<String>,
 }
 
 impl GroupInfo {
@@ -345,6 +348,9 @@ pub struct RedisSnapshot {
     /// Per key of `[[gauge]]`/`[[flag]]` (placeholders expanded): its value, `None` if absent.
     #[serde(default)]
     pub keys: BTreeMap<String, Result<Option<String>, ReadError>>,
+    /// The fleet's heartbeats (`[fleet]` enabled), or why they could not be read.
+    #[serde(default)]
+    pub fleet: Option<Result<super::fleet::FleetView, ReadError>>,
 }
 
 /// One cycle's view of the world.
@@ -435,6 +441,7 @@ mod tests {
             heads: BTreeMap::new(),
             scan: None,
             rechecked: None,
+            lease: None,
         };
         assert!(!g.work_waiting());
         g.group.lag = Some(2);

@@ -143,6 +143,18 @@ pub enum Action {
         /// The evidence, one line.
         reason: String,
     },
+    /// A claim, requeue or delete of another host's consumer (`[fleet]`): carried out only
+    /// under the group's recovery lease, whose fencing token every script checks.
+    Fenced {
+        /// The host whose consumer it is.
+        host: String,
+        /// This host: the lease is taken in its name.
+        me: String,
+        /// How long the lease lives (ms).
+        lease_ms: u64,
+        /// The action.
+        of: Box<Action>,
+    },
 }
 
 impl Action {
@@ -159,6 +171,15 @@ impl Action {
             Action::DeadLetter { .. } => "dead-letter",
             Action::Quarantine { .. } => "quarantine",
             Action::Delete { .. } => "delete",
+            Action::Fenced { of, .. } => of.kind(),
+        }
+    }
+
+    /// The action itself: the one a [`Action::Fenced`] carries.
+    pub fn inner(&self) -> &Action {
+        match self {
+            Action::Fenced { of, .. } => of.inner(),
+            a => a,
         }
     }
 
@@ -171,6 +192,7 @@ impl Action {
             | Action::DeadLetter { unit, .. }
             | Action::Quarantine { unit, .. } => Some(unit),
             Action::Delete { unit, .. } => unit.as_deref(),
+            Action::Fenced { of, .. } => of.unit(),
         }
     }
 
@@ -178,6 +200,7 @@ impl Action {
     pub fn target(&self) -> (&str, &str, &str) {
         match self {
             Action::Restart { .. } => ("", "", ""),
+            Action::Fenced { of, .. } => of.target(),
             Action::Claim {
                 stream,
                 group,
@@ -220,6 +243,7 @@ impl Action {
             | Action::DeadLetter { reason, .. }
             | Action::Quarantine { reason, .. }
             | Action::Delete { reason, .. } => reason,
+            Action::Fenced { of, .. } => of.reason(),
         }
     }
 
@@ -259,6 +283,12 @@ impl Action {
             Action::Delete {
                 consumer, group, ..
             } => format!("delete consumer {consumer} of {group}"),
+            Action::Fenced { host, of, .. } => {
+                format!(
+                    "{} (host {host}'s, under the recovery lease)",
+                    of.describe()
+                )
+            }
         }
     }
 }

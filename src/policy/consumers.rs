@@ -67,14 +67,17 @@ pub struct Class {
     pub owner: Option<usize>,
     /// Why, one phrase.
     pub why: String,
+    /// The other host it is a consumer of (`[fleet]`); `None`: this host's, or unknown.
+    pub host: Option<String>,
 }
 
 impl Class {
-    fn new(liveness: Liveness, owner: Option<usize>, why: impl Into<String>) -> Class {
+    pub(super) fn new(liveness: Liveness, owner: Option<usize>, why: impl Into<String>) -> Class {
         Class {
             liveness,
             owner,
             why: why.into(),
+            host: None,
         }
     }
 }
@@ -95,6 +98,9 @@ pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) 
         })
         .collect();
     let Some(&(first, first_match)) = matches.first() else {
+        if let Some(class) = super::fleet::classify_other_host(cy, idxs, c) {
+            return class;
+        }
         return Class::new(
             Liveness::Unknown,
             None,
@@ -225,6 +231,9 @@ pub fn recover_group(
             Liveness::Unknown if class.owner.is_some() => (Severity::Ok, class.why.clone(), None),
             Liveness::Unknown => zombie(cy, key, idxs, c),
         };
+        if let Some(host) = &class.host {
+            (note, action) = super::fleet::under_lease(cy, g, host, note, action);
+        }
         if matches!(action, Some(Action::Delete { .. })) {
             deletes += 1;
             if deletes > DELETES_PER_GROUP {

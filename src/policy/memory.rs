@@ -105,6 +105,20 @@ pub struct Memory {
     /// agent checks them again every cycle, so [`Memory::writes_held`] follows the whole hold.
     #[serde(default)]
     pub writes_held_open: BTreeSet<String>,
+    /// What this host's next heartbeat says.
+    #[serde(skip)]
+    pub fleet: FleetMemory,
+}
+
+/// What this host's next heartbeat says: the last look's vouches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetMemory {
+    /// This process publishes the host's heartbeat (the agent; not `status`, `recover`, `exec`).
+    pub publish: bool,
+    /// The server's time (ms) of the look.
+    pub as_of_ms: u64,
+    /// Per group judged: the consumers of this host not found dead.
+    pub vouches: Vec<crate::model::fleet::Vouch>,
 }
 
 impl Memory {

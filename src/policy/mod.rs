@@ -55,6 +55,7 @@
 
 pub mod action;
 pub mod consumers;
+pub mod fleet;
 pub mod flow;
 pub mod holds;
 pub mod keys;
@@ -110,6 +111,9 @@ pub struct Decision {
     pub systemd_error: Option<String>,
     /// Why Redis could not be read.
     pub redis_error: Option<String>,
+    /// The hosts of the fleet (`[fleet]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<fleet::HostReport>,
 }
 
 impl Decision {
@@ -195,6 +199,11 @@ impl Cycle<'_> {
         self.snap.pid_units.get(&pid).map(|u| u.as_deref())
     }
 
+    /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
+    pub fn fleet(&self) -> Option<&crate::model::fleet::FleetView> {
+        self.snap.redis.as_ref().ok()?.fleet.as_ref()?.as_ref().ok()
+    }
+
     /// A watched group's data, or why it cannot be read.
     pub fn group(&self, key: &GroupKey) -> Result<&GroupData, String> {
         match &self.snap.redis {
@@ -223,6 +232,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         held: Vec::new(),
         systemd_error: snap.units.as_ref().err().map(ToString::to_string),
         redis_error: snap.redis.as_ref().err().map(ToString::to_string),
+        fleet: Vec::new(),
     };
     let Ok(units) = &snap.units else {
         // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing.
@@ -271,6 +281,14 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         group_units,
         &mut d,
     );
+    if cfg.fleet.enabled {
+        mem.fleet = memory::FleetMemory {
+            publish: mem.fleet.publish,
+            as_of_ms: cy.fleet().map_or(0, |v| v.now_ms),
+            vouches: fleet::vouches(&cy, &classes, &d),
+        };
+        d.fleet = fleet::report(&cy, &groups);
+    }
     d
 }
 

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
-use crate::model::plan::{FetchPlan, GroupFetch, Scan, StreamInfoNeed};
+use crate::config::{Config, FleetConfig};
+use crate::model::fleet::Heartbeat;
+use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
 use crate::model::{GroupKey, UnitState, render_key};
 
 use super::memory::Memory;
@@ -39,6 +40,30 @@ pub fn plan(
         groups,
         pipeline_streams: pipeline_streams(cfg),
         keys: keys_to_fetch(cfg, now_usec, utc_offset_secs),
+        fleet: cfg.fleet.enabled.then(|| fleet_publish(cfg, hostname, mem)),
+    }
+}
+
+/// A host silent this long is dropped from the fleet's list of hosts.
+pub const FORGET_HOST_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// This host's heartbeat: what the last look found of its own consumers.
+fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
+    let beat = Heartbeat {
+        host: hostname.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        interval_ms: cfg.interval.as_millis(),
+        as_of_ms: mem.fleet.as_of_ms,
+        groups: mem.fleet.vouches.clone(),
+    };
+    FleetPublish {
+        host: hostname.to_string(),
+        payload: mem
+            .fleet
+            .publish
+            .then(|| serde_json::to_string(&beat).expect("a heartbeat serialises")),
+        ttl_ms: FleetConfig::heartbeat_ttl(cfg.interval.0).as_millis() as u64,
+        forget_ms: FORGET_HOST_MS,
     }
 }
 
@@ -77,6 +102,10 @@ fn group_fetch(
     idxs: &[usize],
 ) -> GroupFetch {
     let gm = mem.groups.get(&key);
+    let lease = cfg
+        .fleet
+        .enabled
+        .then(|| FleetConfig::lease_key(&key.stream, &key.group));
     let stream_info = if gm.is_some_and(|g| g.lag_known) {
         StreamInfoNeed::IfLagNull
     } else {
@@ -96,6 +125,7 @@ fn group_fetch(
             heads: Vec::new(),
             scan: None,
             recheck: Vec::new(),
+            lease,
         };
     }
     let mut heads: Vec<String> = idxs
@@ -113,6 +143,7 @@ fn group_fetch(
             count: SCAN_CHUNK,
         }),
         recheck: gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect()),
+        lease,
         key,
     }
 }

@@ -88,6 +88,7 @@ fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
         heads: BTreeMap::new(),
         scan: None,
         rechecked: None,
+        lease: None,
     }
 }
 
@@ -1778,5 +1779,119 @@ fn a_running_job_means_hands_off() {
         Verdict::Starting,
         "{}",
         d.units[0].reason
+    );
+}
+
+/// Rule 12: another host's consumers, judged by that host's heartbeat.
+#[test]
+fn other_hosts_are_judged_by_their_heartbeats() {
+    use crate::model::fleet::{FleetView, Heartbeat, HostBeat, Vouch};
+    let c = cfg("[fleet]\nenabled = true\nhost_dead_after = \"30s\"");
+    let since = T0 - 3600 * S;
+    let beat = |host: &str, live: &[&str], dead: &[&str]| Heartbeat {
+        host: host.into(),
+        groups: vec![Vouch {
+            stream: STREAM.into(),
+            group: GROUP.into(),
+            live: live.iter().map(|s| s.to_string()).collect(),
+            dead: dead.iter().map(|s| s.to_string()).collect(),
+        }],
+        ..Default::default()
+    };
+    let now_ms = T0 / 1000;
+    let host = |h: &str, age_s: u64, b: Option<Heartbeat>| HostBeat {
+        host: h.into(),
+        last_beat_ms: now_ms - age_s * 1000,
+        beat: b,
+    };
+    let view = FleetView {
+        now_ms,
+        hosts: vec![
+            host(HOST, 0, Some(beat(HOST, &[], &[]))),
+            host(
+                "qt-2",
+                1,
+                Some(beat("qt-2", &["execution-qt-2-7"], &["execution-qt-2-8"])),
+            ),
+            host("qt-3", 10, None),
+            host("qt-4", 60, None),
+        ],
+    };
+    let consumers = vec![
+        consumer(&me(10), 0, 1, None),
+        consumer("execution-qt-2-7", 3, 7200, None), // vouched for: live, however idle
+        consumer("execution-qt-2-8", 2, 50, None),   // its host found it dead
+        consumer("execution-qt-2-9", 0, 7200, None), // its host says nothing: zombie rule
+        consumer("execution-qt-3-5", 4, 7200, None), // silent host: kept
+        consumer("execution-qt-4-6", 5, 7200, None), // dead host
+        consumer("execution-qt-5-1", 1, 7200, None), // never ran an agent: zombie, kept
+    ];
+    let table = [
+        ("execution-qt-2-7", Liveness::Live, "vouches"),
+        ("execution-qt-2-8", Liveness::Dead, "found it dead"),
+        ("execution-qt-2-9", Liveness::Unknown, "zombie"),
+        ("execution-qt-3-5", Liveness::Unknown, "silent"),
+        ("execution-qt-4-6", Liveness::Dead, "is dead"),
+        ("execution-qt-5-1", Liveness::Unknown, "kept"),
+    ];
+    let mut s = snap(T0, vec![unit(10, since)], group(Some(0), consumers), None);
+    s.redis.as_mut().unwrap().fleet = Some(Ok(view));
+    let mut mem = Memory::default();
+    let d = decide(&c, &s, &mut mem);
+    for (name, liveness, note) in table {
+        let r = d.consumers.iter().find(|r| r.consumer == name).unwrap();
+        assert_eq!(r.liveness, liveness, "{name}: {}", r.note);
+        assert!(r.note.contains(note), "{name}: {}", r.note);
+    }
+    let fenced: Vec<(String, String)> = d
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Fenced { host, of, .. } => match of.as_ref() {
+                Action::Claim { from, to, .. } => Some((host.clone(), format!("{from}>{to}"))),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fenced,
+        vec![
+            ("qt-2".into(), format!("execution-qt-2-8>{}", me(10))),
+            ("qt-4".into(), format!("execution-qt-4-6>{}", me(10))),
+        ],
+        "another host's dead consumers go to this host's live one, under the lease"
+    );
+    assert_eq!(
+        deletes(&d),
+        vec![("execution-qt-2-9".to_string(), 3_600_000)]
+    );
+    assert_eq!(
+        mem.fleet.vouches[0].live,
+        vec![me(10)],
+        "this host vouches for its own"
+    );
+    let states: Vec<&str> = d.fleet.iter().map(|h| h.state).collect();
+    assert_eq!(states, ["alive", "alive", "silent", "dead"]);
+
+    // Another agent holds the group's lease: nothing of another host is touched.
+    group_mut(&mut s).lease = Some("qt-3/17".into());
+    let d = decide(&c, &s, &mut Memory::default());
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::Fenced { .. })));
+    let r = d
+        .consumers
+        .iter()
+        .find(|r| r.consumer == "execution-qt-4-6")
+        .unwrap();
+    assert!(r.note.contains("left to qt-3"), "{}", r.note);
+    // Our own lease: acted on (the scripts check its token).
+    group_mut(&mut s).lease = Some(format!("{HOST}/18"));
+    let d = decide(&c, &s, &mut Memory::default());
+    assert_eq!(
+        d.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Fenced { .. }))
+            .count(),
+        2
     );
 }

@@ -364,7 +364,7 @@ fn own_consumer<'a>(
     g.consumers
         .iter()
         .zip(classes)
-        .filter(|(_, k)| k.liveness == Liveness::Live && k.owner == Some(idx))
+        .filter(|(_, k)| k.liveness == Liveness::Live && k.owner == Some(idx) && k.host.is_none())
         .map(|(c, _)| c)
         .min_by_key(|c| c.idle_ms)
 }
@@ -384,6 +384,7 @@ fn workers<'a>(
         .filter(move |(c, k)| {
             k.liveness == Liveness::Live
                 && k.owner == Some(idx)
+                && k.host.is_none()
                 && c.pending > 0
                 && primary.is_none_or(|p| p.name != c.name)
         })

@@ -97,6 +97,12 @@ pub struct Status {
     /// Pause notes that do not count (a foreign owner, an unreadable file) and windows that
     /// cannot be evaluated.
     pub hold_errors: Vec<String>,
+    /// The hosts of the fleet (`[fleet]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<crate::policy::fleet::HostReport>,
+    /// Why the fleet's heartbeats could not be read (`[fleet]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_error: Option<String>,
 }
 
 /// The running agent as `status` finds it: its state file, and whether its PID lives.
@@ -154,7 +160,73 @@ pub fn build(
         proposed_actions: d.actions.clone(),
         held_actions: d.held.clone(),
         hold_errors: snap.holds.errors.clone(),
+        fleet: d.fleet.clone(),
+        fleet_error: match &snap.redis {
+            Ok(r) => r
+                .fleet
+                .as_ref()
+                .and_then(|f| f.as_ref().err())
+                .map(|e| e.to_string()),
+            Err(_) => None,
+        },
     }
+}
+
+/// `status --fleet`: every host, its heartbeat's age, its agent's version, the consumers it
+/// vouches for and the recovery leases it holds.
+pub fn render_fleet(st: &Status, color: bool) -> String {
+    let mut o = String::new();
+    if let Some(e) = st.fleet_error.as_ref().or(st.redis_error.as_ref()) {
+        let _ = writeln!(
+            o,
+            "{}",
+            paint(
+                &format!("fleet: {}", printable(e)),
+                Severity::Unknown,
+                color
+            )
+        );
+    } else if st.fleet.is_empty() {
+        let _ = writeln!(
+            o,
+            "no hosts: [fleet] is not enabled, or no agent has published a heartbeat"
+        );
+    }
+    if st.fleet.is_empty() {
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{:<32} {:<7} {:>10} {:<10} {:>8}  LEASES",
+        "HOST", "STATE", "HEARTBEAT", "VERSION", "VOUCHED"
+    );
+    for h in &st.fleet {
+        let sev = match h.state {
+            "alive" => Severity::Ok,
+            "silent" => Severity::Warning,
+            _ => Severity::Critical,
+        };
+        let mark = if h.this { " (this host)" } else { "" };
+        let _ = writeln!(
+            o,
+            "{:<32} {} {:>10} {:<10} {:>8}  {}",
+            format!("{}{mark}", printable_name(&h.host)),
+            paint(&format!("{:<7}", h.state), sev, color),
+            format!("{} ago", fmt_ms(h.age_ms)),
+            if h.version.is_empty() {
+                "-"
+            } else {
+                &h.version
+            },
+            h.vouched,
+            if h.leases.is_empty() {
+                "-".to_string()
+            } else {
+                printable(&h.leases.join(", ")).into_owned()
+            }
+        );
+    }
+    o
 }
 
 /// The agent as its state file shows it: running if the state is fresh (three intervals, at

@@ -87,6 +87,34 @@ impl Env {
         }
     }
 
+    /// Inside a harness, the world of one more host of a fleet: the server another host
+    /// runs (on `sock`), this host's units and agent, its files under `base`.
+    pub fn attach(server: Server, sock: PathBuf, base: PathBuf) -> Env {
+        std::fs::create_dir_all(&base).unwrap();
+        let redis = Redis {
+            server,
+            bin: server.binary(),
+            dir: sock.parent().unwrap().to_path_buf(),
+            sock,
+            child: None,
+            aof: false,
+            args: Vec::new(),
+        };
+        let hostname = nix::unistd::gethostname()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        Env {
+            config: base.join("agent.toml"),
+            agent_redis: format!("redis.url = \"{}\"", redis.url()),
+            unit_dir: PathBuf::from(std::env::var("QW_UNIT_DIR").unwrap()),
+            base,
+            redis,
+            hostname,
+            route: Route::Direct,
+        }
+    }
+
     /// A connection along [`Env::route`] (to the current master under Sentinel).
     pub fn conn(&self) -> Box<dyn redis::ConnectionLike> {
         match &self.route {

@@ -75,13 +75,18 @@ pub fn in_harness(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
 /// As [`in_harness`]; with `journald`, a private systemd-journald runs too and the manager and
 /// its units log to it.
 pub fn in_harness_with(name: &str, server: Server, journald: bool, body: impl FnOnce(&mut Env)) {
-    run_harness(name, server, journald, false, body)
+    run_harness(name, server, journald, false, None, body)
+}
+
+/// As [`in_harness`], on a host of its own name (a UTS namespace): host A of a fleet.
+pub fn in_harness_as(name: &str, server: Server, host: &str, body: impl FnOnce(&mut Env)) {
+    run_harness(name, server, false, false, Some(host), body)
 }
 
 /// As [`in_harness`], with no other harness test running meanwhile: for tests that measure
 /// the server's time per call (SLOWLOG), which a busy machine would inflate.
 pub fn in_harness_alone(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
-    run_harness(name, server, false, true, body)
+    run_harness(name, server, false, true, None, body)
 }
 
 /// Every harness test holds a lock on one file while it runs: shared, or exclusive `alone`.
@@ -105,6 +110,7 @@ fn run_harness(
     server: Server,
     journald: bool,
     alone: bool,
+    host: Option<&str>,
     body: impl FnOnce(&mut Env),
 ) {
     if std::env::var_os("QW_IN_NS").is_some() {
@@ -130,6 +136,9 @@ fn run_harness(
     let mut cmd = Command::new(manifest().join("tests/support/sd-harness.sh"));
     if journald {
         cmd.arg("--journald");
+    }
+    if let Some(h) = host {
+        cmd.env("QW_HOSTNAME", h);
     }
     let status = cmd
         .arg("--")

@@ -7,14 +7,18 @@
 #   XDG_RUNTIME_DIR, XDG_CONFIG_HOME, DBUS_SESSION_BUS_ADDRESS,
 #   QW_UNIT_DIR  (drop unit files there, then `systemctl --user daemon-reload`),
 #   QW_BASE      (scratch dir, removed afterwards), QW_MANAGER_PID.
+# With QW_HOSTNAME set, the namespace has its own host name too (a UTS namespace): one host
+# of a fleet on this machine.
 # Exit status: CMD's. Everything CMD started dies with the namespace.
 #
 # Needs root, util-linux (unshare, script), systemd, dbus-daemon (dbus-user-session).
 set -u
 if [ -z "${QW_IN_NS:-}" ]; then
     export QW_IN_NS=1
-    exec unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- "$0" "$@"
+    UTS=""; [ -n "${QW_HOSTNAME:-}" ] && UTS=--uts
+    exec unshare --mount --propagation private --pid --fork --kill-child --mount-proc $UTS -- "$0" "$@"
 fi
+[ -n "${QW_HOSTNAME:-}" ] && hostname "$QW_HOSTNAME"
 JOURNALD=0
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -71,7 +71,7 @@ impl RedisClient {
         to: &str,
         deadline: Instant,
     ) -> Result<Moved, ClientError> {
-        let script = self.scripts.claim.clone();
+        let script = self.pick(|s| &s.claim, |s| &s.claim_fenced);
         self.chunked(&script, stream, &[group, from, to], &[], deadline)
             .await
     }
@@ -84,7 +84,7 @@ impl RedisClient {
         from: &str,
         deadline: Instant,
     ) -> Result<Moved, ClientError> {
-        let script = self.scripts.requeue.clone();
+        let script = self.pick(|s| &s.requeue, |s| &s.requeue_fenced);
         self.chunked(
             &script,
             stream,
@@ -117,13 +117,12 @@ impl RedisClient {
             let chunk = self.chunk;
             let mut pipe = redis::pipe();
             for _ in 0..PER_TRIP {
-                pipe.cmd("EVALSHA")
-                    .arg(script.get_hash())
-                    .arg(1)
-                    .arg(stream)
-                    .arg(before)
-                    .arg(chunk)
-                    .arg(after);
+                let cmd = pipe.cmd("EVALSHA").arg(script.get_hash());
+                match &self.fence {
+                    None => cmd.arg(1).arg(stream),
+                    Some((lease, value)) => cmd.arg(2).arg(stream).arg(lease).arg(value),
+                };
+                cmd.arg(before).arg(chunk).arg(after);
             }
             let t = Instant::now();
             let replies: Vec<(u64, u64)> = self.run(async |c| pipe.query_async(c).await).await?;
@@ -201,10 +200,13 @@ impl RedisClient {
         consumer: &str,
         min_idle_ms: u64,
     ) -> Result<DeleteOutcome, ClientError> {
-        let script = self.scripts.delete.clone();
+        let script = self.pick(|s| &s.delete, |s| &s.delete_fenced);
         let mut inv = script.prepare_invoke();
-        inv.key(stream)
-            .arg(group)
+        inv.key(stream);
+        if let Some((lease, value)) = &self.fence {
+            inv.key(lease).arg(value);
+        }
+        inv.arg(group)
             .arg(consumer)
             .arg(min_idle_ms)
             .arg(super::scripts::DELETE_RECHECK_MAX);
@@ -215,6 +217,38 @@ impl RedisClient {
             -3 => DeleteOutcome::KeptNotIdle,
             n => DeleteOutcome::Deleted(n.max(0) as u64),
         })
+    }
+}
+
+impl RedisClient {
+    /// The plain script, or its fenced variant while a recovery lease is held.
+    fn pick(
+        &self,
+        plain: impl Fn(&super::scripts::Scripts) -> &redis::Script,
+        fenced: impl Fn(&super::scripts::Scripts) -> &redis::Script,
+    ) -> redis::Script {
+        match self.fence {
+            None => plain(&self.scripts).clone(),
+            Some(_) => fenced(&self.scripts).clone(),
+        }
+    }
+
+    /// Takes or extends the recovery lease of `(stream, group)` for `me`, `ms` long (see
+    /// [`super::scripts::LEASE_LUA`]): its value, another host's if that one holds it.
+    pub async fn take_lease(
+        &mut self,
+        stream: &str,
+        group: &str,
+        me: &str,
+        ms: u64,
+    ) -> Result<String, ClientError> {
+        let script = self.scripts.lease.clone();
+        let mut inv = script.prepare_invoke();
+        inv.key(crate::config::FleetConfig::lease_key(stream, group))
+            .key(crate::config::FleetConfig::fence_key(stream, group))
+            .arg(me)
+            .arg(ms);
+        self.run(async |c| inv.invoke_async(c).await).await
     }
 }
 

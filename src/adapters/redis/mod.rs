@@ -65,6 +65,9 @@ pub struct RedisClient {
     pinned: bool,
     /// Under Sentinel: the master's address at the last connection.
     master: Option<String>,
+    /// The recovery lease claims, requeues and deletes run under while set: `(lease key,
+    /// value)`; every script checks the lease still has that value.
+    pub fence: Option<(String, String)>,
 }
 
 /// A connection-level failure: nothing was answered.
@@ -102,6 +105,7 @@ impl RedisClient {
             scripts: scripts::Scripts::default(),
             pinned: false,
             master: None,
+            fence: None,
         })
     }
 

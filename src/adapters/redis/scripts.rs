@@ -118,6 +118,56 @@ pub const DELETE_RECHECK_MAX: u64 = 100;
 /// only routes it (to the node of that stream on a cluster).
 pub const PROBE_LUA: &str = "return 1";
 
+/// Publishes this host's heartbeat and reads every host's, in one call: unless ARGV[2] is
+/// empty (a reader that is not the agent), SET KEYS[2] (the heartbeat) to ARGV[2] for ARGV[3]
+/// ms, score host ARGV[1] in the set KEYS[1] with the server's time and forget hosts silent
+/// ARGV[4] ms; then for each host (at most 1000) its
+/// last beat and its heartbeat (ARGV[5] .. host, in KEYS[1]'s slot), '' once expired. Returns
+/// `{now_ms, host, last_ms, heartbeat, …}`. Times are the server's: no host's clock counts.
+pub const FLEET_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
+end
+local out = {now}
+local hosts = redis.call('ZRANGE', KEYS[1], 0, 999, 'WITHSCORES')
+for i = 1, #hosts, 2 do
+  out[#out + 1] = hosts[i]
+  out[#out + 1] = math.floor(tonumber(hosts[i + 1]))
+  out[#out + 1] = redis.call('GET', ARGV[5] .. hosts[i]) or ''
+end
+return out
+"#;
+
+/// Takes (or keeps) a group's recovery lease KEYS[1] for host ARGV[1], ARGV[2] ms: free, it
+/// gets a new fencing token from the counter KEYS[2]; held by ARGV[1], it is extended. Returns
+/// the lease's value `<host>/<token>` — another host's if it holds it.
+pub const LEASE_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.match(cur, '^(.*)/%d+$') == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+  return cur
+end
+local v = ARGV[1] .. '/' .. redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
+return v
+"#;
+
+/// Put before a script that acts on another host's consumers: it runs only while the lease
+/// KEYS[2] still has the value ARGV[1] (the fencing token this agent took), which it then
+/// removes from ARGV. An agent that stalled past its lease is refused (`FENCED`).
+pub const FENCE_LUA: &str = r#"
+local fence = table.remove(ARGV, 1)
+if redis.call('GET', KEYS[2]) ~= fence then
+  return redis.error_reply('FENCED the recovery lease is no longer ' .. fence)
+end
+"#;
+
 /// The scripts, loaded once per client.
 pub struct Scripts {
     /// [`CLAIM_LUA`].
@@ -130,6 +180,14 @@ pub struct Scripts {
     pub dead_letter: redis::Script,
     /// [`PROBE_LUA`].
     pub probe: redis::Script,
+    /// [`LEASE_LUA`].
+    pub lease: redis::Script,
+    /// [`FENCE_LUA`] before [`CLAIM_LUA`].
+    pub claim_fenced: redis::Script,
+    /// [`FENCE_LUA`] before [`REQUEUE_LUA`].
+    pub requeue_fenced: redis::Script,
+    /// [`FENCE_LUA`] before [`DELETE_LUA`].
+    pub delete_fenced: redis::Script,
 }
 
 impl Default for Scripts {
@@ -140,6 +198,10 @@ impl Default for Scripts {
             delete: redis::Script::new(DELETE_LUA),
             dead_letter: redis::Script::new(DEAD_LETTER_LUA),
             probe: redis::Script::new(PROBE_LUA),
+            lease: redis::Script::new(LEASE_LUA),
+            claim_fenced: redis::Script::new(&format!("{FENCE_LUA}{CLAIM_LUA}")),
+            requeue_fenced: redis::Script::new(&format!("{FENCE_LUA}{REQUEUE_LUA}")),
+            delete_fenced: redis::Script::new(&format!("{FENCE_LUA}{DELETE_LUA}")),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use redis::{RedisResult, Value};
 
-use crate::model::plan::{FetchPlan, GroupFetch, Scan, StreamInfoNeed};
+use crate::config::FleetConfig;
+use crate::model::fleet::{FleetView, Heartbeat, HostBeat};
+use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
 use crate::model::{
     GroupData, GroupKey, PendingEntry, ReadError, RedisSnapshot, ScanReply, StreamInfo,
 };
@@ -18,6 +20,7 @@ enum Part<'a> {
     Group(&'a GroupFetch),
     Stream(&'a str),
     Key(&'a str),
+    Fleet(&'a FleetPublish),
 }
 
 fn parts(plan: &FetchPlan) -> Vec<Part<'_>> {
@@ -26,6 +29,7 @@ fn parts(plan: &FetchPlan) -> Vec<Part<'_>> {
         .map(Part::Group)
         .chain(plan.pipeline_streams.iter().map(|s| Part::Stream(s)))
         .chain(plan.keys.iter().map(|k| Part::Key(k)))
+        .chain(plan.fleet.iter().map(Part::Fleet))
         .collect()
 }
 
@@ -45,6 +49,18 @@ fn pipeline_of(batch: &[Part<'_>], role: bool) -> redis::Pipeline {
             }
             Part::Key(k) => {
                 pipe.cmd("GET").arg(*k);
+            }
+            Part::Fleet(f) => {
+                pipe.cmd("EVAL")
+                    .arg(super::scripts::FLEET_LUA)
+                    .arg(2)
+                    .arg(FleetConfig::hosts_key())
+                    .arg(FleetConfig::heartbeat_key(&f.host))
+                    .arg(&f.host)
+                    .arg(f.payload.as_deref().unwrap_or(""))
+                    .arg(f.ttl_ms)
+                    .arg(f.forget_ms)
+                    .arg(FleetConfig::heartbeat_key(""));
             }
         }
     }
@@ -216,6 +232,9 @@ impl RedisClient {
     }
 }
 
+/// The lease value of a lease key that could not be read.
+pub const UNREADABLE_LEASE: &str = "(unreadable)/0";
+
 /// One part's error (its node could not be read).
 fn put_error(out: &mut RedisSnapshot, p: &Part<'_>, e: ReadError) {
     match p {
@@ -228,6 +247,7 @@ fn put_error(out: &mut RedisSnapshot, p: &Part<'_>, e: ReadError) {
         Part::Key(k) => {
             out.keys.insert(k.to_string(), Err(e));
         }
+        Part::Fleet(_) => out.fleet = Some(Err(e)),
     }
 }
 
@@ -269,7 +289,42 @@ fn take_part(
             };
             out.keys.insert(k.to_string(), v);
         }
+        Part::Fleet(_) => {
+            out.fleet = Some(match it.next() {
+                Some(Ok(v)) => fleet_view(&v),
+                Some(Err(e)) => Err(command_error("the fleet's heartbeats", &e)),
+                None => Err(ReadError::Reply("no reply".into())),
+            });
+        }
     }
+}
+
+/// The heartbeat script's reply (see [`super::scripts::FLEET_LUA`]). A heartbeat that does
+/// not parse counts as none: that host's consumers are judged as if its agent were silent.
+fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
+    let bad = || ReadError::Reply("the fleet's heartbeats: unexpected reply".into());
+    let Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let int = |v: &Value| redis::from_redis_value::<u64>(v.clone()).map_err(|_| bad());
+    let text = |v: &Value| redis::from_redis_value::<Vec<u8>>(v.clone()).map_err(|_| bad());
+    let (now, rest) = items.split_first().ok_or_else(bad)?;
+    let mut view = FleetView {
+        now_ms: int(now)?,
+        hosts: Vec::new(),
+    };
+    for h in rest.chunks(3) {
+        let [host, last, beat] = h else {
+            return Err(bad());
+        };
+        let beat = text(beat)?;
+        view.hosts.push(HostBeat {
+            host: String::from_utf8_lossy(&text(host)?).into_owned(),
+            last_beat_ms: int(last)?,
+            beat: serde_json::from_slice::<Heartbeat>(&beat).ok(),
+        });
+    }
+    Ok(view)
 }
 
 enum GroupParts {
@@ -316,6 +371,9 @@ fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
             .arg(&id)
             .arg(1);
     }
+    if let Some(l) = &g.lease {
+        pipe.cmd("GET").arg(l);
+    }
 }
 
 type Replies = std::vec::IntoIter<RedisResult<Value>>;
@@ -330,6 +388,7 @@ struct GroupReplies {
     heads: Vec<(String, Result<Value, ReadError>)>,
     scan: Option<(Scan, Result<Value, ReadError>)>,
     rechecks: Vec<Result<Value, ReadError>>,
+    lease: Option<Result<Value, ReadError>>,
 }
 
 /// Takes every reply of the group first, so that an error leaves the others in step.
@@ -357,6 +416,7 @@ fn take_replies(g: &GroupFetch, it: &mut Replies) -> GroupReplies {
             .iter()
             .map(|_| take("XPENDING (re-check)"))
             .collect(),
+        lease: g.lease.as_ref().map(|_| take("GET (recovery lease)")),
     }
 }
 
@@ -390,6 +450,7 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         heads: BTreeMap::new(),
         scan: None,
         rechecked: None,
+        lease: None,
         group,
     };
     for (name, v) in r.heads {
@@ -407,6 +468,14 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
             still.extend(pending(v)?);
         }
         d.rechecked = Some(still);
+    }
+    // A lease key that cannot be read (a key of another type there) is a lease nobody here
+    // holds: no other host's consumer is recovered, the group is judged as usual.
+    if let Some(v) = r.lease {
+        d.lease = v
+            .ok()
+            .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok())
+            .unwrap_or_else(|| Some(UNREADABLE_LEASE.to_string()));
     }
     match (stream, d.group.lag) {
         (Some(_), _) => Ok(GroupParts::Complete(d)),

@@ -70,6 +70,8 @@ pub struct Metrics {
     stalled: Family<Labels, Gauge>,
     key_value: Family<Labels, FGauge>,
     key_limit: Family<Labels, FGauge>,
+    fleet_hosts: Family<Labels, Gauge>,
+    heartbeat_age: Family<Labels, FGauge>,
     up: Gauge,
     cycle: Histogram,
     last_cycle: FGauge,
@@ -111,6 +113,8 @@ impl Metrics {
             stalled: Family::default(),
             key_value: Family::default(),
             key_limit: Family::default(),
+            fleet_hosts: Family::default(),
+            heartbeat_age: Family::default(),
             up: Gauge::default(),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_cycle: FGauge::default(),
@@ -206,6 +210,15 @@ impl Metrics {
         r.register("quantum_watchdog_key_value", help, self.key_value.clone());
         let help = "Limit of a watched Redis key ([[gauge]])";
         r.register("quantum_watchdog_key_limit", help, self.key_limit.clone());
+        let help = "Hosts of the fleet by state: alive (heartbeat present), silent, dead ([fleet])";
+        r.register(
+            "quantum_watchdog_fleet_hosts",
+            help,
+            self.fleet_hosts.clone(),
+        );
+        let help = "Seconds since a host's last heartbeat, by the Redis server's clock ([fleet])";
+        let m = self.heartbeat_age.clone();
+        r.register("quantum_watchdog_fleet_heartbeat_age_seconds", help, m);
     }
 
     /// The agent itself.

@@ -61,6 +61,27 @@ impl Metrics {
         self.fill_units(&o.d);
         self.fill_groups(o);
         self.fill_flow_and_keys(&o.d);
+        self.fill_fleet(&o.d);
+    }
+
+    /// `[fleet]`: hosts by state, and each host's heartbeat age.
+    fn fill_fleet(&self, d: &Decision) {
+        self.fleet_hosts.clear();
+        self.heartbeat_age.clear();
+        if d.fleet.is_empty() {
+            return;
+        }
+        for state in ["alive", "silent", "dead"] {
+            let n = d.fleet.iter().filter(|h| h.state == state).count();
+            self.fleet_hosts
+                .get_or_create(&l(&[("state", state)]))
+                .set(n as i64);
+        }
+        for h in &d.fleet {
+            self.heartbeat_age
+                .get_or_create(&l(&[("host", &h.host)]))
+                .set(h.age_ms as f64 / 1000.0);
+        }
     }
 
     fn fill_units(&self, d: &Decision) {

@@ -1,0 +1,122 @@
+//! Many hosts, one Redis: what each agent publishes about its host (a [`Heartbeat`]) and what
+//! one agent reads of all of them (a [`FleetView`]). Times are the Redis server's own clock
+//! (milliseconds), so no two hosts' clocks are ever compared.
+
+use serde::{Deserialize, Serialize};
+
+/// One agent's word on its host, published every cycle with a time to live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Heartbeat {
+    /// The host.
+    pub host: String,
+    /// The agent's version.
+    pub version: String,
+    /// The agent's interval (ms).
+    pub interval_ms: u64,
+    /// The server's time (ms) of the look the vouches come from.
+    pub as_of_ms: u64,
+    /// The groups it judged at that look, each with the consumers of its host it vouches for.
+    pub groups: Vec<Vouch>,
+}
+
+/// What one host's agent found of its consumers in one group at its last look.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vouch {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// The consumers it vouches for: found live, or not judged.
+    pub live: Vec<String>,
+    /// The consumers it found dead and leaves to any agent to recover.
+    pub dead: Vec<String>,
+}
+
+impl Heartbeat {
+    /// The vouch for `(stream, group)`, if the agent judged that group.
+    pub fn vouch(&self, stream: &str, group: &str) -> Option<&Vouch> {
+        self.groups
+            .iter()
+            .find(|v| v.stream == stream && v.group == group)
+    }
+}
+
+/// A host that has published a heartbeat, as read this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBeat {
+    /// The host.
+    pub host: String,
+    /// The server's time (ms) of its last heartbeat.
+    pub last_beat_ms: u64,
+    /// Its heartbeat; `None` once it expired (the host's agent has been silent a while), or
+    /// if it could not be read.
+    pub beat: Option<Heartbeat>,
+}
+
+/// Every host's heartbeat, read in the cycle's round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// The server's time (ms) of the read.
+    pub now_ms: u64,
+    /// The hosts, by name.
+    pub hosts: Vec<HostBeat>,
+}
+
+impl FleetView {
+    /// A host's entry, if it ever beat (and was not forgotten).
+    pub fn host(&self, name: &str) -> Option<&HostBeat> {
+        self.hosts.iter().find(|h| h.host == name)
+    }
+
+    /// How long ago a host last beat (ms).
+    pub fn age_ms(&self, h: &HostBeat) -> u64 {
+        self.now_ms.saturating_sub(h.last_beat_ms)
+    }
+}
+
+/// A recovery lease's value: `<host>/<fencing token>`.
+pub fn lease_value(host: &str, token: u64) -> String {
+    format!("{host}/{token}")
+}
+
+/// The host a lease value names (everything before the last `/`).
+pub fn lease_holder(value: &str) -> &str {
+    value.rsplit_once('/').map_or(value, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_values_name_their_holder() {
+        assert_eq!(lease_value("b", 7), "b/7");
+        assert_eq!(lease_holder("b/7"), "b");
+        assert_eq!(lease_holder("a/b/12"), "a/b", "a host name with a slash");
+        assert_eq!(lease_holder("odd"), "odd");
+    }
+
+    #[test]
+    fn heartbeats_round_trip_and_tolerate_new_fields() {
+        let h = Heartbeat {
+            host: "b".into(),
+            version: "0.1.0".into(),
+            interval_ms: 1000,
+            as_of_ms: 5,
+            groups: vec![Vouch {
+                stream: "s".into(),
+                group: "g".into(),
+                live: vec!["execution-b-7".into()],
+                dead: vec![],
+            }],
+        };
+        let j = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<Heartbeat>(&j).unwrap(), h);
+        let newer = j.replace("{\"host\"", "{\"later\":1,\"host\"");
+        assert_eq!(serde_json::from_str::<Heartbeat>(&newer).unwrap(), h);
+        assert_eq!(h.vouch("s", "g").unwrap().live.len(), 1);
+        assert!(h.vouch("s", "other").is_none());
+    }
+}

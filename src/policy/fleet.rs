@@ -1,0 +1,218 @@
+//! Rule 12 (`[fleet]`): many hosts, one Redis. Each agent's heartbeat vouches for its host's
+//! live consumers and names those it found dead; it expires by itself when the agent stops.
+//!
+//! A consumer whose name fits a binding's template for another host of the fleet is judged by
+//! that host's heartbeat ([`classify_other_host`]): vouched for, it is live (however idle);
+//! named dead, it is dead; neither, the host's agent says nothing of it and it stays of
+//! unknown liveness (the zombie rule). With the heartbeat gone, the host is silent — its
+//! consumers are kept — until `host_dead_after` since its last beat; then the host is dead,
+//! and so are its consumers. Another host's consumer is recovered only under the group's
+//! recovery lease ([`under_lease`]), whose fencing token the scripts check.
+
+use serde::Serialize;
+
+use crate::model::fleet::{Vouch, lease_holder};
+use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
+
+use super::action::Action;
+use super::consumers::{Class, Liveness};
+use super::{Cycle, Decision};
+
+/// At most this many dead consumers of a group are named in a heartbeat.
+pub const DEAD_NAMED: usize = 1000;
+
+/// Classifies a consumer no template of the group accounts for on this host as another
+/// host's, by that host's heartbeat. `None`: it is no consumer of a host of the fleet, or that
+/// host's agent says nothing of it (today's rule applies: a zombie of unknown liveness).
+pub fn classify_other_host(cy: &Cycle<'_>, idxs: &[usize], c: &ConsumerInfo) -> Option<Class> {
+    let view = cy.fleet()?;
+    let me = cy.host();
+    let known = |h: &str| h != me && view.host(h).is_some();
+    let (i, host) = idxs.iter().find_map(|&i| {
+        let w = &cy.cfg.watch[i];
+        w.consumer
+            .matches_some_host(&c.name, &w.unit, &known)
+            .map(|(h, _)| (i, h))
+    })?;
+    let hb = view.host(host)?;
+    let w = &cy.cfg.watch[i];
+    let (liveness, why) = match &hb.beat {
+        Some(beat) => match beat.vouch(&w.stream, &w.group) {
+            Some(v) if v.live.contains(&c.name) => (
+                Liveness::Live,
+                format!("host {host}'s agent vouches for it"),
+            ),
+            Some(v) if v.dead.contains(&c.name) => {
+                (Liveness::Dead, format!("host {host}'s agent found it dead"))
+            }
+            _ => return None,
+        },
+        None => silent_host(cy, host, view.age_ms(hb)),
+    };
+    let mut class = Class::new(liveness, Some(i), why);
+    class.host = Some(host.to_string());
+    Some(class)
+}
+
+/// A host whose heartbeat expired: silent until `host_dead_after`, then dead.
+fn silent_host(cy: &Cycle<'_>, host: &str, age_ms: u64) -> (Liveness, String) {
+    let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
+    if age_ms >= dead_after {
+        (
+            Liveness::Dead,
+            format!("host {host} is dead: no heartbeat for {}", fmt_ms(age_ms)),
+        )
+    } else {
+        (
+            Liveness::Unknown,
+            format!(
+                "host {host}'s agent silent for {}: kept until host_dead_after {}",
+                fmt_ms(age_ms),
+                fmt_ms(dead_after)
+            ),
+        )
+    }
+}
+
+/// Another host's dead consumer is recovered only under the group's lease: the action goes
+/// out fenced, or not at all while another agent holds the lease.
+pub fn under_lease(
+    cy: &Cycle<'_>,
+    g: &GroupData,
+    host: &str,
+    note: String,
+    action: Option<Action>,
+) -> (String, Option<Action>) {
+    let Some(action) = action else {
+        return (note, None);
+    };
+    if let Some(v) = &g.lease
+        && lease_holder(v) != cy.host()
+    {
+        let holder = lease_holder(v);
+        return (
+            format!("{note}; left to {holder}, which holds the recovery lease"),
+            None,
+        );
+    }
+    let fenced = Action::Fenced {
+        host: host.to_string(),
+        me: cy.host().to_string(),
+        lease_ms: crate::config::FleetConfig::lease_ttl(cy.cfg.interval.0).as_millis() as u64,
+        of: Box::new(action),
+    };
+    (format!("{note}, under the recovery lease"), Some(fenced))
+}
+
+/// What this host's next heartbeat says, from this cycle's decision: per group judged, the
+/// consumers of this host found live (or not judged), and those found dead whose recovery
+/// this agent does not hold back (a deploy, a pause, a window): another host may take them.
+pub fn vouches(
+    cy: &Cycle<'_>,
+    classes: &std::collections::BTreeMap<GroupKey, Vec<Class>>,
+    d: &Decision,
+) -> Vec<Vouch> {
+    let mut out = Vec::new();
+    for (key, classes) in classes {
+        let Ok(g) = cy.group(key) else { continue };
+        let mut v = Vouch {
+            stream: key.stream.clone(),
+            group: key.group.clone(),
+            live: Vec::new(),
+            dead: Vec::new(),
+        };
+        for (c, class) in g.consumers.iter().zip(classes) {
+            let Some(owner) = class.owner.filter(|_| class.host.is_none()) else {
+                continue;
+            };
+            match class.liveness {
+                Liveness::Live | Liveness::Unknown => v.live.push(c.name.clone()),
+                Liveness::Dead if v.dead.len() < DEAD_NAMED && !held(cy, d, key, owner, c) => {
+                    v.dead.push(c.name.clone())
+                }
+                _ => {}
+            }
+        }
+        out.push(v);
+    }
+    out
+}
+
+/// This agent holds back the recovery of `c` (a deploy of its unit, a pause, a window).
+fn held(cy: &Cycle<'_>, d: &Decision, key: &GroupKey, owner: usize, c: &ConsumerInfo) -> bool {
+    cy.deploys.contains_key(&cy.cfg.watch[owner].unit)
+        || d.held
+            .iter()
+            .any(|h| h.action.target() == (key.stream.as_str(), key.group.as_str(), &c.name))
+}
+
+/// One host of the fleet, as `status --fleet` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostReport {
+    /// The host.
+    pub host: String,
+    /// Since its last heartbeat (ms, the server's clock).
+    pub age_ms: u64,
+    /// `alive` (heartbeat present), `silent` (expired, not yet dead), `dead`.
+    pub state: &'static str,
+    /// Its agent's version (empty once the heartbeat expired).
+    pub version: String,
+    /// Consumers it vouches for.
+    pub vouched: usize,
+    /// Groups whose recovery lease it holds (`stream group`).
+    pub leases: Vec<String>,
+    /// This host.
+    pub this: bool,
+}
+
+/// The fleet as read this cycle: every host and the leases it holds.
+pub fn report(
+    cy: &Cycle<'_>,
+    groups: &std::collections::BTreeMap<GroupKey, Vec<usize>>,
+) -> Vec<HostReport> {
+    let Some(view) = cy.fleet() else {
+        return Vec::new();
+    };
+    let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
+    let leases: Vec<(String, String)> = groups
+        .keys()
+        .filter_map(|k| {
+            let v = cy.group(k).ok()?.lease.as_deref()?;
+            Some((
+                lease_holder(v).to_string(),
+                format!("{} {}", k.stream, k.group),
+            ))
+        })
+        .collect();
+    view.hosts
+        .iter()
+        .map(|h| {
+            let age_ms = view.age_ms(h);
+            let state = match (&h.beat, age_ms >= dead_after) {
+                (Some(_), _) => "alive",
+                (None, false) => "silent",
+                (None, true) => "dead",
+            };
+            HostReport {
+                host: h.host.clone(),
+                age_ms,
+                state,
+                version: h
+                    .beat
+                    .as_ref()
+                    .map(|b| b.version.clone())
+                    .unwrap_or_default(),
+                vouched: h
+                    .beat
+                    .as_ref()
+                    .map_or(0, |b| b.groups.iter().map(|v| v.live.len()).sum()),
+                leases: leases
+                    .iter()
+                    .filter(|(holder, _)| *holder == h.host)
+                    .map(|(_, g)| g.clone())
+                    .collect(),
+                this: h.host == cy.host(),
+            }
+        })
+        .collect()
+}
