@@ -25,7 +25,7 @@ dead_pid() { sh -c 'true & p=$!; wait; echo $p'; }
 echo "quantum-watchdog $("$QW_BIN" --version | cut -d' ' -f2) (release), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on a unix socket, $(nproc) cores, $(date -u +%F)"
 
 # ------------------------------------------------------------------------------------------
-ONLY=${BENCH_ONLY:-1234567}
+ONLY=${BENCH_ONLY:-123456789}
 if [[ $ONLY == *1* ]]; then
 echo
 echo "## 1. Reclaim: a dead consumer holding 100 000 pending entries"
@@ -619,4 +619,140 @@ echo "| systemd's watchdog restarts the unit under exec (WatchdogSec=2s) | $d_ex
 touch "$B/exec.stop"; wait $PR 2>/dev/null || true
 kill $AGP; wait $AGP 2>/dev/null || true
 systemctl --user stop bench-plain.service bench-exec.service
+fi
+
+if [[ $ONLY == *8* ]]; then
+# ------------------------------------------------------------------------------------------
+SCALE_SECS=${BENCH_SCALE_SECS:-60}
+echo
+echo "## 8. Scale: 10 / 100 / 1 000 bindings, 11 consumers a group, units running, observe, ${SCALE_SECS} s each"
+# scale_run N INTERVAL: one row of the table.
+scale_run() {
+    local n=$1 iv=$2 i p cmd0
+    {
+        echo "mode = \"observe\""
+        echo "interval = \"$iv\""
+        echo "units = [\"quantum-z-*.service\"]"
+        echo "redis.url = \"unix://$SOCK\""
+        echo "[metrics]"
+        echo "listen = \"unix:$B/scale.sock\""
+    } > "$B/scale.toml"
+    for i in $(seq -w 0 $((n - 1))); do
+        [ -e "$QW_UNIT_DIR/quantum-z-$i.service" ] || unit_sleep "quantum-z-$i"
+    done
+    systemctl --user daemon-reload
+    for i in $(seq -w 0 $((n - 1))); do systemctl --user start --no-block "quantum-z-$i.service"; done
+    sleep 3
+    for i in $(seq -w 0 $((n - 1))); do
+        p=$(mainpid "quantum-z-$i.service")
+        {
+            echo "DEL bench:z:$i"
+            echo "XADD bench:z:$i * n 1"
+            echo "XGROUP CREATE bench:z:$i g \$"
+            echo "XGROUP CREATECONSUMER bench:z:$i g z$i-$HOST-$p"
+            for k in $(seq 0 9); do echo "XGROUP CREATECONSUMER bench:z:$i g other-$i-$k"; done
+        } | $R >/dev/null
+        printf '[[watch]]\nunit = "quantum-z-%s.service"\nstream = "bench:z:%s"\ngroup = "g"\nconsumer = "z%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$B/scale.toml"
+    done
+    $R CONFIG RESETSTAT >/dev/null
+    QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$B/scale.toml" agent 2>"$B/scale.log" &
+    local ag=$! t0 u0 s0 u1 s1 el cmd hwm rt
+    sleep 5
+    read -r u0 s0 < <(awk '{print $14, $15}' /proc/$ag/stat)
+    local c0 c1
+    c0=$(grep -c "ms: decide" "$B/scale.log" || true)
+    cmd0=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
+    t0=$(now_ns)
+    sleep "$SCALE_SECS"
+    read -r u1 s1 < <(awk '{print $14, $15}' /proc/$ag/stat)
+    el=$(( ($(now_ns) - t0) / 1000000 ))
+    c1=$(grep -c "ms: decide" "$B/scale.log" || true)
+    cmd1=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
+    hwm=$(awk '/VmRSS/ {print $2}' /proc/$ag/status)
+    kill $ag; wait $ag 2>/dev/null || true
+    sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
+    python3 - "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" <<'PY'
+import sys
+a = sys.argv[1:]
+n, iv = a[0], a[1]
+u0, s0, u1, s1, el, hz, rss, c0, c1, cmd0, cmd1 = (float(x) for x in a[2:13])
+cyc = sorted(float(x) for x in open(a[13]) if x.strip())
+q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+cycles = max(c1 - c0, 1)
+cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
+print(f"| {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB | {(cmd1 - cmd0) / cycles:.0f} |")
+PY
+    for i in $(seq -w 0 $((n - 1))); do systemctl --user stop --no-block "quantum-z-$i.service"; done
+}
+echo "| bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS | Redis commands a cycle (one round trip) |"
+echo "|---:|---|---|---:|---:|---:|"
+scale_run 10 1s
+scale_run 100 1s
+scale_run 1000 1s
+scale_run 1000 5s
+fi
+
+if [[ $ONLY == *9* ]]; then
+# ------------------------------------------------------------------------------------------
+FLEET_SECS=${BENCH_FLEET_SECS:-30}
+echo
+echo "## 9. Fleet: 100 hosts' heartbeats against one Redis, ${FLEET_SECS} s"
+# 99 simulated hosts beat every second with the agent's own script (as an agent would, a
+# payload of 10 groups of 11 consumers); then one real agent with [fleet] beside them.
+SCRIPT=$(sed -n '/^pub const FLEET_LUA: &str = r#"/,/^"#;/p' "$QW_BENCH/../src/adapters/redis/scripts.rs" | sed '1d;$d')
+PAYLOAD=$(python3 -c '
+import json
+g = [{"stream": f"s{i}", "group": "g", "live": [f"c{i}-{k}" for k in range(11)], "dead": []} for i in range(10)]
+print(json.dumps({"host": "sim", "version": "0.1.0", "interval_ms": 1000, "as_of_ms": 0, "groups": g}))')
+SHA=$($R SCRIPT LOAD "$SCRIPT")
+beat_all() { for h in $(seq -w 1 99); do echo "EVALSHA $SHA 2 {quantum-watchdog}:hosts {quantum-watchdog}:host:sim-$h sim-$h '$PAYLOAD' 3000 604800000 {quantum-watchdog}:host:"; done | $R >/dev/null; }
+( while [ ! -e "$B/fleet.stop" ]; do beat_all; sleep 1; done ) &
+SIM=$!
+sleep 2
+{
+    echo "mode = \"observe\""
+    echo "interval = \"1s\""
+    echo "units = [\"quantum-f-*.service\"]"
+    echo "redis.url = \"unix://$SOCK\""
+    echo "[fleet]"
+    echo "enabled = true"
+} > "$B/fleet.toml"
+for i in $(seq -w 0 9); do
+    unit_sleep "quantum-f-$i"
+    printf '[[watch]]\nunit = "quantum-f-%s.service"\nstream = "bench:f:%s"\ngroup = "g"\nconsumer = "f%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$B/fleet.toml"
+    $R XGROUP CREATE "bench:f:$i" g '$' MKSTREAM >/dev/null
+done
+systemctl --user daemon-reload
+for i in $(seq -w 0 9); do systemctl --user start --no-block "quantum-f-$i.service"; done
+sleep 2
+cpu_ms() { $R INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.0f", s * 1000}'; }
+evalstat() { $R INFO commandstats | awk -F'[=,:]' '/^cmdstat_(eval|evalsha):/ {c += $3; u += $5} END {print c, u}'; }
+# The simulated hosts alone, then with the agent.
+$R CONFIG RESETSTAT >/dev/null; c0=$(cpu_ms); t0=$(now_ns); sleep "$FLEET_SECS"
+sim_cpu=$(( $(cpu_ms) - c0 )); sim_el=$(ms_since "$t0"); read -r sim_calls sim_us < <(evalstat)
+QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$B/fleet.toml" agent 2>"$B/fleet.log" &
+FA=$!
+sleep 3
+$R CONFIG RESETSTAT >/dev/null; c0=$(cpu_ms); t0=$(now_ns); sleep "$FLEET_SECS"
+all_cpu=$(( $(cpu_ms) - c0 )); all_el=$(ms_since "$t0"); read -r all_calls all_us < <(evalstat)
+HOSTS=$($R ZCARD '{quantum-watchdog}:hosts')
+kill $FA; wait $FA 2>/dev/null || true
+touch "$B/fleet.stop"; wait $SIM 2>/dev/null || true
+sed -E 's/\x1b\[[0-9;]*m//g' "$B/fleet.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +4 > "$B/fleet-ms"
+python3 - "$sim_cpu" "$sim_el" "$sim_calls" "$sim_us" "$all_cpu" "$all_el" "$all_calls" "$all_us" "$HOSTS" "$B/fleet-ms" <<'PY'
+import sys
+a = sys.argv[1:]
+sc, se, sn, su, ac, ae, an, au, hosts = (float(x) for x in a[:9])
+cyc = sorted(float(x) for x in open(a[9]) if x.strip())
+q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+per = lambda us, n: us / n if n else 0
+print(f"| figure | value |")
+print(f"|---|---:|")
+print(f"| hosts in the fleet | {hosts:.0f} (99 simulated + the agent) |")
+print(f"| heartbeat script, server time per call (writes its beat, reads all {hosts:.0f}) | {per(au, an):.0f} µs |")
+print(f"| Redis server CPU, 99 simulated hosts beating each second | {sc / se * 100:.2f} % of a core |")
+print(f"| Redis server CPU, the same with the agent (10 bindings, interval 1 s) | {ac / ae * 100:.2f} % of a core |")
+print(f"| the agent's cycle p50 / p99 | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms |")
+PY
+for i in $(seq -w 0 9); do systemctl --user stop --no-block "quantum-f-$i.service"; done
 fi

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::fragments::{RawFile, RawParams, RawRedis, RawWatch, parse_fragment};
-use super::validate::{validate_dead_letter, validate_params, validate_top, validate_watch};
+use super::validate::{
+    validate_dead_letter, validate_fleet_streams, validate_params, validate_top, validate_watch,
+};
 use super::{Config, ConfigError, Params, RedisConfig, SentinelConfig};
 
 /// Merges fragments `(file name, text)` in order over the built-in defaults and validates.
@@ -37,6 +39,7 @@ pub fn from_fragments(fragments: &[(String, String)]) -> Result<Config, ConfigEr
         cfg.watch.push(watch);
     }
     validate_dead_letter(&last, &cfg)?;
+    validate_fleet_streams(&last, &cfg)?;
     Ok(cfg)
 }
 

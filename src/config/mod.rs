@@ -587,13 +587,17 @@ impl Config {
             .collect()
     }
 
-    /// Every unit name pattern the agent looks at: `units` plus each bound unit.
+    /// Every unit name pattern the agent looks at: `units` plus each bound unit none of them
+    /// matches (systemd matches every listed unit against every pattern: a thousand bound
+    /// `quantum-*` units add nothing to `quantum-*.service` but a thousand patterns).
     pub fn unit_patterns(&self) -> Vec<String> {
         let mut seen: std::collections::HashSet<&str> =
             self.units.iter().map(String::as_str).collect();
         let mut v = self.units.clone();
         for w in &self.watch {
-            if seen.insert(&w.unit) {
+            if !crate::model::unit_pattern::matches_any(&self.units, &w.unit)
+                && seen.insert(&w.unit)
+            {
                 v.push(w.unit.clone());
             }
         }

@@ -89,6 +89,25 @@ fn validate_fleet(file: &str, cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// With `[fleet]` on a cluster: every watched stream's lease can share its slot.
+pub(super) fn validate_fleet_streams(file: &str, cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.fleet.enabled && !cfg.redis.cluster.is_empty() {
+        for (i, w) in cfg.watch.iter().enumerate() {
+            if w.stream.contains('}') && !crate::config::has_hash_tag(&w.stream) {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("watch[{i}].stream"),
+                    format!(
+                        "expected a stream name whose recovery lease can share its slot on a cluster: {:?} has a '}}' but no hash tag",
+                        w.stream
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `[[window]]`: a calendar systemd would accept (and a time zone this host knows), a
 /// duration, unit patterns; `operators_group` a group name.
 fn validate_windows(file: &str, cfg: &Config) -> Result<(), ConfigError> {

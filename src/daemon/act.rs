@@ -303,7 +303,7 @@ async fn fenced(x: &mut Act<'_>, a: &Action) -> String {
         printable(host)
     );
     stall_for_tests();
-    x.world.streams.fence = Some((FleetConfig::lease_key(stream, group), lease));
+    x.world.streams.fence = Some((FleetConfig::lease_key(stream, group), lease, *lease_ms));
     let out = Box::pin(consumer_action(x, of)).await;
     x.world.streams.fence = None;
     out

@@ -57,6 +57,11 @@ impl World {
         self
     }
 
+    /// This host's name.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
     /// The unit this process runs in, if systemd knows it.
     pub fn self_unit(&self) -> Option<&str> {
         self.self_unit.as_deref()

@@ -170,8 +170,8 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => break,
                 _ = sup.pings.tick() => sup.between(interval + budget),
-                _ = sig.term.recv() => return agent.stop("SIGTERM"),
-                _ = sig.int.recv() => return agent.stop("SIGINT"),
+                _ = sig.term.recv() => return agent.stop("SIGTERM").await,
+                _ = sig.int.recv() => return agent.stop("SIGINT").await,
                 _ = sig.hup.recv() => agent.reload(&o).await,
                 Some((unit, r)) = jobs_rx.recv() => agent.job_finished(&unit, r),
             }
@@ -259,11 +259,26 @@ impl Agent {
         }
     }
 
-    fn stop(&mut self, why: &str) -> anyhow::Result<()> {
+    async fn stop(&mut self, why: &str) -> anyhow::Result<()> {
+        // A stop does not leave the fleet: a host shut down with entries held by its consumers
+        // is found dead after host_dead_after and its entries recovered (its consumers still
+        // reading are not: see the idle rule of policy::fleet).
         notify::stopping();
         tracing::info!("{why}: stopping");
         self.save(0.0);
         Ok(())
+    }
+
+    /// `[fleet]` switched off: this host's heartbeat and name leave the fleet, and the others
+    /// treat its consumers as of a host without an agent (the zombie rule), never as dead.
+    async fn leave_fleet(&mut self) {
+        let host = self.world.hostname().to_string();
+        let wait = self.cfg.redis.timeout.0;
+        match tokio::time::timeout(wait, self.world.streams.leave_fleet(&host)).await {
+            Ok(Ok(())) => tracing::info!("left the fleet: the heartbeat of {host} removed"),
+            Ok(Err(e)) => tracing::warn!("could not leave the fleet: {e}"),
+            Err(_) => tracing::warn!("could not leave the fleet: timed out"),
+        }
     }
 
     async fn reload(&mut self, o: &AgentOptions) {
@@ -271,6 +286,9 @@ impl Agent {
         match self.reloaded(o) {
             Ok(new) => {
                 tracing::info!(mode = %new.mode, "reloaded configuration: mode {}, {} binding(s)", new.mode, new.watch.len());
+                if self.cfg.fleet.enabled && !new.fleet.enabled {
+                    self.leave_fleet().await;
+                }
                 self.cfg = new;
             }
             Err(e) => tracing::error!("reload: keeping the old configuration: {e}"),

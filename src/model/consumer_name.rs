@@ -196,7 +196,9 @@ fn match_parts<'n>(
         .is_some_and(|tail| match_parts(rest, tail, host, unit, m))
 }
 
-/// `{hostname}` against any accepted host: the longest that lets the rest match.
+/// `{hostname}` against any accepted host: matches only if exactly one accepted host lets
+/// the rest match (`exec-{hostname}{pid}` reads `exec-web123` as web1's 23 or web12's 3:
+/// no reading).
 fn match_host<'n>(
     rest: &[Part],
     s: &'n str,
@@ -205,13 +207,23 @@ fn match_host<'n>(
     unit: &str,
     m: &mut Matched<'n>,
 ) -> bool {
-    for n in (1..=s.len()).rev().filter(|&n| s.is_char_boundary(n)) {
-        if accepts(&s[..n]) && match_parts(rest, &s[n..], host, unit, m) {
-            m.host = Some(&s[..n]);
-            return true;
+    let mut found: Option<Matched<'n>> = None;
+    for n in (1..=s.len()).filter(|&n| s.is_char_boundary(n)) {
+        let mut tail = Matched::default();
+        if accepts(&s[..n]) && match_parts(rest, &s[n..], host, unit, &mut tail) {
+            if found.is_some() {
+                return false;
+            }
+            tail.host = Some(&s[..n]);
+            found = Some(tail);
         }
     }
-    false
+    let Some(f) = found else {
+        return false;
+    };
+    m.pid = f.pid.or(m.pid);
+    m.host = f.host;
+    true
 }
 
 /// `{pid}`: 1 ..= PID_MAX_LIMIT, no leading zero; every split is tried (the rest may start
@@ -383,6 +395,15 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(t.matches_some_host(name, "u", &known), want, "{name}");
         }
+        // Two hosts read it: web1's 23, web12's 3 — no reading at all.
+        let glued = Template::parse("exec-{hostname}{pid}").unwrap();
+        let webs = |h: &str| h == "web1" || h == "web12";
+        assert_eq!(glued.matches_some_host("exec-web123", "u", &webs), None);
+        assert_eq!(
+            glued.matches_some_host("exec-web1x", "u", &webs),
+            None,
+            "no PID"
+        );
         let fixed = Template::parse("router-{pid}").unwrap();
         assert_eq!(
             fixed.matches_some_host("router-7", "u", &known),

@@ -98,7 +98,7 @@ pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) 
         })
         .collect();
     let Some(&(first, first_match)) = matches.first() else {
-        if let Some(class) = super::fleet::classify_other_host(cy, idxs, c) {
+        if let Some(class) = super::fleet::classify_other_host(cy, mem, idxs, c) {
             return class;
         }
         return Class::new(
@@ -205,26 +205,29 @@ fn handoff_target(owner: usize, targets: &BTreeMap<usize, Target>) -> Option<&Ta
 /// over a few cycles, each delete one journal line, within journald's rate limit.
 pub const DELETES_PER_GROUP: usize = 1000;
 
+/// What the units' judgement left for the recovery of one group.
+pub struct Judged<'a> {
+    /// Each consumer's class, in the group's order.
+    pub classes: &'a [Class],
+    /// Live consumers that may receive entries, by binding.
+    pub targets: &'a BTreeMap<usize, Target>,
+    /// The consumers the units' rows show.
+    pub current: &'a std::collections::BTreeSet<String>,
+}
+
 /// Reports every consumer of a group and proposes the recovery of the dead and the zombies.
 pub fn recover_group(
     cy: &Cycle<'_>,
     key: &GroupKey,
     idxs: &[usize],
     g: &GroupData,
-    classes: &[Class],
-    targets: &BTreeMap<usize, Target>,
+    judged: &Judged<'_>,
     d: &mut Decision,
 ) {
     let mut deletes = 0;
-    for (c, class) in g.consumers.iter().zip(classes) {
-        let current = d.units.iter().any(|u| {
-            u.bindings.iter().any(|b| {
-                b.consumer_present
-                    && b.consumer.as_deref() == Some(c.name.as_str())
-                    && b.stream == key.stream
-                    && b.group == key.group
-            })
-        });
+    let targets = judged.targets;
+    for (c, class) in g.consumers.iter().zip(judged.classes) {
+        let current = judged.current.contains(&c.name);
         let (severity, mut note, mut action) = match class.liveness {
             Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
             Liveness::Dead => dead(cy, key, c, class, targets),
@@ -234,7 +237,10 @@ pub fn recover_group(
         if let Some(host) = &class.host {
             (note, action) = super::fleet::under_lease(cy, g, host, note, action);
         }
-        if matches!(action, Some(Action::Delete { .. })) {
+        if matches!(
+            action.as_ref().map(Action::inner),
+            Some(Action::Delete { .. })
+        ) {
             deletes += 1;
             if deletes > DELETES_PER_GROUP {
                 action = None;

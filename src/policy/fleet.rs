@@ -11,66 +11,132 @@
 
 use serde::Serialize;
 
-use crate::model::fleet::{Vouch, lease_holder};
+use crate::config::Config;
+use crate::model::consumer_name::NameMatch;
+use crate::model::fleet::{FleetView, HostBeat, Vouch, lease_holder};
 use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
 
 use super::action::Action;
 use super::consumers::{Class, Liveness};
+use super::memory::{FleetMemory, Memory};
 use super::{Cycle, Decision};
 
 /// At most this many dead consumers of a group are named in a heartbeat.
 pub const DEAD_NAMED: usize = 1000;
+/// At most this many live consumers of a group are vouched for (the rest: no word, the zombie
+/// rule), so a heartbeat stays small.
+pub const LIVE_NAMED: usize = 2000;
 
 /// Classifies a consumer no template of the group accounts for on this host as another
-/// host's, by that host's heartbeat. `None`: it is no consumer of a host of the fleet, or that
-/// host's agent says nothing of it (today's rule applies: a zombie of unknown liveness).
-pub fn classify_other_host(cy: &Cycle<'_>, idxs: &[usize], c: &ConsumerInfo) -> Option<Class> {
+/// host's, by that host's heartbeat. `None`: it is no consumer of a host of the fleet, its name
+/// reads as more than one host's, or that host's agent says nothing of it (today's rule
+/// applies: a zombie of unknown liveness).
+pub fn classify_other_host(
+    cy: &Cycle<'_>,
+    mem: &Memory,
+    idxs: &[usize],
+    c: &ConsumerInfo,
+) -> Option<Class> {
     let view = cy.fleet()?;
-    let me = cy.host();
-    let known = |h: &str| h != me && view.host(h).is_some();
-    let (i, host) = idxs.iter().find_map(|&i| {
-        let w = &cy.cfg.watch[i];
-        w.consumer
-            .matches_some_host(&c.name, &w.unit, &known)
-            .map(|(h, _)| (i, h))
-    })?;
-    let hb = view.host(host)?;
+    let (i, hb) = reading(cy, idxs, &c.name)?;
+    let host = hb.host.as_str();
     let w = &cy.cfg.watch[i];
     let (liveness, why) = match &hb.beat {
         Some(beat) => match beat.vouch(&w.stream, &w.group) {
-            Some(v) if v.live.contains(&c.name) => (
+            Some(v) if v.live.binary_search(&c.name).is_ok() => (
                 Liveness::Live,
                 format!("host {host}'s agent vouches for it"),
             ),
-            Some(v) if v.dead.contains(&c.name) => {
+            // Not read since that look: the agent's word on it still stands.
+            Some(v)
+                if v.dead.binary_search(&c.name).is_ok()
+                    && beat.as_of_ms > 0
+                    && c.idle_ms > view.now_ms.saturating_sub(beat.as_of_ms) + 1000 =>
+            {
                 (Liveness::Dead, format!("host {host}'s agent found it dead"))
             }
             _ => return None,
         },
-        None => silent_host(cy, host, view.age_ms(hb)),
+        None => silent_host(cy, mem, hb, c),
     };
     let mut class = Class::new(liveness, Some(i), why);
     class.host = Some(host.to_string());
     Some(class)
 }
 
-/// A host whose heartbeat expired: silent until `host_dead_after`, then dead.
-fn silent_host(cy: &Cycle<'_>, host: &str, age_ms: u64) -> (Liveness, String) {
+/// The one binding and host of the fleet (not this one) whose template reads `name`; `None`
+/// when none does, or when two readings differ.
+fn reading<'a>(cy: &Cycle<'a>, idxs: &[usize], name: &str) -> Option<(usize, &'a HostBeat)> {
+    let known = |h: &str| h != cy.host() && cy.hosts.contains_key(h);
+    let mut found: Option<(usize, &str, NameMatch)> = None;
+    for &i in idxs {
+        let w = &cy.cfg.watch[i];
+        let Some((h, m)) = w.consumer.matches_some_host(name, &w.unit, &known) else {
+            continue;
+        };
+        match found {
+            Some((_, fh, fm)) if fh != h || fm != m => return None,
+            Some(_) => {}
+            None => found = Some((i, h, m)),
+        }
+    }
+    let (i, h, _) = found?;
+    Some((i, *cy.hosts.get(h)?))
+}
+
+/// A host whose heartbeat expired: silent, its consumers kept, until its last beat is
+/// `host_dead_after` old and this agent itself has watched it silent, its own reads unbroken,
+/// for `host_dead_after` less the heartbeat's life; then its consumers that have not read for
+/// `host_dead_after` are dead. (A fleet that went silent with the server — a restart, a
+/// failover, a network cut — is not found dead at once when the server comes back: its
+/// agents beat again before this one has watched long enough, and its consumers read.)
+fn silent_host(
+    cy: &Cycle<'_>,
+    mem: &Memory,
+    hb: &HostBeat,
+    c: &ConsumerInfo,
+) -> (Liveness, String) {
+    let view = cy.fleet().expect("a heartbeat was read");
+    let (host, age_ms) = (&hb.host, view.age_ms(hb));
     let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
-    if age_ms >= dead_after {
-        (
-            Liveness::Dead,
-            format!("host {host} is dead: no heartbeat for {}", fmt_ms(age_ms)),
-        )
-    } else {
-        (
-            Liveness::Unknown,
-            format!(
-                "host {host}'s agent silent for {}: kept until host_dead_after {}",
-                fmt_ms(age_ms),
-                fmt_ms(dead_after)
-            ),
-        )
+    let ttl = crate::config::FleetConfig::heartbeat_ttl(cy.cfg.interval.0).as_millis() as u64;
+    let watched = mem
+        .fleet
+        .silent_since
+        .get(host)
+        .map_or(0, |&t| view.now_ms.saturating_sub(t));
+    let silent = format!("host {host}'s agent silent for {}", fmt_ms(age_ms));
+    if age_ms < dead_after || watched < dead_after.saturating_sub(ttl) {
+        let why = format!(
+            "{silent}: kept until host_dead_after {}",
+            fmt_ms(dead_after)
+        );
+        return (Liveness::Unknown, why);
+    }
+    if c.idle_ms < dead_after {
+        let why = format!("{silent}, but it read {} ago: kept", fmt_ms(c.idle_ms));
+        return (Liveness::Unknown, why);
+    }
+    let why = format!("host {host} is dead: no heartbeat for {}", fmt_ms(age_ms));
+    (Liveness::Dead, why)
+}
+
+/// Notes, from this agent's own reads, since when each host's heartbeat has been gone. A read
+/// that failed, or a gap between reads longer than two intervals and a timeout (this agent
+/// was cut off, the server restarted or failed over), starts the watch again.
+pub fn observe_silence(cfg: &Config, view: Option<&FleetView>, f: &mut FleetMemory) {
+    let Some(view) = view else {
+        return;
+    };
+    let gap = 2 * cfg.interval.as_millis() + cfg.redis.timeout.as_millis() + 1000;
+    if f.last_read_ms == 0 || view.now_ms < f.last_read_ms || view.now_ms - f.last_read_ms > gap {
+        f.silent_since.clear();
+    }
+    f.last_read_ms = view.now_ms;
+    f.silent_since
+        .retain(|h, _| view.host(h).is_some_and(|b| b.beat.is_none()));
+    for h in view.hosts.iter().filter(|h| h.beat.is_none()) {
+        f.silent_since.entry(h.host.clone()).or_insert(view.now_ms);
     }
 }
 
@@ -126,13 +192,22 @@ pub fn vouches(
                 continue;
             };
             match class.liveness {
-                Liveness::Live | Liveness::Unknown => v.live.push(c.name.clone()),
-                Liveness::Dead if v.dead.len() < DEAD_NAMED && !held(cy, d, key, owner, c) => {
+                Liveness::Live | Liveness::Unknown if v.live.len() < LIVE_NAMED => {
+                    v.live.push(c.name.clone())
+                }
+                // An observing agent's finding is no one's to act on.
+                Liveness::Dead
+                    if cy.cfg.mode == crate::config::Mode::Enforce
+                        && v.dead.len() < DEAD_NAMED
+                        && !held(cy, d, key, owner, c) =>
+                {
                     v.dead.push(c.name.clone())
                 }
                 _ => {}
             }
         }
+        v.live.sort();
+        v.dead.sort();
         out.push(v);
     }
     out

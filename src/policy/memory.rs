@@ -119,6 +119,11 @@ pub struct FleetMemory {
     pub as_of_ms: u64,
     /// Per group judged: the consumers of this host not found dead.
     pub vouches: Vec<crate::model::fleet::Vouch>,
+    /// The server's time (ms) of this agent's last read of the heartbeats.
+    pub last_read_ms: u64,
+    /// Per host whose heartbeat is gone: the server's time (ms) of the first of this agent's
+    /// unbroken reads that found it gone.
+    pub silent_since: BTreeMap<String, u64>,
 }
 
 impl Memory {

@@ -66,7 +66,7 @@ pub mod quarantine;
 pub mod units;
 pub mod verdict;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -147,6 +147,10 @@ pub struct Cycle<'a> {
     /// Units in a deploy's or an operator's hands (a job, NeedDaemonReload) for less than
     /// [`DEPLOY_HOLD_USEC`], and why: not judged, their consumers not recovered.
     pub deploys: BTreeMap<String, String>,
+    /// `units` by name.
+    pub by_name: HashMap<&'a str, &'a UnitState>,
+    /// The fleet's hosts by name, as read this cycle (`[fleet]`).
+    pub hosts: HashMap<&'a str, &'a crate::model::fleet::HostBeat>,
 }
 
 /// How long a job or a changed unit file keeps a unit from being judged: a forgotten
@@ -186,7 +190,7 @@ impl Cycle<'_> {
 
     /// A unit systemd reported.
     pub fn unit(&self, name: &str) -> Option<&UnitState> {
-        self.units.iter().find(|u| u.name == name)
+        self.by_name.get(name).copied()
     }
 
     /// A unit's MainPID (0: none, or not loaded).
@@ -235,7 +239,10 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         fleet: Vec::new(),
     };
     let Ok(units) = &snap.units else {
-        // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing.
+        // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing;
+        // vouch for nothing (the host's heartbeat goes unwritten until a complete look).
+        mem.fleet.as_of_ms = 0;
+        mem.fleet.vouches.clear();
         let mut seen = BTreeSet::new();
         for w in &cfg.watch {
             if seen.insert(w.unit.clone()) && !is_self(snap, &w.unit) {
@@ -259,17 +266,26 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         snap,
         units,
         deploys: deploys(mem, units, snap.now_usec),
+        by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
+        hosts: fleet_hosts(snap),
     };
+    if cfg.fleet.enabled {
+        fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
+    }
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);
     quarantine::judge_deaths(&cy, mem, &deaths, &mut d);
     let targets = judge_units(&cy, mem, &classes, &mut d);
     if snap.redis.is_ok() {
-        let none = BTreeMap::new();
+        let (none, nobody) = (BTreeMap::new(), BTreeSet::new());
+        let current = current_consumers(&d);
         for (key, idxs) in &groups {
-            let classes = classes.get(key).map_or(&[][..], Vec::as_slice);
-            let targets = targets.get(key).unwrap_or(&none);
-            recover_and_scan(&cy, mem, key, idxs, classes, targets, &mut d);
+            let judged = consumers::Judged {
+                classes: classes.get(key).map_or(&[][..], Vec::as_slice),
+                targets: targets.get(key).unwrap_or(&none),
+                current: current.get(key).unwrap_or(&nobody),
+            };
+            recover_and_scan(&cy, mem, key, idxs, &judged, &mut d);
         }
         mem.groups.retain(|k, _| groups.contains_key(k));
     }
@@ -282,14 +298,40 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         &mut d,
     );
     if cfg.fleet.enabled {
-        mem.fleet = memory::FleetMemory {
-            publish: mem.fleet.publish,
-            as_of_ms: cy.fleet().map_or(0, |v| v.now_ms),
-            vouches: fleet::vouches(&cy, &classes, &d),
-        };
+        mem.fleet.as_of_ms = cy.fleet().map_or(0, |v| v.now_ms);
+        mem.fleet.vouches = fleet::vouches(&cy, &classes, &d);
         d.fleet = fleet::report(&cy, &groups);
     }
     d
+}
+
+/// Per group, the consumers the units' rows show (listed in the group): found once, not per
+/// consumer.
+fn current_consumers(d: &Decision) -> BTreeMap<GroupKey, BTreeSet<String>> {
+    let mut m: BTreeMap<GroupKey, BTreeSet<String>> = BTreeMap::new();
+    for b in d.units.iter().flat_map(|u| &u.bindings) {
+        if let Some(c) = b.consumer.as_ref().filter(|_| b.consumer_present) {
+            let key = GroupKey {
+                stream: b.stream.clone(),
+                group: b.group.clone(),
+            };
+            m.entry(key).or_default().insert(c.clone());
+        }
+    }
+    m
+}
+
+/// The hosts of the heartbeats read, by name.
+fn fleet_hosts(snap: &Snapshot) -> HashMap<&str, &crate::model::fleet::HostBeat> {
+    let view = snap
+        .redis
+        .as_ref()
+        .ok()
+        .and_then(|r| r.fleet.as_ref()?.as_ref().ok());
+    view.into_iter()
+        .flat_map(|v| &v.hosts)
+        .map(|h| (h.host.as_str(), h))
+        .collect()
 }
 
 fn is_self(snap: &Snapshot, name: &str) -> bool {
@@ -363,10 +405,12 @@ fn judge_units(
     d: &mut Decision,
 ) -> Targets {
     let mut targets: Targets = BTreeMap::new();
+    let mut of_unit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, w) in cy.cfg.watch.iter().enumerate() {
+        of_unit.entry(w.unit.as_str()).or_default().push(i);
+    }
     for name in reported_units(cy) {
-        let bindings: Vec<usize> = (0..cy.cfg.watch.len())
-            .filter(|&i| cy.cfg.watch[i].unit == name)
-            .collect();
+        let bindings = of_unit.remove(name.as_str()).unwrap_or_default();
         let e = units::judge_unit(cy, mem, classes, &name, &bindings);
         let um = mem.units.entry(name.clone()).or_default();
         for &i in &bindings {
@@ -446,8 +490,7 @@ fn recover_and_scan(
     mem: &mut Memory,
     key: &GroupKey,
     idxs: &[usize],
-    classes: &[Class],
-    targets: &BTreeMap<usize, Target>,
+    judged: &consumers::Judged<'_>,
     d: &mut Decision,
 ) {
     let gm = mem.groups.entry(key.clone()).or_default();
@@ -456,7 +499,7 @@ fn recover_and_scan(
         gm.quiet = false;
         return;
     };
-    consumers::recover_group(cy, key, idxs, g, classes, targets, d);
+    consumers::recover_group(cy, key, idxs, g, judged, d);
     gm.lag_known = g.group.lag.is_some();
     gm.quiet = g.group.pending == 0;
     refresh_claims(gm, g, cy.now());

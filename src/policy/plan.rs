@@ -11,6 +11,9 @@ use crate::model::{GroupKey, UnitState, render_key};
 
 use super::memory::Memory;
 
+/// The units systemd reported, by name.
+type Units<'a> = std::collections::HashMap<&'a str, &'a UnitState>;
+
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;
 
@@ -32,9 +35,10 @@ pub fn plan(
     now_usec: u64,
     utc_offset_secs: i64,
 ) -> FetchPlan {
+    let by_name: Units<'_> = units.iter().map(|u| (u.name.as_str(), u)).collect();
     let groups = group_bindings(cfg)
         .into_iter()
-        .map(|(key, idxs)| group_fetch(cfg, hostname, units, mem, key, &idxs))
+        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key, &idxs))
         .collect();
     FetchPlan {
         groups,
@@ -58,9 +62,9 @@ fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
     };
     FleetPublish {
         host: hostname.to_string(),
-        payload: mem
-            .fleet
-            .publish
+        // Only after a complete look: a heartbeat that vouches for nothing would leave this
+        // host's consumers to the others' zombie rule.
+        payload: (mem.fleet.publish && mem.fleet.as_of_ms > 0)
             .then(|| serde_json::to_string(&beat).expect("a heartbeat serialises")),
         ttl_ms: FleetConfig::heartbeat_ttl(cfg.interval.0).as_millis() as u64,
         forget_ms: FORGET_HOST_MS,
@@ -96,7 +100,7 @@ pub fn pipeline_streams(cfg: &Config) -> Vec<String> {
 fn group_fetch(
     cfg: &Config,
     hostname: &str,
-    units: &[UnitState],
+    units: &Units<'_>,
     mem: &Memory,
     key: GroupKey,
     idxs: &[usize],
@@ -153,13 +157,13 @@ fn group_fetch(
 fn died_name(
     cfg: &Config,
     hostname: &str,
-    units: &[UnitState],
+    units: &Units<'_>,
     mem: &Memory,
     i: usize,
 ) -> Option<String> {
     let w = &cfg.watch[i];
     w.params.poison_after_crashes?;
-    let u = units.iter().find(|u| u.name == w.unit)?;
+    let u = *units.get(w.unit.as_str())?;
     let old = mem.units.get(&w.unit)?.main_pid;
     (old != 0 && u.main_pid != 0 && old != u.main_pid)
         .then(|| w.consumer.render(hostname, old, &w.unit))
@@ -171,13 +175,13 @@ fn died_name(
 fn current_name(
     cfg: &Config,
     hostname: &str,
-    units: &[UnitState],
+    units: &Units<'_>,
     mem: &Memory,
     i: usize,
     key: &GroupKey,
 ) -> Option<String> {
     let w = &cfg.watch[i];
-    let u = units.iter().find(|u| u.name == w.unit)?;
+    let u = *units.get(w.unit.as_str())?;
     let um = mem.units.get(&w.unit);
     match um.and_then(|m| m.consumer.get(key)) {
         Some(c) if um.is_some_and(|m| m.main_pid == u.main_pid) => Some(c.clone()),

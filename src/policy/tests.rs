@@ -1788,8 +1788,10 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     use crate::model::fleet::{FleetView, Heartbeat, HostBeat, Vouch};
     let c = cfg("[fleet]\nenabled = true\nhost_dead_after = \"30s\"");
     let since = T0 - 3600 * S;
+    let now_ms = T0 / 1000;
     let beat = |host: &str, live: &[&str], dead: &[&str]| Heartbeat {
         host: host.into(),
+        as_of_ms: now_ms - 1000,
         groups: vec![Vouch {
             stream: STREAM.into(),
             group: GROUP.into(),
@@ -1798,7 +1800,6 @@ fn other_hosts_are_judged_by_their_heartbeats() {
         }],
         ..Default::default()
     };
-    let now_ms = T0 / 1000;
     let host = |h: &str, age_s: u64, b: Option<Heartbeat>| HostBeat {
         host: h.into(),
         last_beat_ms: now_ms - age_s * 1000,
@@ -1824,6 +1825,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
         consumer("execution-qt-2-9", 0, 7200, None), // its host says nothing: zombie rule
         consumer("execution-qt-3-5", 4, 7200, None), // silent host: kept
         consumer("execution-qt-4-6", 5, 7200, None), // dead host
+        consumer("execution-qt-4-7", 5, 2, None),    // dead host, but it reads: kept
         consumer("execution-qt-5-1", 1, 7200, None), // never ran an agent: zombie, kept
     ];
     let table = [
@@ -1832,11 +1834,19 @@ fn other_hosts_are_judged_by_their_heartbeats() {
         ("execution-qt-2-9", Liveness::Unknown, "zombie"),
         ("execution-qt-3-5", Liveness::Unknown, "silent"),
         ("execution-qt-4-6", Liveness::Dead, "is dead"),
+        ("execution-qt-4-7", Liveness::Unknown, "it read 2s ago"),
         ("execution-qt-5-1", Liveness::Unknown, "kept"),
     ];
     let mut s = snap(T0, vec![unit(10, since)], group(Some(0), consumers), None);
     s.redis.as_mut().unwrap().fleet = Some(Ok(view));
+    // This agent has watched qt-3 and qt-4 silent, its reads unbroken.
     let mut mem = Memory::default();
+    mem.fleet.last_read_ms = now_ms - 1000;
+    mem.fleet.silent_since.insert("qt-3".into(), now_ms - 8_000);
+    mem.fleet
+        .silent_since
+        .insert("qt-4".into(), now_ms - 40_000);
+    let fresh = mem.clone();
     let d = decide(&c, &s, &mut mem);
     for (name, liveness, note) in table {
         let r = d.consumers.iter().find(|r| r.consumer == name).unwrap();
@@ -1874,9 +1884,22 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     let states: Vec<&str> = d.fleet.iter().map(|h| h.state).collect();
     assert_eq!(states, ["alive", "alive", "silent", "dead"]);
 
+    // After a gap in this agent's reads (it was cut off, the server came back) it watches
+    // again before it finds anyone dead.
+    let mut gap = fresh.clone();
+    gap.fleet.last_read_ms = now_ms - 60_000;
+    let d = decide(&c, &s, &mut gap);
+    let r = d
+        .consumers
+        .iter()
+        .find(|r| r.consumer == "execution-qt-4-6")
+        .unwrap();
+    assert_eq!(r.liveness, Liveness::Unknown, "{}", r.note);
+    assert_eq!(gap.fleet.silent_since.get("qt-4"), Some(&now_ms));
+
     // Another agent holds the group's lease: nothing of another host is touched.
     group_mut(&mut s).lease = Some("qt-3/17".into());
-    let d = decide(&c, &s, &mut Memory::default());
+    let d = decide(&c, &s, &mut fresh.clone());
     assert!(!d.actions.iter().any(|a| matches!(a, Action::Fenced { .. })));
     let r = d
         .consumers
@@ -1886,7 +1909,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     assert!(r.note.contains("left to qt-3"), "{}", r.note);
     // Our own lease: acted on (the scripts check its token).
     group_mut(&mut s).lease = Some(format!("{HOST}/18"));
-    let d = decide(&c, &s, &mut Memory::default());
+    let d = decide(&c, &s, &mut fresh.clone());
     assert_eq!(
         d.actions
             .iter()

@@ -213,11 +213,11 @@ pub fn render_fleet(st: &Status, color: bool) -> String {
             format!("{}{mark}", printable_name(&h.host)),
             paint(&format!("{:<7}", h.state), sev, color),
             format!("{} ago", fmt_ms(h.age_ms)),
-            if h.version.is_empty() {
+            printable(if h.version.is_empty() {
                 "-"
             } else {
                 &h.version
-            },
+            }),
             h.vouched,
             if h.leases.is_empty() {
                 "-".to_string()

@@ -120,7 +120,9 @@ impl RedisClient {
                 let cmd = pipe.cmd("EVALSHA").arg(script.get_hash());
                 match &self.fence {
                     None => cmd.arg(1).arg(stream),
-                    Some((lease, value)) => cmd.arg(2).arg(stream).arg(lease).arg(value),
+                    Some((lease, value, ms)) => {
+                        cmd.arg(2).arg(stream).arg(lease).arg(value).arg(*ms)
+                    }
                 };
                 cmd.arg(before).arg(chunk).arg(after);
             }
@@ -203,8 +205,8 @@ impl RedisClient {
         let script = self.pick(|s| &s.delete, |s| &s.delete_fenced);
         let mut inv = script.prepare_invoke();
         inv.key(stream);
-        if let Some((lease, value)) = &self.fence {
-            inv.key(lease).arg(value);
+        if let Some((lease, value, ms)) = &self.fence {
+            inv.key(lease).arg(value).arg(*ms);
         }
         inv.arg(group)
             .arg(consumer)
@@ -249,6 +251,19 @@ impl RedisClient {
             .arg(me)
             .arg(ms);
         self.run(async |c| inv.invoke_async(c).await).await
+    }
+
+    /// A clean stop: removes this host's heartbeat and its name from the fleet (see
+    /// [`super::scripts::LEAVE_LUA`]).
+    pub async fn leave_fleet(&mut self, host: &str) -> Result<(), ClientError> {
+        let script = redis::Script::new(super::scripts::LEAVE_LUA);
+        let mut inv = script.prepare_invoke();
+        inv.key(crate::config::FleetConfig::hosts_key())
+            .key(crate::config::FleetConfig::heartbeat_key(host))
+            .arg(host);
+        self.run(async |c| inv.invoke_async::<i64>(c).await)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -66,8 +66,8 @@ pub struct RedisClient {
     /// Under Sentinel: the master's address at the last connection.
     master: Option<String>,
     /// The recovery lease claims, requeues and deletes run under while set: `(lease key,
-    /// value)`; every script checks the lease still has that value.
-    pub fence: Option<(String, String)>,
+    /// value, ms)`; every script checks the lease still has that value, and extends it.
+    pub fence: Option<(String, String, u64)>,
 }
 
 /// A connection-level failure: nothing was answered.

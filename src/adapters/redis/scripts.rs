@@ -121,7 +121,7 @@ pub const PROBE_LUA: &str = "return 1";
 /// Publishes this host's heartbeat and reads every host's, in one call: unless ARGV[2] is
 /// empty (a reader that is not the agent), SET KEYS[2] (the heartbeat) to ARGV[2] for ARGV[3]
 /// ms, score host ARGV[1] in the set KEYS[1] with the server's time and forget hosts silent
-/// ARGV[4] ms; then for each host (at most 1000) its
+/// ARGV[4] ms; then for each host (the 1000 that beat last) its
 /// last beat and its heartbeat (ARGV[5] .. host, in KEYS[1]'s slot), '' once expired. Returns
 /// `{now_ms, host, last_ms, heartbeat, …}`. Times are the server's: no host's clock counts.
 pub const FLEET_LUA: &str = r#"
@@ -133,11 +133,13 @@ if ARGV[2] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
 end
 local out = {now}
-local hosts = redis.call('ZRANGE', KEYS[1], 0, 999, 'WITHSCORES')
+local hosts = redis.call('ZREVRANGE', KEYS[1], 0, 999, 'WITHSCORES')
 for i = 1, #hosts, 2 do
   out[#out + 1] = hosts[i]
   out[#out + 1] = math.floor(tonumber(hosts[i + 1]))
-  out[#out + 1] = redis.call('GET', ARGV[5] .. hosts[i]) or ''
+  local b = redis.pcall('GET', ARGV[5] .. hosts[i])
+  if type(b) ~= 'string' then b = '' end
+  out[#out + 1] = b
 end
 return out
 "#;
@@ -159,13 +161,23 @@ return v
 "#;
 
 /// Put before a script that acts on another host's consumers: it runs only while the lease
-/// KEYS[2] still has the value ARGV[1] (the fencing token this agent took), which it then
-/// removes from ARGV. An agent that stalled past its lease is refused (`FENCED`).
+/// KEYS[2] still has the value ARGV[1] (the fencing token this agent took), and then extends
+/// it by ARGV[2] ms; both are removed from ARGV. An agent that stalled past its lease is
+/// refused (`FENCED`).
 pub const FENCE_LUA: &str = r#"
 local fence = table.remove(ARGV, 1)
+local ttl = table.remove(ARGV, 1)
 if redis.call('GET', KEYS[2]) ~= fence then
   return redis.error_reply('FENCED the recovery lease is no longer ' .. fence)
 end
+redis.call('PEXPIRE', KEYS[2], ttl)
+"#;
+
+/// Removes this host from the fleet (a clean stop): its heartbeat KEYS[2] and its name ARGV[1]
+/// in KEYS[1]. Others then treat its consumers as of a host without an agent.
+pub const LEAVE_LUA: &str = r#"
+redis.call('DEL', KEYS[2])
+return redis.call('ZREM', KEYS[1], ARGV[1])
 "#;
 
 /// The scripts, loaded once per client.

@@ -82,6 +82,8 @@ impl RedisClient {
     /// replaced at once and the look made again on the new one, so a switch of master costs
     /// one cycle, not two; a server that does not answer in time is not asked again.
     pub async fn snapshot(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
+        // Every look starts outside any recovery lease (an action cut short may have left one).
+        self.fence = None;
         let had = self.has_connection();
         let t = std::time::Instant::now();
         match self.read(plan).await {
@@ -317,11 +319,16 @@ fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
         let [host, last, beat] = h else {
             return Err(bad());
         };
-        let beat = text(beat)?;
+        let mut beat = serde_json::from_slice::<Heartbeat>(&text(beat)?).ok();
+        // The policy looks names up by binary search.
+        for v in beat.iter_mut().flat_map(|b| b.groups.iter_mut()) {
+            v.live.sort();
+            v.dead.sort();
+        }
         view.hosts.push(HostBeat {
             host: String::from_utf8_lossy(&text(host)?).into_owned(),
             last_beat_ms: int(last)?,
-            beat: serde_json::from_slice::<Heartbeat>(&beat).ok(),
+            beat,
         });
     }
     Ok(view)
