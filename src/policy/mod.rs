@@ -277,17 +277,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     quarantine::judge_deaths(&cy, mem, &deaths, &mut d);
     let targets = judge_units(&cy, mem, &classes, &mut d);
     if snap.redis.is_ok() {
-        let (none, nobody) = (BTreeMap::new(), BTreeSet::new());
-        let current = current_consumers(&d);
-        for (key, idxs) in &groups {
-            let judged = consumers::Judged {
-                classes: classes.get(key).map_or(&[][..], Vec::as_slice),
-                targets: targets.get(key).unwrap_or(&none),
-                current: current.get(key).unwrap_or(&nobody),
-            };
-            recover_and_scan(&cy, mem, key, idxs, &judged, &mut d);
-        }
-        mem.groups.retain(|k, _| groups.contains_key(k));
+        recover_all(&cy, mem, &groups, &classes, &targets, &mut d);
     }
     let group_units = |stream: &str, group: &str| cfg.units_of_group(stream, group);
     holds::apply(
@@ -303,6 +293,28 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         d.fleet = fleet::report(&cy, &groups);
     }
     d
+}
+
+/// Rules 8–10 for every watched group.
+fn recover_all(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    groups: &BTreeMap<GroupKey, Vec<usize>>,
+    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    targets: &Targets,
+    d: &mut Decision,
+) {
+    let (none, nobody) = (BTreeMap::new(), BTreeSet::new());
+    let current = current_consumers(d);
+    for (key, idxs) in groups {
+        let judged = consumers::Judged {
+            classes: classes.get(key).map_or(&[][..], Vec::as_slice),
+            targets: targets.get(key).unwrap_or(&none),
+            current: current.get(key).unwrap_or(&nobody),
+        };
+        recover_and_scan(cy, mem, key, idxs, &judged, d);
+    }
+    mem.groups.retain(|k, _| groups.contains_key(k));
 }
 
 /// Per group, the consumers the units' rows show (listed in the group): found once, not per
