@@ -626,9 +626,9 @@ if [[ $ONLY == *8* ]]; then
 SCALE_SECS=${BENCH_SCALE_SECS:-60}
 echo
 echo "## 8. Scale: 10 / 100 / 1 000 bindings, 11 consumers a group, units running, observe, ${SCALE_SECS} s each"
-# scale_run N INTERVAL: one row of the table.
+# scale_run BINARY LABEL N INTERVAL: one row of the table.
 scale_run() {
-    local n=$1 iv=$2 i p cmd0
+    local bin=$1 label=$2 n=$3 iv=$4 i p cmd0
     {
         echo "mode = \"observe\""
         echo "interval = \"$iv\""
@@ -655,7 +655,7 @@ scale_run() {
         printf '[[watch]]\nunit = "quantum-z-%s.service"\nstream = "bench:z:%s"\ngroup = "g"\nconsumer = "z%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$B/scale.toml"
     done
     $R CONFIG RESETSTAT >/dev/null
-    QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$B/scale.toml" agent 2>"$B/scale.log" &
+    QUANTUM_WATCHDOG_LOG=debug "$bin" --user --config "$B/scale.toml" agent 2>"$B/scale.log" &
     local ag=$! t0 u0 s0 u1 s1 el cmd hwm rt
     sleep 5
     read -r u0 s0 < <(awk '{print $14, $15}' /proc/$ag/stat)
@@ -671,25 +671,30 @@ scale_run() {
     hwm=$(awk '/VmRSS/ {print $2}' /proc/$ag/status)
     kill $ag; wait $ag 2>/dev/null || true
     sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
-    python3 - "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" <<'PY'
+    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" <<'PY'
 import sys
 a = sys.argv[1:]
-n, iv = a[0], a[1]
-u0, s0, u1, s1, el, hz, rss, c0, c1, cmd0, cmd1 = (float(x) for x in a[2:13])
-cyc = sorted(float(x) for x in open(a[13]) if x.strip())
+label, n, iv = a[0], a[1], a[2]
+u0, s0, u1, s1, el, hz, rss, c0, c1, cmd0, cmd1 = (float(x) for x in a[3:14])
+cyc = sorted(float(x) for x in open(a[14]) if x.strip())
 q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
 cycles = max(c1 - c0, 1)
 cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
-print(f"| {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB | {(cmd1 - cmd0) / cycles:.0f} |")
+print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB | {(cmd1 - cmd0) / cycles:.0f} |")
 PY
     for i in $(seq -w 0 $((n - 1))); do systemctl --user stop --no-block "quantum-z-$i.service"; done
 }
-echo "| bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS | Redis commands a cycle (one round trip) |"
-echo "|---:|---|---|---:|---:|---:|"
-scale_run 10 1s
-scale_run 100 1s
-scale_run 1000 1s
-scale_run 1000 5s
+echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS | Redis commands a cycle (one round trip) |"
+echo "|---|---:|---|---|---:|---:|---:|"
+# The baseline (QW_BIN_BASE, an earlier build) beside this one, size by size.
+IFS=, read -r -a SIZES <<< "${BENCH_SCALE_SIZES:-10 1s,100 1s,1000 1s,1000 5s}"
+for sz in "${SIZES[@]}"; do
+    [ -n "${QW_BIN_BASE:-}" ] && scale_run "$QW_BIN_BASE" baseline $sz
+    scale_run "$QW_BIN" this $sz
+done
+echo
+echo "where the last cycle's time went (this binary, the last size):"
+grep -E "snapshot: systemd|cycle [0-9.]+ ms" "$B/scale.log" | tail -2 | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(snapshot|cycle)/  \1/'
 fi
 
 if [[ $ONLY == *9* ]]; then

@@ -281,6 +281,18 @@ fn acked_once(env: &Env, f: &Fleet, from: u64, to: u64) -> bool {
     !dup_a && all == expected
 }
 
+/// `status --json`'s row of `consumer`.
+fn consumer_row(env: &Env, consumer: &str) -> serde_json::Value {
+    let (st, _) = env.status();
+    st["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumer"] == consumer)
+        .unwrap_or_else(|| panic!("{consumer} in {st}"))
+        .clone()
+}
+
 /// Recovery lines for `consumer` in an agent's log.
 fn claims_of(log: &str, consumer: &str) -> usize {
     log.lines()
@@ -339,14 +351,7 @@ fn idle_host_untouched(env: &mut Env) {
     let (la, lc) = (f.a_agent.log(), f.c.agent_log());
     assert!(!la.contains(&format!("delete consumer {b}")), "{la}");
     assert!(!lc.contains(&format!("delete consumer {b}")), "{lc}");
-    let (st, _) = env.status();
-    let row = st["consumers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["consumer"] == b.as_str())
-        .unwrap()
-        .clone();
+    let row = consumer_row(env, &b);
     assert_eq!(row["liveness"], "live", "{row}");
 }
 scenario_fleet!(idle_host_untouched);
@@ -360,14 +365,7 @@ fn agent_restart_recovers_nothing(env: &mut Env) {
     f.b.order("stop-agent");
     std::thread::sleep(Duration::from_secs(6));
     // Its heartbeat expired (3 intervals): B is silent, its consumer kept.
-    let (st, _) = env.status();
-    let row = st["consumers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["consumer"] == b.as_str())
-        .unwrap()
-        .clone();
+    let row = consumer_row(env, &b);
     assert_eq!(row["liveness"], "unknown", "{row}");
     assert!(row["note"].as_str().unwrap().contains("silent"), "{row}");
     std::thread::sleep(Duration::from_secs(4));

@@ -108,7 +108,15 @@ struct Cache {
     dirty: BTreeSet<String>,
     /// The signal stream ended: the connection is gone.
     lost: bool,
+    /// `NeedDaemonReload` as last read, by unit.
+    need_reload: BTreeMap<String, bool>,
+    /// Where the next look's turn of `NeedDaemonReload` reads starts.
+    reload_turn: usize,
 }
+
+/// Bound units whose `NeedDaemonReload` a look reads besides the urgent ones: with 1 000
+/// bound units each is read every 32 looks, instead of 1 000 calls a look.
+pub const NEED_RELOAD_PER_LOOK: usize = 32;
 
 /// A connection to one systemd manager.
 pub struct Systemd {
@@ -217,10 +225,13 @@ impl Systemd {
 
     /// The units matching `patterns`, plus each of `bound` (reported as not-found or inactive
     /// when systemd has not loaded it).
+    /// `urgent`: bound units whose `NeedDaemonReload` must be read this look (the policy's
+    /// units in question); the others' is read in turn (see [`NEED_RELOAD_PER_LOOK`]).
     pub async fn units(
         &self,
         patterns: &[String],
         bound: &[String],
+        urgent: &[String],
     ) -> Result<Vec<UnitState>, SystemdError> {
         if self.cache.lock().unwrap().lost {
             return Err(SystemdError::Unreachable(
@@ -246,8 +257,10 @@ impl Systemd {
             )
             .collect();
         let (mut fresh, to_read) = self.select_stale(listed);
+        let changed: Vec<String> = to_read.iter().map(|l| l.name.clone()).collect();
         fresh.extend(self.read_all(to_read).await?);
-        self.read_need_reload(&mut fresh, bound).await;
+        let urgent: BTreeSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
+        self.read_need_reload(&mut fresh, bound, &urgent).await;
         let missing: Vec<String> = {
             let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
             bound
@@ -309,16 +322,34 @@ impl Systemd {
     }
 
     /// `NeedDaemonReload` of the bound units that are up. systemd signals no change of it, so
-    /// it is read every cycle (concurrently, one call a unit).
-    async fn read_need_reload(&self, units: &mut [UnitState], bound: &[String]) {
+    /// it is read (concurrently, one call a unit): for the `urgent` ones (in question, or
+    /// whose state just changed) and [`NEED_RELOAD_PER_LOOK`] others in turn — every one each
+    /// look without signals (`status`, `recover`). The rest keep the value last read.
+    async fn read_need_reload(
+        &self,
+        units: &mut [UnitState],
+        bound: &[String],
+        urgent: &BTreeSet<&str>,
+    ) {
         let bound: BTreeSet<&str> = bound.iter().map(String::as_str).collect();
         let paths: Vec<(usize, String)> = {
-            let cache = self.cache.lock().unwrap();
-            units
+            let mut cache = self.cache.lock().unwrap();
+            let up: Vec<(usize, String)> = units
                 .iter()
                 .enumerate()
                 .filter(|(_, u)| u.active_state.is_up() && bound.contains(u.name.as_str()))
                 .filter_map(|(i, u)| cache.units.get(&u.name).map(|(_, p)| (i, p.clone())))
+                .collect();
+            let n = up.len().max(1);
+            let turn = cache.reload_turn % n;
+            cache.reload_turn = turn + NEED_RELOAD_PER_LOOK;
+            let in_turn = |k: usize| (k + n - turn) % n < NEED_RELOAD_PER_LOOK;
+            up.into_iter()
+                .enumerate()
+                .filter(|(k, (i, _))| {
+                    !self.watch || in_turn(*k) || urgent.contains(units[*i].name.as_str())
+                })
+                .map(|(_, p)| p)
                 .collect()
         };
         let reads = paths.into_iter().map(|(i, path)| async move {
@@ -326,15 +357,23 @@ impl Systemd {
             let need = within(self.timeout, unit.need_daemon_reload()).await?;
             Ok::<_, SystemdError>((i, need))
         });
-        for u in units.iter_mut() {
-            u.need_daemon_reload = false;
-        }
         // One unit that cannot be asked is taken as not changed; the rest of the look stands.
-        for r in futures_util::future::join_all(reads).await {
+        let read = futures_util::future::join_all(reads).await;
+        let mut cache = self.cache.lock().unwrap();
+        for r in read {
             match r {
-                Ok((i, need)) => units[i].need_daemon_reload = need,
+                Ok((i, need)) => {
+                    cache.need_reload.insert(units[i].name.clone(), need);
+                }
                 Err(e) => tracing::debug!("NeedDaemonReload: {e}"),
             }
+        }
+        let names: BTreeSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        cache.need_reload.retain(|n, _| names.contains(n.as_str()));
+        for u in units.iter_mut() {
+            u.need_daemon_reload = u.active_state.is_up()
+                && bound.contains(u.name.as_str())
+                && cache.need_reload.get(&u.name).copied().unwrap_or(false);
         }
     }
 

@@ -106,7 +106,10 @@ impl World {
         let bound: Vec<String> = cfg.watch.iter().map(|w| w.unit.clone()).collect();
         let t0 = Instant::now();
         let units = match self.systemd().await {
-            Ok(s) => s.units(&patterns, &bound).await,
+            Ok(s) => {
+                let urgent = policy::units_in_question(mem);
+                s.units(&patterns, &bound, &urgent).await
+            }
             Err(e) => Err(e),
         };
         let t_dbus = t0.elapsed();

@@ -333,6 +333,28 @@ fn current_consumers(d: &Decision) -> BTreeMap<GroupKey, BTreeSet<String>> {
     m
 }
 
+/// Units whose state the next look reads in full (`NeedDaemonReload`, which systemd signals
+/// no change of): those in question — a verdict on its way to a restart, or a deploy under
+/// way.
+pub fn units_in_question(mem: &Memory) -> Vec<String> {
+    mem.units
+        .iter()
+        .filter(|(_, m)| {
+            m.deploy_since_usec != 0
+                || m.verdict.as_ref().is_some_and(|v| {
+                    !matches!(
+                        v,
+                        Verdict::Healthy
+                            | Verdict::Starting
+                            | Verdict::Inactive
+                            | Verdict::NotFound
+                    )
+                })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
 /// The hosts of the heartbeats read, by name.
 fn fleet_hosts(snap: &Snapshot) -> HashMap<&str, &crate::model::fleet::HostBeat> {
     let view = snap

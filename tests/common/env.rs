@@ -72,6 +72,10 @@ impl Env {
         let base = PathBuf::from(std::env::var("QW_BASE").expect("inside the harness"));
         let unit_dir = PathBuf::from(std::env::var("QW_UNIT_DIR").unwrap());
         let redis = Redis::start(server, &base.join("redis"), false);
+        Env::on(redis, base, unit_dir)
+    }
+
+    fn on(redis: Redis, base: PathBuf, unit_dir: PathBuf) -> Env {
         let hostname = nix::unistd::gethostname()
             .unwrap()
             .to_string_lossy()
@@ -100,19 +104,11 @@ impl Env {
             aof: false,
             args: Vec::new(),
         };
-        let hostname = nix::unistd::gethostname()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        Env {
-            config: base.join("agent.toml"),
-            agent_redis: format!("redis.url = \"{}\"", redis.url()),
-            unit_dir: PathBuf::from(std::env::var("QW_UNIT_DIR").unwrap()),
-            base,
+        Env::on(
             redis,
-            hostname,
-            route: Route::Direct,
-        }
+            base,
+            PathBuf::from(std::env::var("QW_UNIT_DIR").unwrap()),
+        )
     }
 
     /// A connection along [`Env::route`] (to the current master under Sentinel).
