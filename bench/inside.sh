@@ -663,7 +663,12 @@ scale_run() {
     c0=$(grep -c "ms: decide" "$B/scale.log" || true)
     cmd0=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
     t0=$(now_ns)
-    sleep "$SCALE_SECS"
+    if [ -n "${BENCH_PERF:-}" ]; then
+        # A profile of the agent meanwhile (perf record; `perf report -i $BENCH_PERF`).
+        perf record -q --call-graph dwarf,16384 -F 499 -p "$ag" -o "$BENCH_PERF" -- sleep "$SCALE_SECS" 2>/dev/null || sleep "$SCALE_SECS"
+    else
+        sleep "$SCALE_SECS"
+    fi
     read -r u1 s1 < <(awk '{print $14, $15}' /proc/$ag/stat)
     el=$(( ($(now_ns) - t0) / 1000000 ))
     c1=$(grep -c "ms: decide" "$B/scale.log" || true)
