@@ -170,8 +170,8 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => break,
                 _ = sup.pings.tick() => sup.between(interval + budget),
-                _ = sig.term.recv() => return agent.stop("SIGTERM").await,
-                _ = sig.int.recv() => return agent.stop("SIGINT").await,
+                _ = sig.term.recv() => return agent.stop("SIGTERM"),
+                _ = sig.int.recv() => return agent.stop("SIGINT"),
                 _ = sig.hup.recv() => agent.reload(&o).await,
                 Some((unit, r)) = jobs_rx.recv() => agent.job_finished(&unit, r),
             }
@@ -259,7 +259,7 @@ impl Agent {
         }
     }
 
-    async fn stop(&mut self, why: &str) -> anyhow::Result<()> {
+    fn stop(&mut self, why: &str) -> anyhow::Result<()> {
         // A stop does not leave the fleet: a host shut down with entries held by its consumers
         // is found dead after host_dead_after and its entries recovered (its consumers still
         // reading are not: see the idle rule of policy::fleet).

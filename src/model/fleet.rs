@@ -28,9 +28,10 @@ pub struct Vouch {
     pub stream: String,
     /// The group.
     pub group: String,
-    /// The consumers it vouches for: found live, or not judged.
+    /// The consumers it vouches for: found live, or not judged. Sorted once read (the
+    /// reader does not trust a writer to have sorted it).
     pub live: Vec<String>,
-    /// The consumers it found dead and leaves to any agent to recover.
+    /// The consumers it found dead and leaves to any agent to recover. Sorted once read.
     pub dead: Vec<String>,
 }
 
@@ -65,11 +66,6 @@ pub struct FleetView {
 }
 
 impl FleetView {
-    /// A host's entry, if it ever beat (and was not forgotten).
-    pub fn host(&self, name: &str) -> Option<&HostBeat> {
-        self.hosts.iter().find(|h| h.host == name)
-    }
-
     /// How long ago a host last beat (ms).
     pub fn age_ms(&self, h: &HostBeat) -> u64 {
         self.now_ms.saturating_sub(h.last_beat_ms)

@@ -381,6 +381,13 @@ pub struct Snapshot {
     pub holds: crate::model::holds::Holds,
 }
 
+impl Snapshot {
+    /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
+    pub fn fleet(&self) -> Option<&super::fleet::FleetView> {
+        self.redis.as_ref().ok()?.fleet.as_ref()?.as_ref().ok()
+    }
+}
+
 /// Serialises a map with structured keys as a list of `[key, value]` pairs (JSON object keys
 /// must be strings).
 pub mod pairs {

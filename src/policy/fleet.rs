@@ -99,14 +99,8 @@ fn silent_host(
     let view = cy.fleet().expect("a heartbeat was read");
     let (host, age_ms) = (&hb.host, view.age_ms(hb));
     let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
-    let ttl = crate::config::FleetConfig::heartbeat_ttl(cy.cfg.interval.0).as_millis() as u64;
-    let watched = mem
-        .fleet
-        .silent_since
-        .get(host)
-        .map_or(0, |&t| view.now_ms.saturating_sub(t));
     let silent = format!("host {host}'s agent silent for {}", fmt_ms(age_ms));
-    if age_ms < dead_after || watched < dead_after.saturating_sub(ttl) {
+    if host_state(cy, mem, view, hb) != HostState::Dead {
         let why = format!(
             "{silent}: kept until host_dead_after {}",
             fmt_ms(dead_after)
@@ -121,6 +115,63 @@ fn silent_host(
     (Liveness::Dead, why)
 }
 
+/// What a host of the fleet is, by its heartbeat and this agent's watch of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostState {
+    /// Its heartbeat is there.
+    Alive,
+    /// Its heartbeat is gone, not yet for `host_dead_after` (or not yet watched that long).
+    Silent,
+    /// Its last beat is `host_dead_after` old (and, for the judgement of its consumers, this
+    /// agent has watched it silent, its own reads unbroken, for `host_dead_after` less the
+    /// heartbeat's life).
+    Dead,
+}
+
+impl HostState {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [HostState; 3] = [HostState::Alive, HostState::Silent, HostState::Dead];
+
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Alive => "alive",
+            HostState::Silent => "silent",
+            HostState::Dead => "dead",
+        }
+    }
+}
+
+/// A host's state as `status` shows it, by its heartbeat's age alone: a look of its own has
+/// no watch of the host (see [`host_state`], which the judgement of its consumers takes).
+fn reported_state(cy: &Cycle<'_>, hb: &HostBeat, age_ms: u64) -> HostState {
+    match (&hb.beat, age_ms >= cy.cfg.fleet.host_dead_after.as_millis()) {
+        (Some(_), _) => HostState::Alive,
+        (None, false) => HostState::Silent,
+        (None, true) => HostState::Dead,
+    }
+}
+
+/// A host's state for the judgement of its consumers.
+fn host_state(cy: &Cycle<'_>, mem: &Memory, view: &FleetView, hb: &HostBeat) -> HostState {
+    if hb.beat.is_some() {
+        return HostState::Alive;
+    }
+    let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
+    let ttl = crate::config::FleetConfig::heartbeat_ttl(cy.cfg.interval.0).as_millis() as u64;
+    let watched = mem
+        .fleet
+        .silent_since
+        .get(&hb.host)
+        .map_or(0, |&t| view.now_ms.saturating_sub(t));
+    if view.age_ms(hb) >= dead_after && watched >= dead_after.saturating_sub(ttl) {
+        HostState::Dead
+    } else {
+        HostState::Silent
+    }
+}
+
 /// Notes, from this agent's own reads, since when each host's heartbeat has been gone. A read
 /// that failed, or a gap between reads longer than two intervals and a timeout (this agent
 /// was cut off, the server restarted or failed over), starts the watch again.
@@ -133,10 +184,15 @@ pub fn observe_silence(cfg: &Config, view: Option<&FleetView>, f: &mut FleetMemo
         f.silent_since.clear();
     }
     f.last_read_ms = view.now_ms;
-    f.silent_since
-        .retain(|h, _| view.host(h).is_some_and(|b| b.beat.is_none()));
-    for h in view.hosts.iter().filter(|h| h.beat.is_none()) {
-        f.silent_since.entry(h.host.clone()).or_insert(view.now_ms);
+    let silent: std::collections::BTreeSet<&str> = view
+        .hosts
+        .iter()
+        .filter(|h| h.beat.is_none())
+        .map(|h| h.host.as_str())
+        .collect();
+    f.silent_since.retain(|h, _| silent.contains(h.as_str()));
+    for h in silent {
+        f.silent_since.entry(h.to_string()).or_insert(view.now_ms);
     }
 }
 
@@ -206,8 +262,6 @@ pub fn vouches(
                 _ => {}
             }
         }
-        v.live.sort();
-        v.dead.sort();
         out.push(v);
     }
     out
@@ -228,8 +282,8 @@ pub struct HostReport {
     pub host: String,
     /// Since its last heartbeat (ms, the server's clock).
     pub age_ms: u64,
-    /// `alive` (heartbeat present), `silent` (expired, not yet dead), `dead`.
-    pub state: &'static str,
+    /// Alive, silent or dead.
+    pub state: HostState,
     /// Its agent's version (empty once the heartbeat expired).
     pub version: String,
     /// Consumers it vouches for.
@@ -248,7 +302,6 @@ pub fn report(
     let Some(view) = cy.fleet() else {
         return Vec::new();
     };
-    let dead_after = cy.cfg.fleet.host_dead_after.as_millis();
     let leases: Vec<(String, String)> = groups
         .keys()
         .filter_map(|k| {
@@ -261,33 +314,25 @@ pub fn report(
         .collect();
     view.hosts
         .iter()
-        .map(|h| {
-            let age_ms = view.age_ms(h);
-            let state = match (&h.beat, age_ms >= dead_after) {
-                (Some(_), _) => "alive",
-                (None, false) => "silent",
-                (None, true) => "dead",
-            };
-            HostReport {
-                host: h.host.clone(),
-                age_ms,
-                state,
-                version: h
-                    .beat
-                    .as_ref()
-                    .map(|b| b.version.clone())
-                    .unwrap_or_default(),
-                vouched: h
-                    .beat
-                    .as_ref()
-                    .map_or(0, |b| b.groups.iter().map(|v| v.live.len()).sum()),
-                leases: leases
-                    .iter()
-                    .filter(|(holder, _)| *holder == h.host)
-                    .map(|(_, g)| g.clone())
-                    .collect(),
-                this: h.host == cy.host(),
-            }
+        .map(|h| HostReport {
+            host: h.host.clone(),
+            age_ms: view.age_ms(h),
+            state: reported_state(cy, h, view.age_ms(h)),
+            version: h
+                .beat
+                .as_ref()
+                .map(|b| b.version.clone())
+                .unwrap_or_default(),
+            vouched: h
+                .beat
+                .as_ref()
+                .map_or(0, |b| b.groups.iter().map(|v| v.live.len()).sum()),
+            leases: leases
+                .iter()
+                .filter(|(holder, _)| *holder == h.host)
+                .map(|(_, g)| g.clone())
+                .collect(),
+            this: h.host == cy.host(),
         })
         .collect()
 }

@@ -205,7 +205,7 @@ impl Cycle<'_> {
 
     /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
     pub fn fleet(&self) -> Option<&crate::model::fleet::FleetView> {
-        self.snap.redis.as_ref().ok()?.fleet.as_ref()?.as_ref().ok()
+        self.snap.fleet()
     }
 
     /// A watched group's data, or why it cannot be read.
@@ -357,12 +357,8 @@ pub fn units_in_question(mem: &Memory) -> Vec<String> {
 
 /// The hosts of the heartbeats read, by name.
 fn fleet_hosts(snap: &Snapshot) -> HashMap<&str, &crate::model::fleet::HostBeat> {
-    let view = snap
-        .redis
-        .as_ref()
-        .ok()
-        .and_then(|r| r.fleet.as_ref()?.as_ref().ok());
-    view.into_iter()
+    snap.fleet()
+        .into_iter()
         .flat_map(|v| &v.hosts)
         .map(|h| (h.host.as_str(), h))
         .collect()

@@ -53,7 +53,7 @@ pub const FORGET_HOST_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// This host's heartbeat: what the last look found of its own consumers.
 fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
-    let beat = Heartbeat {
+    let beat = || Heartbeat {
         host: hostname.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         interval_ms: cfg.interval.as_millis(),
@@ -65,7 +65,7 @@ fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
         // Only after a complete look: a heartbeat that vouches for nothing would leave this
         // host's consumers to the others' zombie rule.
         payload: (mem.fleet.publish && mem.fleet.as_of_ms > 0)
-            .then(|| serde_json::to_string(&beat).expect("a heartbeat serialises")),
+            .then(|| serde_json::to_string(&beat()).expect("a heartbeat serialises")),
         ttl_ms: FleetConfig::heartbeat_ttl(cfg.interval.0).as_millis() as u64,
         forget_ms: FORGET_HOST_MS,
     }

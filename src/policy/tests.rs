@@ -1881,7 +1881,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
         vec![me(10)],
         "this host vouches for its own"
     );
-    let states: Vec<&str> = d.fleet.iter().map(|h| h.state).collect();
+    let states: Vec<&str> = d.fleet.iter().map(|h| h.state.as_str()).collect();
     assert_eq!(states, ["alive", "alive", "silent", "dead"]);
 
     // After a gap in this agent's reads (it was cut off, the server came back) it watches

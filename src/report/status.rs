@@ -20,6 +20,7 @@ use crate::policy::{
 
 use super::printable::{printable, printable_name};
 use super::state::{AgentState, LastAction, Totals, latest};
+use crate::policy::fleet::HostState;
 
 /// The JSON format's version.
 pub const JSON_VERSION: u32 = 1;
@@ -161,14 +162,12 @@ pub fn build(
         held_actions: d.held.clone(),
         hold_errors: snap.holds.errors.clone(),
         fleet: d.fleet.clone(),
-        fleet_error: match &snap.redis {
-            Ok(r) => r
-                .fleet
-                .as_ref()
-                .and_then(|f| f.as_ref().err())
-                .map(|e| e.to_string()),
-            Err(_) => None,
-        },
+        fleet_error: snap
+            .redis
+            .as_ref()
+            .ok()
+            .and_then(|r| r.fleet.as_ref()?.as_ref().err())
+            .map(|e| e.to_string()),
     }
 }
 
@@ -202,16 +201,16 @@ pub fn render_fleet(st: &Status, color: bool) -> String {
     );
     for h in &st.fleet {
         let sev = match h.state {
-            "alive" => Severity::Ok,
-            "silent" => Severity::Warning,
-            _ => Severity::Critical,
+            HostState::Alive => Severity::Ok,
+            HostState::Silent => Severity::Warning,
+            HostState::Dead => Severity::Critical,
         };
         let mark = if h.this { " (this host)" } else { "" };
         let _ = writeln!(
             o,
             "{:<32} {} {:>10} {:<10} {:>8}  {}",
             format!("{}{mark}", printable_name(&h.host)),
-            paint(&format!("{:<7}", h.state), sev, color),
+            paint(&format!("{:<7}", h.state.as_str()), sev, color),
             format!("{} ago", fmt_ms(h.age_ms)),
             printable(if h.version.is_empty() {
                 "-"

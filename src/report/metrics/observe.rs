@@ -71,10 +71,10 @@ impl Metrics {
         if d.fleet.is_empty() {
             return;
         }
-        for state in ["alive", "silent", "dead"] {
+        for state in crate::policy::fleet::HostState::ALL {
             let n = d.fleet.iter().filter(|h| h.state == state).count();
             self.fleet_hosts
-                .get_or_create(&l(&[("state", state)]))
+                .get_or_create(&l(&[("state", state.as_str())]))
                 .set(n as i64);
         }
         for h in &d.fleet {
