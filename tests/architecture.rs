@@ -81,6 +81,8 @@ fn layers_depend_one_way() {
         ),
         ("cli", &[][..]),
         ("main", &[][..]),
+        // The wrapper program `exec` becomes: like main, it uses the library from outside.
+        ("bin", &[][..]),
         ("lib", &[][..]),
     ]
     .into_iter()

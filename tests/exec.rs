@@ -297,6 +297,9 @@ fn readiness_waits_for_the_consumer(env: &mut Env) {
             .contains_key(&env.consumer_name(PREFIX, child))
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // `quantum-watchdog exec` became the small wrapper program, in the same process.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", main_pid(UNIT))).unwrap();
+    assert!(exe.ends_with("quantum-watchdog-exec"), "{exe:?}");
     assert_eq!(systemctl(&["stop", UNIT]).0, 0);
     // A consumer that never reads is never listed: ready by the timeout, with a warning.
     exec_unit(env, &[("QW_QUIET", "1")], "--ready-timeout 3s", None, "");

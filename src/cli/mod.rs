@@ -3,6 +3,7 @@
 
 mod agent;
 mod check_config;
+mod exec_wrapper;
 mod pause;
 mod recover;
 mod status;
@@ -213,6 +214,23 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         } => return pause::pause(&cfg, o.user, target(units, all), duration, reason),
         Command::Resume { units, all } => return pause::resume(&cfg, o.user, target(units, all)),
         Command::ResetBudget { units } => return pause::reset_budget(&cfg, o.user, &units),
+        Command::Exec {
+            unit,
+            ready_timeout,
+            command,
+        } if let Some(small) = exec_wrapper::program() => {
+            // The configuration was checked above (its errors are named here, exit 2); the
+            // wrapper reads it again.
+            let args = exec_wrapper::Args {
+                config: o.config.as_deref(),
+                user: o.user,
+                verbose: cli.verbose,
+                unit: unit.as_deref(),
+                ready_timeout,
+                command: &command,
+            };
+            return Err(Failure::Runtime(exec_wrapper::become_it(&small, &args)));
+        }
         _ => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread()

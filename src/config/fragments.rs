@@ -132,18 +132,31 @@ impl RawWatch {
     }
 }
 
+/// One file's text, typed. A file that does not fit is read again to name the key at fault:
+/// the key's path is tracked only then (`exec`'s wrapper never runs that code).
 pub(super) fn parse_fragment(file: &str, text: &str) -> Result<RawFile, ConfigError> {
-    let de = toml::de::Deserializer::parse(text)
-        .map_err(|e| ConfigError::invalid(file, "<syntax>", toml_message(&e, text)))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." {
-            "<top level>".to_string()
-        } else {
-            key
-        };
-        ConfigError::invalid(file, key, toml_message(e.inner(), text))
-    })
+    let de = || {
+        toml::de::Deserializer::parse(text)
+            .map_err(|e| ConfigError::invalid(file, "<syntax>", toml_message(&e, text)))
+    };
+    let plain = match RawFile::deserialize(de()?) {
+        Ok(raw) => return Ok(raw),
+        Err(e) => e,
+    };
+    Err(
+        match serde_path_to_error::deserialize::<_, RawFile>(de()?) {
+            Err(e) => {
+                let key = e.path().to_string();
+                let key = if key == "." {
+                    "<top level>".into()
+                } else {
+                    key
+                };
+                ConfigError::invalid(file, key, toml_message(e.inner(), text))
+            }
+            Ok(_) => ConfigError::invalid(file, "<top level>", toml_message(&plain, text)),
+        },
+    )
 }
 
 fn toml_message(e: &toml::de::Error, text: &str) -> String {

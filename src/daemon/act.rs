@@ -36,8 +36,8 @@ pub struct Act<'a> {
     pub deadline: Instant,
     /// Counters for the status line.
     pub totals: &'a mut Totals,
-    /// Metrics.
-    pub metrics: &'a Metrics,
+    /// Metrics (`None`: `exec`, which serves none).
+    pub metrics: Option<&'a Metrics>,
     /// The policy's memory: restarts and claims to live consumers are recorded in it.
     pub mem: &'a mut Memory,
     /// Where restart jobs report their end (the agent); `None`: restarts are not ours (`recover`).
@@ -160,7 +160,9 @@ async fn restart(x: &mut Act<'_>, a: &Action, unit: &str, reason: &str, d: &Deci
         Ok(job) => {
             x.mem.note_restart(unit, now);
             x.totals.restarts += 1;
-            x.metrics.record(a, 0, true);
+            if let Some(m) = x.metrics {
+                m.record(a, 0, true);
+            }
             let evidence = evidence(d, unit);
             let text = printable(reason);
             tracing::warn!(
@@ -239,7 +241,9 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
     if !done.ok {
         x.totals.errors += 1;
     }
-    x.metrics.record(a, done.moved, done.ok);
+    if let Some(m) = x.metrics {
+        m.record(a, done.moved, done.ok);
+    }
     log_action(a, x.mode, &done.outcome, done.ok);
     if !done.emptied {
         return done.outcome;
@@ -355,7 +359,9 @@ async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
         x.mem
             .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
     }
-    x.metrics.record_ghosts(stream, group, m.ghosts);
+    if let Some(rec) = x.metrics {
+        rec.record_ghosts(stream, group, m.ghosts);
+    }
     let s = format!("claimed {} to {to} {}", m.moved, rate(t0, m.moved));
     Done {
         outcome: moved_outcome(s, &m),
@@ -386,7 +392,9 @@ async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
         Err(e) => return Done::failed(e),
     };
     x.totals.requeued += m.moved;
-    x.metrics.record_ghosts(stream, group, m.ghosts);
+    if let Some(rec) = x.metrics {
+        rec.record_ghosts(stream, group, m.ghosts);
+    }
     let s = format!(
         "requeued {} copies and acknowledged the originals {}",
         m.moved,
@@ -508,7 +516,9 @@ async fn delete(x: &mut Act<'_>, a: &Action) -> String {
     if !ok {
         x.totals.errors += 1;
     }
-    x.metrics.record(a, deleted, ok);
+    if let Some(m) = x.metrics {
+        m.record(a, deleted, ok);
+    }
     log_action(a, x.mode, &outcome, ok);
     outcome
 }

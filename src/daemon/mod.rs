@@ -439,7 +439,7 @@ impl Agent {
                 mode,
                 deadline,
                 totals: &mut self.totals,
-                metrics: &self.metrics,
+                metrics: Some(&self.metrics),
                 mem: &mut self.mem,
                 jobs: Some(&self.jobs),
                 held_back: Some(&mut self.held_back),

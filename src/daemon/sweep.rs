@@ -120,7 +120,7 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
         mode,
         deadline: Instant::now() + Duration::from_secs(20),
         totals: &mut totals,
-        metrics: &metrics,
+        metrics: Some(&metrics),
         mem: &mut mem,
         jobs: None,
         held_back: None,

@@ -34,6 +34,10 @@ AGENT=$(pid_of quantum-watchdog.service)
 check "the agent runs as its own unprivileged user" test "$(run ps -o user= -p "$AGENT" | tr -d ' ')" = quantum-watchdog
 check "the example config is observe mode" run grep -q '^mode = "observe"' /etc/quantum-watchdog/config.toml
 check "check-config accepts the shipped configuration" bash -c "run quantum-watchdog check-config >/dev/null"
+# `quantum-watchdog exec` becomes the small wrapper the package ships in /usr/libexec.
+check "the exec wrapper is installed" run test -x /usr/libexec/quantum-watchdog/quantum-watchdog-exec
+wrapped_by() { run quantum-watchdog exec --unit quantum-none.service --ready-timeout 1s -- sh -c 'readlink /proc/$PPID/exe' 2>/dev/null | tr -d '\r'; }
+check "quantum-watchdog exec runs its command under the wrapper" test "$(wrapped_by)" = /usr/libexec/quantum-watchdog/quantum-watchdog-exec
 
 # --- 2. two fake quantum-* units (one hangs) and one unit outside the pattern; enforce by drop-in
 unit() { # name stream prefix

@@ -29,6 +29,9 @@ use super::act::{self, Act};
 use super::gather::World;
 use child::End;
 
+/// Until READY=1, the first look's successor comes this soon (and each gap doubles).
+const FIRST_LOOK_AFTER: Duration = Duration::from_millis(10);
+
 /// What `exec` was asked.
 pub struct ExecOptions {
     /// The unit (`--unit %n`); else the one whose cgroup we run in.
@@ -158,8 +161,8 @@ impl Exec {
     /// takes longer than `every` is cut short, and the ping goes on: Redis being slow is not
     /// the child being hung.
     async fn supervise(&mut self, sig: &mut Signals) -> End {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
+        let mut early = FIRST_LOOK_AFTER;
         loop {
             // The child may have ended before SIGCHLD was looked at.
             if let Some(end) = child::reap(self.child) {
@@ -177,13 +180,26 @@ impl Exec {
             tokio::select! {
                 _ = sig.chld.recv() => {}
                 s = forwarded => self.on_signal(s),
-                _ = tick.tick() => {
+                _ = tokio::time::sleep_until(next) => {
+                    let began = tokio::time::Instant::now();
                     if tokio::time::timeout(self.every, self.cycle()).await.is_err() {
                         self.blind(&format!("a look took over {:?}", self.every));
                     }
+                    next = began + self.until_next_look(&mut early);
                 }
             }
         }
+    }
+
+    /// `every`, once ready; until then looks follow each other at 10 ms, 20 ms, 40 ms, …
+    /// (at most `every`), so that READY=1 follows the consumer's registration closely.
+    fn until_next_look(&self, early: &mut Duration) -> Duration {
+        if self.ready {
+            return self.every;
+        }
+        let gap = (*early).min(self.every);
+        *early = gap * 2;
+        gap
     }
 
     fn on_signal(&mut self, s: Signal) {
@@ -333,14 +349,13 @@ impl Exec {
     async fn consumer_actions(&mut self, d: &Decision) {
         let units = std::slice::from_ref(&self.unit);
         let actions = super::sweep::select(&self.cfg, d.actions.clone(), units);
-        let metrics = crate::report::metrics::Metrics::new();
         let mut totals = Totals::default();
         let mut x = Act {
             world: &mut self.world,
             mode: self.cfg.mode,
             deadline: Instant::now() + self.every.mul_f32(0.5),
             totals: &mut totals,
-            metrics: &metrics,
+            metrics: None,
             mem: &mut self.mem,
             jobs: None,
             held_back: None,
