@@ -587,7 +587,7 @@ secs=$(( ($(now_ns) - t) / 1000000 ))
 hz=$(getconf CLK_TCK)
 pc() { echo "scale=3; ($2 - $1) * 100000 / $hz / $secs" | bc; }
 echo
-echo "| over ${EXEC_SECS} s at interval 1 s | CPU (% of a core) | RSS | of it anonymous | PSS (file pages shared with the agent) |"
+echo "| over ${EXEC_SECS} s at interval 1 s | CPU (% of a core) | RSS | of it anonymous | PSS (shared file pages divided among their users) |"
 echo "|---|---|---|---|---|"
 for p in "exec (1 binding):$W" "agent (2 bindings, for reference):$AGP"; do
     n=${p%%:*}; q=${p##*:}
@@ -674,9 +674,10 @@ scale_run() {
     c1=$(grep -c "ms: decide" "$B/scale.log" || true)
     cmd1=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
     hwm=$(awk '/VmRSS/ {print $2}' /proc/$ag/status)
+    anon=$(awk '/RssAnon/ {print $2}' /proc/$ag/status)
     kill $ag; wait $ag 2>/dev/null || true
     sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
-    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" <<'PY'
+    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" <<'PY'
 import sys
 a = sys.argv[1:]
 label, n, iv = a[0], a[1], a[2]
@@ -685,11 +686,12 @@ cyc = sorted(float(x) for x in open(a[14]) if x.strip())
 q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
 cycles = max(c1 - c0, 1)
 cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
-print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB | {(cmd1 - cmd0) / cycles:.0f} |")
+anon = float(a[15])
+print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB ({anon/1024:.1f}) | {(cmd1 - cmd0) / cycles:.0f} |")
 PY
     for i in $(seq -w 0 $((n - 1))); do systemctl --user stop --no-block "quantum-z-$i.service"; done
 }
-echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS | Redis commands a cycle (one round trip) |"
+echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS (of it anonymous) | Redis commands a cycle (one round trip) |"
 echo "|---|---:|---|---|---:|---:|---:|"
 # The baseline (QW_BIN_BASE, an earlier build) beside this one, size by size.
 IFS=, read -r -a SIZES <<< "${BENCH_SCALE_SIZES:-10 1s,100 1s,1000 1s,1000 5s}"
@@ -700,6 +702,7 @@ done
 echo
 echo "where the last cycle's time went (this binary, the last size):"
 grep -E "snapshot: systemd|cycle [0-9.]+ ms" "$B/scale.log" | tail -2 | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(snapshot|cycle)/  \1/'
+echo "  looks in which no systemd signal came and the unit list was reused: $(grep -c 'no signal since the last list' "$B/scale.log" || true) of $(grep -c 'ms: decide' "$B/scale.log" || true)"
 fi
 
 if [[ $ONLY == *9* ]]; then

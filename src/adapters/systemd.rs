@@ -2,13 +2,16 @@
 //! manager on the session bus.
 //!
 //! Unit state is kept current by signals: after `Subscribe()`, every `PropertiesChanged` of a
-//! unit marks it dirty, and only dirty (or new) units have their properties read again. One
-//! `ListUnitsByPatterns` call a cycle finds units that appeared or went away.
+//! unit marks it dirty, and only dirty (or new) units have their properties read again.
+//! `ListUnitsByPatterns` finds units that appeared or went away, and their jobs: it is called
+//! again when a signal came since the last list (a unit's properties, or the manager's
+//! `UnitNew`, `UnitRemoved`, `JobNew`, `JobRemoved`, `Reloading`), and at least every
+//! [`RELIST_EVERY`]; a look in which nothing signalled reuses the last list.
 //! Every call has a timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use zbus::proxy::CacheProperties;
@@ -91,6 +94,7 @@ async fn within<T>(
 }
 
 /// One unit of `ListUnitsByPatterns`: what the list says of it.
+#[derive(Clone)]
 struct Listed {
     name: String,
     load: String,
@@ -112,7 +116,22 @@ struct Cache {
     need_reload: BTreeMap<String, bool>,
     /// Where the next look's turn of `NeedDaemonReload` reads starts.
     reload_turn: usize,
+    /// Signals received so far (any unit's properties, any manager signal).
+    signals: u64,
+    /// The last list, and the count of signals before it was asked for.
+    last: Option<LastList>,
 }
+
+/// A `ListUnitsByPatterns` answer kept for the looks in which nothing signalled.
+struct LastList {
+    patterns: Vec<String>,
+    signals: u64,
+    at: Instant,
+    units: Vec<Listed>,
+}
+
+/// The list is asked for again at least this often, signals or not.
+pub const RELIST_EVERY: Duration = Duration::from_secs(30);
 
 /// Bound units whose `NeedDaemonReload` a look reads besides the urgent ones: with 1 000
 /// bound units each is read every 32 looks, instead of 1 000 calls a look.
@@ -179,30 +198,44 @@ impl Systemd {
         Ok(sd)
     }
 
-    /// Subscribes to unit signals: every `PropertiesChanged` marks its unit dirty.
+    /// Subscribes to unit and manager signals: every `PropertiesChanged` marks its unit
+    /// dirty, and any signal makes the next look list the units again.
     async fn listen(&self) -> Result<tokio::task::JoinHandle<()>, SystemdError> {
-        // Signals flow only after Subscribe(); add our match rule first so nothing is missed.
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .sender("org.freedesktop.systemd1")
+        // Signals flow only after Subscribe(); add our match rules first so nothing is missed.
+        let signal = || {
+            zbus::MatchRule::builder()
+                .msg_type(zbus::message::Type::Signal)
+                .sender("org.freedesktop.systemd1")
+        };
+        let units = signal()
             .interface("org.freedesktop.DBus.Properties")
             .member("PropertiesChanged")
             .path_namespace("/org/freedesktop/systemd1/unit")
-            .build()
-            .map_err(|e| SystemdError::Call(e.to_string()))?;
-        let mut stream = within(
-            self.timeout,
-            zbus::MessageStream::for_match_rule(rule, &self.conn, None),
-        )
-        .await?;
+            .build();
+        let manager = signal()
+            .interface("org.freedesktop.systemd1.Manager")
+            .path("/org/freedesktop/systemd1")
+            .build();
+        let rule = |r: zbus::Result<zbus::MatchRule<'static>>| {
+            r.map_err(|e| SystemdError::Call(e.to_string()))
+        };
+        let stream_of = |r| zbus::MessageStream::for_match_rule(r, &self.conn, None);
+        let units = within(self.timeout, stream_of(rule(units)?)).await?;
+        let manager = within(self.timeout, stream_of(rule(manager)?)).await?;
         within(self.timeout, self.mgr.subscribe()).await?;
+        let mut stream = futures_util::stream::select(units, manager);
         let cache = self.cache.clone();
         Ok(tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
-                if let Ok(m) = msg
-                    && let Some(p) = m.header().path()
+                let Ok(m) = msg else { continue };
+                let h = m.header();
+                let mut c = cache.lock().unwrap();
+                c.signals += 1;
+                if h.interface()
+                    .is_some_and(|i| i == "org.freedesktop.DBus.Properties")
+                    && let Some(p) = h.path()
                 {
-                    cache.lock().unwrap().dirty.insert(p.to_string());
+                    c.dirty.insert(p.to_string());
                 }
             }
             cache.lock().unwrap().lost = true;
@@ -238,6 +271,44 @@ impl Systemd {
                 "the bus connection was lost".into(),
             ));
         }
+        let listed = self.list(patterns).await?;
+        let (mut fresh, to_read) = self.select_stale(listed);
+        let changed: Vec<String> = to_read.iter().map(|l| l.name.clone()).collect();
+        fresh.extend(self.read_all(to_read).await?);
+        let urgent: BTreeSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
+        self.read_need_reload(&mut fresh, bound, &urgent).await;
+        let missing: Vec<String> = {
+            let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
+            bound
+                .iter()
+                .filter(|b| !have.contains(b.as_str()))
+                .cloned()
+                .collect()
+        };
+        fresh.extend(self.not_loaded(missing).await?);
+        fresh.retain(|u| u.load_state != LoadState::NotFound);
+        fresh.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(fresh)
+    }
+
+    /// The units `patterns` match: the last list if no signal came since it was asked for
+    /// (and it is younger than [`RELIST_EVERY`]), else a new one. Without signals, always new.
+    async fn list(&self, patterns: &[String]) -> Result<Vec<Listed>, SystemdError> {
+        let signals = {
+            let c = self.cache.lock().unwrap();
+            let reuse = c.last.as_ref().filter(|l| {
+                self.watch
+                    && l.signals == c.signals
+                    && l.patterns == patterns
+                    && l.at.elapsed() < RELIST_EVERY
+            });
+            if let Some(l) = reuse {
+                tracing::debug!("units: no signal since the last list; reused");
+                return Ok(l.units.clone());
+            }
+            c.signals
+        };
+        let at = Instant::now();
         let listed = within(
             self.timeout,
             self.mgr.list_units_by_patterns(vec![], patterns.to_vec()),
@@ -256,23 +327,13 @@ impl Systemd {
                 },
             )
             .collect();
-        let (mut fresh, to_read) = self.select_stale(listed);
-        let changed: Vec<String> = to_read.iter().map(|l| l.name.clone()).collect();
-        fresh.extend(self.read_all(to_read).await?);
-        let urgent: BTreeSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
-        self.read_need_reload(&mut fresh, bound, &urgent).await;
-        let missing: Vec<String> = {
-            let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
-            bound
-                .iter()
-                .filter(|b| !have.contains(b.as_str()))
-                .cloned()
-                .collect()
-        };
-        fresh.extend(self.not_loaded(missing).await?);
-        fresh.retain(|u| u.load_state != LoadState::NotFound);
-        fresh.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(fresh)
+        self.cache.lock().unwrap().last = Some(LastList {
+            patterns: patterns.to_vec(),
+            signals,
+            at,
+            units: listed.clone(),
+        });
+        Ok(listed)
     }
 
     /// Splits the listed units into those the cache holds current and those to read again:

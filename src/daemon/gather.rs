@@ -1,7 +1,7 @@
-//! Gather: one [`Snapshot`] from the adapters — systemd (one list call, signal-driven reads),
-//! Redis (the policy's plan, one pipelined round trip), PID probes and the units live PIDs run
-//! in. Keeps the connections between cycles and reconnects with backoff; an unreachable side
-//! becomes an `Err` in the snapshot, never a reason to act.
+//! Gather: one [`Snapshot`] from the adapters — systemd (a list call when signals say so,
+//! signal-driven reads), Redis (the policy's plan, one pipelined round trip), PID probes and
+//! the units live PIDs run in. Keeps the connections between cycles and reconnects with
+//! backoff; an unreachable side becomes an `Err` in the snapshot, never a reason to act.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -165,6 +165,7 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
                 humantime::format_duration(budget)
             ),
         }
+        crate::adapters::heap::give_back();
         let next = tokio::time::Instant::from_std(started + interval);
         loop {
             tokio::select! {

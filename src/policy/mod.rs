@@ -571,12 +571,11 @@ pub fn pids_to_locate(
     units: &[UnitState],
     live: &BTreeMap<u32, bool>,
 ) -> BTreeSet<u32> {
-    let main = |unit: &str| {
-        units
-            .iter()
-            .find(|u| u.name == unit)
-            .map_or(0, |u| u.main_pid)
-    };
+    let mains: HashMap<&str, u32> = units
+        .iter()
+        .map(|u| (u.name.as_str(), u.main_pid))
+        .collect();
+    let main = |unit: &str| mains.get(unit).copied().unwrap_or(0);
     template_pids(cfg, hostname, redis)
         .into_iter()
         .filter(|(unit, p)| main(unit) != *p && live.get(p) == Some(&true))
