@@ -118,7 +118,8 @@ struct Cache {
     reload_turn: usize,
     /// Signals received so far (any unit's properties, any manager signal).
     signals: u64,
-    /// The last list, and the count of signals before it was asked for.
+    /// The last list (shared with the look that uses it), and the count of signals before
+    /// it was asked for.
     last: Option<LastList>,
 }
 
@@ -127,7 +128,7 @@ struct LastList {
     patterns: Vec<String>,
     signals: u64,
     at: Instant,
-    units: Vec<Listed>,
+    units: Arc<Vec<Listed>>,
 }
 
 /// The list is asked for again at least this often, signals or not.
@@ -272,7 +273,7 @@ impl Systemd {
             ));
         }
         let listed = self.list(patterns).await?;
-        let (mut fresh, to_read) = self.select_stale(listed);
+        let (mut fresh, to_read) = self.select_stale(&listed);
         let changed: Vec<String> = to_read.iter().map(|l| l.name.clone()).collect();
         fresh.extend(self.read_all(to_read).await?);
         let urgent: BTreeSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
@@ -293,7 +294,7 @@ impl Systemd {
 
     /// The units `patterns` match: the last list if no signal came since it was asked for
     /// (and it is younger than [`RELIST_EVERY`]), else a new one. Without signals, always new.
-    async fn list(&self, patterns: &[String]) -> Result<Vec<Listed>, SystemdError> {
+    async fn list(&self, patterns: &[String]) -> Result<Arc<Vec<Listed>>, SystemdError> {
         let signals = {
             let c = self.cache.lock().unwrap();
             let reuse = c.last.as_ref().filter(|l| {
@@ -314,24 +315,26 @@ impl Systemd {
             self.mgr.list_units_by_patterns(vec![], patterns.to_vec()),
         )
         .await?;
-        let listed: Vec<Listed> = listed
-            .into_iter()
-            .map(
-                |(name, _, load, active, sub, _, path, job_id, job_type, _)| Listed {
-                    name,
-                    load,
-                    active,
-                    sub,
-                    path: path.to_string(),
-                    job: (job_id != 0).then_some(job_type),
-                },
-            )
-            .collect();
+        let listed: Arc<Vec<Listed>> = Arc::new(
+            listed
+                .into_iter()
+                .map(
+                    |(name, _, load, active, sub, _, path, job_id, job_type, _)| Listed {
+                        name,
+                        load,
+                        active,
+                        sub,
+                        path: path.to_string(),
+                        job: (job_id != 0).then_some(job_type),
+                    },
+                )
+                .collect(),
+        );
         self.cache.lock().unwrap().last = Some(LastList {
             patterns: patterns.to_vec(),
             signals,
             at,
-            units: listed.clone(),
+            units: Arc::clone(&listed),
         });
         Ok(listed)
     }
@@ -339,7 +342,7 @@ impl Systemd {
     /// Splits the listed units into those the cache holds current and those to read again:
     /// new ones, changed ones (a `PropertiesChanged`, or a state the list shows differently),
     /// and every one when no signals keep the cache.
-    fn select_stale(&self, listed: Vec<Listed>) -> (Vec<UnitState>, Vec<Listed>) {
+    fn select_stale(&self, listed: &[Listed]) -> (Vec<UnitState>, Vec<Listed>) {
         let mut cache = self.cache.lock().unwrap();
         let names: BTreeSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
         cache.units.retain(|n, _| names.contains(n.as_str()));
@@ -359,7 +362,7 @@ impl Systemd {
                 }),
                 None => {
                     cache.dirty.remove(&l.path);
-                    to_read.push(l);
+                    to_read.push(l.clone());
                 }
             }
         }

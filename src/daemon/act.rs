@@ -46,6 +46,22 @@ pub struct Act<'a> {
     pub held_back: Option<&'a mut BTreeSet<String>>,
 }
 
+impl Act<'_> {
+    /// Counts a carried-out action in the metrics, if there are any.
+    fn record(&self, a: &Action, moved: u64, ok: bool) {
+        if let Some(m) = self.metrics {
+            m.record(a, moved, ok);
+        }
+    }
+
+    /// Counts pending entries found deleted from the stream, if there are metrics.
+    fn record_ghosts(&self, stream: &str, group: &str, n: u64) {
+        if let Some(m) = self.metrics {
+            m.record_ghosts(stream, group, n);
+        }
+    }
+}
+
 /// Asks whether the servers of `streams` serve writes (one probe a server: one for all in
 /// standalone and Sentinel, one a stream in a cluster) and records the answer in `mem`: held
 /// streams are noted held now, served ones closed. Returns why writes are held, if they are.
@@ -160,9 +176,7 @@ async fn restart(x: &mut Act<'_>, a: &Action, unit: &str, reason: &str, d: &Deci
         Ok(job) => {
             x.mem.note_restart(unit, now);
             x.totals.restarts += 1;
-            if let Some(m) = x.metrics {
-                m.record(a, 0, true);
-            }
+            x.record(a, 0, true);
             let evidence = evidence(d, unit);
             let text = printable(reason);
             tracing::warn!(
@@ -241,9 +255,7 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
     if !done.ok {
         x.totals.errors += 1;
     }
-    if let Some(m) = x.metrics {
-        m.record(a, done.moved, done.ok);
-    }
+    x.record(a, done.moved, done.ok);
     log_action(a, x.mode, &done.outcome, done.ok);
     if !done.emptied {
         return done.outcome;
@@ -359,9 +371,7 @@ async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
         x.mem
             .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
     }
-    if let Some(rec) = x.metrics {
-        rec.record_ghosts(stream, group, m.ghosts);
-    }
+    x.record_ghosts(stream, group, m.ghosts);
     let s = format!("claimed {} to {to} {}", m.moved, rate(t0, m.moved));
     Done {
         outcome: moved_outcome(s, &m),
@@ -392,9 +402,7 @@ async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
         Err(e) => return Done::failed(e),
     };
     x.totals.requeued += m.moved;
-    if let Some(rec) = x.metrics {
-        rec.record_ghosts(stream, group, m.ghosts);
-    }
+    x.record_ghosts(stream, group, m.ghosts);
     let s = format!(
         "requeued {} copies and acknowledged the originals {}",
         m.moved,
@@ -516,9 +524,7 @@ async fn delete(x: &mut Act<'_>, a: &Action) -> String {
     if !ok {
         x.totals.errors += 1;
     }
-    if let Some(m) = x.metrics {
-        m.record(a, deleted, ok);
-    }
+    x.record(a, deleted, ok);
     log_action(a, x.mode, &outcome, ok);
     outcome
 }
