@@ -702,6 +702,12 @@ done
 echo
 echo "where the last cycle's time went (this binary, the last size):"
 grep -E "snapshot: systemd|cycle [0-9.]+ ms" "$B/scale.log" | tail -2 | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(snapshot|cycle)/  \1/'
+echo "the slowest cycle (after the first five):"
+sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | grep -E "snapshot: systemd|cycle [0-9.]+ ms" | awk '
+    /snapshot:/ { snap = $0; next }
+    { n++; ms = $0; sub(/.*cycle /, "", ms); sub(/ ms.*/, "", ms)
+      if (n > 5 && ms + 0 > max) { max = ms + 0; line = snap "\n" $0 } }
+    END { print line }' | sed -E 's/^.*(snapshot|cycle)/  \1/'
 echo "  looks in which no systemd signal came and the unit list was reused: $(grep -c 'no signal since the last list' "$B/scale.log" || true) of $(grep -c 'ms: decide' "$B/scale.log" || true)"
 fi
 

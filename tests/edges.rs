@@ -610,3 +610,68 @@ fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
     );
 }
 on_redis70!(hung_worker_of_a_multi_process_unit);
+
+/// Calls of `command` (`xinfo|consumers`) since the last CONFIG RESETSTAT.
+fn calls(env: &Env, command: &str) -> u64 {
+    let info: String = redis::from_redis_value(env.cmd(&["INFO", "commandstats"])).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A quiet group's consumers are not listed every look (its XINFO GROUPS entry is); when the
+/// group changes — a dead process's consumer appears holding entries — the same look lists
+/// them and the entries are handed off at once. On 6.2 (no lag) they are listed every look.
+fn quiet_group_listed_again_when_it_changes(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        agent.wait_log("cycle ", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    env.cmd(&["CONFIG", "RESETSTAT"]);
+    std::thread::sleep(Duration::from_secs(6));
+    if env.server() == Server::Redis62 {
+        // 6.2 counts XINFO as one command: STREAM, GROUPS and CONSUMERS every look.
+        let xinfo = calls(env, "xinfo");
+        assert!(xinfo >= 15, "{xinfo} XINFO calls in 6 s");
+    } else {
+        let (groups, consumers) = (calls(env, "xinfo|groups"), calls(env, "xinfo|consumers"));
+        println!(
+            "MEASURE quiet-group {:?} xinfo_groups={groups} xinfo_consumers={consumers}",
+            env.server()
+        );
+        assert!(groups >= 5, "{groups} looks in 6 s");
+        assert!(
+            consumers * 3 <= groups,
+            "{consumers} of {groups} looks listed the consumers"
+        );
+    }
+    let dead = env.consumer_name(PREFIX, dead_pid());
+    env.xadd(1, 5);
+    env.hold(&dead, 5);
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || !env
+            .consumers()
+            .contains_key(&dead)),
+        "{}",
+        tail(&agent.log(), 30)
+    );
+    // One look (1 s) and the sweep; a look that had reused the consumers would take two.
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || env.acked(UNIT).len() == 5),
+        "{:?}",
+        env.acked(UNIT)
+    );
+    assert_eq!(main_pid(UNIT), pid);
+}
+on_all!(quiet_group_listed_again_when_it_changes);

@@ -279,6 +279,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         scan: None,
         rechecked: None,
         lease: None,
+        consumers_read_usec: None,
         consumers,
     };
     let mut r = RedisSnapshot::default();

@@ -5,7 +5,9 @@
 //! list: `XPENDING … - + 1 <consumer>` (a consumer's oldest entry) and `XPENDING … (after + N`
 //! (a window of the group's pending list) seek in the list rather than walk it.
 
-use super::snapshot::{GroupKey, StreamId};
+use std::sync::Arc;
+
+use super::snapshot::{ConsumerInfo, GroupInfo, GroupKey, StreamId};
 
 /// When `XINFO STREAM` is needed for a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,20 @@ pub struct Scan {
     pub count: usize,
 }
 
+/// A quiet group's consumers as an earlier look read them: used instead of `XINFO CONSUMERS`
+/// while the group's `XINFO GROUPS` entry is the same as then — nothing pending, nothing
+/// delivered, no consumer created or deleted. Otherwise its consumers are read at once (a
+/// second round trip, for that group alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownConsumers {
+    /// The group's `XINFO GROUPS` entry when they were read.
+    pub group: GroupInfo,
+    /// Its `XINFO CONSUMERS` then.
+    pub consumers: Vec<ConsumerInfo>,
+    /// When (realtime µs).
+    pub read_usec: u64,
+}
+
 /// What to read of one watched `(stream, group)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupFetch {
@@ -40,6 +56,9 @@ pub struct GroupFetch {
     pub recheck: Vec<StreamId>,
     /// The group's recovery lease key, to read (`GET`), with `[fleet]`.
     pub lease: Option<String>,
+    /// Its consumers as last read, if they may stand for this look's (see [`KnownConsumers`]);
+    /// `None`: `XINFO CONSUMERS`.
+    pub known: Option<Arc<KnownConsumers>>,
 }
 
 /// This host's heartbeat, written and every host's read in the cycle's round trip.
@@ -58,7 +77,7 @@ pub struct FleetPublish {
 /// The whole cycle's read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchPlan {
-    /// Per watched group (`XINFO GROUPS`, `XINFO CONSUMERS` always).
+    /// Per watched group (`XINFO GROUPS`; `XINFO CONSUMERS` unless known).
     pub groups: Vec<GroupFetch>,
     /// Streams of `[[pipeline]]`s (`XINFO STREAM`, `XINFO GROUPS`).
     pub pipeline_streams: Vec<String>,

@@ -302,6 +302,11 @@ pub struct GroupData {
     /// The group's recovery lease (`<host>/<token>`), when the plan asked and one is held.
     #[serde(default)]
     pub lease: Option<String>,
+    /// When `consumers` were read (realtime µs) if not in this look: a quiet group's earlier
+    /// `XINFO CONSUMERS`, used because its `XINFO GROUPS` entry is still what it was then
+    /// (see [`crate::model::plan::KnownConsumers`]). `None`: read in this look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers_read_usec: Option<u64>,
 }
 
 impl GroupInfo {
@@ -449,6 +454,7 @@ mod tests {
             scan: None,
             rechecked: None,
             lease: None,
+            consumers_read_usec: None,
         };
         assert!(!g.work_waiting());
         g.group.lag = Some(2);

@@ -386,14 +386,18 @@ fn recovery_for(policy: ClaimPolicy, d: &Dead<'_>, targets: &BTreeMap<usize, Tar
     }
 }
 
+/// The `zombie_after` of a group whose bindings are `idxs` (the longest of theirs), in ms.
+pub fn zombie_after_ms(cy: &Cycle<'_>, idxs: &[usize]) -> u64 {
+    idxs.iter()
+        .map(|&i| cy.cfg.watch[i].params.zombie_after.as_millis())
+        .max()
+        .unwrap_or(cy.cfg.defaults.zombie_after.as_millis())
+}
+
 /// Rule 9: nobody's template accounts for it: deleted only when idle `zombie_after` and
 /// holding nothing; one that holds entries is reported and kept.
 fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> Outcome {
-    let zombie_ms = idxs
-        .iter()
-        .map(|&i| cy.cfg.watch[i].params.zombie_after.as_millis())
-        .max()
-        .unwrap_or(cy.cfg.defaults.zombie_after.as_millis());
+    let zombie_ms = zombie_after_ms(cy, idxs);
     let idle = fmt_ms(c.idle_ms);
     if c.idle_ms < zombie_ms {
         return (Severity::Ok, format!("unknown liveness, idle {idle}"), None);

@@ -85,6 +85,10 @@ pub struct GroupMemory {
     pub suspects: Vec<PendingEntry>,
     /// Claims made to live consumers, by recipient.
     pub claims: BTreeMap<String, ClaimMark>,
+    /// The group's consumers as last read while it was quiet (see [`super::reuse`]); not kept
+    /// across agent restarts.
+    #[serde(skip)]
+    pub known: Option<super::reuse::Known>,
 }
 
 /// Everything the policy remembers.

@@ -63,6 +63,7 @@ pub mod memory;
 pub mod plan;
 pub mod poison;
 pub mod quarantine;
+pub mod reuse;
 pub mod units;
 pub mod verdict;
 
@@ -279,6 +280,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     if snap.redis.is_ok() {
         recover_all(&cy, mem, &groups, &classes, &targets, &mut d);
     }
+    reuse::remember(&cy, mem, &groups, &classes, &d);
+    reuse::withhold(&cy, &groups, &mut d);
     let group_units = |stream: &str, group: &str| cfg.units_of_group(stream, group);
     holds::apply(
         &snap.holds,
@@ -288,7 +291,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         &mut d,
     );
     if cfg.fleet.enabled {
-        mem.fleet.as_of_ms = cy.fleet().map_or(0, |v| v.now_ms);
+        mem.fleet.as_of_ms = reuse::as_of_ms(&cy, mem, &groups);
         mem.fleet.vouches = fleet::vouches(&cy, &classes, &d);
         d.fleet = fleet::report(&cy, &groups);
     }
@@ -553,21 +556,18 @@ fn refresh_claims(gm: &mut GroupMemory, g: &GroupData, now: u64) {
     }
 }
 
-/// PIDs carried by consumer names that fit a binding's template on this host: the shell checks
-/// which of them are live processes before calling [`decide`].
-pub fn pids_to_probe(cfg: &Config, hostname: &str, redis: &RedisSnapshot) -> BTreeSet<u32> {
-    template_pids(cfg, hostname, redis)
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect()
+/// PIDs carried by consumer names that fit a binding's template on this host (`tp`, from
+/// [`template_pids`]): the shell checks which of them are live processes before calling
+/// [`decide`].
+pub fn pids_to_probe(tp: &[(&str, u32)]) -> BTreeSet<u32> {
+    tp.iter().map(|&(_, p)| p).collect()
 }
 
-/// Live PIDs of consumer names that are not the MainPID of the unit whose template they fit:
-/// the shell asks systemd which unit each runs in (`GetUnitByPID`) before calling [`decide`].
+/// Live PIDs of consumer names that are not the MainPID of the unit whose template they fit
+/// (`tp`, from [`template_pids`]): the shell asks systemd which unit each runs in
+/// (`GetUnitByPID`) before calling [`decide`].
 pub fn pids_to_locate(
-    cfg: &Config,
-    hostname: &str,
-    redis: &RedisSnapshot,
+    tp: &[(&str, u32)],
     units: &[UnitState],
     live: &BTreeMap<u32, bool>,
 ) -> BTreeSet<u32> {
@@ -576,15 +576,19 @@ pub fn pids_to_locate(
         .map(|u| (u.name.as_str(), u.main_pid))
         .collect();
     let main = |unit: &str| mains.get(unit).copied().unwrap_or(0);
-    template_pids(cfg, hostname, redis)
-        .into_iter()
-        .filter(|(unit, p)| main(unit) != *p && live.get(p) == Some(&true))
-        .map(|(_, p)| p)
+    tp.iter()
+        .filter(|&&(unit, p)| main(unit) != p && live.get(&p) == Some(&true))
+        .map(|&(_, p)| p)
         .collect()
 }
 
-/// `(unit, PID)` of every consumer name that fits a binding's template with a PID.
-fn template_pids(cfg: &Config, hostname: &str, redis: &RedisSnapshot) -> Vec<(String, u32)> {
+/// `(unit, PID)` of every consumer name that fits a binding's template with a PID: what
+/// [`pids_to_probe`] and [`pids_to_locate`] choose from, matched once a look.
+pub fn template_pids<'a>(
+    cfg: &'a Config,
+    hostname: &str,
+    redis: &RedisSnapshot,
+) -> Vec<(&'a str, u32)> {
     let mut out = Vec::new();
     for w in &cfg.watch {
         if let Some(Ok(g)) = redis.groups.get(&w.key()) {
@@ -592,7 +596,7 @@ fn template_pids(cfg: &Config, hostname: &str, redis: &RedisSnapshot) -> Vec<(St
                 if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
                     && p != 0
                 {
-                    out.push((w.unit.clone(), p));
+                    out.push((w.unit.as_str(), p));
                 }
             }
         }

@@ -38,7 +38,7 @@ pub fn plan(
     let by_name: Units<'_> = units.iter().map(|u| (u.name.as_str(), u)).collect();
     let groups = group_bindings(cfg)
         .into_iter()
-        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key, &idxs))
+        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key, &idxs, now_usec))
         .collect();
     FetchPlan {
         groups,
@@ -104,6 +104,7 @@ fn group_fetch(
     mem: &Memory,
     key: GroupKey,
     idxs: &[usize],
+    now_usec: u64,
 ) -> GroupFetch {
     let gm = mem.groups.get(&key);
     let lease = cfg
@@ -119,6 +120,11 @@ fn group_fetch(
         .iter()
         .filter_map(|&i| died_name(cfg, hostname, units, mem, i))
         .collect();
+    let pids = super::reuse::main_pids(cfg, idxs, |u| units.get(u).map_or(0, |u| u.main_pid));
+    let known = died
+        .is_empty()
+        .then(|| super::reuse::offer(gm, &pids, now_usec, cfg.fleet.enabled))
+        .flatten();
     // A group that held nothing at the last look holds no entry idle for hung_after now
     // (interval < hung_after) and no poison: its pending list waits for a cycle that needs it
     // — unless a process of it died since (what did it hold?).
@@ -130,6 +136,7 @@ fn group_fetch(
             scan: None,
             recheck: Vec::new(),
             lease,
+            known,
         };
     }
     let mut heads: Vec<String> = idxs
@@ -148,6 +155,7 @@ fn group_fetch(
         }),
         recheck: gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect()),
         lease,
+        known,
         key,
     }
 }

@@ -89,6 +89,7 @@ fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
         scan: None,
         rechecked: None,
         lease: None,
+        consumers_read_usec: None,
     }
 }
 
@@ -932,7 +933,7 @@ fn pids_to_probe_come_from_matching_names_only() {
         ),
         None,
     );
-    let pids = pids_to_probe(&c, HOST, s.redis.as_ref().unwrap());
+    let pids = pids_to_probe(&template_pids(&c, HOST, s.redis.as_ref().unwrap()));
     assert_eq!(pids.into_iter().collect::<Vec<_>>(), vec![10]);
 }
 
@@ -1141,9 +1142,7 @@ fn a_live_pid_outside_the_unit_is_a_reused_pid() {
     );
     assert_eq!(
         pids_to_locate(
-            &c,
-            HOST,
-            s.redis.as_ref().unwrap(),
+            &template_pids(&c, HOST, s.redis.as_ref().unwrap()),
             s.units.as_ref().unwrap(),
             &s.live_pids
         ),
@@ -1917,4 +1916,103 @@ fn other_hosts_are_judged_by_their_heartbeats() {
             .count(),
         2
     );
+}
+
+/// A config with `interval` 1 s (the reuse of quiet groups' consumers counts looks).
+fn cfg_1s() -> Config {
+    let mut c = cfg("");
+    c.interval = crate::config::HumanDuration(std::time::Duration::from_secs(1));
+    c
+}
+
+/// What the next look's plan offers instead of reading the group's consumers.
+fn offered(c: &Config, s: &Snapshot, mem: &Memory, now: u64) -> Option<Vec<ConsumerInfo>> {
+    let p = plan(c, HOST, s.units.as_ref().unwrap(), mem, now, 0);
+    p.groups[0].known.as_ref().map(|k| k.consumers.clone())
+}
+
+/// A quiet group's consumers stand for the next looks' only while nothing that could matter
+/// changed: read again when due (its place in the rotation, then every REREAD_AFTER), when
+/// a bound unit's MainPID changed, or when the group was not quiet.
+#[test]
+fn quiet_groups_consumers_are_reused_until_due() {
+    let c = cfg_1s();
+    let since = T0 - 3600 * S;
+    let quiet = snap(
+        T0,
+        vec![unit(10, since)],
+        group(Some(0), vec![consumer(&me(10), 0, 5, None)]),
+        None,
+    );
+    let mut mem = Memory::default();
+    decide(&c, &quiet, &mut mem);
+    // The first group's place in the rotation is the next look: read then.
+    assert!(offered(&c, &quiet, &mem, T0 + S / 4).is_some());
+    assert_eq!(offered(&c, &quiet, &mem, T0 + S), None);
+    // Read again at T0 + 1 s: it stands for the next nine looks, not the tenth.
+    let mut again = quiet.clone();
+    again.now_usec = T0 + S;
+    decide(&c, &again, &mut mem);
+    let period = reuse::REREAD_AFTER.as_micros() as u64;
+    assert_eq!(
+        offered(&c, &again, &mem, T0 + S + period - S),
+        Some(group_mut(&mut again.clone()).consumers.clone())
+    );
+    assert_eq!(offered(&c, &again, &mem, T0 + S + period), None);
+    // A new MainPID: read now.
+    let mut restarted = again.clone();
+    restarted.units = Ok(vec![unit(11, T0)]);
+    assert_eq!(offered(&c, &restarted, &mem, T0 + 2 * S), None);
+    // Work waiting, entries pending, or no lag known: not quiet, forgotten.
+    for g in [
+        group(Some(2), vec![consumer(&me(10), 0, 5, None)]),
+        group(Some(0), vec![consumer(&me(10), 1, 5, None)]),
+        group(None, vec![consumer(&me(10), 0, 5, None)]),
+    ] {
+        let mut m = mem.clone();
+        let s = snap(T0 + 2 * S, vec![unit(10, since)], g, None);
+        decide(&c, &s, &mut m);
+        assert_eq!(offered(&c, &s, &m, T0 + 3 * S), None);
+    }
+}
+
+/// A consumer of unknown liveness in a quiet group is read again no later than it could reach
+/// zombie_after; a delete the reused consumers would lead to is withheld, and the group read at
+/// the next look.
+#[test]
+fn reused_consumers_lead_to_no_consumer_action() {
+    let c = cfg_1s();
+    let since = T0 - 3600 * S;
+    let other = "execution-otherhost-4242";
+    let quiet = snap(
+        T0,
+        vec![unit(10, since)],
+        group(
+            Some(0),
+            vec![
+                consumer(&me(10), 0, 5, None),
+                consumer(other, 0, 3598, None),
+            ],
+        ),
+        None,
+    );
+    let mut mem = Memory::default();
+    decide(&c, &quiet, &mut mem);
+    let mut next = quiet.clone();
+    next.now_usec = T0 + S;
+    decide(&c, &next, &mut mem);
+    let due = mem.groups[&key()].known.as_ref().unwrap().reread_usec;
+    assert_eq!(due, T0 + 3 * S, "2 s before zombie_after, not REREAD_AFTER");
+    // Consumers not read in this look (as of T0) past zombie_after: no delete, forgotten.
+    let mut late = quiet.clone();
+    late.now_usec = T0 + 5 * S;
+    group_mut(&mut late).consumers[1].idle_ms = 3_601_000;
+    group_mut(&mut late).consumers_read_usec = Some(T0);
+    let d = decide(&c, &late, &mut mem);
+    assert!(deletes(&d).is_empty(), "{:?}", d.actions);
+    assert_eq!(offered(&c, &late, &mem, T0 + 6 * S), None);
+    // Read in this look: the delete goes ahead.
+    group_mut(&mut late).consumers_read_usec = None;
+    let d = decide(&c, &late, &mut mem);
+    assert_eq!(deletes(&d), vec![(other.to_string(), 3_600_000)]);
 }

@@ -71,12 +71,14 @@ type BatchReply = Result<Vec<RedisResult<Value>>, ClientError>;
 
 impl RedisClient {
     /// Runs the cycle's [`FetchPlan`]: per group `XINFO STREAM` (when the plan says so),
-    /// `XINFO GROUPS`, `XINFO CONSUMERS`, the heads, the scan window and the re-checks; then
+    /// `XINFO GROUPS`, `XINFO CONSUMERS` (unless the plan knows them and the group's entry is
+    /// unchanged), the heads, the scan window and the re-checks; then
     /// `XINFO STREAM` and `XINFO GROUPS` of every pipeline stream and `GET` of every key. In
     /// one pipelined round trip — on a cluster, one single-slot pipeline per group, stream
     /// and key, all sent at once and routed by the crate (which follows MOVED and ASK). Under
     /// Sentinel the pipeline starts with `ROLE`: a server that is no longer the master is
-    /// read nothing from. A second round trip only for groups whose lag has just turned null.
+    /// read nothing from. A second round trip only for groups whose lag has just turned null
+    /// or whose known consumers no longer stand.
     ///
     /// A connection that turns out closed (a failover, a server restart, an idle timeout) is
     /// replaced at once and the look made again on the new one, so a switch of master costs
@@ -133,7 +135,7 @@ impl RedisClient {
             }
         }
         if !refetch.is_empty() {
-            self.complete_streams(refetch, &mut out).await?;
+            self.complete_groups(refetch, &mut out).await?;
         }
         Ok(out)
     }
@@ -198,36 +200,32 @@ impl RedisClient {
         Err(self.failed(e))
     }
 
-    /// The second round trip: `XINFO STREAM` of groups whose lag turned null this cycle.
-    async fn complete_streams(
+    /// The second round trip, for the groups that need it alone: `XINFO STREAM` of those
+    /// whose lag turned null in this look, `XINFO CONSUMERS` of quiet ones that changed.
+    async fn complete_groups(
         &mut self,
-        refetch: Vec<(GroupKey, GroupData)>,
+        refetch: Vec<(GroupKey, Incomplete)>,
         out: &mut RedisSnapshot,
     ) -> Result<(), ClientError> {
         let pipes = refetch
             .iter()
-            .map(|(k, _)| {
+            .map(|(k, inc)| {
                 let mut pipe = redis::pipe();
-                pipe.ignore_errors()
-                    .cmd("XINFO")
-                    .arg("STREAM")
-                    .arg(&k.stream);
+                pipe.ignore_errors();
+                if inc.stream {
+                    pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
+                }
+                if inc.consumers {
+                    queue_consumers(&mut pipe, k);
+                }
                 pipe
             })
             .collect();
         let replies = self.query_batches(pipes).await?;
-        for ((k, mut d), r) in refetch.into_iter().zip(replies) {
-            let r = match r.map(|mut v| v.pop()) {
-                Ok(Some(Ok(v))) => xinfo::stream_info(&v)
-                    .map(|stream| {
-                        d.stream = stream;
-                        d
-                    })
-                    .map_err(ReadError::from),
-                Ok(Some(Err(e))) => Err(command_error(&format!("XINFO STREAM {}", k.stream), &e)),
-                Ok(None) => Err(ReadError::Reply("XINFO STREAM: no reply".into())),
-                Err(e) => Err(ReadError::from(e)),
-            };
+        for ((k, inc), r) in refetch.into_iter().zip(replies) {
+            let r = r
+                .map_err(ReadError::from)
+                .and_then(|v| complete(&k, inc, v));
             out.groups.insert(k, r);
         }
         Ok(())
@@ -258,14 +256,14 @@ fn take_part(
     p: &Part<'_>,
     it: &mut Replies,
     out: &mut RedisSnapshot,
-    refetch: &mut Vec<(GroupKey, GroupData)>,
+    refetch: &mut Vec<(GroupKey, Incomplete)>,
 ) {
     match p {
         Part::Group(g) => match take_group(g, it) {
             Ok(GroupParts::Complete(d)) => {
                 out.groups.insert(g.key.clone(), Ok(d));
             }
-            Ok(GroupParts::NeedStream(d)) => refetch.push((g.key.clone(), d)),
+            Ok(GroupParts::Incomplete(d)) => refetch.push((g.key.clone(), d)),
             Err(e) => {
                 out.groups.insert(g.key.clone(), Err(e));
             }
@@ -336,8 +334,25 @@ fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
 
 enum GroupParts {
     Complete(GroupData),
-    /// Lag is null and XINFO STREAM was not asked: fetch it, then complete.
-    NeedStream(GroupData),
+    /// What is missing is read in a second round trip.
+    Incomplete(Incomplete),
+}
+
+/// A group's data lacking what only a second round trip can tell.
+struct Incomplete {
+    data: GroupData,
+    /// Lag is null and `XINFO STREAM` was not asked.
+    stream: bool,
+    /// `XINFO CONSUMERS` was not asked, and the group is no longer as it was when its known
+    /// consumers were read.
+    consumers: bool,
+}
+
+fn queue_consumers(pipe: &mut redis::Pipeline, k: &GroupKey) {
+    pipe.cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&k.stream)
+        .arg(&k.group);
 }
 
 /// Queues one group's commands in plan order.
@@ -347,10 +362,9 @@ fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
         pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
     }
     pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
-    pipe.cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(&k.stream)
-        .arg(&k.group);
+    if g.known.is_none() {
+        queue_consumers(pipe, k);
+    }
     for c in &g.heads {
         pipe.cmd("XPENDING")
             .arg(&k.stream)
@@ -391,7 +405,7 @@ type Replies = std::vec::IntoIter<RedisResult<Value>>;
 struct GroupReplies {
     stream: Option<Result<Value, ReadError>>,
     groups: Result<Value, ReadError>,
-    consumers: Result<Value, ReadError>,
+    consumers: Option<Result<Value, ReadError>>,
     heads: Vec<(String, Result<Value, ReadError>)>,
     scan: Option<(Scan, Result<Value, ReadError>)>,
     rechecks: Vec<Result<Value, ReadError>>,
@@ -411,7 +425,7 @@ fn take_replies(g: &GroupFetch, it: &mut Replies) -> GroupReplies {
     GroupReplies {
         stream: (g.stream_info == StreamInfoNeed::Always).then(|| take("XINFO STREAM")),
         groups: take("XINFO GROUPS"),
-        consumers: take("XINFO CONSUMERS"),
+        consumers: g.known.is_none().then(|| take("XINFO CONSUMERS")),
         heads: g
             .heads
             .iter()
@@ -453,13 +467,23 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
             last_generated_id: group.last_delivered_id,
             entries_added: None,
         }),
-        consumers: xinfo::consumers(&r.consumers?)?,
+        consumers: Vec::new(),
         heads: BTreeMap::new(),
         scan: None,
         rechecked: None,
         lease: None,
+        consumers_read_usec: None,
         group,
     };
+    let mut need_consumers = false;
+    match (r.consumers, &g.known) {
+        (Some(v), _) => d.consumers = xinfo::consumers(&v?)?,
+        (None, Some(k)) if k.group == d.group => {
+            d.consumers = k.consumers.clone();
+            d.consumers_read_usec = Some(k.read_usec);
+        }
+        (None, _) => need_consumers = true,
+    }
     for (name, v) in r.heads {
         d.heads.insert(name, pending(v)?.into_iter().next());
     }
@@ -484,13 +508,43 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
             .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok())
             .unwrap_or_else(|| Some(UNREADABLE_LEASE.to_string()));
     }
-    match (stream, d.group.lag) {
-        (Some(_), _) => Ok(GroupParts::Complete(d)),
+    let need_stream = match (stream, d.group.lag) {
+        (Some(_), _) => false,
         // Known lag: what the policy and the metrics need follows from the group alone.
         (None, Some(lag)) => {
             d.stream.entries_added = d.group.entries_read.map(|r| r.saturating_add(lag));
-            Ok(GroupParts::Complete(d))
+            false
         }
-        (None, None) => Ok(GroupParts::NeedStream(d)),
+        (None, None) => true,
+    };
+    Ok(if need_stream || need_consumers {
+        GroupParts::Incomplete(Incomplete {
+            data: d,
+            stream: need_stream,
+            consumers: need_consumers,
+        })
+    } else {
+        GroupParts::Complete(d)
+    })
+}
+
+/// An incomplete group's data with the second round trip's replies.
+fn complete(
+    k: &GroupKey,
+    mut inc: Incomplete,
+    replies: Vec<RedisResult<Value>>,
+) -> Result<GroupData, ReadError> {
+    let mut it = replies.into_iter();
+    let mut next = |what: &str| match it.next() {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(command_error(&format!("{what} {}", k.stream), &e)),
+        None => Err(ReadError::Reply(format!("{what}: no reply"))),
+    };
+    if inc.stream {
+        inc.data.stream = xinfo::stream_info(&next("XINFO STREAM")?)?;
     }
+    if inc.consumers {
+        inc.data.consumers = xinfo::consumers(&next("XINFO CONSUMERS")?)?;
+    }
+    Ok(inc.data)
 }
