@@ -475,15 +475,7 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         consumers_read_usec: None,
         group,
     };
-    let mut need_consumers = false;
-    match (r.consumers, &g.known) {
-        (Some(v), _) => d.consumers = xinfo::consumers(&v?)?,
-        (None, Some(k)) if k.group == d.group => {
-            d.consumers = k.consumers.clone();
-            d.consumers_read_usec = Some(k.read_usec);
-        }
-        (None, _) => need_consumers = true,
-    }
+    let need_consumers = !take_consumers(r.consumers, g, &mut d)?;
     for (name, v) in r.heads {
         d.heads.insert(name, pending(v)?.into_iter().next());
     }
@@ -526,6 +518,24 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
     } else {
         GroupParts::Complete(d)
     })
+}
+
+/// The group's consumers: as read, or as the plan knows them if its entry is unchanged.
+/// `false`: neither (the group changed since they were read).
+fn take_consumers(
+    read: Option<Result<Value, ReadError>>,
+    g: &GroupFetch,
+    d: &mut GroupData,
+) -> Result<bool, ReadError> {
+    match (read, &g.known) {
+        (Some(v), _) => d.consumers = xinfo::consumers(&v?)?,
+        (None, Some(k)) if k.group == d.group => {
+            d.consumers = k.consumers.clone();
+            d.consumers_read_usec = Some(k.read_usec);
+        }
+        (None, _) => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// An incomplete group's data with the second round trip's replies.
