@@ -676,6 +676,9 @@ scale_run() {
     hwm=$(awk '/VmRSS/ {print $2}' /proc/$ag/status)
     anon=$(awk '/RssAnon/ {print $2}' /proc/$ag/status)
     kill $ag; wait $ag 2>/dev/null || true
+    # Each row's agent log (debug: every cycle's times) is kept for a closer look.
+    mkdir -p "$QW_BENCH/../target/bench-logs"
+    cp "$B/scale.log" "$QW_BENCH/../target/bench-logs/scale-$label-$n-$iv.log"
     sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
     python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" <<'PY'
 import sys

@@ -6,6 +6,7 @@
 //! consumer only if its PID is the unit's MainPID or a process in the unit's cgroup: a live
 //! PID elsewhere is a reused PID, and the consumer named after it is dead.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -55,7 +56,7 @@ pub struct ConsumerReport {
     /// Warning for entries nobody will process without the operator.
     pub severity: Severity,
     /// What the agent makes of it.
-    pub note: String,
+    pub note: Cow<'static, str>,
 }
 
 /// What a consumer is, before anything is done about it.
@@ -66,13 +67,17 @@ pub struct Class {
     /// The binding (index into `config.watch`) whose template accounts for the name.
     pub owner: Option<usize>,
     /// Why, one phrase.
-    pub why: String,
+    pub why: Cow<'static, str>,
     /// The other host it is a consumer of (`[fleet]`); `None`: this host's, or unknown.
     pub host: Option<String>,
 }
 
 impl Class {
-    pub(super) fn new(liveness: Liveness, owner: Option<usize>, why: impl Into<String>) -> Class {
+    pub(super) fn new(
+        liveness: Liveness,
+        owner: Option<usize>,
+        why: impl Into<Cow<'static, str>>,
+    ) -> Class {
         Class {
             liveness,
             owner,
@@ -230,9 +235,9 @@ pub fn recover_group(
         let current = judged.current.contains(&c.name);
         let (severity, mut note, mut action) = match class.liveness {
             Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
-            Liveness::Dead => dead(cy, key, c, class, targets),
+            Liveness::Dead => owned(dead(cy, key, c, class, targets)),
             Liveness::Unknown if class.owner.is_some() => (Severity::Ok, class.why.clone(), None),
-            Liveness::Unknown => zombie(cy, key, idxs, c),
+            Liveness::Unknown => owned(zombie(cy, key, idxs, c)),
         };
         if let Some(host) = &class.host {
             (note, action) = super::fleet::under_lease(cy, g, host, note, action);
@@ -244,7 +249,7 @@ pub fn recover_group(
             deletes += 1;
             if deletes > DELETES_PER_GROUP {
                 action = None;
-                note.push_str(&format!(
+                note.to_mut().push_str(&format!(
                     "; deleted in a later cycle (at most {DELETES_PER_GROUP} a cycle)"
                 ));
             }
@@ -266,6 +271,10 @@ pub fn recover_group(
 }
 
 type Outcome = (Severity, String, Option<Action>);
+
+fn owned((s, note, a): Outcome) -> (Severity, Cow<'static, str>, Option<Action>) {
+    (s, note.into(), a)
+}
 
 /// A dead consumer, with what its recovery needs to know.
 struct Dead<'a> {

@@ -9,6 +9,8 @@
 //! and so are its consumers. Another host's consumer is recovered only under the group's
 //! recovery lease ([`under_lease`]), whose fencing token the scripts check.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::config::Config;
@@ -202,9 +204,9 @@ pub fn under_lease(
     cy: &Cycle<'_>,
     g: &GroupData,
     host: &str,
-    note: String,
+    note: Cow<'static, str>,
     action: Option<Action>,
-) -> (String, Option<Action>) {
+) -> (Cow<'static, str>, Option<Action>) {
     let Some(action) = action else {
         return (note, None);
     };
@@ -213,7 +215,7 @@ pub fn under_lease(
     {
         let holder = lease_holder(v);
         return (
-            format!("{note}; left to {holder}, which holds the recovery lease"),
+            format!("{note}; left to {holder}, which holds the recovery lease").into(),
             None,
         );
     }
@@ -223,7 +225,10 @@ pub fn under_lease(
         lease_ms: crate::config::FleetConfig::lease_ttl(cy.cfg.interval.0).as_millis() as u64,
         of: Box::new(action),
     };
-    (format!("{note}, under the recovery lease"), Some(fenced))
+    (
+        format!("{note}, under the recovery lease").into(),
+        Some(fenced),
+    )
 }
 
 /// What this host's next heartbeat says, from this cycle's decision: per group judged, the

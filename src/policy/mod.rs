@@ -280,6 +280,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     if snap.redis.is_ok() {
         recover_all(&cy, mem, &groups, &classes, &targets, &mut d);
     }
+    // Before `remember` forgets what a group that stopped being quiet was judged on.
+    let as_of_ms = reuse::as_of_ms(&cy, mem, &groups);
     reuse::remember(&cy, mem, &groups, &classes, &d);
     reuse::withhold(&cy, &groups, &mut d);
     let group_units = |stream: &str, group: &str| cfg.units_of_group(stream, group);
@@ -291,7 +293,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         &mut d,
     );
     if cfg.fleet.enabled {
-        mem.fleet.as_of_ms = reuse::as_of_ms(&cy, mem, &groups);
+        mem.fleet.as_of_ms = as_of_ms;
         mem.fleet.vouches = fleet::vouches(&cy, &classes, &d);
         d.fleet = fleet::report(&cy, &groups);
     }
@@ -535,7 +537,10 @@ fn recover_and_scan(
     consumers::recover_group(cy, key, idxs, g, judged, d);
     gm.lag_known = g.group.lag.is_some();
     gm.quiet = g.group.pending == 0;
-    refresh_claims(gm, g, cy.now());
+    // Claim marks are weighed against idle times read in this look only.
+    if g.consumers_read_usec.is_none() {
+        refresh_claims(gm, g, cy.now());
+    }
     poison::judge_poison(cy, gm, key, idxs, g, d);
 }
 

@@ -46,8 +46,8 @@ pub fn main_pids(cfg: &Config, idxs: &[usize], main_pid: impl Fn(&str) -> u32) -
 }
 
 /// The known consumers that may stand for this look's; `None` when they must be read: none
-/// known, due for a re-read, a bound unit's MainPID changed, or (with `[fleet]`) read
-/// without the fleet's clock.
+/// known, due for a re-read (or the clock stepped back past their reading), a bound unit's
+/// MainPID changed, or (with `[fleet]`) read without the fleet's clock.
 pub fn offer(
     gm: Option<&GroupMemory>,
     main_pids: &[u32],
@@ -55,7 +55,8 @@ pub fn offer(
     fleet: bool,
 ) -> Option<Arc<KnownConsumers>> {
     let k = gm?.known.as_ref()?;
-    let fresh = now_usec < k.reread_usec && k.main_pids == main_pids;
+    let due = now_usec >= k.reread_usec || now_usec < k.read.read_usec;
+    let fresh = !due && k.main_pids == main_pids;
     (fresh && (!fleet || k.fleet_ms > 0)).then(|| Arc::clone(&k.read))
 }
 
@@ -122,7 +123,7 @@ pub fn remember(
         }
         // The first time in a row: a place in the rotation; after that, a whole period.
         let after = match gm.known {
-            None => 1 + j as u64 % looks,
+            None => looks - j as u64 % looks,
             Some(_) => looks,
         };
         let mut reread = cy
@@ -137,7 +138,7 @@ pub fn remember(
             read: Arc::new(KnownConsumers {
                 group: g.group.clone(),
                 consumers: g.consumers.clone(),
-                read_usec: cy.now(),
+                read_usec: g.consumers_read_usec.unwrap_or(cy.now()),
             }),
             reread_usec: reread,
             main_pids: main_pids(cy.cfg, idxs, |u| cy.main_pid(u)),

@@ -1932,8 +1932,8 @@ fn offered(c: &Config, s: &Snapshot, mem: &Memory, now: u64) -> Option<Vec<Consu
 }
 
 /// A quiet group's consumers stand for the next looks' only while nothing that could matter
-/// changed: read again when due (its place in the rotation, then every REREAD_AFTER), when
-/// a bound unit's MainPID changed, or when the group was not quiet.
+/// changed: read again when due (every REREAD_AFTER), when the clock stepped back past their
+/// reading, when a bound unit's MainPID changed, or when the group was not quiet.
 #[test]
 fn quiet_groups_consumers_are_reused_until_due() {
     let c = cfg_1s();
@@ -1944,25 +1944,26 @@ fn quiet_groups_consumers_are_reused_until_due() {
         group(Some(0), vec![consumer(&me(10), 0, 5, None)]),
         None,
     );
+    let period = reuse::REREAD_AFTER.as_micros() as u64;
     let mut mem = Memory::default();
     decide(&c, &quiet, &mut mem);
-    // The first group's place in the rotation is the next look: read then.
-    assert!(offered(&c, &quiet, &mem, T0 + S / 4).is_some());
-    assert_eq!(offered(&c, &quiet, &mem, T0 + S), None);
-    // Read again at T0 + 1 s: it stands for the next nine looks, not the tenth.
+    let listed = Some(group_mut(&mut quiet.clone()).consumers.clone());
+    // The first group's place in the rotation is a whole period.
+    assert_eq!(offered(&c, &quiet, &mem, T0 + S), listed);
+    assert_eq!(offered(&c, &quiet, &mem, T0 + period - S), listed);
+    assert_eq!(offered(&c, &quiet, &mem, T0 + period), None);
+    // The clock stepped back: read now.
+    assert_eq!(offered(&c, &quiet, &mem, T0 - 3600 * S), None);
+    // Read again when due: another period.
     let mut again = quiet.clone();
-    again.now_usec = T0 + S;
+    again.now_usec = T0 + period;
     decide(&c, &again, &mut mem);
-    let period = reuse::REREAD_AFTER.as_micros() as u64;
-    assert_eq!(
-        offered(&c, &again, &mem, T0 + S + period - S),
-        Some(group_mut(&mut again.clone()).consumers.clone())
-    );
-    assert_eq!(offered(&c, &again, &mem, T0 + S + period), None);
+    assert_eq!(offered(&c, &again, &mem, T0 + 2 * period - S), listed);
+    assert_eq!(offered(&c, &again, &mem, T0 + 2 * period), None);
     // A new MainPID: read now.
     let mut restarted = again.clone();
     restarted.units = Ok(vec![unit(11, T0)]);
-    assert_eq!(offered(&c, &restarted, &mem, T0 + 2 * S), None);
+    assert_eq!(offered(&c, &restarted, &mem, T0 + period + S), None);
     // Work waiting, entries pending, or no lag known: not quiet, forgotten.
     for g in [
         group(Some(2), vec![consumer(&me(10), 0, 5, None)]),
@@ -1970,9 +1971,9 @@ fn quiet_groups_consumers_are_reused_until_due() {
         group(None, vec![consumer(&me(10), 0, 5, None)]),
     ] {
         let mut m = mem.clone();
-        let s = snap(T0 + 2 * S, vec![unit(10, since)], g, None);
+        let s = snap(T0 + period + S, vec![unit(10, since)], g, None);
         decide(&c, &s, &mut m);
-        assert_eq!(offered(&c, &s, &m, T0 + 3 * S), None);
+        assert_eq!(offered(&c, &s, &m, T0 + period + 2 * S), None);
     }
 }
 
@@ -2003,16 +2004,24 @@ fn reused_consumers_lead_to_no_consumer_action() {
     decide(&c, &next, &mut mem);
     let due = mem.groups[&key()].known.as_ref().unwrap().reread_usec;
     assert_eq!(due, T0 + 3 * S, "2 s before zombie_after, not REREAD_AFTER");
-    // Consumers not read in this look (as of T0) past zombie_after: no delete, forgotten.
-    let mut late = quiet.clone();
-    late.now_usec = T0 + 5 * S;
-    group_mut(&mut late).consumers[1].idle_ms = 3_601_000;
-    group_mut(&mut late).consumers_read_usec = Some(T0);
+    assert_eq!(
+        offered(&c, &next, &mem, T0 + 2 * S),
+        Some(group_mut(&mut next.clone()).consumers.clone())
+    );
+    // A worker's process died since they were read (its consumer holds nothing): the delete
+    // waits for a look that reads the consumers, and the next look does.
+    let worker = me(77);
+    let mut late = next.clone();
+    late.now_usec = T0 + 2 * S;
+    group_mut(&mut late)
+        .consumers
+        .push(consumer(&worker, 0, 2, None));
+    group_mut(&mut late).consumers_read_usec = Some(T0 + S);
+    late.live_pids.insert(77, false);
     let d = decide(&c, &late, &mut mem);
     assert!(deletes(&d).is_empty(), "{:?}", d.actions);
-    assert_eq!(offered(&c, &late, &mem, T0 + 6 * S), None);
-    // Read in this look: the delete goes ahead.
+    assert_eq!(offered(&c, &late, &mem, T0 + 3 * S), None);
     group_mut(&mut late).consumers_read_usec = None;
     let d = decide(&c, &late, &mut mem);
-    assert_eq!(deletes(&d), vec![(other.to_string(), 3_600_000)]);
+    assert_eq!(deletes(&d).first().map(|(n, _)| n.clone()), Some(worker));
 }

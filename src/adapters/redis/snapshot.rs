@@ -33,6 +33,15 @@ fn parts(plan: &FetchPlan) -> Vec<Part<'_>> {
         .collect()
 }
 
+/// `plan` with every group's consumers to be read.
+fn without_known(plan: &FetchPlan) -> FetchPlan {
+    let mut p = plan.clone();
+    for g in &mut p.groups {
+        g.known = None;
+    }
+    p
+}
+
 /// One pipeline for `batch`, after `ROLE` when the master must be checked (Sentinel).
 fn pipeline_of(batch: &[Part<'_>], role: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
@@ -88,17 +97,27 @@ impl RedisClient {
         self.fence = None;
         let had = self.has_connection();
         let t = std::time::Instant::now();
-        match self.read(plan).await {
+        match self.read(plan, had).await {
             Err(ClientError::Unreachable(e)) if had && t.elapsed() < self.timeout / 2 => {
                 tracing::debug!("redis: {e}; connecting again at once");
                 self.retry_now();
-                self.read(plan).await
+                self.read(plan, false).await
             }
             r => r,
         }
     }
 
-    async fn read(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
+    /// `known`: the plan's known consumers may stand (the connection is the one they were
+    /// read on); on a new connection — a restart of the server, a failover, a new `[redis]` —
+    /// every group's consumers are read.
+    async fn read(&mut self, plan: &FetchPlan, known: bool) -> Result<RedisSnapshot, ClientError> {
+        let unknown;
+        let plan = if known || plan.groups.iter().all(|g| g.known.is_none()) {
+            plan
+        } else {
+            unknown = without_known(plan);
+            &unknown
+        };
         let parts = parts(plan);
         let mut out = RedisSnapshot::default();
         self.pinned = false;
@@ -207,11 +226,15 @@ impl RedisClient {
         refetch: Vec<(GroupKey, Incomplete)>,
         out: &mut RedisSnapshot,
     ) -> Result<(), ClientError> {
+        let role = self.is_sentinel();
         let pipes = refetch
             .iter()
             .map(|(k, inc)| {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
+                if role {
+                    pipe.cmd("ROLE");
+                }
                 if inc.stream {
                     pipe.cmd("XINFO").arg("STREAM").arg(&k.stream);
                 }
@@ -221,11 +244,27 @@ impl RedisClient {
                 pipe
             })
             .collect();
-        let replies = self.query_batches(pipes).await?;
+        tracing::debug!("redis: a second round trip for {} group(s)", refetch.len());
+        // A failure here fails these groups only: the others were read.
+        let replies = match self.query_batches(pipes).await {
+            Ok(r) => r,
+            Err(e) => {
+                for (k, _) in refetch {
+                    out.groups.insert(k, Err(ReadError::from(e.clone())));
+                }
+                return Ok(());
+            }
+        };
         for ((k, inc), r) in refetch.into_iter().zip(replies) {
-            let r = r
-                .map_err(ReadError::from)
-                .and_then(|v| complete(&k, inc, v));
+            let r = match r {
+                Ok(mut v) if role => {
+                    let first = (!v.is_empty()).then(|| v.remove(0));
+                    self.check_master(first)?;
+                    complete(&k, inc, v)
+                }
+                Ok(v) => complete(&k, inc, v),
+                Err(e) => Err(ReadError::from(e)),
+            };
             out.groups.insert(k, r);
         }
         Ok(())
