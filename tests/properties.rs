@@ -241,7 +241,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         .iter()
         .filter(|(i, ..)| seen.insert(*i))
         .map(|(i, pending, idle_s, inactive)| ConsumerInfo {
-            name: consumer_name(*i),
+            name: consumer_name(*i).into(),
             pending: *pending,
             idle_ms: idle_s * 1000,
             inactive_ms: *inactive,
@@ -269,11 +269,11 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
             .map(|c| {
                 let head = st.stale.then(|| PendingEntry {
                     id: StreamId { ms: 1, seq: 0 },
-                    consumer: c.name.clone(),
+                    consumer: c.name.to_string(),
                     idle_ms: 30_000,
                     deliveries: 1,
                 });
-                (c.name.clone(), head)
+                (c.name.to_string(), head)
             })
             .collect(),
         scan: None,

@@ -183,9 +183,9 @@ fn warn_stranded(d: &Decision) {
         .filter(|c| c.severity != policy::Severity::Ok)
     {
         tracing::warn!(
-            stream = c.stream.as_str(),
-            group = c.group.as_str(),
-            consumer = c.consumer.as_str(),
+            stream = &*c.stream,
+            group = &*c.group,
+            consumer = &*c.consumer,
             "{}: {}",
             printable(&c.consumer),
             printable(&c.note)

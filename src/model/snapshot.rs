@@ -247,8 +247,8 @@ pub struct GroupInfo {
 /// One entry of `XINFO CONSUMERS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerInfo {
-    /// The consumer's name.
-    pub name: String,
+    /// The consumer's name (shared: reports and reused reads refer to it, not copy it).
+    pub name: std::sync::Arc<str>,
     /// Entries it holds.
     pub pending: u64,
     /// Before 7.2: since the last read that returned entries. From 7.2: since the last attempt.
@@ -328,7 +328,7 @@ impl GroupData {
 
     /// A consumer of the group by name.
     pub fn consumer(&self, name: &str) -> Option<&ConsumerInfo> {
-        self.consumers.iter().find(|c| c.name == name)
+        self.consumers.iter().find(|c| &*c.name == name)
     }
 }
 

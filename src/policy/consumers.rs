@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -37,12 +38,12 @@ pub enum Liveness {
 /// A consumer of a watched group, as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConsumerReport {
-    /// The stream.
-    pub stream: String,
+    /// The stream (shared by the group's reports).
+    pub stream: Arc<str>,
     /// The group.
-    pub group: String,
+    pub group: Arc<str>,
     /// The consumer's name.
-    pub consumer: String,
+    pub consumer: Arc<str>,
     /// The unit whose template accounts for it, if any.
     pub unit: Option<String>,
     /// Whether its process lives.
@@ -89,7 +90,7 @@ impl Class {
 
 /// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 9).
 pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) -> Class {
-    if c.name == PARKED_CONSUMER {
+    if &*c.name == PARKED_CONSUMER {
         return Class::new(Liveness::Parked, None, "parked entries, for the operator");
     }
     let matches: Vec<(usize, NameMatch)> = idxs
@@ -231,8 +232,10 @@ pub fn recover_group(
 ) {
     let mut deletes = 0;
     let targets = judged.targets;
+    let (stream, group): (Arc<str>, Arc<str>) =
+        (key.stream.as_str().into(), key.group.as_str().into());
     for (c, class) in g.consumers.iter().zip(judged.classes) {
-        let current = judged.current.contains(&c.name);
+        let current = judged.current.contains(&*c.name);
         let (severity, mut note, mut action) = match class.liveness {
             Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
             Liveness::Dead => owned(dead(cy, key, c, class, targets)),
@@ -255,9 +258,9 @@ pub fn recover_group(
             }
         }
         d.consumers.push(ConsumerReport {
-            stream: key.stream.clone(),
-            group: key.group.clone(),
-            consumer: c.name.clone(),
+            stream: Arc::clone(&stream),
+            group: Arc::clone(&group),
+            consumer: Arc::clone(&c.name),
             unit: class.owner.map(|i| cy.cfg.watch[i].unit.clone()),
             liveness: class.liveness,
             current,
@@ -291,7 +294,7 @@ impl Dead<'_> {
             unit: self.w.unit.clone(),
             stream: self.key.stream.clone(),
             group: self.key.group.clone(),
-            from: self.c.name.clone(),
+            from: self.c.name.to_string(),
             to,
             policy,
             pending: self.c.pending,
@@ -336,7 +339,7 @@ fn dead(
             unit: Some(w.unit.clone()),
             stream: key.stream.clone(),
             group: key.group.clone(),
-            consumer: c.name.clone(),
+            consumer: c.name.to_string(),
             min_idle_ms: 0,
             reason: format!("dead consumer ({why}) holding nothing"),
         };
@@ -387,7 +390,7 @@ fn recovery_for(policy: ClaimPolicy, d: &Dead<'_>, targets: &BTreeMap<usize, Tar
                 unit: d.w.unit.clone(),
                 stream: d.key.stream.clone(),
                 group: d.key.group.clone(),
-                from: d.c.name.clone(),
+                from: d.c.name.to_string(),
                 pending: d.c.pending,
                 reason: d.reason(),
             }),
@@ -425,7 +428,7 @@ fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> O
         unit: None,
         stream: key.stream.clone(),
         group: key.group.clone(),
-        consumer: c.name.clone(),
+        consumer: c.name.to_string(),
         min_idle_ms: zombie_ms,
         reason: format!(
             "zombie of unknown liveness idle {idle} (zombie_after {}) holding nothing",

@@ -45,13 +45,13 @@ pub fn classify_other_host(
     let w = &cy.cfg.watch[i];
     let (liveness, why) = match &hb.beat {
         Some(beat) => match beat.vouch(&w.stream, &w.group) {
-            Some(v) if v.live.binary_search(&c.name).is_ok() => (
+            Some(v) if v.live.binary_search_by(|n| n.as_str().cmp(&c.name)).is_ok() => (
                 Liveness::Live,
                 format!("host {host}'s agent vouches for it"),
             ),
             // Not read since that look: the agent's word on it still stands.
             Some(v)
-                if v.dead.binary_search(&c.name).is_ok()
+                if v.dead.binary_search_by(|n| n.as_str().cmp(&c.name)).is_ok()
                     && beat.as_of_ms > 0
                     && c.idle_ms > view.now_ms.saturating_sub(beat.as_of_ms) + 1000 =>
             {
@@ -254,7 +254,7 @@ pub fn vouches(
             };
             match class.liveness {
                 Liveness::Live | Liveness::Unknown if v.live.len() < LIVE_NAMED => {
-                    v.live.push(c.name.clone())
+                    v.live.push(c.name.to_string())
                 }
                 // An observing agent's finding is no one's to act on.
                 Liveness::Dead
@@ -262,7 +262,7 @@ pub fn vouches(
                         && v.dead.len() < DEAD_NAMED
                         && !held(cy, d, key, owner, c) =>
                 {
-                    v.dead.push(c.name.clone())
+                    v.dead.push(c.name.to_string())
                 }
                 _ => {}
             }

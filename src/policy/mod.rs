@@ -451,7 +451,7 @@ fn judge_units(
         for &i in &bindings {
             let key = cy.cfg.watch[i].key();
             match e.own.get(&i) {
-                Some(c) => um.consumer.insert(key, c.name.clone()),
+                Some(c) => um.consumer.insert(key, c.name.to_string()),
                 None => um.consumer.remove(&key),
             };
         }
@@ -503,7 +503,7 @@ fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Opt
         Some(c) => {
             let (idle, _) = units::progress_idle_ms(mem.groups.get(&w.key()), c, cy.now());
             Some(Target {
-                name: c.name.clone(),
+                name: c.name.to_string(),
                 pending: c.pending,
                 active_usec: cy.now().saturating_sub(idle.saturating_mul(1000)),
             })

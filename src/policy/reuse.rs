@@ -67,7 +67,7 @@ fn busy(d: &Decision) -> HashSet<(&str, &str)> {
         .consumers
         .iter()
         .filter(|c| c.severity != Severity::Ok)
-        .map(|c| (c.stream.as_str(), c.group.as_str()));
+        .map(|c| (&*c.stream, &*c.group));
     acted.chain(warned).collect()
 }
 

@@ -102,10 +102,10 @@ fn snap(
 ) -> Snapshot {
     for c in &g.consumers {
         let head = stale.clone().map(|e| PendingEntry {
-            consumer: c.name.clone(),
+            consumer: c.name.to_string(),
             ..e
         });
-        g.heads.insert(c.name.clone(), head);
+        g.heads.insert(c.name.to_string(), head);
     }
     let mut groups = BTreeMap::new();
     groups.insert(
@@ -791,7 +791,7 @@ fn zombies_of_unknown_liveness() {
     let kept = d
         .consumers
         .iter()
-        .find(|r| r.consumer == "recover-1234")
+        .find(|r| r.consumer.as_ref() == "recover-1234")
         .unwrap();
     assert_eq!(kept.severity, Severity::Warning);
     assert!(kept.note.contains("kept"));
@@ -1121,7 +1121,12 @@ fn a_live_pid_outside_the_unit_is_a_reused_pid() {
         "{:#?}",
         d.consumers
     );
-    let by = |n: &str| d.consumers.iter().find(|c| c.consumer == n).unwrap();
+    let by = |n: &str| {
+        d.consumers
+            .iter()
+            .find(|c| c.consumer.as_ref() == n)
+            .unwrap()
+    };
     assert_eq!(by(&me(301)).liveness, Liveness::Live);
     assert_eq!(by(&me(303)).liveness, Liveness::Unknown);
     assert!(
@@ -1136,7 +1141,7 @@ fn a_live_pid_outside_the_unit_is_a_reused_pid() {
         d.consumers
             .iter()
             .filter(|c| c.current)
-            .map(|c| c.consumer.clone())
+            .map(|c| c.consumer.to_string())
             .collect::<Vec<_>>(),
         vec![me(10)]
     );
@@ -1525,7 +1530,11 @@ fn impossible_pids_are_unknown_liveness() {
             ),
             &mut Memory::default(),
         );
-        let r = d.consumers.iter().find(|r| r.consumer == name).unwrap();
+        let r = d
+            .consumers
+            .iter()
+            .find(|r| r.consumer.as_ref() == name)
+            .unwrap();
         assert_eq!(r.liveness, consumers::Liveness::Unknown, "{name}");
         assert_eq!(r.severity, Severity::Warning, "{name}: {}", r.note);
         assert_eq!(d.severity(), Severity::Warning, "{name}");
@@ -1848,7 +1857,11 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     let fresh = mem.clone();
     let d = decide(&c, &s, &mut mem);
     for (name, liveness, note) in table {
-        let r = d.consumers.iter().find(|r| r.consumer == name).unwrap();
+        let r = d
+            .consumers
+            .iter()
+            .find(|r| r.consumer.as_ref() == name)
+            .unwrap();
         assert_eq!(r.liveness, liveness, "{name}: {}", r.note);
         assert!(r.note.contains(note), "{name}: {}", r.note);
     }
@@ -1891,7 +1904,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     let r = d
         .consumers
         .iter()
-        .find(|r| r.consumer == "execution-qt-4-6")
+        .find(|r| r.consumer.as_ref() == "execution-qt-4-6")
         .unwrap();
     assert_eq!(r.liveness, Liveness::Unknown, "{}", r.note);
     assert_eq!(gap.fleet.silent_since.get("qt-4"), Some(&now_ms));
@@ -1903,7 +1916,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
     let r = d
         .consumers
         .iter()
-        .find(|r| r.consumer == "execution-qt-4-6")
+        .find(|r| r.consumer.as_ref() == "execution-qt-4-6")
         .unwrap();
     assert!(r.note.contains("left to qt-3"), "{}", r.note);
     // Our own lease: acted on (the scripts check its token).

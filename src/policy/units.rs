@@ -404,7 +404,7 @@ fn discount_held(idle_ms: u64, held: Option<u64>, now_usec: u64) -> (u64, bool) 
 /// Returns the idle time in ms and whether a claim was discounted.
 pub fn progress_idle_ms(gm: Option<&GroupMemory>, c: &ConsumerInfo, now_usec: u64) -> (u64, bool) {
     let reset_at = now_usec.saturating_sub(c.idle_ms.saturating_mul(1000));
-    match gm.and_then(|g| g.claims.get(&c.name)) {
+    match gm.and_then(|g| g.claims.get(&*c.name)) {
         Some(m) if reset_at <= m.at_usec.saturating_add(CLAIM_SLACK_USEC) => {
             (now_usec.saturating_sub(m.active_usec) / 1000, true)
         }
@@ -478,7 +478,7 @@ fn judge_binding(
 /// The binding report's figures: its consumer's and its group's.
 fn fill_counts(rep: &mut BindingReport, g: &GroupData, consumer: Option<&ConsumerInfo>) {
     if let Some(c) = consumer {
-        rep.consumer = Some(c.name.clone());
+        rep.consumer = Some(c.name.to_string());
     }
     rep.consumer_present = consumer.is_some();
     rep.idle_ms = consumer.map(|c| c.idle_ms);
@@ -591,7 +591,7 @@ fn without_work(l: &Look<'_>) -> Judged {
     let hung_ms = l.w.params.hung_after.as_millis();
     let head = l
         .consumer
-        .and_then(|c| l.g.heads.get(&c.name).cloned().flatten());
+        .and_then(|c| l.g.heads.get(&*c.name).cloned().flatten());
     let (Some(c), Some(e)) = (l.consumer, head.filter(|e| e.idle_ms >= hung_ms)) else {
         return (Verdict::Healthy, "no work waiting".into(), None);
     };

@@ -193,7 +193,9 @@ pub fn consumers(v: &Value) -> Result<Vec<ConsumerInfo>, ParseError> {
         .map(|c| {
             let m = fields(W, c)?;
             Ok(ConsumerInfo {
-                name: text(req(W, &m, "name")?).ok_or_else(|| err(W, "name is not a string"))?,
+                name: text(req(W, &m, "name")?)
+                    .ok_or_else(|| err(W, "name is not a string"))?
+                    .into(),
                 pending: req_u64(W, &m, "pending")?,
                 idle_ms: req_u64(W, &m, "idle")?,
                 inactive_ms: opt_i64(W, &m, "inactive")?,
