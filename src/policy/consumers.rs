@@ -240,7 +240,7 @@ pub fn recover_group(
             Liveness::Parked | Liveness::Live => (Severity::Ok, class.why.clone(), None),
             Liveness::Dead => owned(dead(cy, key, c, class, targets)),
             Liveness::Unknown if class.owner.is_some() => (Severity::Ok, class.why.clone(), None),
-            Liveness::Unknown => owned(zombie(cy, key, idxs, c)),
+            Liveness::Unknown => zombie(cy, key, idxs, c),
         };
         if let Some(host) = &class.host {
             (note, action) = super::fleet::under_lease(cy, g, host, note, action);
@@ -275,7 +275,10 @@ pub fn recover_group(
 
 type Outcome = (Severity, String, Option<Action>);
 
-fn owned((s, note, a): Outcome) -> (Severity, Cow<'static, str>, Option<Action>) {
+/// An outcome whose note may be a phrase of the program's own.
+type Noted = (Severity, Cow<'static, str>, Option<Action>);
+
+fn owned((s, note, a): Outcome) -> Noted {
     (s, note.into(), a)
 }
 
@@ -408,12 +411,19 @@ pub fn zombie_after_ms(cy: &Cycle<'_>, idxs: &[usize]) -> u64 {
 
 /// Rule 9: nobody's template accounts for it: deleted only when idle `zombie_after` and
 /// holding nothing; one that holds entries is reported and kept.
-fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> Outcome {
+fn zombie(cy: &Cycle<'_>, key: &GroupKey, idxs: &[usize], c: &ConsumerInfo) -> Noted {
     let zombie_ms = zombie_after_ms(cy, idxs);
-    let idle = fmt_ms(c.idle_ms);
     if c.idle_ms < zombie_ms {
-        return (Severity::Ok, format!("unknown liveness, idle {idle}"), None);
+        // Its idle time is on its row: the note says what would make it a zombie.
+        let note = "unknown liveness; a zombie once idle zombie_after with nothing pending";
+        return (Severity::Ok, note.into(), None);
     }
+    owned(zombie_past(key, c, zombie_ms))
+}
+
+/// A consumer of unknown liveness idle `zombie_after` (`zombie_ms`).
+fn zombie_past(key: &GroupKey, c: &ConsumerInfo, zombie_ms: u64) -> Outcome {
+    let idle = fmt_ms(c.idle_ms);
     if c.pending > 0 {
         return (
             Severity::Warning,

@@ -281,7 +281,11 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         recover_all(&cy, mem, &groups, &classes, &targets, &mut d);
     }
     // Before `remember` forgets what a group that stopped being quiet was judged on.
-    let as_of_ms = reuse::as_of_ms(&cy, mem, &groups);
+    let as_of_ms = if cfg.fleet.enabled {
+        reuse::as_of_ms(&cy, mem, &groups)
+    } else {
+        0
+    };
     reuse::remember(&cy, mem, &groups, &classes, &d);
     reuse::withhold(&cy, &groups, &mut d);
     let group_units = |stream: &str, group: &str| cfg.units_of_group(stream, group);
