@@ -69,10 +69,15 @@ fn pending_of(env: &Env, stream: &str, group: &str) -> u64 {
     }
 }
 
-/// The consumer names of `group`.
+/// The consumer names of `group` (none while its reader has not created the stream yet).
 fn consumers_of(env: &Env, stream: &str, group: &str) -> Vec<String> {
-    let v: Vec<BTreeMap<String, redis::Value>> =
-        redis::from_redis_value(env.cmd(&["XINFO", "CONSUMERS", stream, group])).unwrap();
+    let mut c = env.conn();
+    let v: Vec<BTreeMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream)
+        .arg(group)
+        .query(c.as_mut())
+        .unwrap_or_default();
     v.iter()
         .filter_map(|m| redis::from_redis_value(m.get("name")?.clone()).ok())
         .collect()
