@@ -147,11 +147,19 @@ pub fn remember(
     }
 }
 
-/// Withholds the consumer actions on groups whose consumers were not read in this look.
-pub fn withhold(cy: &Cycle<'_>, groups: &BTreeMap<GroupKey, Vec<usize>>, d: &mut Decision) {
-    let unread: HashSet<(&str, &str)> = groups
+/// The groups whose consumers were not read in this look (known ones stood for them).
+fn unread<'g>(
+    cy: &Cycle<'_>,
+    groups: &'g BTreeMap<GroupKey, Vec<usize>>,
+) -> impl Iterator<Item = &'g GroupKey> {
+    groups
         .keys()
         .filter(|k| cy.group(k).is_ok_and(|g| g.consumers_read_usec.is_some()))
+}
+
+/// Withholds the consumer actions on groups whose consumers were not read in this look.
+pub fn withhold(cy: &Cycle<'_>, groups: &BTreeMap<GroupKey, Vec<usize>>, d: &mut Decision) {
+    let unread: HashSet<(&str, &str)> = unread(cy, groups)
         .map(|k| (k.stream.as_str(), k.group.as_str()))
         .collect();
     if unread.is_empty() {
@@ -167,9 +175,7 @@ pub fn withhold(cy: &Cycle<'_>, groups: &BTreeMap<GroupKey, Vec<usize>>, d: &mut
 /// consumers it stood on (so other hosts' idle rule counts from when they were read).
 pub fn as_of_ms(cy: &Cycle<'_>, mem: &Memory, groups: &BTreeMap<GroupKey, Vec<usize>>) -> u64 {
     let now = cy.fleet().map_or(0, |v| v.now_ms);
-    groups
-        .keys()
-        .filter(|k| cy.group(k).is_ok_and(|g| g.consumers_read_usec.is_some()))
+    unread(cy, groups)
         .filter_map(|k| mem.groups.get(k)?.known.as_ref().map(|n| n.fleet_ms))
         .fold(now, u64::min)
 }

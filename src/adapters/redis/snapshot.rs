@@ -438,6 +438,15 @@ fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
 
 type Replies = std::vec::IntoIter<RedisResult<Value>>;
 
+/// The next reply, or the error naming what was asked of `stream`.
+fn next_reply(it: &mut Replies, what: &str, stream: &str) -> Result<Value, ReadError> {
+    match it.next() {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(command_error(&format!("{what} {stream}"), &e)),
+        None => Err(ReadError::Reply(format!("{what}: no reply"))),
+    }
+}
+
 /// Takes one group's replies in plan order; any error makes the group's error, naming what
 /// was asked.
 /// One group's replies, in plan order.
@@ -454,13 +463,7 @@ struct GroupReplies {
 /// Takes every reply of the group first, so that an error leaves the others in step.
 fn take_replies(g: &GroupFetch, it: &mut Replies) -> GroupReplies {
     let k = &g.key;
-    let mut take = |what: &str| -> Result<Value, ReadError> {
-        match it.next() {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(command_error(&format!("{what} {}", k.stream), &e)),
-            None => Err(ReadError::Reply(format!("{what}: no reply"))),
-        }
-    };
+    let mut take = |what: &str| next_reply(it, what, &k.stream);
     GroupReplies {
         stream: (g.stream_info == StreamInfoNeed::Always).then(|| take("XINFO STREAM")),
         groups: take("XINFO GROUPS"),
@@ -584,11 +587,7 @@ fn complete(
     replies: Vec<RedisResult<Value>>,
 ) -> Result<GroupData, ReadError> {
     let mut it = replies.into_iter();
-    let mut next = |what: &str| match it.next() {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(command_error(&format!("{what} {}", k.stream), &e)),
-        None => Err(ReadError::Reply(format!("{what}: no reply"))),
-    };
+    let mut next = |what: &str| next_reply(&mut it, what, &k.stream);
     if inc.stream {
         inc.data.stream = xinfo::stream_info(&next("XINFO STREAM")?)?;
     }
