@@ -482,15 +482,37 @@ pub struct Watch {
     /// Its decision parameters (`[defaults]` and its own).
     #[serde(flatten)]
     pub params: Params,
+    /// `(stream, group)`, kept to look the group up without building a key every look.
+    #[serde(skip)]
+    key: GroupKey,
 }
 
 impl Watch {
-    /// The `(stream, group)` it reads.
-    pub fn key(&self) -> GroupKey {
-        GroupKey {
-            stream: self.stream.clone(),
-            group: self.group.clone(),
+    /// A binding of `unit` to `consumer` in `group` of `stream`.
+    pub fn new(
+        unit: String,
+        stream: String,
+        group: String,
+        consumer: Template,
+        params: Params,
+    ) -> Watch {
+        let key = GroupKey {
+            stream: stream.clone(),
+            group: group.clone(),
+        };
+        Watch {
+            unit,
+            stream,
+            group,
+            consumer,
+            params,
+            key,
         }
+    }
+
+    /// The `(stream, group)` it reads.
+    pub fn key(&self) -> &GroupKey {
+        &self.key
     }
 }
 

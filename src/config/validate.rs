@@ -54,13 +54,7 @@ pub(super) fn validate_watch(
             ),
         ));
     }
-    Ok(Watch {
-        unit: w.unit,
-        stream: w.stream,
-        group: w.group,
-        consumer,
-        params,
-    })
+    Ok(Watch::new(w.unit, w.stream, w.group, consumer, params))
 }
 
 /// The top-level keys, reported against the last fragment.

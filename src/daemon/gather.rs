@@ -123,6 +123,7 @@ impl World {
         let t1 = Instant::now();
         let redis = self.streams.snapshot(&plan).await;
         let t_redis = t1.elapsed();
+        let t2 = Instant::now();
         let mut live_pids = BTreeMap::new();
         let mut pid_units = BTreeMap::new();
         if let Ok(r) = &redis {
@@ -139,12 +140,17 @@ impl World {
                 pid_units = sd.units_of_pids(locate).await;
             }
         }
+        let t_pids = t2.elapsed();
+        let holds = read_holds(cfg, self.user, now);
         tracing::debug!(
-            "snapshot: systemd {:.2} ms, redis {:.2} ms ({}), {} PID(s) located",
+            "snapshot: systemd {:.2} ms, redis {:.2} ms ({}), PIDs {:.2} ms ({} probed, {} located), holds {:.2} ms",
             t_dbus.as_secs_f64() * 1e3,
             t_redis.as_secs_f64() * 1e3,
             if redis.is_ok() { "read" } else { "not read" },
-            pid_units.len()
+            t_pids.as_secs_f64() * 1e3,
+            live_pids.len(),
+            pid_units.len(),
+            (t2.elapsed() - t_pids).as_secs_f64() * 1e3,
         );
         Snapshot {
             now_usec: now,
@@ -155,7 +161,7 @@ impl World {
             live_pids,
             pid_units,
             utc_offset_secs: offset,
-            holds: read_holds(cfg, self.user, now),
+            holds,
         }
     }
 }

@@ -336,7 +336,8 @@ impl Agent {
         self.recheck_held_writes().await;
         let t_decide = Instant::now();
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
-        let t_decide = t_decide.elapsed();
+        let t_acted = Instant::now();
+        let t_decide = t_acted - t_decide;
         self.announced.announce(&d);
         self.log_would(&d);
         self.log_held(&d, &snap.holds.errors);
@@ -344,6 +345,7 @@ impl Agent {
         self.act(&d, started + budget.mul_f32(0.6)).await;
         self.cycles += 1;
         let took = started.elapsed();
+        let t_acted = t_acted.elapsed();
         let line = status_line(&d, self.cfg.mode, &self.totals, took);
         let acted = !policy::to_execute(self.cfg.mode, &d.actions).is_empty();
         let t_report = Instant::now();
@@ -356,9 +358,10 @@ impl Agent {
             self.save(took.as_secs_f64() * 1000.0);
         }
         tracing::debug!(
-            "cycle {:.2} ms: decide {:.2} ms; then metrics and state {:.2} ms",
+            "cycle {:.2} ms: decide {:.2} ms, logs and actions {:.2} ms; then metrics and state {:.2} ms",
             took.as_secs_f64() * 1e3,
             t_decide.as_secs_f64() * 1e3,
+            t_acted.as_secs_f64() * 1e3,
             t_report.elapsed().as_secs_f64() * 1e3
         );
         line

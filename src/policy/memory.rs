@@ -130,11 +130,35 @@ pub struct FleetMemory {
     pub silent_since: BTreeMap<String, u64>,
 }
 
+/// `m[k]`, inserted as the default first when absent: the key is copied only then (a look
+/// finds nearly every unit and group remembered already).
+pub fn slot<'m, K, Q, V>(m: &'m mut BTreeMap<K, V>, k: &Q) -> &'m mut V
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ToOwned<Owned = K> + ?Sized,
+    V: Default,
+{
+    if !m.contains_key(k) {
+        m.insert(k.to_owned(), V::default());
+    }
+    m.get_mut(k).expect("inserted above")
+}
+
 impl Memory {
+    /// What is remembered of a unit, new if nothing was.
+    pub fn unit_mut(&mut self, name: &str) -> &mut UnitMemory {
+        slot(&mut self.units, name)
+    }
+
+    /// What is remembered of a group, new if nothing was.
+    pub fn group_mut(&mut self, key: &GroupKey) -> &mut GroupMemory {
+        slot(&mut self.groups, key)
+    }
+
     /// Records a restart the agent issued (enforce mode): it counts against the budget and
     /// starts a new grace period.
     pub fn note_restart(&mut self, unit: &str, now_usec: u64) {
-        let m = self.units.entry(unit.to_string()).or_default();
+        let m = self.unit_mut(unit);
         m.restarts.push(now_usec);
         // Far more than any budget window needs; keeps a flapping unit's history bounded.
         if m.restarts.len() > RESTART_HISTORY {
@@ -156,7 +180,7 @@ impl Memory {
     /// Records a claim to a live consumer (`active_usec`: its last real read before it), so
     /// the idle time the claim reset is not taken for progress.
     pub fn note_claim(&mut self, key: &GroupKey, to: &str, at_usec: u64, active_usec: u64) {
-        let g = self.groups.entry(key.clone()).or_default();
+        let g = self.group_mut(key);
         g.claims.insert(
             to.to_string(),
             ClaimMark {

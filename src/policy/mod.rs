@@ -162,7 +162,7 @@ pub const DEPLOY_HOLD_USEC: u64 = 15 * 60 * 1_000_000;
 fn deploys(mem: &mut Memory, units: &[UnitState], now: u64) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for u in units {
-        let m = mem.units.entry(u.name.clone()).or_default();
+        let m = mem.unit_mut(&u.name);
         let Some(why) = u.deploying() else {
             m.deploy_since_usec = 0;
             continue;
@@ -380,7 +380,7 @@ fn is_self(snap: &Snapshot, name: &str) -> bool {
 /// Remembers MainPID changes: an earlier MainPID's consumer is dead even if the PID was reused.
 fn track_main_pids(mem: &mut Memory, units: &[UnitState], now_usec: u64) {
     for u in units {
-        let m = mem.units.entry(u.name.clone()).or_default();
+        let m = mem.unit_mut(&u.name);
         if u.main_pid != 0 && u.main_pid != m.main_pid {
             m.main_since_usec = now_usec;
         }
@@ -421,16 +421,18 @@ fn classify_all(
 }
 
 /// Units to report: those matching the patterns plus every bound unit, minus ourselves.
-fn reported_units(cy: &Cycle<'_>) -> Vec<String> {
-    let mut names: BTreeSet<String> = cy
+fn reported_units<'c>(cy: &Cycle<'c>) -> Vec<&'c str> {
+    let mut names: Vec<&str> = cy
         .units
         .iter()
         .filter(|u| unit_pattern::matches_any(&cy.cfg.units, &u.name))
-        .map(|u| u.name.clone())
+        .map(|u| u.name.as_str())
+        .chain(cy.cfg.watch.iter().map(|w| w.unit.as_str()))
+        .filter(|n| !is_self(cy.snap, n))
         .collect();
-    names.extend(cy.cfg.watch.iter().map(|w| w.unit.clone()));
-    names.retain(|n| !is_self(cy.snap, n));
-    names.into_iter().collect()
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 type Targets = BTreeMap<GroupKey, BTreeMap<usize, Target>>;
@@ -449,22 +451,27 @@ fn judge_units(
         of_unit.entry(w.unit.as_str()).or_default().push(i);
     }
     for name in reported_units(cy) {
-        let bindings = of_unit.remove(name.as_str()).unwrap_or_default();
-        let e = units::judge_unit(cy, mem, classes, &name, &bindings);
-        let um = mem.units.entry(name.clone()).or_default();
+        let bindings = of_unit.remove(name).unwrap_or_default();
+        let e = units::judge_unit(cy, mem, classes, name, &bindings);
+        let um = mem.unit_mut(name);
         for &i in &bindings {
             let key = cy.cfg.watch[i].key();
             match e.own.get(&i) {
-                Some(c) => um.consumer.insert(key, c.name.to_string()),
-                None => um.consumer.remove(&key),
-            };
+                Some(c) if um.consumer.get(key).map(String::as_str) != Some(&*c.name) => {
+                    um.consumer.insert(key.clone(), c.name.to_string());
+                }
+                Some(_) => {}
+                None => {
+                    um.consumer.remove(key);
+                }
+            }
         }
         let in_flight = um.restart_in_flight;
         if can_receive(cy, in_flight, &e) {
             for &i in &bindings {
                 if let Some(t) = target_of(cy, mem, i, &e) {
                     targets
-                        .entry(cy.cfg.watch[i].key())
+                        .entry(cy.cfg.watch[i].key().clone())
                         .or_default()
                         .insert(i, t);
                 }
@@ -505,7 +512,7 @@ fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Opt
     }
     match e.own.get(&i) {
         Some(c) => {
-            let (idle, _) = units::progress_idle_ms(mem.groups.get(&w.key()), c, cy.now());
+            let (idle, _) = units::progress_idle_ms(mem.groups.get(w.key()), c, cy.now());
             Some(Target {
                 name: c.name.to_string(),
                 pending: c.pending,
@@ -532,7 +539,7 @@ fn recover_and_scan(
     judged: &consumers::Judged<'_>,
     d: &mut Decision,
 ) {
-    let gm = mem.groups.entry(key.clone()).or_default();
+    let gm = mem.group_mut(key);
     let Ok(g) = cy.group(key) else {
         gm.lag_known = false;
         gm.quiet = false;
@@ -600,7 +607,7 @@ pub fn template_pids<'a>(
 ) -> Vec<(&'a str, u32)> {
     let mut out = Vec::new();
     for w in &cfg.watch {
-        if let Some(Ok(g)) = redis.groups.get(&w.key()) {
+        if let Some(Ok(g)) = redis.groups.get(w.key()) {
             for c in &g.consumers {
                 if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
                     && p != 0

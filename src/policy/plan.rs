@@ -21,7 +21,7 @@ pub const SCAN_CHUNK: usize = 500;
 pub fn group_bindings(cfg: &Config) -> BTreeMap<GroupKey, Vec<usize>> {
     let mut m: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
     for (i, w) in cfg.watch.iter().enumerate() {
-        m.entry(w.key()).or_default().push(i);
+        m.entry(w.key().clone()).or_default().push(i);
     }
     m
 }

@@ -84,15 +84,15 @@ pub fn judge_deaths(cy: &Cycle<'_>, mem: &mut Memory, deaths: &[Death], d: &mut 
                 continue;
             };
             // Not read this cycle (the group could not be read): the streak stands.
-            let Some(head) = cy.group(&key).ok().and_then(|g| g.heads.get(&name)) else {
+            let Some(head) = cy.group(key).ok().and_then(|g| g.heads.get(&name)) else {
                 continue;
             };
-            let m = mem.units.entry(w.unit.clone()).or_default();
+            let m = mem.unit_mut(&w.unit);
             let Some(head) = head else {
-                m.crash_heads.remove(&key);
+                m.crash_heads.remove(key);
                 continue;
             };
-            let streak = match m.crash_heads.get(&key) {
+            let streak = match m.crash_heads.get(key) {
                 Some(c) if c.id == head.id => c.deaths.saturating_add(1),
                 _ => 1,
             };
@@ -106,9 +106,9 @@ pub fn judge_deaths(cy: &Cycle<'_>, mem: &mut Memory, deaths: &[Death], d: &mut 
             if streak < limit {
                 continue;
             }
-            m.crash_heads.remove(&key);
+            m.crash_heads.remove(key);
             d.actions
-                .push(quarantine(cy, &key, &name, head, streak, death, limit));
+                .push(quarantine(cy, key, &name, head, streak, death, limit));
         }
     }
 }

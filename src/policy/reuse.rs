@@ -104,7 +104,7 @@ pub fn remember(
     let looks = (REREAD_AFTER.as_micros() / every.as_micros()).max(1) as u64;
     let every = every.as_micros() as u64;
     for (j, (key, idxs)) in groups.iter().enumerate() {
-        let gm = mem.groups.entry(key.clone()).or_default();
+        let gm = mem.group_mut(key);
         let g = match cy.group(key) {
             Ok(g)
                 if quiet(g)

@@ -289,7 +289,7 @@ fn restart_or_give_up(
     if r.streak < params.confirm {
         return None;
     }
-    let m = mem.units.entry(r.unit.clone()).or_default();
+    let m = mem.unit_mut(&r.unit);
     if m.restart_in_flight {
         r.reason.push_str("; a restart is in flight");
         return None;
@@ -321,7 +321,7 @@ fn restart_or_give_up(
 
 /// Updates the verdict streak; returns its length.
 fn remember(mem: &mut Memory, unit: &str, v: Verdict) -> u32 {
-    let m = mem.units.entry(unit.to_string()).or_default();
+    let m = mem.unit_mut(unit);
     if m.verdict == Some(v) {
         m.streak = m.streak.saturating_add(1);
     } else {
@@ -423,7 +423,7 @@ fn judge_binding(
     let key = w.key();
     let rendered = w.consumer.render(cy.host(), u.main_pid, &w.unit);
     let mut rep = new_report(w, rendered.clone());
-    let g = match cy.group(&key) {
+    let g = match cy.group(key) {
         Ok(g) => g,
         Err(why) => {
             rep.reason = format!("{}: {why}", w.group);
@@ -435,12 +435,12 @@ fn judge_binding(
             };
         }
     };
-    let consumer = own_consumer(g, classes.get(&key), idx, rendered.as_deref());
+    let consumer = own_consumer(g, classes.get(key), idx, rendered.as_deref());
     fill_counts(&mut rep, g, consumer);
-    let since = work_since(mem, &w.unit, &key, g.work_waiting(), cy.now());
+    let since = work_since(mem, &w.unit, key, g.work_waiting(), cy.now());
     let look = Look {
         now: cy.now(),
-        gm: mem.groups.get(&key),
+        gm: mem.groups.get(key),
         held: mem.writes_held.get(&w.stream).copied(),
         w,
         g,
@@ -452,7 +452,7 @@ fn judge_binding(
     };
     let mut judged = judge(&look);
     if judged.0 == Verdict::Healthy {
-        let workers = workers(g, classes.get(&key), idx, consumer);
+        let workers = workers(g, classes.get(key), idx, consumer);
         if let Some(w) = workers
             .map(|c| {
                 judge(&Look {
@@ -497,7 +497,7 @@ fn work_since(
     waiting: bool,
     now: u64,
 ) -> Option<u64> {
-    let m = mem.units.entry(unit.to_string()).or_default();
+    let m = mem.unit_mut(unit);
     if !waiting {
         m.work_since.remove(key);
         return None;

@@ -108,7 +108,10 @@ impl Announced {
     /// systemd and Redis could be read.
     pub fn announce(&mut self, d: &Decision) {
         for u in &d.units {
-            let before = self.units.insert(u.unit.clone(), u.verdict);
+            let before = match self.units.get_mut(&u.unit) {
+                Some(v) => Some(std::mem::replace(v, u.verdict)),
+                None => self.units.insert(u.unit.clone(), u.verdict),
+            };
             if before != Some(u.verdict) {
                 verdict_changed(&u.unit, before, u.verdict, u.severity, &u.reason);
             }

@@ -40,7 +40,7 @@ impl Metrics {
         let unit_of = cfg
             .watch
             .iter()
-            .map(|w| (w.key(), w.unit.clone()))
+            .map(|w| (w.key().clone(), w.unit.clone()))
             .collect();
         *self.latest.lock().unwrap() = Some(Observed {
             snap,
