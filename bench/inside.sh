@@ -673,6 +673,8 @@ scale_run() {
     el=$(( ($(now_ns) - t0) / 1000000 ))
     c1=$(grep -c "ms: decide" "$B/scale.log" || true)
     cmd1=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
+    # The server's own time for the agent's commands (commandstats usec), a cycle.
+    srv=$($R INFO commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $5} END {print s}')
     hwm=$(awk '/VmRSS/ {print $2}' /proc/$ag/status)
     anon=$(awk '/RssAnon/ {print $2}' /proc/$ag/status)
     kill $ag; wait $ag 2>/dev/null || true
@@ -680,7 +682,7 @@ scale_run() {
     mkdir -p "$QW_BENCH/../target/bench-logs"
     cp "$B/scale.log" "$QW_BENCH/../target/bench-logs/scale-$label-$n-$iv.log"
     sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
-    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" <<'PY'
+    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" "$srv" "$(grep -c 'ms: decide' "$B/scale.log" || true)" <<'PY'
 import sys
 a = sys.argv[1:]
 label, n, iv = a[0], a[1], a[2]
@@ -690,12 +692,13 @@ q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
 cycles = max(c1 - c0, 1)
 cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
 anon = float(a[15])
-print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB ({anon/1024:.1f}) | {(cmd1 - cmd0) / cycles:.0f} |")
+srv = float(a[16]) / max(float(a[17]), 1) / 1000
+print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB ({anon/1024:.1f}) | {(cmd1 - cmd0) / cycles:.0f} | {srv:.2f} ms |")
 PY
     for i in $(seq -w 0 $((n - 1))); do systemctl --user stop --no-block "quantum-z-$i.service"; done
 }
-echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS (of it anonymous) | Redis commands a cycle (one round trip) |"
-echo "|---|---:|---|---|---:|---:|---:|"
+echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS (of it anonymous) | Redis commands a cycle (one round trip) | server time a cycle |"
+echo "|---|---:|---|---|---:|---:|---:|---:|"
 # The baseline (QW_BIN_BASE, an earlier build) beside this one, size by size.
 IFS=, read -r -a SIZES <<< "${BENCH_SCALE_SIZES:-10 1s,100 1s,1000 1s,1000 5s}"
 for sz in "${SIZES[@]}"; do

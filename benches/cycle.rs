@@ -1,12 +1,14 @@
 //! The pure part of one look, at 10 / 100 / 1 000 bindings: the fetch plan, the PIDs to probe,
 //! the decision and the metrics' update, on a snapshot shaped like `bench/run`'s section 8
-//! (units running, 11 consumers a group, nothing pending, observe mode). Figures, not pass/fail:
+//! (units running, 11 consumers a group, nothing pending, observe mode; a quiet group's known
+//! consumers stand for a read as the Redis adapter lets them). Figures, not pass/fail:
 //! `cargo bench --bench cycle` (QW_BENCH_LOOKS looks a size, default 300).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use quantum_watchdog::config::{Config, from_fragments};
+use quantum_watchdog::model::plan::FetchPlan;
 use quantum_watchdog::model::*;
 use quantum_watchdog::policy::{self, Memory};
 use quantum_watchdog::report::metrics::Metrics;
@@ -123,12 +125,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn look(cfg: &Config, mem: &mut Memory, metrics: &Metrics, snap: Snapshot, p: &mut Phases) {
+/// What the Redis adapter does with the plan's known consumers of a quiet group whose
+/// `XINFO GROUPS` entry is unchanged: they stand for this look's read.
+fn stand_known(plan: &FetchPlan, snap: &mut Snapshot) {
+    let Ok(redis) = &mut snap.redis else { return };
+    for gf in &plan.groups {
+        if let (Some(k), Some(Ok(g))) = (&gf.known, redis.groups.get_mut(&gf.key))
+            && k.group == g.group
+        {
+            g.consumers = k.consumers.clone();
+            g.consumers_read_usec = Some(k.read_usec);
+        }
+    }
+}
+
+fn look(cfg: &Config, mem: &mut Memory, metrics: &Metrics, mut snap: Snapshot, p: &mut Phases) {
     let units = snap.units.as_ref().expect("units");
     let t = Instant::now();
     let plan = policy::plan(cfg, HOST, units, mem, snap.now_usec, 0);
     p.plan.push(ms(t.elapsed()));
-    std::hint::black_box(plan);
+    stand_known(&plan, &mut snap);
+    let units = snap.units.as_ref().expect("units");
     let t = Instant::now();
     let redis = snap.redis.as_ref().expect("redis");
     let tp = policy::template_pids(cfg, HOST, redis);

@@ -234,11 +234,7 @@ pub fn under_lease(
 /// What this host's next heartbeat says, from this cycle's decision: per group judged, the
 /// consumers of this host found live (or not judged), and those found dead whose recovery
 /// this agent does not hold back (a deploy, a pause, a window): another host may take them.
-pub fn vouches(
-    cy: &Cycle<'_>,
-    classes: &std::collections::BTreeMap<GroupKey, Vec<Class>>,
-    d: &Decision,
-) -> Vec<Vouch> {
+pub fn vouches(cy: &Cycle<'_>, classes: &super::Classes<'_>, d: &Decision) -> Vec<Vouch> {
     let mut out = Vec::new();
     for (key, classes) in classes {
         let Ok(g) = cy.group(key) else { continue };
@@ -300,10 +296,7 @@ pub struct HostReport {
 }
 
 /// The fleet as read this cycle: every host and the leases it holds.
-pub fn report(
-    cy: &Cycle<'_>,
-    groups: &std::collections::BTreeMap<GroupKey, Vec<usize>>,
-) -> Vec<HostReport> {
+pub fn report(cy: &Cycle<'_>, groups: &super::Groups<'_>) -> Vec<HostReport> {
     let Some(view) = cy.fleet() else {
         return Vec::new();
     };

@@ -2,9 +2,9 @@
 //! `(stream, group)` — never by a binding's position in the configuration, so a reload that
 //! reorders `[[watch]]` entries keeps each binding's history with it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::flow::FlowMemory;
 use crate::model::pairs;
@@ -95,8 +95,9 @@ pub struct GroupMemory {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Memory {
-    /// Per unit.
-    pub units: BTreeMap<String, UnitMemory>,
+    /// Per unit (looked up by name several times a look: hashed, written in name order).
+    #[serde(serialize_with = "in_key_order")]
+    pub units: HashMap<String, UnitMemory>,
     /// Per watched `(stream, group)`.
     #[serde(with = "pairs")]
     pub groups: BTreeMap<GroupKey, GroupMemory>,
@@ -130,6 +131,14 @@ pub struct FleetMemory {
     pub silent_since: BTreeMap<String, u64>,
 }
 
+/// A hashed map written in key order, so the state file reads the same however it was filled.
+fn in_key_order<V: Serialize, S: Serializer>(
+    m: &HashMap<String, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().collect::<BTreeMap<_, _>>())
+}
+
 /// `m[k]`, inserted as the default first when absent: the key is copied only then (a look
 /// finds nearly every unit and group remembered already).
 pub fn slot<'m, K, Q, V>(m: &'m mut BTreeMap<K, V>, k: &Q) -> &'m mut V
@@ -147,7 +156,10 @@ where
 impl Memory {
     /// What is remembered of a unit, new if nothing was.
     pub fn unit_mut(&mut self, name: &str) -> &mut UnitMemory {
-        slot(&mut self.units, name)
+        if !self.units.contains_key(name) {
+            self.units.insert(name.to_string(), UnitMemory::default());
+        }
+        self.units.get_mut(name).expect("inserted above")
     }
 
     /// What is remembered of a group, new if nothing was.

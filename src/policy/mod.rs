@@ -74,7 +74,7 @@ use serde::Serialize;
 pub use action::{Action, RestartCause, to_execute};
 pub use consumers::{Class, ConsumerReport, Liveness};
 pub use memory::{GroupMemory, Memory, UnitMemory};
-pub use plan::{group_bindings, plan};
+pub use plan::{Groups, group_bindings, plan};
 pub use poison::{POISON_REPORT_DELIVERIES, PoisonReport};
 pub use units::{BindingReport, UnitReport};
 pub use verdict::{Severity, Verdict};
@@ -82,7 +82,7 @@ pub use verdict::{Severity, Verdict};
 use crate::config::Config;
 use crate::model::consumer_name::NameMatch;
 use crate::model::unit_pattern;
-use crate::model::{GroupData, GroupKey, RedisSnapshot, Snapshot, UnitState};
+use crate::model::{GroupData, GroupKey, ReadError, RedisSnapshot, Snapshot, UnitState};
 
 use flow::{PipelineReport, judge_pipelines};
 use keys::{FlagReport, GaugeReport, judge_keys};
@@ -152,6 +152,8 @@ pub struct Cycle<'a> {
     pub by_name: HashMap<&'a str, &'a UnitState>,
     /// The fleet's hosts by name, as read this cycle (`[fleet]`).
     pub hosts: HashMap<&'a str, &'a crate::model::fleet::HostBeat>,
+    /// The groups read, hashed (each is looked up several times a look).
+    pub groups: HashMap<&'a GroupKey, &'a Result<GroupData, ReadError>>,
 }
 
 /// How long a job or a changed unit file keeps a unit from being judged: a forgotten
@@ -213,7 +215,7 @@ impl Cycle<'_> {
     pub fn group(&self, key: &GroupKey) -> Result<&GroupData, String> {
         match &self.snap.redis {
             Err(e) => Err(e.to_string()),
-            Ok(r) => match r.groups.get(key) {
+            Ok(_) => match self.groups.get(key) {
                 Some(Ok(g)) => Ok(g),
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("not fetched".into()),
@@ -269,6 +271,10 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         deploys: deploys(mem, units, snap.now_usec),
         by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
         hosts: fleet_hosts(snap),
+        groups: snap
+            .redis
+            .as_ref()
+            .map_or_else(|_| HashMap::new(), |r| r.groups.iter().collect()),
     };
     if cfg.fleet.enabled {
         fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
@@ -276,9 +282,9 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);
     quarantine::judge_deaths(&cy, mem, &deaths, &mut d);
-    let targets = judge_units(&cy, mem, &classes, &mut d);
+    let (targets, current) = judge_units(&cy, mem, &classes, &mut d);
     if snap.redis.is_ok() {
-        recover_all(&cy, mem, &groups, &classes, &targets, &mut d);
+        recover_all(&cy, mem, &groups, &classes, &targets, &current, &mut d);
     }
     // Before `remember` forgets what a group that stopped being quiet was judged on.
     let as_of_ms = if cfg.fleet.enabled {
@@ -308,13 +314,13 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
 fn recover_all(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    groups: &BTreeMap<GroupKey, Vec<usize>>,
-    classes: &BTreeMap<GroupKey, Vec<Class>>,
-    targets: &Targets,
+    groups: &Groups<'_>,
+    classes: &Classes<'_>,
+    targets: &Targets<'_>,
+    current: &Current<'_>,
     d: &mut Decision,
 ) {
     let (none, nobody) = (BTreeMap::new(), BTreeSet::new());
-    let current = current_consumers(d);
     for (key, idxs) in groups {
         let judged = consumers::Judged {
             classes: classes.get(key).map_or(&[][..], Vec::as_slice),
@@ -324,22 +330,6 @@ fn recover_all(
         recover_and_scan(cy, mem, key, idxs, &judged, d);
     }
     mem.groups.retain(|k, _| groups.contains_key(k));
-}
-
-/// Per group, the consumers the units' rows show (listed in the group): found once, not per
-/// consumer.
-fn current_consumers(d: &Decision) -> BTreeMap<GroupKey, BTreeSet<String>> {
-    let mut m: BTreeMap<GroupKey, BTreeSet<String>> = BTreeMap::new();
-    for b in d.units.iter().flat_map(|u| &u.bindings) {
-        if let Some(c) = b.consumer.as_ref().filter(|_| b.consumer_present) {
-            let key = GroupKey {
-                stream: b.stream.clone(),
-                group: b.group.clone(),
-            };
-            m.entry(key).or_default().insert(c.clone());
-        }
-    }
-    m
 }
 
 /// Units whose state the next look reads in full (`NeedDaemonReload`, which systemd signals
@@ -401,11 +391,7 @@ fn track_main_pids(mem: &mut Memory, units: &[UnitState], now_usec: u64) {
 }
 
 /// Every consumer of every readable watched group, classified (rule 7).
-fn classify_all(
-    cy: &Cycle<'_>,
-    mem: &Memory,
-    groups: &BTreeMap<GroupKey, Vec<usize>>,
-) -> BTreeMap<GroupKey, Vec<Class>> {
+fn classify_all<'c>(cy: &Cycle<'_>, mem: &Memory, groups: &Groups<'c>) -> Classes<'c> {
     groups
         .iter()
         .filter_map(|(key, idxs)| {
@@ -415,7 +401,7 @@ fn classify_all(
                 .iter()
                 .map(|c| consumers::classify(cy, mem, idxs, c))
                 .collect();
-            Some((key.clone(), classes))
+            Some((*key, classes))
         })
         .collect()
 }
@@ -435,17 +421,25 @@ fn reported_units<'c>(cy: &Cycle<'c>) -> Vec<&'c str> {
     names
 }
 
-type Targets = BTreeMap<GroupKey, BTreeMap<usize, Target>>;
+/// Per watched group read, each consumer's class, in the group's order.
+pub type Classes<'c> = BTreeMap<&'c GroupKey, Vec<Class>>;
+
+/// Per group, the live consumers that may receive a dead consumer's entries, by binding.
+type Targets<'c> = BTreeMap<&'c GroupKey, BTreeMap<usize, Target>>;
+
+/// Per group, the consumers the units' rows show (listed in the group).
+type Current<'c> = BTreeMap<&'c GroupKey, BTreeSet<String>>;
 
 /// Rules 1–6 for every reported unit; returns, per group, the live consumers that may receive
-/// a dead consumer's entries.
-fn judge_units(
-    cy: &Cycle<'_>,
+/// a dead consumer's entries and the consumers the units' rows show.
+fn judge_units<'c>(
+    cy: &Cycle<'c>,
     mem: &mut Memory,
-    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    classes: &Classes<'_>,
     d: &mut Decision,
-) -> Targets {
+) -> (Targets<'c>, Current<'c>) {
     let mut targets: Targets = BTreeMap::new();
+    let mut current: Current = BTreeMap::new();
     let mut of_unit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, w) in cy.cfg.watch.iter().enumerate() {
         of_unit.entry(w.unit.as_str()).or_default().push(i);
@@ -471,16 +465,23 @@ fn judge_units(
             for &i in &bindings {
                 if let Some(t) = target_of(cy, mem, i, &e) {
                     targets
-                        .entry(cy.cfg.watch[i].key().clone())
+                        .entry(cy.cfg.watch[i].key())
                         .or_default()
                         .insert(i, t);
                 }
             }
         }
+        // A unit's rows follow its bindings' order (none while it is not up).
+        for (&i, b) in bindings.iter().zip(&e.report.bindings) {
+            if let Some(c) = b.consumer.as_ref().filter(|_| b.consumer_present) {
+                let key = cy.cfg.watch[i].key();
+                current.entry(key).or_default().insert(c.clone());
+            }
+        }
         d.actions.extend(e.restart);
         d.units.push(e.report);
     }
-    targets
+    (targets, current)
 }
 
 /// A unit's consumers may receive handoffs: it runs, and is neither hung, unknown, about to be

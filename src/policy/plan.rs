@@ -17,11 +17,14 @@ type Units<'a> = std::collections::HashMap<&'a str, &'a UnitState>;
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;
 
+/// Per watched `(stream, group)` (the configuration's own), its bindings.
+pub type Groups<'c> = BTreeMap<&'c GroupKey, Vec<usize>>;
+
 /// The distinct `(stream, group)` pairs of the configuration, each with its bindings.
-pub fn group_bindings(cfg: &Config) -> BTreeMap<GroupKey, Vec<usize>> {
-    let mut m: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+pub fn group_bindings(cfg: &Config) -> Groups<'_> {
+    let mut m = Groups::new();
     for (i, w) in cfg.watch.iter().enumerate() {
-        m.entry(w.key().clone()).or_default().push(i);
+        m.entry(w.key()).or_default().push(i);
     }
     m
 }
@@ -38,7 +41,7 @@ pub fn plan(
     let by_name: Units<'_> = units.iter().map(|u| (u.name.as_str(), u)).collect();
     let groups = group_bindings(cfg)
         .into_iter()
-        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key, &idxs, now_usec))
+        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key.clone(), &idxs, now_usec))
         .collect();
     FetchPlan {
         groups,

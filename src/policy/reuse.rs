@@ -11,7 +11,7 @@
 //! read in this look ([`withhold`]): the group is read at the next look and the action
 //! proposed again if it still stands.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::model::{GroupData, GroupKey};
 use super::consumers::{Class, Liveness, zombie_after_ms};
 use super::memory::{GroupMemory, Memory};
 use super::verdict::Severity;
-use super::{Cycle, Decision};
+use super::{Classes, Cycle, Decision, Groups};
 
 /// The longest a quiet group's consumers stand unread.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
@@ -94,8 +94,8 @@ fn zombie_due_ms(g: &GroupData, classes: &[Class], zombie_ms: u64) -> Option<u64
 pub fn remember(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    groups: &BTreeMap<GroupKey, Vec<usize>>,
-    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    groups: &Groups<'_>,
+    classes: &Classes<'_>,
     d: &Decision,
 ) {
     let busy = busy(d);
@@ -148,17 +148,15 @@ pub fn remember(
 }
 
 /// The groups whose consumers were not read in this look (known ones stood for them).
-fn unread<'g>(
-    cy: &Cycle<'_>,
-    groups: &'g BTreeMap<GroupKey, Vec<usize>>,
-) -> impl Iterator<Item = &'g GroupKey> {
+fn unread<'g>(cy: &Cycle<'_>, groups: &'g Groups<'_>) -> impl Iterator<Item = &'g GroupKey> {
     groups
         .keys()
+        .copied()
         .filter(|k| cy.group(k).is_ok_and(|g| g.consumers_read_usec.is_some()))
 }
 
 /// Withholds the consumer actions on groups whose consumers were not read in this look.
-pub fn withhold(cy: &Cycle<'_>, groups: &BTreeMap<GroupKey, Vec<usize>>, d: &mut Decision) {
+pub fn withhold(cy: &Cycle<'_>, groups: &Groups<'_>, d: &mut Decision) {
     let unread: HashSet<(&str, &str)> = unread(cy, groups)
         .map(|k| (k.stream.as_str(), k.group.as_str()))
         .collect();
@@ -173,7 +171,7 @@ pub fn withhold(cy: &Cycle<'_>, groups: &BTreeMap<GroupKey, Vec<usize>>, d: &mut
 
 /// The server's time (ms) the heartbeat speaks for: this look's, or the oldest read of the
 /// consumers it stood on (so other hosts' idle rule counts from when they were read).
-pub fn as_of_ms(cy: &Cycle<'_>, mem: &Memory, groups: &BTreeMap<GroupKey, Vec<usize>>) -> u64 {
+pub fn as_of_ms(cy: &Cycle<'_>, mem: &Memory, groups: &Groups<'_>) -> u64 {
     let now = cy.fleet().map_or(0, |v| v.now_ms);
     unread(cy, groups)
         .filter_map(|k| mem.groups.get(k)?.known.as_ref().map(|n| n.fleet_ms))

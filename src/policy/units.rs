@@ -122,7 +122,7 @@ pub struct UnitEval {
 pub fn judge_unit(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    classes: &super::Classes<'_>,
     name: &str,
     bindings: &[usize],
 ) -> UnitEval {
@@ -415,7 +415,7 @@ pub fn progress_idle_ms(gm: Option<&GroupMemory>, c: &ConsumerInfo, now_usec: u6
 fn judge_binding(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    classes: &BTreeMap<GroupKey, Vec<Class>>,
+    classes: &super::Classes<'_>,
     idx: usize,
     u: &UnitState,
 ) -> BindingEval {
