@@ -468,7 +468,8 @@ pub struct KeyFlag {
     pub key: String,
 }
 
-/// A `[[watch]]`: a unit bound to the consumer it runs.
+/// A `[[watch]]`: a unit bound to the consumer it runs. Built by [`Watch::new`] and never
+/// changed after: its `(stream, group)` key is kept beside `stream` and `group`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Watch {
     /// The unit.

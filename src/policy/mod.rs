@@ -180,7 +180,23 @@ fn deploys(mem: &mut Memory, units: &[UnitState], now: u64) -> BTreeMap<String, 
     out
 }
 
-impl Cycle<'_> {
+impl<'a> Cycle<'a> {
+    /// The look at `units` (those of `snap`), with its lookups; notes when deploys began.
+    fn new(cfg: &'a Config, snap: &'a Snapshot, units: &'a [UnitState], mem: &mut Memory) -> Self {
+        Cycle {
+            cfg,
+            snap,
+            units,
+            deploys: deploys(mem, units, snap.now_usec),
+            by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
+            hosts: fleet_hosts(snap),
+            groups: snap
+                .redis
+                .as_ref()
+                .map_or_else(|_| HashMap::new(), |r| r.groups.iter().collect()),
+        }
+    }
+
     /// This host's name (`{hostname}`).
     pub fn host(&self) -> &str {
         &self.snap.hostname
@@ -264,18 +280,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
         .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
-    let cy = Cycle {
-        cfg,
-        snap,
-        units,
-        deploys: deploys(mem, units, snap.now_usec),
-        by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
-        hosts: fleet_hosts(snap),
-        groups: snap
-            .redis
-            .as_ref()
-            .map_or_else(|_| HashMap::new(), |r| r.groups.iter().collect()),
-    };
+    let cy = Cycle::new(cfg, snap, units, mem);
     if cfg.fleet.enabled {
         fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
     }
