@@ -139,22 +139,9 @@ fn in_key_order<V: Serialize, S: Serializer>(
     s.collect_map(m.iter().collect::<BTreeMap<_, _>>())
 }
 
-/// `m[k]`, inserted as the default first when absent: the key is copied only then (a look
-/// finds nearly every unit and group remembered already).
-pub fn slot<'m, K, Q, V>(m: &'m mut BTreeMap<K, V>, k: &Q) -> &'m mut V
-where
-    K: Ord + std::borrow::Borrow<Q>,
-    Q: Ord + ToOwned<Owned = K> + ?Sized,
-    V: Default,
-{
-    if !m.contains_key(k) {
-        m.insert(k.to_owned(), V::default());
-    }
-    m.get_mut(k).expect("inserted above")
-}
-
 impl Memory {
-    /// What is remembered of a unit, new if nothing was.
+    /// What is remembered of a unit, new if nothing was: the name is copied only then (a look
+    /// finds nearly every unit and group remembered already).
     pub fn unit_mut(&mut self, name: &str) -> &mut UnitMemory {
         if !self.units.contains_key(name) {
             self.units.insert(name.to_string(), UnitMemory::default());
@@ -164,7 +151,10 @@ impl Memory {
 
     /// What is remembered of a group, new if nothing was.
     pub fn group_mut(&mut self, key: &GroupKey) -> &mut GroupMemory {
-        slot(&mut self.groups, key)
+        if !self.groups.contains_key(key) {
+            self.groups.insert(key.clone(), GroupMemory::default());
+        }
+        self.groups.get_mut(key).expect("inserted above")
     }
 
     /// Records a restart the agent issued (enforce mode): it counts against the budget and
