@@ -419,6 +419,35 @@ pub mod pairs {
     }
 }
 
+/// [`pairs`] for a hashed map: written in key order, so the file reads the same however the map
+/// was filled.
+pub mod hashed_pairs {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the map as pairs, in key order.
+    pub fn serialize<K: Serialize + Ord, V: Serialize, S: Serializer>(
+        m: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<(&K, &V)> = m.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        s.collect_seq(v)
+    }
+
+    /// Reads pairs back into a map.
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,6 +265,8 @@ pub fn vouches(cy: &Cycle<'_>, classes: &super::Classes<'_>, d: &Decision) -> Ve
         }
         out.push(v);
     }
+    // In the groups' order, whatever order they were judged in.
+    out.sort_unstable_by(|a, b| (&a.stream, &a.group).cmp(&(&b.stream, &b.group)));
     out
 }
 

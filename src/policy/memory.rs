@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::flow::FlowMemory;
-use crate::model::pairs;
 use crate::model::{GroupKey, PendingEntry, StreamId};
+use crate::model::{hashed_pairs, pairs};
 
 use super::verdict::Verdict;
 
@@ -98,9 +98,9 @@ pub struct Memory {
     /// Per unit (looked up by name several times a look: hashed, written in name order).
     #[serde(serialize_with = "in_key_order")]
     pub units: HashMap<String, UnitMemory>,
-    /// Per watched `(stream, group)`.
-    #[serde(with = "pairs")]
-    pub groups: BTreeMap<GroupKey, GroupMemory>,
+    /// Per watched `(stream, group)` (hashed as units are, written in key order).
+    #[serde(with = "hashed_pairs")]
+    pub groups: HashMap<GroupKey, GroupMemory>,
     /// Stream and group history for pipeline rates and stalls.
     pub flow: FlowMemory,
     /// Per stream: when the agent last found its server holding writes back (realtime µs). No

@@ -326,7 +326,7 @@ fn recover_all(
     d: &mut Decision,
 ) {
     let (none, nobody) = (BTreeMap::new(), BTreeSet::new());
-    for (key, idxs) in groups {
+    for (key, idxs) in groups.iter() {
         let judged = consumers::Judged {
             classes: classes.get(key).map_or(&[][..], Vec::as_slice),
             targets: targets.get(key).unwrap_or(&none),
@@ -406,7 +406,7 @@ fn classify_all<'c>(cy: &Cycle<'_>, mem: &Memory, groups: &Groups<'c>) -> Classe
                 .iter()
                 .map(|c| consumers::classify(cy, mem, idxs, c))
                 .collect();
-            Some((*key, classes))
+            Some((key, classes))
         })
         .collect()
 }
@@ -427,13 +427,13 @@ fn reported_units<'c>(cy: &Cycle<'c>) -> Vec<&'c str> {
 }
 
 /// Per watched group read, each consumer's class, in the group's order.
-pub type Classes<'c> = BTreeMap<&'c GroupKey, Vec<Class>>;
+pub type Classes<'c> = HashMap<&'c GroupKey, Vec<Class>>;
 
 /// Per group, the live consumers that may receive a dead consumer's entries, by binding.
-type Targets<'c> = BTreeMap<&'c GroupKey, BTreeMap<usize, Target>>;
+type Targets<'c> = HashMap<&'c GroupKey, BTreeMap<usize, Target>>;
 
 /// Per group, the consumers the units' rows show (listed in the group).
-type Current<'c> = BTreeMap<&'c GroupKey, BTreeSet<String>>;
+type Current<'c> = HashMap<&'c GroupKey, BTreeSet<String>>;
 
 /// Rules 1–6 for every reported unit; returns, per group, the live consumers that may receive
 /// a dead consumer's entries and the consumers the units' rows show.
@@ -443,9 +443,9 @@ fn judge_units<'c>(
     classes: &Classes<'_>,
     d: &mut Decision,
 ) -> (Targets<'c>, Current<'c>) {
-    let mut targets: Targets = BTreeMap::new();
-    let mut current: Current = BTreeMap::new();
-    let mut of_unit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut targets: Targets = HashMap::new();
+    let mut current: Current = HashMap::new();
+    let mut of_unit: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, w) in cy.cfg.watch.iter().enumerate() {
         of_unit.entry(w.unit.as_str()).or_default().push(i);
     }

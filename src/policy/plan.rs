@@ -2,8 +2,6 @@
 //! configuration, the units systemd reported and its memory; the Redis adapter runs the plan
 //! and decides nothing.
 
-use std::collections::BTreeMap;
-
 use crate::config::{Config, FleetConfig};
 use crate::model::fleet::Heartbeat;
 use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
@@ -17,16 +15,41 @@ type Units<'a> = std::collections::HashMap<&'a str, &'a UnitState>;
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;
 
-/// Per watched `(stream, group)` (the configuration's own), its bindings.
-pub type Groups<'c> = BTreeMap<&'c GroupKey, Vec<usize>>;
+/// Per watched `(stream, group)` (the configuration's own), its bindings; in key order, so a
+/// reload that reorders the configuration changes no look's order.
+#[derive(Debug, Default)]
+pub struct Groups<'c>(Vec<(&'c GroupKey, Vec<usize>)>);
+
+impl<'c> Groups<'c> {
+    /// Each group with its bindings, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'c GroupKey, &[usize])> + '_ {
+        self.0.iter().map(|(k, v)| (*k, v.as_slice()))
+    }
+
+    /// The groups, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &'c GroupKey> + '_ {
+        self.0.iter().map(|(k, _)| *k)
+    }
+
+    /// Whether `key` is watched.
+    pub fn contains_key(&self, key: &GroupKey) -> bool {
+        self.0.binary_search_by(|(k, _)| (*k).cmp(key)).is_ok()
+    }
+}
 
 /// The distinct `(stream, group)` pairs of the configuration, each with its bindings.
 pub fn group_bindings(cfg: &Config) -> Groups<'_> {
-    let mut m = Groups::new();
-    for (i, w) in cfg.watch.iter().enumerate() {
-        m.entry(w.key()).or_default().push(i);
+    let mut all: Vec<(&GroupKey, usize)> = cfg.watch.iter().map(|w| w.key()).zip(0..).collect();
+    // Stable: a group's bindings stay in the configuration's order.
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out: Vec<(&GroupKey, Vec<usize>)> = Vec::new();
+    for (key, i) in all {
+        match out.last_mut() {
+            Some((k, idxs)) if *k == key => idxs.push(i),
+            _ => out.push((key, vec![i])),
+        }
     }
-    m
+    Groups(out)
 }
 
 /// The plan for this cycle. `units`: what systemd reported (empty if it could not be asked).
@@ -40,8 +63,8 @@ pub fn plan(
 ) -> FetchPlan {
     let by_name: Units<'_> = units.iter().map(|u| (u.name.as_str(), u)).collect();
     let groups = group_bindings(cfg)
-        .into_iter()
-        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key.clone(), &idxs, now_usec))
+        .iter()
+        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key.clone(), idxs, now_usec))
         .collect();
     FetchPlan {
         groups,

@@ -4,7 +4,7 @@
 //! consumers changes, as far as any rule can tell, only by what its `XINFO GROUPS` entry shows:
 //! an entry delivered or acknowledged, a consumer created or deleted. While that entry is the
 //! same as at the group's last `XINFO CONSUMERS`, and its units' MainPIDs are too, the
-//! consumers read then stand for this look's, for at most [`REREAD_AFTER`]; the entry is read
+//! consumers read then stand for this look's, for at most [`reread_after`]; the entry is read
 //! every look, and a group whose entry changed has its consumers read in the same look. What
 //! such a look does not see is idle times going on: in a quiet group only the zombie rule
 //! (`zombie_after`, an hour) looks at them, and no consumer action is taken on consumers not
@@ -24,8 +24,18 @@ use super::memory::{GroupMemory, Memory};
 use super::verdict::Severity;
 use super::{Classes, Cycle, Decision, Groups};
 
-/// The longest a quiet group's consumers stand unread.
+/// The longest a quiet group's consumers stand unread at short intervals.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
+
+/// At long intervals, the looks a quiet group's consumers stand unread for.
+pub const REREAD_LOOKS: u32 = 4;
+
+/// The longest a quiet group's consumers stand unread at `interval`: [`REREAD_AFTER`], or
+/// [`REREAD_LOOKS`] intervals if that is longer, so that no more than a quarter of the quiet
+/// groups is read in any look.
+pub fn reread_after(interval: Duration) -> Duration {
+    REREAD_AFTER.max(interval.saturating_mul(REREAD_LOOKS))
+}
 
 /// A quiet group's consumers as last read.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +98,7 @@ fn zombie_due_ms(g: &GroupData, classes: &[Class], zombie_ms: u64) -> Option<u64
 }
 
 /// Keeps, per quiet group read in this look, its consumers for the looks to come; forgets
-/// them for every group that is not quiet. Re-reads are spread over [`REREAD_AFTER`] from
+/// them for every group that is not quiet. Re-reads are spread over [`reread_after`] from
 /// the first (group by group), so that no look reads them all, and come no later than a
 /// consumer of unknown liveness could reach `zombie_after`.
 pub fn remember(
@@ -101,7 +111,7 @@ pub fn remember(
     let busy = busy(d);
     let fleet_ms = cy.fleet().map_or(0, |v| v.now_ms);
     let every = cy.cfg.interval.0.max(Duration::from_millis(1));
-    let looks = (REREAD_AFTER.as_micros() / every.as_micros()).max(1) as u64;
+    let looks = (reread_after(every).as_micros() / every.as_micros()).max(1) as u64;
     let every = every.as_micros() as u64;
     for (j, (key, idxs)) in groups.iter().enumerate() {
         let gm = mem.group_mut(key);
@@ -151,7 +161,6 @@ pub fn remember(
 fn unread<'g>(cy: &Cycle<'_>, groups: &'g Groups<'_>) -> impl Iterator<Item = &'g GroupKey> {
     groups
         .keys()
-        .copied()
         .filter(|k| cy.group(k).is_ok_and(|g| g.consumers_read_usec.is_some()))
 }
 

@@ -1945,11 +1945,18 @@ fn offered(c: &Config, s: &Snapshot, mem: &Memory, now: u64) -> Option<Vec<Consu
 }
 
 /// A quiet group's consumers stand for the next looks' only while nothing that could matter
-/// changed: read again when due (every REREAD_AFTER), when the clock stepped back past their
-/// reading, when a bound unit's MainPID changed, or when the group was not quiet.
+/// changed: read again when due (every `reread_after` the interval), when the clock stepped
+/// back past their reading, when a bound unit's MainPID changed, or when the group was not quiet.
 #[test]
 fn quiet_groups_consumers_are_reused_until_due() {
-    let c = cfg_1s();
+    for secs in [1, 5] {
+        let mut c = cfg("");
+        c.interval = crate::config::HumanDuration(std::time::Duration::from_secs(secs));
+        reused_until_due(&c);
+    }
+}
+
+fn reused_until_due(c: &Config) {
     let since = T0 - 3600 * S;
     let quiet = snap(
         T0,
@@ -1957,26 +1964,27 @@ fn quiet_groups_consumers_are_reused_until_due() {
         group(Some(0), vec![consumer(&me(10), 0, 5, None)]),
         None,
     );
-    let period = reuse::REREAD_AFTER.as_micros() as u64;
+    let period = reuse::reread_after(c.interval.0).as_micros() as u64;
+    let step = c.interval.0.as_micros() as u64;
     let mut mem = Memory::default();
-    decide(&c, &quiet, &mut mem);
+    decide(c, &quiet, &mut mem);
     let listed = Some(group_mut(&mut quiet.clone()).consumers.clone());
     // The first group's place in the rotation is a whole period.
-    assert_eq!(offered(&c, &quiet, &mem, T0 + S), listed);
-    assert_eq!(offered(&c, &quiet, &mem, T0 + period - S), listed);
-    assert_eq!(offered(&c, &quiet, &mem, T0 + period), None);
+    assert_eq!(offered(c, &quiet, &mem, T0 + step), listed);
+    assert_eq!(offered(c, &quiet, &mem, T0 + period - step), listed);
+    assert_eq!(offered(c, &quiet, &mem, T0 + period), None);
     // The clock stepped back: read now.
-    assert_eq!(offered(&c, &quiet, &mem, T0 - 3600 * S), None);
+    assert_eq!(offered(c, &quiet, &mem, T0 - 3600 * S), None);
     // Read again when due: another period.
     let mut again = quiet.clone();
     again.now_usec = T0 + period;
-    decide(&c, &again, &mut mem);
-    assert_eq!(offered(&c, &again, &mem, T0 + 2 * period - S), listed);
-    assert_eq!(offered(&c, &again, &mem, T0 + 2 * period), None);
+    decide(c, &again, &mut mem);
+    assert_eq!(offered(c, &again, &mem, T0 + 2 * period - step), listed);
+    assert_eq!(offered(c, &again, &mem, T0 + 2 * period), None);
     // A new MainPID: read now.
     let mut restarted = again.clone();
     restarted.units = Ok(vec![unit(11, T0)]);
-    assert_eq!(offered(&c, &restarted, &mem, T0 + period + S), None);
+    assert_eq!(offered(c, &restarted, &mem, T0 + period + S), None);
     // Work waiting, entries pending, or no lag known: not quiet, forgotten.
     for g in [
         group(Some(2), vec![consumer(&me(10), 0, 5, None)]),
@@ -1985,8 +1993,24 @@ fn quiet_groups_consumers_are_reused_until_due() {
     ] {
         let mut m = mem.clone();
         let s = snap(T0 + period + S, vec![unit(10, since)], g, None);
-        decide(&c, &s, &mut m);
-        assert_eq!(offered(&c, &s, &m, T0 + period + 2 * S), None);
+        decide(c, &s, &mut m);
+        assert_eq!(offered(c, &s, &m, T0 + period + 2 * S), None);
+    }
+}
+
+/// A quiet group's consumers stand unread for 10 s, or 4 intervals where that is longer.
+#[test]
+fn reread_after_by_interval() {
+    let d = std::time::Duration::from_millis;
+    for (interval, after) in [
+        (d(100), d(10_000)),
+        (d(1_000), d(10_000)),
+        (d(2_500), d(10_000)),
+        (d(5_000), d(20_000)),
+        (d(60_000), d(240_000)),
+        (std::time::Duration::MAX, std::time::Duration::MAX),
+    ] {
+        assert_eq!(reuse::reread_after(interval), after, "{interval:?}");
     }
 }
 
