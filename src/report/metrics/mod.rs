@@ -10,7 +10,7 @@ pub mod observe;
 pub mod serve;
 pub mod textfile;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -42,7 +42,8 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
 struct Observed {
     snap: Snapshot,
     d: Decision,
-    unit_of: BTreeMap<GroupKey, String>,
+    /// Each binding's group and unit, in the configuration's order.
+    watch: Vec<(GroupKey, String)>,
     max_series: usize,
     fresh: bool,
 }
@@ -65,7 +66,7 @@ pub struct Metrics {
     group_lag: Family<Labels, Gauge>,
     group_pending: Family<Labels, Gauge>,
     entries_added: Family<Labels, Counter>,
-    added_seen: Mutex<BTreeMap<String, u64>>,
+    added_seen: Mutex<HashMap<String, u64>>,
     budget_remaining: Family<Labels, Gauge>,
     stalled: Family<Labels, Gauge>,
     key_value: Family<Labels, FGauge>,
@@ -108,7 +109,7 @@ impl Metrics {
             group_lag: Family::default(),
             group_pending: Family::default(),
             entries_added: Family::default(),
-            added_seen: Mutex::new(BTreeMap::new()),
+            added_seen: Mutex::new(HashMap::new()),
             budget_remaining: Family::default(),
             stalled: Family::default(),
             key_value: Family::default(),

@@ -1,6 +1,7 @@
 //! Recording: counters when things happen, gauges built from the latest cycle when someone
 //! reads them.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{ClaimPolicy, Config};
@@ -37,15 +38,19 @@ impl Metrics {
                 }
             }
         }
-        let unit_of = cfg
-            .watch
-            .iter()
-            .map(|w| (w.key().clone(), w.unit.clone()))
-            .collect();
-        *self.latest.lock().unwrap() = Some(Observed {
+        let mut latest = self.latest.lock().unwrap();
+        let watch = match latest.take() {
+            Some(o) if same_watch(&o.watch, cfg) => o.watch,
+            _ => cfg
+                .watch
+                .iter()
+                .map(|w| (w.key().clone(), w.unit.clone()))
+                .collect(),
+        };
+        *latest = Some(Observed {
             snap,
             d,
-            unit_of,
+            watch,
             max_series: cfg.metrics.max_consumer_series,
             fresh: true,
         });
@@ -110,10 +115,12 @@ impl Metrics {
         let Ok(r) = &o.snap.redis else { return };
         let mut series = 0usize;
         let mut dropped = 0u64;
+        let unit_of: HashMap<&GroupKey, &str> =
+            o.watch.iter().map(|(k, u)| (k, u.as_str())).collect();
         for (k, g) in &r.groups {
             let Ok(g) = g else { continue };
             self.group_gauges(&k.stream, &g.group);
-            let unit = o.unit_of.get(k).map(String::as_str).unwrap_or("");
+            let unit = unit_of.get(k).copied().unwrap_or("");
             for c in &g.consumers {
                 if series >= o.max_series {
                     dropped += 1;
@@ -188,15 +195,25 @@ impl Metrics {
     fn added(&self, stream: &str, added: Option<u64>) {
         let Some(now) = added else { return };
         let mut seen = self.added_seen.lock().unwrap();
-        let prev = seen.insert(stream.to_string(), now);
-        let c = self.entries_added.get_or_create(&l(&[("stream", stream)]));
-        match prev {
+        let (by, first) = match seen.get_mut(stream) {
             // The counter starts at the stream's own count, then follows it; a stream that was
             // recreated (count went down) starts counting again from its new count.
-            None => c.inc_by(now),
-            Some(p) if now >= p => c.inc_by(now - p),
-            Some(_) => c.inc_by(now),
+            None => {
+                seen.insert(stream.to_string(), now);
+                (now, true)
+            }
+            Some(p) => {
+                let by = if now >= *p { now - *p } else { now };
+                *p = now;
+                (by, false)
+            }
         };
+        // A series exists from the stream's first sight; one that did not move is not touched.
+        if by > 0 || first {
+            self.entries_added
+                .get_or_create(&l(&[("stream", stream)]))
+                .inc_by(by);
+        }
     }
 
     /// Follows the Redis adapter's own count of round trips.
@@ -292,6 +309,86 @@ impl Metrics {
                 _ => continue,
             };
             fam.get_or_create(&labels).inc_by(v as u64);
+        }
+    }
+}
+
+/// The bindings' groups and units are still `cfg`'s, in its order.
+fn same_watch(watch: &[(GroupKey, String)], cfg: &Config) -> bool {
+    watch.len() == cfg.watch.len()
+        && watch
+            .iter()
+            .zip(&cfg.watch)
+            .all(|((k, u), w)| k == w.key() && u == &w.unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn added_line(m: &Metrics, stream: &str) -> Option<String> {
+        let prefix = format!("quantum_watchdog_stream_entries_added_total{{stream=\"{stream}\"}} ");
+        m.encode()
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .map(|l| l[prefix.len()..].to_string())
+    }
+
+    /// The counter starts at the stream's count, follows it, starts again from a recreated
+    /// stream's count, and exists from a stream's first sight even at 0.
+    #[test]
+    fn entries_added_follows_each_stream() {
+        let m = Metrics::new();
+        for (stream, added, total) in [
+            ("a", Some(10), "10"),
+            ("a", Some(10), "10"),
+            ("a", Some(15), "15"),
+            ("a", None, "15"),
+            ("a", Some(3), "18"),
+            ("b", Some(0), "0"),
+            ("b", Some(0), "0"),
+            ("b", Some(2), "2"),
+        ] {
+            m.added(stream, added);
+            assert_eq!(
+                added_line(&m, stream).as_deref(),
+                Some(total),
+                "{stream} {added:?}"
+            );
+        }
+        assert_eq!(added_line(&m, "c"), None);
+    }
+
+    fn config(watch: &[(&str, &str)]) -> Config {
+        let toml: String = watch
+            .iter()
+            .map(|(unit, stream)| {
+                format!(
+                    "[[watch]]\nunit = \"{unit}\"\nstream = \"{stream}\"\ngroup = \"g\"\n\
+                     consumer = \"c-{{pid}}\"\n"
+                )
+            })
+            .collect();
+        crate::config::from_fragments(&[("t.toml".into(), toml)]).unwrap()
+    }
+
+    /// The bindings kept for the unit labels are rebuilt whenever the configuration's differ.
+    #[test]
+    fn watch_kept_only_while_the_same() {
+        let ab = config(&[("quantum-a.service", "s1"), ("quantum-b.service", "s2")]);
+        let kept: Vec<(GroupKey, String)> = ab
+            .watch
+            .iter()
+            .map(|w| (w.key().clone(), w.unit.clone()))
+            .collect();
+        assert!(same_watch(&kept, &ab));
+        for other in [
+            config(&[("quantum-b.service", "s2"), ("quantum-a.service", "s1")]),
+            config(&[("quantum-a.service", "s1"), ("quantum-c.service", "s2")]),
+            config(&[("quantum-a.service", "s1"), ("quantum-b.service", "s3")]),
+            config(&[("quantum-a.service", "s1")]),
+        ] {
+            assert!(!same_watch(&kept, &other));
         }
     }
 }
