@@ -234,10 +234,18 @@ pub fn under_lease(
 /// What this host's next heartbeat says, from this cycle's decision: per group judged, the
 /// consumers of this host found live (or not judged), and those found dead whose recovery
 /// this agent does not hold back (a deploy, a pause, a window): another host may take them.
-pub fn vouches(cy: &Cycle<'_>, classes: &super::Classes<'_>, d: &Decision) -> Vec<Vouch> {
+/// In the groups' order.
+pub fn vouches(
+    cy: &Cycle<'_>,
+    groups: &super::Groups<'_>,
+    classes: &super::Classes<'_>,
+    d: &Decision,
+) -> Vec<Vouch> {
     let mut out = Vec::new();
-    for (key, classes) in classes {
-        let Ok(g) = cy.group(key) else { continue };
+    for key in groups.keys() {
+        let (Ok(g), Some(classes)) = (cy.group(key), classes.get(key)) else {
+            continue;
+        };
         let mut v = Vouch {
             stream: key.stream.clone(),
             group: key.group.clone(),
@@ -265,8 +273,6 @@ pub fn vouches(cy: &Cycle<'_>, classes: &super::Classes<'_>, d: &Decision) -> Ve
         }
         out.push(v);
     }
-    // In the groups' order, whatever order they were judged in.
-    out.sort_unstable_by(|a, b| (&a.stream, &a.group).cmp(&(&b.stream, &b.group)));
     out
 }
 

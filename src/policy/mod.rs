@@ -309,7 +309,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     );
     if cfg.fleet.enabled {
         mem.fleet.as_of_ms = as_of_ms;
-        mem.fleet.vouches = fleet::vouches(&cy, &classes, &d);
+        mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);
         d.fleet = fleet::report(&cy, &groups);
     }
     d

@@ -41,11 +41,7 @@ impl Metrics {
         let mut latest = self.latest.lock().unwrap();
         let watch = match latest.take() {
             Some(o) if same_watch(&o.watch, cfg) => o.watch,
-            _ => cfg
-                .watch
-                .iter()
-                .map(|w| (w.key().clone(), w.unit.clone()))
-                .collect(),
+            _ => watch_of(cfg),
         };
         *latest = Some(Observed {
             snap,
@@ -313,6 +309,14 @@ impl Metrics {
     }
 }
 
+/// Each binding's group and unit, in `cfg`'s order.
+fn watch_of(cfg: &Config) -> Vec<(GroupKey, String)> {
+    cfg.watch
+        .iter()
+        .map(|w| (w.key().clone(), w.unit.clone()))
+        .collect()
+}
+
 /// The bindings' groups and units are still `cfg`'s, in its order.
 fn same_watch(watch: &[(GroupKey, String)], cfg: &Config) -> bool {
     watch.len() == cfg.watch.len()
@@ -376,11 +380,7 @@ mod tests {
     #[test]
     fn watch_kept_only_while_the_same() {
         let ab = config(&[("quantum-a.service", "s1"), ("quantum-b.service", "s2")]);
-        let kept: Vec<(GroupKey, String)> = ab
-            .watch
-            .iter()
-            .map(|w| (w.key().clone(), w.unit.clone()))
-            .collect();
+        let kept = watch_of(&ab);
         assert!(same_watch(&kept, &ab));
         for other in [
             config(&[("quantum-b.service", "s2"), ("quantum-a.service", "s1")]),
