@@ -22,6 +22,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::adapters::clock::{boot_id, now_usec};
+use crate::adapters::heap::Heap;
 use crate::adapters::{notify, state_file};
 use crate::config::{self, Config, Mode, Secrets};
 use crate::policy::{self, Action, Decision, Memory};
@@ -154,6 +155,7 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
     let mut sup = Supervision::new(notify::watchdog_interval());
     agent.announce_start(&o, sup.watchdog);
     let mut sig = Signals::new()?;
+    let mut heap = Heap::new();
     loop {
         let interval = agent.cfg.interval.0;
         let budget = sup.budget(interval);
@@ -165,7 +167,9 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
                 humantime::format_duration(budget)
             ),
         }
-        crate::adapters::heap::give_back();
+        if heap.after_look() {
+            tracing::debug!("freed heap given back");
+        }
         let next = tokio::time::Instant::from_std(started + interval);
         loop {
             tokio::select! {
