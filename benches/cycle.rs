@@ -149,7 +149,7 @@ fn look(cfg: &Config, mem: &mut Memory, metrics: &Metrics, mut snap: Snapshot, p
     let t = Instant::now();
     let redis = snap.redis.as_ref().expect("redis");
     let tp = policy::template_pids(cfg, HOST, redis);
-    let probe = policy::pids_to_probe(&tp);
+    let probe = policy::pids_to_probe(&tp, units);
     let locate = policy::pids_to_locate(&tp, units, &snap.live_pids);
     p.pids.push(ms(t.elapsed()));
     std::hint::black_box((probe, locate));

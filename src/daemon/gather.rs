@@ -128,7 +128,7 @@ impl World {
         let mut pid_units = BTreeMap::new();
         if let Ok(r) = &redis {
             let tp = policy::template_pids(cfg, &self.hostname, r);
-            for pid in policy::pids_to_probe(&tp) {
+            for pid in policy::pids_to_probe(&tp, listed) {
                 if let Some(alive) = pid_alive(pid) {
                     live_pids.insert(pid, alive);
                 }

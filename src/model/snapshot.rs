@@ -422,7 +422,7 @@ pub mod pairs {
 /// [`pairs`] for a hashed map: written in key order, so the file reads the same however the map
 /// was filled.
 pub mod hashed_pairs {
-    use std::collections::HashMap;
+    use crate::model::hash::HashMap;
     use std::hash::Hash;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};

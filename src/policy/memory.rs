@@ -2,7 +2,9 @@
 //! `(stream, group)` — never by a binding's position in the configuration, so a reload that
 //! reorders `[[watch]]` entries keeps each binding's history with it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::hash::HashMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 

@@ -67,7 +67,9 @@ pub mod reuse;
 pub mod units;
 pub mod verdict;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::hash::HashMap;
 
 use serde::Serialize;
 
@@ -193,7 +195,7 @@ impl<'a> Cycle<'a> {
             groups: snap
                 .redis
                 .as_ref()
-                .map_or_else(|_| HashMap::new(), |r| r.groups.iter().collect()),
+                .map_or_else(|_| HashMap::default(), |r| r.groups.iter().collect()),
         }
     }
 
@@ -443,9 +445,9 @@ fn judge_units<'c>(
     classes: &Classes<'_>,
     d: &mut Decision,
 ) -> (Targets<'c>, Current<'c>) {
-    let mut targets: Targets = HashMap::new();
-    let mut current: Current = HashMap::new();
-    let mut of_unit: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut targets: Targets = HashMap::default();
+    let mut current: Current = HashMap::default();
+    let mut of_unit: HashMap<&str, Vec<usize>> = HashMap::default();
     for (i, w) in cy.cfg.watch.iter().enumerate() {
         of_unit.entry(w.unit.as_str()).or_default().push(i);
     }
@@ -579,10 +581,15 @@ fn refresh_claims(gm: &mut GroupMemory, g: &GroupData, now: u64) {
 }
 
 /// PIDs carried by consumer names that fit a binding's template on this host (`tp`, from
-/// [`template_pids`]): the shell checks which of them are live processes before calling
-/// [`decide`].
-pub fn pids_to_probe(tp: &[(&str, u32)]) -> BTreeSet<u32> {
-    tp.iter().map(|&(_, p)| p).collect()
+/// [`template_pids`]), other than the MainPID of the template's own unit (a consumer whose
+/// PID is its unit's MainPID is live by rule 7 without a probe): the shell checks which of
+/// them are live processes before calling [`decide`].
+pub fn pids_to_probe(tp: &[(&str, u32)], units: &[UnitState]) -> BTreeSet<u32> {
+    let main = main_pids(units);
+    tp.iter()
+        .filter(|&&(unit, p)| main(unit) != p)
+        .map(|&(_, p)| p)
+        .collect()
 }
 
 /// Live PIDs of consumer names that are not the MainPID of the unit whose template they fit
@@ -593,15 +600,20 @@ pub fn pids_to_locate(
     units: &[UnitState],
     live: &BTreeMap<u32, bool>,
 ) -> BTreeSet<u32> {
-    let mains: HashMap<&str, u32> = units
-        .iter()
-        .map(|u| (u.name.as_str(), u.main_pid))
-        .collect();
-    let main = |unit: &str| mains.get(unit).copied().unwrap_or(0);
+    let main = main_pids(units);
     tp.iter()
         .filter(|&&(unit, p)| main(unit) != p && live.get(&p) == Some(&true))
         .map(|&(_, p)| p)
         .collect()
+}
+
+/// A unit's MainPID by name, 0 for a unit not reported.
+fn main_pids(units: &[UnitState]) -> impl Fn(&str) -> u32 + '_ {
+    let mains: HashMap<&str, u32> = units
+        .iter()
+        .map(|u| (u.name.as_str(), u.main_pid))
+        .collect();
+    move |unit| mains.get(unit).copied().unwrap_or(0)
 }
 
 /// `(unit, PID)` of every consumer name that fits a binding's template with a PID: what

@@ -10,7 +10,7 @@ use crate::model::{GroupKey, UnitState, render_key};
 use super::memory::Memory;
 
 /// The units systemd reported, by name.
-type Units<'a> = std::collections::HashMap<&'a str, &'a UnitState>;
+type Units<'a> = crate::model::hash::HashMap<&'a str, &'a UnitState>;
 
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;

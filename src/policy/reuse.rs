@@ -11,7 +11,7 @@
 //! read in this look ([`withhold`]): the group is read at the next look and the action
 //! proposed again if it still stands.
 
-use std::collections::HashSet;
+use crate::model::hash::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -920,21 +920,28 @@ fn own_unit_is_never_judged_or_acted_on() {
 #[test]
 fn pids_to_probe_come_from_matching_names_only() {
     let c = cfg("");
-    let s = snap(
-        T0,
-        vec![],
+    let consumers = || {
         group(
             Some(0),
             vec![
                 consumer(&me(10), 0, 1, None),
+                consumer(&me(13), 0, 1, None),
                 consumer("execution-otherhost-11", 0, 1, None),
                 consumer("x-12", 0, 1, None),
             ],
-        ),
-        None,
-    );
-    let pids = pids_to_probe(&template_pids(&c, HOST, s.redis.as_ref().unwrap()));
-    assert_eq!(pids.into_iter().collect::<Vec<_>>(), vec![10]);
+        )
+    };
+    let probe = |units: Vec<UnitState>| {
+        let s = snap(T0, units, consumers(), None);
+        let tp = template_pids(&c, HOST, s.redis.as_ref().unwrap());
+        pids_to_probe(&tp, s.units.as_ref().unwrap())
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    // The unit's MainPID is live by rule 7 without a probe; an earlier process's PID is probed.
+    assert_eq!(probe(vec![unit(10, T0 - 60 * S)]), vec![13]);
+    // Not reported by systemd: every PID of a matching name is probed.
+    assert_eq!(probe(vec![]), vec![10, 13]);
 }
 
 #[test]

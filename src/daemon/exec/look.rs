@@ -51,7 +51,7 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
     let mut pid_units = BTreeMap::new();
     if let Ok(r) = &redis {
         let tp = policy::template_pids(&x.cfg, &host, r);
-        for pid in policy::pids_to_probe(&tp) {
+        for pid in policy::pids_to_probe(&tp, &units) {
             if let Some(alive) = pid_alive(pid) {
                 live_pids.insert(pid, alive);
             }

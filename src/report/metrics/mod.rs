@@ -10,7 +10,7 @@ pub mod observe;
 pub mod serve;
 pub mod textfile;
 
-use std::collections::HashMap;
+use crate::model::hash::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -109,7 +109,7 @@ impl Metrics {
             group_lag: Family::default(),
             group_pending: Family::default(),
             entries_added: Family::default(),
-            added_seen: Mutex::new(HashMap::new()),
+            added_seen: Mutex::new(HashMap::default()),
             budget_remaining: Family::default(),
             stalled: Family::default(),
             key_value: Family::default(),

@@ -1,7 +1,7 @@
 //! Recording: counters when things happen, gauges built from the latest cycle when someone
 //! reads them.
 
-use std::collections::HashMap;
+use crate::model::hash::HashMap;
 use std::time::Duration;
 
 use crate::config::{ClaimPolicy, Config};
