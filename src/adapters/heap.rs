@@ -55,7 +55,7 @@ pub fn should_trim(size: usize, last: Option<(Duration, usize)>) -> bool {
     }
 }
 
-/// The bytes of the main heap (`mallinfo2().arena`); 0 where that cannot be told.
+/// The bytes of the heap, all of malloc's arenas (`mallinfo2().arena`); 0 where that cannot be told.
 fn heap_size() -> usize {
     #[cfg(target_env = "gnu")]
     {
