@@ -13,24 +13,14 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(600);
 /// Growth of the heap since it was last given back that counts as a look having grown it.
 pub const GROWN_BY: usize = 1 << 20;
 
-/// When the heap was last given back, and how big it was then.
-#[derive(Debug)]
+/// When the heap was last given back, and how big it was then; at first never, so the first
+/// look's end gives back what it freed.
+#[derive(Debug, Default)]
 pub struct Heap {
     trimmed: Option<(Instant, usize)>,
 }
 
-impl Default for Heap {
-    fn default() -> Self {
-        Heap::new()
-    }
-}
-
 impl Heap {
-    /// Nothing given back yet: the first look's end gives back what it freed.
-    pub fn new() -> Heap {
-        Heap { trimmed: None }
-    }
-
     /// After a look: returns freed heap pages to the kernel (`malloc_trim`) when
     /// [`should_trim`] says so; `true` if it did.
     pub fn after_look(&mut self) -> bool {
@@ -124,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_heap_gives_back_after_it_grew() {
-        let mut h = Heap::new();
+        let mut h = Heap::default();
         assert!(h.after_look(), "the first look's end gives back");
         let before = heap_size();
         // 16 MiB in blocks of 1 KiB: below the mmap threshold, so the heap itself grows.

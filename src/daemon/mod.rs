@@ -155,7 +155,7 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
     let mut sup = Supervision::new(notify::watchdog_interval());
     agent.announce_start(&o, sup.watchdog);
     let mut sig = Signals::new()?;
-    let mut heap = Heap::new();
+    let mut heap = Heap::default();
     loop {
         let interval = agent.cfg.interval.0;
         let budget = sup.budget(interval);
