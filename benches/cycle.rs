@@ -148,9 +148,8 @@ fn look(cfg: &Config, mem: &mut Memory, metrics: &Metrics, mut snap: Snapshot, p
     let units = snap.units.as_ref().expect("units");
     let t = Instant::now();
     let redis = snap.redis.as_ref().expect("redis");
-    let tp = policy::template_pids(cfg, HOST, redis);
-    let probe = policy::pids_to_probe(&tp, units);
-    let locate = policy::pids_to_locate(&tp, units, &snap.live_pids);
+    let probe = policy::pids_to_probe(cfg, HOST, redis, units);
+    let locate = policy::pids_to_locate(&probe, &snap.live_pids);
     p.pids.push(ms(t.elapsed()));
     std::hint::black_box((probe, locate));
     let t = Instant::now();

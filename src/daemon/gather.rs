@@ -127,13 +127,13 @@ impl World {
         let mut live_pids = BTreeMap::new();
         let mut pid_units = BTreeMap::new();
         if let Ok(r) = &redis {
-            let tp = policy::template_pids(cfg, &self.hostname, r);
-            for pid in policy::pids_to_probe(&tp, listed) {
+            let probe = policy::pids_to_probe(cfg, &self.hostname, r, listed);
+            for &pid in &probe {
                 if let Some(alive) = pid_alive(pid) {
                     live_pids.insert(pid, alive);
                 }
             }
-            let locate = policy::pids_to_locate(&tp, listed, &live_pids);
+            let locate = policy::pids_to_locate(&probe, &live_pids);
             if !locate.is_empty()
                 && let Some(sd) = &self.systemd
             {

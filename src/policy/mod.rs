@@ -580,62 +580,46 @@ fn refresh_claims(gm: &mut GroupMemory, g: &GroupData, now: u64) {
     }
 }
 
-/// PIDs carried by consumer names that fit a binding's template on this host (`tp`, from
-/// [`template_pids`]), other than the MainPID of the template's own unit (a consumer whose
-/// PID is its unit's MainPID is live by rule 7 without a probe): the shell checks which of
-/// them are live processes before calling [`decide`].
-pub fn pids_to_probe(tp: &[(&str, u32)], units: &[UnitState]) -> BTreeSet<u32> {
-    let main = main_pids(units);
-    tp.iter()
-        .filter(|&&(unit, p)| main(unit) != p)
-        .map(|&(_, p)| p)
-        .collect()
-}
-
-/// Live PIDs of consumer names that are not the MainPID of the unit whose template they fit
-/// (`tp`, from [`template_pids`]): the shell asks systemd which unit each runs in
-/// (`GetUnitByPID`) before calling [`decide`].
-pub fn pids_to_locate(
-    tp: &[(&str, u32)],
+/// PIDs carried by consumer names that fit a binding's template on this host, other than the
+/// MainPID of the template's own unit (a consumer whose PID is its unit's MainPID is live by
+/// rule 7 without a probe): the shell checks which of them are live processes before calling
+/// [`decide`]. Matched once a look.
+pub fn pids_to_probe(
+    cfg: &Config,
+    hostname: &str,
+    redis: &RedisSnapshot,
     units: &[UnitState],
-    live: &BTreeMap<u32, bool>,
 ) -> BTreeSet<u32> {
-    let main = main_pids(units);
-    tp.iter()
-        .filter(|&&(unit, p)| main(unit) != p && live.get(&p) == Some(&true))
-        .map(|&(_, p)| p)
-        .collect()
-}
-
-/// A unit's MainPID by name, 0 for a unit not reported.
-fn main_pids(units: &[UnitState]) -> impl Fn(&str) -> u32 + '_ {
     let mains: HashMap<&str, u32> = units
         .iter()
         .map(|u| (u.name.as_str(), u.main_pid))
         .collect();
-    move |unit| mains.get(unit).copied().unwrap_or(0)
-}
-
-/// `(unit, PID)` of every consumer name that fits a binding's template with a PID: what
-/// [`pids_to_probe`] and [`pids_to_locate`] choose from, matched once a look.
-pub fn template_pids<'a>(
-    cfg: &'a Config,
-    hostname: &str,
-    redis: &RedisSnapshot,
-) -> Vec<(&'a str, u32)> {
-    let mut out = Vec::new();
+    let mut out = BTreeSet::new();
     for w in &cfg.watch {
-        if let Some(Ok(g)) = redis.groups.get(w.key()) {
-            for c in &g.consumers {
-                if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
-                    && p != 0
-                {
-                    out.push((w.unit.as_str(), p));
-                }
+        let Some(Ok(g)) = redis.groups.get(w.key()) else {
+            continue;
+        };
+        let main = mains.get(w.unit.as_str()).copied().unwrap_or(0);
+        for c in &g.consumers {
+            if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
+                && p != 0
+                && p != main
+            {
+                out.insert(p);
             }
         }
     }
     out
+}
+
+/// The probed PIDs (from [`pids_to_probe`]: none is its own unit's MainPID) found live: the
+/// shell asks systemd which unit each runs in (`GetUnitByPID`) before calling [`decide`].
+pub fn pids_to_locate(probed: &BTreeSet<u32>, live: &BTreeMap<u32, bool>) -> BTreeSet<u32> {
+    probed
+        .iter()
+        .copied()
+        .filter(|p| live.get(p) == Some(&true))
+        .collect()
 }
 
 #[cfg(test)]

@@ -933,10 +933,14 @@ fn pids_to_probe_come_from_matching_names_only() {
     };
     let probe = |units: Vec<UnitState>| {
         let s = snap(T0, units, consumers(), None);
-        let tp = template_pids(&c, HOST, s.redis.as_ref().unwrap());
-        pids_to_probe(&tp, s.units.as_ref().unwrap())
-            .into_iter()
-            .collect::<Vec<_>>()
+        pids_to_probe(
+            &c,
+            HOST,
+            s.redis.as_ref().unwrap(),
+            s.units.as_ref().unwrap(),
+        )
+        .into_iter()
+        .collect::<Vec<_>>()
     };
     // The unit's MainPID is live by rule 7 without a probe; an earlier process's PID is probed.
     assert_eq!(probe(vec![unit(10, T0 - 60 * S)]), vec![13]);
@@ -1154,8 +1158,12 @@ fn a_live_pid_outside_the_unit_is_a_reused_pid() {
     );
     assert_eq!(
         pids_to_locate(
-            &template_pids(&c, HOST, s.redis.as_ref().unwrap()),
-            s.units.as_ref().unwrap(),
+            &pids_to_probe(
+                &c,
+                HOST,
+                s.redis.as_ref().unwrap(),
+                s.units.as_ref().unwrap()
+            ),
             &s.live_pids
         ),
         [300, 301, 302, 303].into_iter().collect(),

@@ -50,14 +50,14 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
     let mut live_pids = BTreeMap::new();
     let mut pid_units = BTreeMap::new();
     if let Ok(r) = &redis {
-        let tp = policy::template_pids(&x.cfg, &host, r);
-        for pid in policy::pids_to_probe(&tp, &units) {
+        let probe = policy::pids_to_probe(&x.cfg, &host, r, &units);
+        for &pid in &probe {
             if let Some(alive) = pid_alive(pid) {
                 live_pids.insert(pid, alive);
             }
         }
         let ours = x.cgroup.as_deref().unwrap_or("/");
-        for pid in policy::pids_to_locate(&tp, &units, &live_pids) {
+        for pid in policy::pids_to_locate(&probe, &live_pids) {
             // In our cgroup: a process of the unit; elsewhere: not the unit's (a reused PID).
             if let Some(inside) = cgroup::in_cgroup(pid, ours) {
                 pid_units.insert(pid, inside.then(|| x.unit.clone()));
