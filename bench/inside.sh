@@ -658,7 +658,10 @@ scale_run() {
     QUANTUM_WATCHDOG_LOG=debug "$bin" --user --config "$B/scale.toml" agent 2>"$B/scale.log" &
     local ag=$! t0 u0 s0 u1 s1 el cmd hwm rt f0 f1 peak
     sleep 5
-    # The peak from here on: the start's first full look does not count (clear_refs 5).
+    # The start's peak (the first look reads every unit and every consumer), then the peak
+    # from here on, without it (clear_refs 5).
+    local start_peak
+    start_peak=$(awk '/VmHWM/ {print $2}' /proc/$ag/status)
     echo 5 > /proc/$ag/clear_refs 2>/dev/null || true
     read -r f0 u0 s0 < <(awk '{print $10, $14, $15}' /proc/$ag/stat)
     local c0 c1
@@ -685,7 +688,7 @@ scale_run() {
     mkdir -p "$QW_BENCH/../target/bench-logs"
     cp "$B/scale.log" "$QW_BENCH/../target/bench-logs/scale-$label-$n-$iv.log"
     sed -E 's/\x1b\[[0-9;]*m//g' "$B/scale.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +6 > "$B/scale-ms"
-    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" "$srv" "$(grep -c 'ms: decide' "$B/scale.log" || true)" "$peak" "$f0" "$f1" <<'PY'
+    python3 - "$label" "$n" "$iv" "$u0" "$s0" "$u1" "$s1" "$el" "$(getconf CLK_TCK)" "$hwm" "$c0" "$c1" "$cmd0" "$cmd1" "$B/scale-ms" "$anon" "$srv" "$(grep -c 'ms: decide' "$B/scale.log" || true)" "$peak" "$f0" "$f1" "$start_peak" <<'PY'
 import sys
 a = sys.argv[1:]
 label, n, iv = a[0], a[1], a[2]
@@ -696,13 +699,13 @@ cycles = max(c1 - c0, 1)
 cpu = ((u1 - u0) + (s1 - s0)) / hz / (el / 1000) * 100
 anon = float(a[15])
 srv = float(a[16]) / max(float(a[17]), 1) / 1000
-peak, f0, f1 = (float(x) for x in a[18:21])
-print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB ({anon/1024:.1f}) | {peak/1024:.1f} MiB | {(f1 - f0) / cycles:.0f} | {(cmd1 - cmd0) / cycles:.0f} | {srv:.2f} ms |")
+peak, f0, f1, start = (float(x) for x in a[18:22])
+print(f"| {label} | {n} | {iv} | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms | {cpu:.2f} % | {rss/1024:.1f} MiB ({anon/1024:.1f}) | {peak/1024:.1f} MiB | {start/1024:.1f} MiB | {(f1 - f0) / cycles:.0f} | {(cmd1 - cmd0) / cycles:.0f} | {srv:.2f} ms |")
 PY
     for i in $(seq -w 0 $((n - 1))); do systemctl --user stop --no-block "quantum-z-$i.service"; done
 }
-echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS between looks (of it anonymous) | peak RSS in the run (VmHWM) | page faults a cycle | Redis commands a cycle (one round trip) | server time a cycle |"
-echo "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| binary | bindings | interval | cycle p50 / p99 | CPU (of one core) | RSS between looks (of it anonymous) | peak RSS in the run (VmHWM) | peak RSS of the start (the first look) | page faults a cycle | Redis commands a cycle (one round trip) | server time a cycle |"
+echo "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
 # The baseline (QW_BIN_BASE, an earlier build) beside this one, size by size.
 IFS=, read -r -a SIZES <<< "${BENCH_SCALE_SIZES:-10 1s,100 1s,1000 1s,1000 5s}"
 for sz in "${SIZES[@]}"; do

@@ -140,6 +140,14 @@ pub const RELIST_EVERY: Duration = Duration::from_secs(30);
 /// file holds it back at once; a healthy unit's is noticed within the rotation.
 pub const NEED_RELOAD_PER_LOOK: usize = 8;
 
+/// Calls in flight at once. systemd answers one call after another, so more in flight is
+/// no faster: it only holds more futures and replies in memory at once (a first look at
+/// 1 000 units had 9 000 in flight).
+pub const CALLS_AT_ONCE: usize = 256;
+
+/// Units whose properties are read at the same time (up to nine calls each).
+pub const UNITS_READ_AT_ONCE: usize = CALLS_AT_ONCE / 8;
+
 /// A connection to one systemd manager.
 pub struct Systemd {
     conn: zbus::Connection,
@@ -371,9 +379,12 @@ impl Systemd {
         (fresh, to_read)
     }
 
-    /// Reads the listed units' properties, concurrently, within one timeout.
+    /// Reads the listed units' properties, [`UNITS_READ_AT_ONCE`] at a time, within one timeout.
     async fn read_all(&self, to_read: Vec<Listed>) -> Result<Vec<UnitState>, SystemdError> {
-        let reads = futures_util::future::join_all(to_read.into_iter().map(|l| self.read_unit(l)));
+        let reads = futures_util::stream::iter(to_read)
+            .map(|l| self.read_unit(l))
+            .buffer_unordered(UNITS_READ_AT_ONCE)
+            .collect::<Vec<_>>();
         let read = tokio::time::timeout(self.timeout, reads)
             .await
             .map_err(|_| SystemdError::Timeout(self.timeout))?;
@@ -423,8 +434,13 @@ impl Systemd {
             let need = within(self.timeout, unit.need_daemon_reload()).await?;
             Ok::<_, SystemdError>((i, need))
         });
-        // One unit that cannot be asked is taken as not changed; the rest of the look stands.
-        let read = futures_util::future::join_all(reads).await;
+        // One unit that cannot be asked (or not within the timeout, all of them together) is
+        // taken as not changed; the rest of the look stands.
+        let read: Vec<_> = futures_util::stream::iter(reads)
+            .buffer_unordered(CALLS_AT_ONCE)
+            .take_until(tokio::time::sleep(self.timeout))
+            .collect()
+            .await;
         let mut cache = self.cache.lock().unwrap();
         for r in read {
             match r {
@@ -563,7 +579,8 @@ impl Systemd {
         }
     }
 
-    /// The units each of `pids` runs in; PIDs systemd could not be asked about are left out.
+    /// The units each of `pids` runs in; PIDs systemd could not be asked about (within one
+    /// timeout for all) are left out.
     pub async fn units_of_pids(
         &self,
         pids: impl IntoIterator<Item = u32>,
@@ -571,11 +588,12 @@ impl Systemd {
         let asks = pids
             .into_iter()
             .map(|p| async move { (p, self.unit_of_pid(p).await) });
-        futures_util::future::join_all(asks)
-            .await
-            .into_iter()
-            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
+        futures_util::stream::iter(asks)
+            .buffer_unordered(CALLS_AT_ONCE)
+            .take_until(tokio::time::sleep(self.timeout))
+            .filter_map(|(p, r)| std::future::ready(r.ok().map(|u| (p, u))))
             .collect()
+            .await
     }
 
     /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
