@@ -105,12 +105,22 @@ impl Template {
         if self.has_pid() && pid == 0 {
             return None;
         }
-        let mut out = String::new();
+        let len = |p: &Part| match p {
+            Part::Lit(l) => l.len(),
+            Part::Hostname => hostname.len(),
+            Part::Pid => 10,
+            Part::Unit => unit.len(),
+        };
+        // One allocation: the longest a PID can be is ten digits.
+        let mut out = String::with_capacity(self.parts.iter().map(len).sum());
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.push_str(l),
                 Part::Hostname => out.push_str(hostname),
-                Part::Pid => out.push_str(&pid.to_string()),
+                Part::Pid => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{pid}");
+                }
                 Part::Unit => out.push_str(unit),
             }
         }

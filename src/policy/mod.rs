@@ -288,6 +288,8 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     }
     let groups = group_bindings(cfg);
     let classes = classify_all(&cy, mem, &groups);
+    // One report a consumer classified: grown once, not doubled a dozen times.
+    d.consumers.reserve(classes.values().map(Vec::len).sum());
     quarantine::judge_deaths(&cy, mem, &deaths, &mut d);
     let (targets, current) = judge_units(&cy, mem, &classes, &mut d);
     if snap.redis.is_ok() {
@@ -451,7 +453,9 @@ fn judge_units<'c>(
     for (i, w) in cy.cfg.watch.iter().enumerate() {
         of_unit.entry(w.unit.as_str()).or_default().push(i);
     }
-    for name in reported_units(cy) {
+    let names = reported_units(cy);
+    d.units.reserve(names.len());
+    for name in names {
         let bindings = of_unit.remove(name).unwrap_or_default();
         let e = units::judge_unit(cy, mem, classes, name, &bindings);
         let um = mem.unit_mut(name);

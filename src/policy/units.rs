@@ -331,11 +331,11 @@ fn remember(mem: &mut Memory, unit: &str, v: Verdict) -> u32 {
     m.streak
 }
 
-fn new_report(w: &Watch, consumer: Option<String>) -> BindingReport {
+fn new_report(w: &Watch) -> BindingReport {
     BindingReport {
         stream: w.stream.clone(),
         group: w.group.clone(),
-        consumer,
+        consumer: None,
         consumer_present: false,
         idle_ms: None,
         inactive_ms: None,
@@ -422,10 +422,11 @@ fn judge_binding(
     let w = &cy.cfg.watch[idx];
     let key = w.key();
     let rendered = w.consumer.render(cy.host(), u.main_pid, &w.unit);
-    let mut rep = new_report(w, rendered.clone());
+    let mut rep = new_report(w);
     let g = match cy.group(key) {
         Ok(g) => g,
         Err(why) => {
+            rep.consumer = rendered;
             rep.reason = format!("{}: {why}", w.group);
             rep.error = Some(why);
             return BindingEval {
@@ -468,6 +469,11 @@ fn judge_binding(
     let (verdict, reason, cause) = judged;
     rep.verdict = verdict;
     rep.reason = reason;
+    // The consumer judged, else the name the unit's process would read under.
+    rep.consumer = match consumer {
+        Some(c) => Some(c.name.to_string()),
+        None => rendered,
+    };
     BindingEval {
         report: rep,
         cause,
@@ -477,9 +483,6 @@ fn judge_binding(
 
 /// The binding report's figures: its consumer's and its group's.
 fn fill_counts(rep: &mut BindingReport, g: &GroupData, consumer: Option<&ConsumerInfo>) {
-    if let Some(c) = consumer {
-        rep.consumer = Some(c.name.to_string());
-    }
     rep.consumer_present = consumer.is_some();
     rep.idle_ms = consumer.map(|c| c.idle_ms);
     rep.inactive_ms = consumer.and_then(|c| c.inactive_ms);
