@@ -494,15 +494,12 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         .stream
         .map(|s| Ok::<_, ReadError>(xinfo::stream_info(&s?)?))
         .transpose()?;
-    let group = xinfo::groups(&r.groups?)?
-        .into_iter()
-        .find(|x| x.name == g.key.group)
-        .ok_or_else(|| {
-            ReadError::Server(format!(
-                "NOGROUP: stream {} has no consumer group {}",
-                g.key.stream, g.key.group
-            ))
-        })?;
+    let group = xinfo::group_named(&r.groups?, &g.key.group)?.ok_or_else(|| {
+        ReadError::Server(format!(
+            "NOGROUP: stream {} has no consumer group {}",
+            g.key.stream, g.key.group
+        ))
+    })?;
     let mut d = GroupData {
         stream: stream.clone().unwrap_or(StreamInfo {
             length: 0,

@@ -5,6 +5,9 @@
 //! a server version lacks (`lag`, `entries-read`, `inactive`, `entries-added`) are `None`,
 //! and fields it adds are ignored.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use redis::Value;
 
 use crate::model::{ConsumerInfo, GroupInfo, PendingEntry, ReadError, StreamId, StreamInfo};
@@ -32,15 +35,22 @@ fn err(what: &'static str, detail: impl Into<String>) -> ParseError {
     }
 }
 
-/// The fields of one reply element, in reply order (a dozen at most: a linear scan beats a map).
-struct Fields<'a>(Vec<(&'a [u8], &'a Value)>);
+/// The fields of one reply element, as the reply has them (a dozen at most: a linear scan
+/// beats a map, and nothing is copied).
+enum Fields<'a> {
+    /// RESP2: name, value, name, value, …
+    Flat(&'a [Value]),
+    /// RESP3.
+    Map(&'a [(Value, Value)]),
+}
 
 impl<'a> Fields<'a> {
     fn get(&self, k: &str) -> Option<&'a Value> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == k.as_bytes())
-            .map(|(_, v)| *v)
+        let is = |n: &Value| name_bytes(n) == Some(k.as_bytes());
+        match self {
+            Fields::Flat(items) => items.chunks_exact(2).find(|kv| is(&kv[0])).map(|kv| &kv[1]),
+            Fields::Map(pairs) => pairs.iter().find(|(n, _)| is(n)).map(|(_, v)| v),
+        }
     }
 }
 
@@ -55,30 +65,21 @@ fn name_bytes(v: &Value) -> Option<&[u8]> {
 
 /// A field map of one reply element (RESP2 flat array or RESP3 map).
 fn fields<'a>(what: &'static str, v: &'a Value) -> Result<Fields<'a>, ParseError> {
-    let mut m = Vec::new();
-    match v {
-        Value::Map(pairs) => {
-            for (k, val) in pairs {
-                m.push((
-                    name_bytes(k).ok_or_else(|| err(what, "non-text field name"))?,
-                    val,
-                ));
-            }
+    let is_text = |n: &Value| name_bytes(n).is_some();
+    let (f, names_text) = match v {
+        Value::Map(pairs) => (Fields::Map(pairs), pairs.iter().all(|(k, _)| is_text(k))),
+        Value::Array(items) if items.len() % 2 == 0 => {
+            (Fields::Flat(items), items.iter().step_by(2).all(is_text))
         }
         Value::Array(items) => {
-            if items.len() % 2 != 0 {
-                return Err(err(what, format!("odd number of items ({})", items.len())));
-            }
-            for kv in items.chunks_exact(2) {
-                m.push((
-                    name_bytes(&kv[0]).ok_or_else(|| err(what, "non-text field name"))?,
-                    &kv[1],
-                ));
-            }
+            return Err(err(what, format!("odd number of items ({})", items.len())));
         }
         other => return Err(err(what, format!("expected a map, found {}", kind(other)))),
+    };
+    if !names_text {
+        return Err(err(what, "non-text field name"));
     }
-    Ok(Fields(m))
+    Ok(f)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -93,11 +94,12 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A text value, borrowed where it is valid UTF-8 (bytes that are not become U+FFFD).
+fn text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b)),
+        Value::SimpleString(s) => Some(Cow::Borrowed(s)),
+        Value::VerbatimString { text, .. } => Some(Cow::Borrowed(text)),
         _ => None,
     }
 }
@@ -166,23 +168,41 @@ fn items<'a>(what: &'static str, v: &'a Value) -> Result<&'a [Value], ParseError
     }
 }
 
+const GROUPS: &str = "XINFO GROUPS";
+
+/// One element of `XINFO GROUPS`.
+fn group_info(m: &Fields<'_>) -> Result<GroupInfo, ParseError> {
+    const W: &str = GROUPS;
+    Ok(GroupInfo {
+        name: text(req(W, m, "name")?)
+            .ok_or_else(|| err(W, "name is not a string"))?
+            .into_owned(),
+        consumers: req_u64(W, m, "consumers")?,
+        pending: req_u64(W, m, "pending")?,
+        last_delivered_id: id(W, req(W, m, "last-delivered-id")?)?,
+        entries_read: opt_u64(W, m, "entries-read")?,
+        lag: opt_u64(W, m, "lag")?,
+    })
+}
+
 /// `XINFO GROUPS`.
 pub fn groups(v: &Value) -> Result<Vec<GroupInfo>, ParseError> {
-    const W: &str = "XINFO GROUPS";
-    items(W, v)?
+    items(GROUPS, v)?
         .iter()
-        .map(|g| {
-            let m = fields(W, g)?;
-            Ok(GroupInfo {
-                name: text(req(W, &m, "name")?).ok_or_else(|| err(W, "name is not a string"))?,
-                consumers: req_u64(W, &m, "consumers")?,
-                pending: req_u64(W, &m, "pending")?,
-                last_delivered_id: id(W, req(W, &m, "last-delivered-id")?)?,
-                entries_read: opt_u64(W, &m, "entries-read")?,
-                lag: opt_u64(W, &m, "lag")?,
-            })
-        })
+        .map(|g| group_info(&fields(GROUPS, g)?))
         .collect()
+}
+
+/// The group `name` of an `XINFO GROUPS` reply, if the stream has it. The stream's other
+/// groups are not parsed: another application's group is none of this look's business.
+pub fn group_named(v: &Value, name: &str) -> Result<Option<GroupInfo>, ParseError> {
+    for g in items(GROUPS, v)? {
+        let m = fields(GROUPS, g)?;
+        if m.get("name").and_then(name_bytes) == Some(name.as_bytes()) {
+            return group_info(&m).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// `XINFO CONSUMERS`.
@@ -193,9 +213,9 @@ pub fn consumers(v: &Value) -> Result<Vec<ConsumerInfo>, ParseError> {
         .map(|c| {
             let m = fields(W, c)?;
             Ok(ConsumerInfo {
-                name: text(req(W, &m, "name")?)
-                    .ok_or_else(|| err(W, "name is not a string"))?
-                    .into(),
+                name: Arc::from(
+                    &*text(req(W, &m, "name")?).ok_or_else(|| err(W, "name is not a string"))?,
+                ),
                 pending: req_u64(W, &m, "pending")?,
                 idle_ms: req_u64(W, &m, "idle")?,
                 inactive_ms: opt_i64(W, &m, "inactive")?,
@@ -221,7 +241,9 @@ pub fn pending_entries(v: &Value) -> Result<Vec<PendingEntry>, ParseError> {
             };
             Ok(PendingEntry {
                 id: id(W, &f[0])?,
-                consumer: text(&f[1]).ok_or_else(|| err(W, "consumer is not a string"))?,
+                consumer: text(&f[1])
+                    .ok_or_else(|| err(W, "consumer is not a string"))?
+                    .into_owned(),
                 idle_ms: n(&f[2], "idle")?,
                 deliveries: n(&f[3], "deliveries")?,
             })
@@ -288,6 +310,39 @@ mod tests {
             "6.2 has neither field"
         );
         assert_eq!(six[0].last_delivered_id.to_string(), "1700000000000-3");
+    }
+
+    #[test]
+    fn only_the_named_group_is_parsed() {
+        let ours = flat(&[
+            ("name", b("router")),
+            ("consumers", Value::Int(2)),
+            ("pending", Value::Int(3)),
+            ("last-delivered-id", b("5-0")),
+            ("entries-read", Value::Int(9)),
+            ("lag", Value::Int(1)),
+        ]);
+        // Another application's group, in a shape this agent would not accept.
+        let theirs = flat(&[("name", b("audit")), ("pending", b("many"))]);
+        let v = Value::Array(vec![theirs, ours]);
+        let g = group_named(&v, "router").unwrap().unwrap();
+        assert_eq!((g.name.as_str(), g.pending, g.lag), ("router", 3, Some(1)));
+        assert_eq!(group_named(&v, "missing").unwrap(), None);
+        assert!(
+            group_named(&v, "audit").is_err(),
+            "a malformed group of ours is an error"
+        );
+        assert!(
+            groups(&v).is_err(),
+            "every group parsed: the malformed one fails"
+        );
+        let resp3 = Value::Array(vec![Value::Map(vec![
+            (b("name"), b("router")),
+            (b("consumers"), Value::Int(0)),
+            (b("pending"), Value::Int(0)),
+            (b("last-delivered-id"), b("0-0")),
+        ])]);
+        assert_eq!(group_named(&resp3, "router").unwrap().unwrap().lag, None);
     }
 
     #[test]
