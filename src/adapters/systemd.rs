@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use zbus::proxy::CacheProperties;
 use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
+use crate::model::hash::{HashMap, HashSet};
 use crate::model::{ActiveState, LoadState, ReadError, UnitState};
 
 /// Why a systemd call failed.
@@ -107,13 +108,13 @@ struct Listed {
 
 #[derive(Default)]
 struct Cache {
-    units: BTreeMap<String, (UnitState, String)>,
+    units: HashMap<String, (UnitState, String)>,
     /// Object paths that changed since they were last read.
-    dirty: BTreeSet<String>,
+    dirty: HashSet<String>,
     /// The signal stream ended: the connection is gone.
     lost: bool,
     /// `NeedDaemonReload` as last read, by unit.
-    need_reload: BTreeMap<String, bool>,
+    need_reload: HashMap<String, bool>,
     /// Where the next look's turn of `NeedDaemonReload` reads starts.
     reload_turn: usize,
     /// Signals received so far (any unit's properties, any manager signal).
@@ -286,10 +287,10 @@ impl Systemd {
         let (mut fresh, to_read) = self.select_stale(&listed);
         let changed: Vec<String> = to_read.iter().map(|l| l.name.clone()).collect();
         fresh.extend(self.read_all(to_read).await?);
-        let urgent: BTreeSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
+        let urgent: HashSet<&str> = urgent.iter().chain(&changed).map(String::as_str).collect();
         self.read_need_reload(&mut fresh, bound, &urgent).await;
         let missing: Vec<String> = {
-            let have: BTreeSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
+            let have: HashSet<&str> = fresh.iter().map(|u| u.name.as_str()).collect();
             bound
                 .iter()
                 .filter(|b| !have.contains(b.as_str()))
@@ -354,7 +355,7 @@ impl Systemd {
     /// and every one when no signals keep the cache.
     fn select_stale(&self, listed: &[Listed]) -> (Vec<UnitState>, Vec<Listed>) {
         let mut cache = self.cache.lock().unwrap();
-        let names: BTreeSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
+        let names: HashSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
         cache.units.retain(|n, _| names.contains(n.as_str()));
         let (mut fresh, mut to_read) = (Vec::new(), Vec::new());
         for l in listed {
@@ -406,27 +407,30 @@ impl Systemd {
         &self,
         units: &mut [UnitState],
         bound: &[String],
-        urgent: &BTreeSet<&str>,
+        urgent: &HashSet<&str>,
     ) {
-        let bound: BTreeSet<&str> = bound.iter().map(String::as_str).collect();
+        let bound: HashSet<&str> = bound.iter().map(String::as_str).collect();
         let paths: Vec<(usize, String)> = {
             let mut cache = self.cache.lock().unwrap();
-            let up: Vec<(usize, String)> = units
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| u.active_state.is_up() && bound.contains(u.name.as_str()))
-                .filter_map(|(i, u)| cache.units.get(&u.name).map(|(_, p)| (i, p.clone())))
+            let up: Vec<usize> = (0..units.len())
+                .filter(|&i| {
+                    let u = &units[i];
+                    u.active_state.is_up()
+                        && bound.contains(u.name.as_str())
+                        && cache.units.contains_key(&u.name)
+                })
                 .collect();
             let n = up.len().max(1);
             let turn = cache.reload_turn % n;
             cache.reload_turn = turn + NEED_RELOAD_PER_LOOK;
             let in_turn = |k: usize| (k + n - turn) % n < NEED_RELOAD_PER_LOOK;
+            // Only the paths of the units read this look are copied.
             up.into_iter()
                 .enumerate()
-                .filter(|(k, (i, _))| {
-                    !self.watch || in_turn(*k) || urgent.contains(units[*i].name.as_str())
+                .filter(|&(k, i)| {
+                    !self.watch || in_turn(k) || urgent.contains(units[i].name.as_str())
                 })
-                .map(|(_, p)| p)
+                .filter_map(|(_, i)| cache.units.get(&units[i].name).map(|(_, p)| (i, p.clone())))
                 .collect()
         };
         let reads = paths.into_iter().map(|(i, path)| async move {
@@ -450,7 +454,7 @@ impl Systemd {
                 Err(e) => tracing::debug!("NeedDaemonReload: {e}"),
             }
         }
-        let names: BTreeSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        let names: HashSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
         cache.need_reload.retain(|n, _| names.contains(n.as_str()));
         for u in units.iter_mut() {
             u.need_daemon_reload = u.active_state.is_up()
