@@ -94,6 +94,46 @@ async fn within<T>(
     }
 }
 
+/// One row of `ListUnitsByPatterns` as the reply has it: name, description, load, active and
+/// sub state, followed unit, object path, job ID, job type, job path.
+type ListedRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    zbus::ObjectPath<'a>,
+    u32,
+    &'a str,
+    zbus::ObjectPath<'a>,
+);
+
+/// Whether a row says of its unit what the last list said.
+fn same_row((row, l): (&ListedRow<'_>, &Listed)) -> bool {
+    let (name, _, load, active, sub, _, path, job_id, job_type, _) = row;
+    *name == l.name
+        && *load == l.load
+        && *active == l.active
+        && *sub == l.sub
+        && path.as_str() == l.path
+        && l.job.as_deref() == (*job_id != 0).then_some(*job_type)
+}
+
+impl Listed {
+    fn from_row(row: &ListedRow<'_>) -> Listed {
+        let (name, _, load, active, sub, _, path, job_id, job_type, _) = row;
+        Listed {
+            name: name.to_string(),
+            load: load.to_string(),
+            active: active.to_string(),
+            sub: sub.to_string(),
+            path: path.to_string(),
+            job: (*job_id != 0).then(|| job_type.to_string()),
+        }
+    }
+}
+
 /// One unit of `ListUnitsByPatterns`: what the list says of it.
 #[derive(Clone)]
 struct Listed {
@@ -321,26 +361,31 @@ impl Systemd {
             c.signals
         };
         let at = Instant::now();
-        let listed = within(
+        let reply = within(
             self.timeout,
-            self.mgr.list_units_by_patterns(vec![], patterns.to_vec()),
+            self.mgr
+                .inner()
+                .call_method("ListUnitsByPatterns", &(Vec::<&str>::new(), patterns)),
         )
         .await?;
-        let listed: Arc<Vec<Listed>> = Arc::new(
-            listed
-                .into_iter()
-                .map(
-                    |(name, _, load, active, sub, _, path, job_id, job_type, _)| Listed {
-                        name,
-                        load,
-                        active,
-                        sub,
-                        path: path.to_string(),
-                        job: (job_id != 0).then_some(job_type),
-                    },
-                )
-                .collect(),
-        );
+        let body = reply.body();
+        // Read in place: the rows are copied only when the list is not the last one.
+        let rows: Vec<ListedRow<'_>> = body.deserialize().map_err(call_error)?;
+        let last = {
+            let c = self.cache.lock().unwrap();
+            c.last
+                .as_ref()
+                .filter(|l| l.patterns == patterns)
+                .map(|l| Arc::clone(&l.units))
+        };
+        let listed = match last {
+            Some(last)
+                if last.len() == rows.len() && rows.iter().zip(last.iter()).all(same_row) =>
+            {
+                last
+            }
+            _ => Arc::new(rows.iter().map(Listed::from_row).collect()),
+        };
         self.cache.lock().unwrap().last = Some(LastList {
             patterns: patterns.to_vec(),
             signals,
