@@ -134,6 +134,19 @@ impl Listed {
     }
 }
 
+/// Forgets what the cache holds of units not in `listed`: their state, and their
+/// `PropertiesChanged` marks. Every unit of the manager signals (sessions, timers, transient
+/// units), so the marks would otherwise grow for as long as the agent runs; a unit not
+/// listed now is read afresh when it is.
+fn forget_unlisted(cache: &mut Cache, listed: &[Listed]) {
+    let names: HashSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
+    cache.units.retain(|n, _| names.contains(n.as_str()));
+    if !cache.dirty.is_empty() {
+        let paths: HashSet<&str> = listed.iter().map(|u| u.path.as_str()).collect();
+        cache.dirty.retain(|p| paths.contains(p.as_str()));
+    }
+}
+
 /// One unit of `ListUnitsByPatterns`: what the list says of it.
 #[derive(Clone)]
 struct Listed {
@@ -186,7 +199,7 @@ pub const NEED_RELOAD_PER_LOOK: usize = 8;
 /// 1 000 units had 9 000 in flight).
 pub const CALLS_AT_ONCE: usize = 256;
 
-/// Units whose properties are read at the same time (up to nine calls each).
+/// Units whose properties are read at the same time (up to eight calls each).
 pub const UNITS_READ_AT_ONCE: usize = CALLS_AT_ONCE / 8;
 
 /// A connection to one systemd manager.
@@ -400,8 +413,7 @@ impl Systemd {
     /// and every one when no signals keep the cache.
     fn select_stale(&self, listed: &[Listed]) -> (Vec<UnitState>, Vec<Listed>) {
         let mut cache = self.cache.lock().unwrap();
-        let names: HashSet<&str> = listed.iter().map(|u| u.name.as_str()).collect();
-        cache.units.retain(|n, _| names.contains(n.as_str()));
+        forget_unlisted(&mut cache, listed);
         let (mut fresh, mut to_read) = (Vec::new(), Vec::new());
         for l in listed {
             let current = cache.units.get(&l.name).filter(|(u, _)| {
@@ -445,7 +457,7 @@ impl Systemd {
     }
 
     /// `NeedDaemonReload` of the bound units that are up. systemd signals no change of it, so
-    /// it is read (concurrently, one call a unit): for the `urgent` ones (in question, or
+    /// it is read (one call a unit, [`CALLS_AT_ONCE`] at a time, all within one timeout): for the `urgent` ones (in question, or
     /// whose state just changed) and [`NEED_RELOAD_PER_LOOK`] others in turn — every one each
     /// look without signals (`status`, `recover`). The rest keep the value last read.
     async fn read_need_reload(
@@ -485,11 +497,19 @@ impl Systemd {
         });
         // One unit that cannot be asked (or not within the timeout, all of them together) is
         // taken as not changed; the rest of the look stands.
+        let asked = reads.len();
         let read: Vec<_> = futures_util::stream::iter(reads)
             .buffer_unordered(CALLS_AT_ONCE)
             .take_until(tokio::time::sleep(self.timeout))
             .collect()
             .await;
+        if read.len() < asked {
+            tracing::debug!(
+                "NeedDaemonReload: {} of {asked} not answered within {:?}",
+                asked - read.len(),
+                self.timeout
+            );
+        }
         let mut cache = self.cache.lock().unwrap();
         for r in read {
             match r {
@@ -634,15 +654,27 @@ impl Systemd {
         &self,
         pids: impl IntoIterator<Item = u32>,
     ) -> BTreeMap<u32, Option<String>> {
-        let asks = pids
+        let asks: Vec<_> = pids
             .into_iter()
-            .map(|p| async move { (p, self.unit_of_pid(p).await) });
-        futures_util::stream::iter(asks)
+            .map(|p| async move { (p, self.unit_of_pid(p).await) })
+            .collect();
+        let asked = asks.len();
+        let answers: Vec<_> = futures_util::stream::iter(asks)
             .buffer_unordered(CALLS_AT_ONCE)
             .take_until(tokio::time::sleep(self.timeout))
-            .filter_map(|(p, r)| std::future::ready(r.ok().map(|u| (p, u))))
             .collect()
-            .await
+            .await;
+        if answers.len() < asked {
+            tracing::debug!(
+                "GetUnitByPID: {} of {asked} not answered within {:?}",
+                asked - answers.len(),
+                self.timeout
+            );
+        }
+        answers
+            .into_iter()
+            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
+            .collect()
     }
 
     /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
@@ -752,6 +784,38 @@ async fn unit_proxy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marks_of_units_not_listed_are_forgotten() {
+        let listed = |name: &str| Listed {
+            name: name.into(),
+            load: "loaded".into(),
+            active: "active".into(),
+            sub: "running".into(),
+            path: format!(
+                "/org/freedesktop/systemd1/unit/{}",
+                name.replace(['-', '.'], "_")
+            ),
+            job: None,
+        };
+        let router = listed("quantum-router.service");
+        let mut cache = Cache::default();
+        cache.dirty.insert(router.path.clone());
+        // A thousand sessions came and went, each signalling.
+        for i in 0..1000 {
+            cache.dirty.insert(format!(
+                "/org/freedesktop/systemd1/unit/session_2d{i}_2escope"
+            ));
+        }
+        forget_unlisted(&mut cache, std::slice::from_ref(&router));
+        assert_eq!(cache.dirty.len(), 1);
+        assert!(
+            cache.dirty.contains(&router.path),
+            "a listed unit's mark stays"
+        );
+        forget_unlisted(&mut cache, &[]);
+        assert!(cache.dirty.is_empty());
+    }
 
     #[test]
     fn unit_names_from_object_paths() {

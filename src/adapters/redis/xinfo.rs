@@ -193,8 +193,9 @@ pub fn groups(v: &Value) -> Result<Vec<GroupInfo>, ParseError> {
         .collect()
 }
 
-/// The group `name` of an `XINFO GROUPS` reply, if the stream has it. The stream's other
-/// groups are not parsed: another application's group is none of this look's business.
+/// The group `name` of an `XINFO GROUPS` reply, if the stream has it (matched by its bytes).
+/// The stream's other groups' fields are not parsed: another application's group is none of
+/// this look's business. An element that is no field map at all still fails the reply.
 pub fn group_named(v: &Value, name: &str) -> Result<Option<GroupInfo>, ParseError> {
     for g in items(GROUPS, v)? {
         let m = fields(GROUPS, g)?;
