@@ -497,19 +497,7 @@ impl Systemd {
         });
         // One unit that cannot be asked (or not within the timeout, all of them together) is
         // taken as not changed; the rest of the look stands.
-        let asked = reads.len();
-        let read: Vec<_> = futures_util::stream::iter(reads)
-            .buffer_unordered(CALLS_AT_ONCE)
-            .take_until(tokio::time::sleep(self.timeout))
-            .collect()
-            .await;
-        if read.len() < asked {
-            tracing::debug!(
-                "NeedDaemonReload: {} of {asked} not answered within {:?}",
-                asked - read.len(),
-                self.timeout
-            );
-        }
+        let read = self.batch("NeedDaemonReload", reads.collect()).await;
         let mut cache = self.cache.lock().unwrap();
         for r in read {
             match r {
@@ -654,27 +642,33 @@ impl Systemd {
         &self,
         pids: impl IntoIterator<Item = u32>,
     ) -> BTreeMap<u32, Option<String>> {
-        let asks: Vec<_> = pids
+        let asks = pids
             .into_iter()
-            .map(|p| async move { (p, self.unit_of_pid(p).await) })
-            .collect();
-        let asked = asks.len();
-        let answers: Vec<_> = futures_util::stream::iter(asks)
+            .map(|p| async move { (p, self.unit_of_pid(p).await) });
+        self.batch("GetUnitByPID", asks.collect())
+            .await
+            .into_iter()
+            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
+            .collect()
+    }
+
+    /// The answers of `calls` ([`CALLS_AT_ONCE`] in flight at a time) that come within one
+    /// timeout for all of them; how many did not is said in a debug line.
+    async fn batch<F: std::future::Future>(&self, what: &str, calls: Vec<F>) -> Vec<F::Output> {
+        let asked = calls.len();
+        let answers: Vec<_> = futures_util::stream::iter(calls)
             .buffer_unordered(CALLS_AT_ONCE)
             .take_until(tokio::time::sleep(self.timeout))
             .collect()
             .await;
         if answers.len() < asked {
             tracing::debug!(
-                "GetUnitByPID: {} of {asked} not answered within {:?}",
+                "{what}: {} of {asked} not answered within {:?}",
                 asked - answers.len(),
                 self.timeout
             );
         }
         answers
-            .into_iter()
-            .filter_map(|(p, r)| r.ok().map(|u| (p, u)))
-            .collect()
     }
 
     /// Issues `RestartUnit(unit, "replace")` and returns a task that waits (up to `job_timeout`)
