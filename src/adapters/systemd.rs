@@ -359,19 +359,16 @@ impl Systemd {
     /// The units `patterns` match: the last list if no signal came since it was asked for
     /// (and it is younger than [`RELIST_EVERY`]), else a new one. Without signals, always new.
     async fn list(&self, patterns: &[String]) -> Result<Arc<Vec<Listed>>, SystemdError> {
-        let signals = {
+        let (signals, last) = {
             let c = self.cache.lock().unwrap();
-            let reuse = c.last.as_ref().filter(|l| {
-                self.watch
-                    && l.signals == c.signals
-                    && l.patterns == patterns
-                    && l.at.elapsed() < RELIST_EVERY
-            });
-            if let Some(l) = reuse {
+            let last = c.last.as_ref().filter(|l| l.patterns == patterns);
+            if let Some(l) = last
+                .filter(|l| self.watch && l.signals == c.signals && l.at.elapsed() < RELIST_EVERY)
+            {
                 tracing::debug!("units: no signal since the last list; reused");
                 return Ok(l.units.clone());
             }
-            c.signals
+            (c.signals, last.map(|l| Arc::clone(&l.units)))
         };
         let at = Instant::now();
         let reply = within(
@@ -384,13 +381,6 @@ impl Systemd {
         let body = reply.body();
         // Read in place: the rows are copied only when the list is not the last one.
         let rows: Vec<ListedRow<'_>> = body.deserialize().map_err(call_error)?;
-        let last = {
-            let c = self.cache.lock().unwrap();
-            c.last
-                .as_ref()
-                .filter(|l| l.patterns == patterns)
-                .map(|l| Arc::clone(&l.units))
-        };
         let listed = match last {
             Some(last)
                 if last.len() == rows.len() && rows.iter().zip(last.iter()).all(same_row) =>
@@ -457,9 +447,10 @@ impl Systemd {
     }
 
     /// `NeedDaemonReload` of the bound units that are up. systemd signals no change of it, so
-    /// it is read (one call a unit, [`CALLS_AT_ONCE`] at a time, all within one timeout): for the `urgent` ones (in question, or
-    /// whose state just changed) and [`NEED_RELOAD_PER_LOOK`] others in turn — every one each
-    /// look without signals (`status`, `recover`). The rest keep the value last read.
+    /// it is read (one call a unit, [`CALLS_AT_ONCE`] at a time, all within one timeout): for
+    /// the `urgent` ones (in question, or whose state just changed) and
+    /// [`NEED_RELOAD_PER_LOOK`] others in turn — every one each look without signals
+    /// (`status`, `recover`). The rest keep the value last read.
     async fn read_need_reload(
         &self,
         units: &mut [UnitState],
