@@ -629,6 +629,67 @@ fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
 }
 on_redis70!(hung_worker_of_a_multi_process_unit);
 
+/// A worker of a multi-process unit is killed and its parent never reaps it: the zombie keeps
+/// its PID and its cgroup (`kill(pid, 0)` and GetUnitByPID both answer), yet it reads nothing.
+/// Its consumer is dead: its entries go to the live sibling worker, and it is deleted.
+fn zombie_worker_is_dead(env: &mut Env) {
+    env.create_group();
+    let worker = format!(
+        "{} {} {STREAM} {GROUP} {PREFIX} {}",
+        consumer_bin().display(),
+        env.redis.url(),
+        env.ack_log(UNIT).display()
+    );
+    // `exec sleep`: the workers' parent becomes a process that never waits for them.
+    let text = format!(
+        "[Unit]\nDescription=two workers, never reaped\n[Service]\nEnvironment=QW_WORK_MS=20\n\
+         ExecStart=/bin/bash -c '{worker} & {worker} & exec sleep infinity'\nTimeoutStopSec=5\n"
+    );
+    std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
+    assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+    env.start(UNIT);
+    env.xadd(1, 300);
+    let holding = || -> Vec<String> {
+        env.consumers()
+            .into_iter()
+            .filter(|(n, c)| n.starts_with(PREFIX) && c.0 > 0)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || holding().len() == 2),
+        "{:?}",
+        env.consumers()
+    );
+    let victim_name = holding()[0].clone();
+    let victim: u32 = victim_name.rsplit('-').next().unwrap().parse().unwrap();
+    kill("STOP", victim);
+    kill("KILL", victim);
+    let state = || std::fs::read_to_string(format!("/proc/{victim}/stat")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(5), || state().contains(") Z ")),
+        "not a zombie: {}",
+        state()
+    );
+    let held = env.consumers()[&victim_name].0;
+    assert!(held > 0, "{:?}", env.consumers());
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .consumers()
+            .contains_key(&victim_name)
+            && env.group_pending() == 0),
+        "the zombie's {held} entries stayed stranded: {:?}\n{}",
+        env.consumers(),
+        tail(&agent.log(), 40)
+    );
+    let acked = env.acked(UNIT);
+    assert!((1..=300).all(|n| acked.contains_key(&n)), "{}", acked.len());
+    assert!(state().contains(") Z "), "still unreaped: the test held");
+    println!("MEASURE zombie worker: {held} entries handed to its sibling");
+}
+on_redis70!(zombie_worker_is_dead);
+
 /// Calls of `command` (`xinfo|consumers`) since the last CONFIG RESETSTAT.
 fn calls(env: &Env, command: &str) -> u64 {
     let info: String = redis::from_redis_value(env.cmd(&["INFO", "commandstats"])).unwrap();
