@@ -445,3 +445,77 @@ fn an_unwritable_state_directory_is_a_visible_warning() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `args` with a deadline: (exit, output), or `None` if it was still running then (and
+/// was killed).
+fn run_within(args: &[&str], wait: Duration) -> Option<(i32, String)> {
+    let mut c = Command::new(bin())
+        .args(args)
+        .env_remove("QUANTUM_WATCHDOG_MODE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while t.elapsed() < wait {
+        if let Some(st) = c.try_wait().unwrap() {
+            let mut out = String::new();
+            c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            c.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+            return Some((st.code().unwrap_or(-1), out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+/// A FIFO and a link to /dev/zero named like pause notes: `pause`, `resume` and
+/// `resume --all` pass them over (they never wait on or read them), and the notes of ours
+/// still work.
+#[test]
+fn pause_and_resume_pass_over_planted_files() {
+    let dir = scratch();
+    let pauses = dir.join("pauses");
+    std::fs::create_dir_all(&pauses).unwrap();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pause_dir = \"{}\"\n[[watch]]\nunit = \"quantum-x.service\"\nstream = \"s\"\ngroup = \"g\"\nconsumer = \"x-{{pid}}\"\n",
+            pauses.display()
+        ),
+    )
+    .unwrap();
+    nix::unistd::mkfifo(
+        &pauses.join("quantum-fifo.service.pause"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    nix::unistd::mkfifo(
+        &pauses.join("all-units.pause"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", pauses.join("quantum-zero.service.pause")).unwrap();
+    let c = cfg.to_str().unwrap();
+    let wait = Duration::from_secs(10);
+    for args in [
+        &["--user", "--config", c, "pause", "quantum-x", "--for", "1m"][..],
+        &["--user", "--config", c, "resume", "quantum-x"],
+        &["--user", "--config", c, "pause", "quantum-x"],
+        &["--user", "--config", c, "resume", "--all"],
+    ] {
+        let (rc, out) = run_within(args, wait)
+            .unwrap_or_else(|| panic!("{args:?} still waiting after {wait:?}"));
+        assert_eq!(rc, 0, "{args:?}: {out}");
+        assert!(
+            !out.contains("every unit is still paused"),
+            "a FIFO is no pause: {out}"
+        );
+    }
+    assert!(!pauses.join("quantum-x.service.pause").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

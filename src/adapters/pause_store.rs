@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::model::holds::{Holds, Pause};
 
-use super::state_file::write_atomically;
+use super::state_file::{read_regular, write_atomically};
 
 /// The note of `pause --all`.
 const ALL: &str = "all-units";
@@ -130,32 +130,21 @@ pub fn read(cfg: &Config, user: bool, holds: &mut Holds) {
     holds.pauses.sort_by(|a, b| a.unit.cmp(&b.unit));
 }
 
-/// Opens a note without following a symlink or blocking on a FIFO, and reads it if the open
-/// file (not the path, which may change meanwhile) is a regular file of a trusted owner.
-/// Returns the text and the owner's uid, or why it does not count.
+/// Reads a note as [`read_regular`] does, if its owner is trusted. Returns the text and the
+/// owner's uid, or why it does not count.
 fn open_note(path: &Path, operators: Option<&Group>, user: bool) -> Result<(String, u32), String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    let meta = f.metadata().map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if !trusted(meta.uid(), operators, user) {
+    let (text, uid) = read_regular(path, NOTE_MAX).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => "not a note of ours".to_string(),
+        _ if e.raw_os_error().is_none() => e.to_string(),
+        _ => format!("cannot be read: {e}"),
+    })?;
+    if !trusted(uid, operators, user) {
         return Err(format!(
             "written by {}, who may not pause units",
-            owner_name(meta.uid())
+            owner_name(uid)
         ));
     }
-    let mut text = String::new();
-    f.take(NOTE_MAX)
-        .read_to_string(&mut text)
-        .map_err(|_| "not a note of ours".to_string())?;
-    Ok((text, meta.uid()))
+    Ok((text, uid))
 }
 
 fn read_note(path: &Path, operators: Option<&Group>, user: bool, holds: &mut Holds) {
@@ -285,16 +274,18 @@ pub fn remove_pauses(cfg: &Config, user: bool, unit: Option<&str>) -> std::io::R
 }
 
 /// Removes pause notes that expired before `now_usec` (best effort: the agent ignores them
-/// anyway).
+/// anyway). Notes are read as the agent reads them ([`open_note`]): a FIFO or a link to
+/// `/dev/zero` planted in the directory is passed over, never waited on or read.
 pub fn remove_expired(cfg: &Config, user: bool, now_usec: u64) {
     let Ok(entries) = std::fs::read_dir(pause_dir(cfg, user)) else {
         return;
     };
+    let operators = Group::from_name(&cfg.operators_group).ok().flatten();
     for path in entries.flatten().map(|e| e.path()) {
         let expired = path.extension().is_some_and(|e| e == "pause")
-            && std::fs::read_to_string(&path)
+            && open_note(&path, operators.as_ref(), user)
                 .ok()
-                .and_then(|t| serde_json::from_str::<Pause>(&t).ok())
+                .and_then(|(t, _)| serde_json::from_str::<Pause>(&t).ok())
                 .and_then(|p| p.until_usec)
                 .is_some_and(|t| t <= now_usec);
         if expired {
@@ -303,9 +294,11 @@ pub fn remove_expired(cfg: &Config, user: bool, now_usec: u64) {
     }
 }
 
-/// Whether a `pause --all` note exists.
+/// Whether a `pause --all` note that counts exists.
 pub fn all_paused(cfg: &Config, user: bool) -> bool {
-    note_path(&pause_dir(cfg, user), None, "pause").exists()
+    let operators = Group::from_name(&cfg.operators_group).ok().flatten();
+    let path = note_path(&pause_dir(cfg, user), None, "pause");
+    open_note(&path, operators.as_ref(), user).is_ok()
 }
 
 /// Writes a budget reset for `unit` at `at_usec`.

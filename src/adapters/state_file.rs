@@ -48,9 +48,33 @@ pub fn metrics_listen(cfg: &Config, user: bool) -> String {
     }
 }
 
-/// Reads a JSON file; `None` if it is missing or not what `T` expects.
+/// The largest file the agent reads back (a state file of 1 000 bindings is ~1 MiB).
+pub const READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// Opens `path` without following a symlink or waiting on a FIFO, and reads at most `max`
+/// bytes if the open file (not the path, which may change meanwhile) is a regular file.
+/// Returns the text and the file's owner. Every file of ours that another user might plant
+/// something in (the pause directory, the state directory, the textfile directory) is read
+/// this way: a FIFO, a device or a link to `/dev/zero` is an error, never a wait.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<(String, u32)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    f.take(max).read_to_string(&mut text)?;
+    Ok((text, meta.uid()))
+}
+
+/// Reads a JSON file; `None` if it is missing, not a regular file, or not what `T` expects.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let (text, _) = read_regular(path, READ_MAX).ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::adapters::state_file::write_atomically;
+use crate::adapters::state_file::{READ_MAX, read_regular, write_atomically};
 use crate::config::{Config, Mode};
 use crate::model::GroupKey;
 use crate::policy::{self, Action, Decision, Memory};
@@ -109,9 +109,11 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
         .textfile_dir
         .as_ref()
         .map(|d| d.join(RECOVER_TEXTFILE));
+    // The textfile directory may belong to node_exporter's user: read as a note is read.
     if let Some(prev) = textfile
         .as_ref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|f| read_regular(f, READ_MAX).ok())
+        .map(|(text, _)| text)
     {
         metrics.seed(&prev);
     }
