@@ -363,6 +363,44 @@ mod tests {
         assert_eq!(added_line(&m, "c"), None);
     }
 
+    /// 200 consumers with 100 KiB names: each series' label stays within LABEL_MAX, every
+    /// name is still its own series, and the scrape stays small (it was 33 MiB).
+    #[test]
+    fn long_consumer_names_are_bounded() {
+        let m = Metrics::new();
+        let k = GroupKey {
+            stream: "s".into(),
+            group: "g".into(),
+        };
+        for i in 0..200 {
+            let name = format!("{i:03}{}", "é".repeat(50 * 1024));
+            let c = ConsumerInfo {
+                name: name.as_str().into(),
+                pending: 1,
+                idle_ms: 5,
+                inactive_ms: Some(5),
+            };
+            m.consumer_gauges("quantum-a.service", &k, &c);
+        }
+        let text = m.encode();
+        assert!(text.len() < 256 * 1024, "{} bytes", text.len());
+        let pending: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("quantum_watchdog_consumer_pending{"))
+            .collect();
+        assert_eq!(pending.len(), 200);
+        for (i, line) in pending.iter().enumerate() {
+            let value = line.split("consumer=\"").nth(1).unwrap();
+            let value = &value[..value.find('"').unwrap()];
+            assert!(value.len() <= super::super::LABEL_MAX, "{value}");
+            assert!(value.contains('~'), "{value}");
+            assert!(pending.iter().skip(i + 1).all(|o| !o.contains(value)));
+        }
+        assert_eq!(super::super::bounded("short"), "short");
+        let long = "x".repeat(300);
+        assert_eq!(super::super::bounded(&long), super::super::bounded(&long));
+    }
+
     fn config(watch: &[(&str, &str)]) -> Config {
         let toml: String = watch
             .iter()
