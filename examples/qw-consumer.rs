@@ -9,7 +9,8 @@
 //! never acknowledges), QW_BLOCK_MS (default 500), QW_QUIET=1 (start quiet), QW_PEL_EVERY_MS
 //! (how often it rereads its own pending list; default 0: before every read), QW_CRASH_ON (a
 //! value of `n` that kills it with SIGKILL when read), QW_HANG_ON (a value of `n` it hangs
-//! on: alive, reading nothing more).
+//! on: alive, reading nothing more), QW_EXIT_AFTER_MS (exit 1 that long after the start,
+//! whatever it is doing).
 //!
 //! Control: SIGSTOP hangs it (systemd still says active/running), SIGKILL crashes it,
 //! SIGUSR1 makes it go quiet (alive, reads nothing), SIGUSR2 resumes.
@@ -82,6 +83,16 @@ fn main() {
     let block_ms = env_ms("QW_BLOCK_MS", 500);
     let pel_every = Duration::from_millis(env_ms("QW_PEL_EVERY_MS", 0));
     let poison = std::env::var("QW_POISON").ok();
+    if let Some(ms) = std::env::var("QW_EXIT_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            eprintln!("qw-consumer: exiting 1 after {ms} ms (QW_EXIT_AFTER_MS)");
+            std::process::exit(1);
+        });
+    }
     QUIET.store(
         std::env::var("QW_QUIET").is_ok_and(|v| v == "1"),
         Ordering::SeqCst,

@@ -331,6 +331,54 @@ fn crash_loop_poison_is_quarantined(env: &mut Env) {
 }
 scenario!(crash_loop_poison_is_quarantined: redis70 = Redis70, valkey8 = Valkey8);
 
+/// The unit dies again and again for another reason (it exits 1 five seconds after each start,
+/// before it reads anything: a dependency that does not answer). Entry 1 was read once, by the
+/// first process; each later process is handed it and never reads it. Its delivery count
+/// stays 1: it killed nobody, and it is never quarantined.
+fn an_unread_entry_is_not_blamed_for_a_crash_loop(env: &mut Env) {
+    env.create_group();
+    env.xadd(1, 1);
+    let flag = env.base.join("first-start-done");
+    let consumer = format!(
+        "{} {} {STREAM} {GROUP} {PREFIX} {}",
+        consumer_bin().display(),
+        env.redis.url(),
+        env.ack_log(UNIT).display()
+    );
+    let text = format!(
+        "[Unit]\nDescription=dies for another reason\nStartLimitIntervalSec=0\n[Service]\n\
+         Environment=QW_POISON=1 QW_EXIT_AFTER_MS=3000\nRestart=always\nRestartSec=1\n\
+         ExecStart=/bin/bash -c 'if [ -e {f} ]; then sleep 5; exit 1; fi; touch {f}; exec {consumer}'\n",
+        f = flag.display()
+    );
+    std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
+    assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+    let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], "poison_after_crashes = 3\n"));
+    assert!(agent.wait_log("cycle ", Duration::from_secs(10)));
+    env.start(UNIT);
+    assert!(
+        wait_until(Duration::from_secs(60), || show(UNIT, "NRestarts")
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 5)),
+        "NRestarts {}\n{}",
+        show(UNIT, "NRestarts"),
+        tail(&agent.log(), 30)
+    );
+    let dead = dead_letters(env);
+    assert!(
+        dead.is_empty(),
+        "an entry no dying process read was quarantined: {dead:?}\n{}",
+        tail(&agent.log(), 40)
+    );
+    assert_eq!(env.group_pending(), 1, "entry 1 still waits for a reader");
+    assert!(
+        !agent.log().contains("quarantine"),
+        "{}",
+        tail(&agent.log(), 40)
+    );
+}
+scenario!(an_unread_entry_is_not_blamed_for_a_crash_loop: redis70 = Redis70);
+
 /// The same with an entry that hangs its reader while work waits: the agent's own restarts
 /// are the deaths.
 fn hang_loop_poison_is_quarantined(env: &mut Env) {

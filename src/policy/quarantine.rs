@@ -3,9 +3,12 @@
 //! restarts, is handed the entry again, dies again — until its restart budget or systemd's
 //! start limit stops the pipeline. So at each death of a unit the agent notes the oldest
 //! unacknowledged entry of the consumer the dead process read under; when the same entry was
-//! that head at `poison_after_crashes` consecutive deaths, it is moved to the dead-letter
-//! stream (with its crash count and the last exit status) and acknowledged, and the service
-//! comes up clean. A death with another head, or with nothing pending, starts the count again.
+//! that head at `poison_after_crashes` consecutive deaths, and each of those processes read
+//! it, it is moved to the dead-letter stream (with its crash count and the last exit status)
+//! and acknowledged, and the service comes up clean. A death with another head, or with
+//! nothing pending, starts the count again; so does a death whose process never read the head
+//! (its delivery count did not grow since the last death: the entry was handed to it and lay
+//! there while something else killed it — a dependency that does not answer, say).
 
 use std::collections::BTreeMap;
 
@@ -22,8 +25,23 @@ use super::{Cycle, Decision};
 pub struct CrashHead {
     /// The entry.
     pub id: StreamId,
-    /// Consecutive deaths it was the head at.
+    /// Consecutive deaths it was the head at, each after a read of it.
     pub deaths: u32,
+    /// Its delivery count at the last of them.
+    #[serde(default)]
+    pub deliveries: u64,
+}
+
+/// The streak of `head` after one more death, given the streak at the last death (`last`): one
+/// more if the dead process read it (its delivery count grew), none if it lay unread — that
+/// death had another cause. The first death it is the head at counts: it was delivered to the
+/// consumer that died.
+pub fn streak_after(last: Option<&CrashHead>, head: &crate::model::PendingEntry) -> u32 {
+    match last {
+        Some(c) if c.id == head.id && head.deliveries > c.deliveries => c.deaths.saturating_add(1),
+        Some(c) if c.id == head.id => 0,
+        _ => 1,
+    }
 }
 
 /// A unit that died since the last look: the MainPID it had, and how it ended.
@@ -92,15 +110,13 @@ pub fn judge_deaths(cy: &Cycle<'_>, mem: &mut Memory, deaths: &[Death], d: &mut 
                 m.crash_heads.remove(key);
                 continue;
             };
-            let streak = match m.crash_heads.get(key) {
-                Some(c) if c.id == head.id => c.deaths.saturating_add(1),
-                _ => 1,
-            };
+            let streak = streak_after(m.crash_heads.get(key), head);
             m.crash_heads.insert(
                 key.clone(),
                 CrashHead {
                     id: head.id,
                     deaths: streak,
+                    deliveries: head.deliveries,
                 },
             );
             if streak < limit {
@@ -147,6 +163,9 @@ fn quarantine(
 /// The streaks a unit's bindings are on, for its report.
 pub fn note(mem: &Memory, unit: &str, key: &GroupKey, limit: Option<u32>) -> Option<String> {
     let c = mem.units.get(unit)?.crash_heads.get(key)?;
+    if c.deaths == 0 {
+        return None;
+    }
     Some(format!(
         "entry {} was the oldest unacknowledged at {} consecutive death(s){}",
         c.id,
@@ -155,4 +174,80 @@ pub fn note(mem: &Memory, unit: &str, key: &GroupKey, limit: Option<u32>) -> Opt
             .map(|n| format!(" (quarantined at {n})"))
             .unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PendingEntry;
+
+    fn entry(id: &str, deliveries: u64) -> PendingEntry {
+        PendingEntry {
+            id: id.parse().unwrap(),
+            consumer: "c".into(),
+            idle_ms: 0,
+            deliveries,
+        }
+    }
+
+    fn last(id: &str, deaths: u32, deliveries: u64) -> CrashHead {
+        CrashHead {
+            id: id.parse().unwrap(),
+            deaths,
+            deliveries,
+        }
+    }
+
+    /// A death counts toward an entry's streak only if the process that died read it.
+    #[test]
+    fn only_a_read_entry_is_blamed() {
+        for (before, head, streak, why) in [
+            (None, entry("1-1", 1), 1, "first death it is the head at"),
+            (
+                Some(last("1-1", 1, 1)),
+                entry("1-1", 2),
+                2,
+                "read again, died again",
+            ),
+            (
+                Some(last("1-1", 2, 2)),
+                entry("1-1", 3),
+                3,
+                "a third reading death",
+            ),
+            (
+                Some(last("1-1", 1, 1)),
+                entry("1-1", 1),
+                0,
+                "handed over, never read",
+            ),
+            (
+                Some(last("1-1", 0, 1)),
+                entry("1-1", 1),
+                0,
+                "still never read",
+            ),
+            (
+                Some(last("1-1", 0, 1)),
+                entry("1-1", 2),
+                1,
+                "read at last: counts from 1",
+            ),
+            (Some(last("1-1", 2, 2)), entry("2-1", 1), 1, "another head"),
+            (
+                Some(last("1-1", 2, 5)),
+                entry("1-1", 4),
+                0,
+                "a count that went back",
+            ),
+            (
+                Some(last("1-1", u32::MAX, 1)),
+                entry("1-1", 2),
+                u32::MAX,
+                "saturates",
+            ),
+        ] {
+            assert_eq!(streak_after(before.as_ref(), &head), streak, "{why}");
+        }
+    }
 }

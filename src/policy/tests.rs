@@ -1563,11 +1563,12 @@ fn impossible_pids_are_unknown_liveness() {
 fn crash_loop_on_one_entry_is_quarantined() {
     let c = cfg("poison_after_crashes = 3\n");
     let since = T0 - 3600 * S;
-    let head = |id: u64| PendingEntry {
+    // Each process that died read its head: the delivery count grows with every look.
+    let head = |id: u64, deliveries: u64| PendingEntry {
         id: StreamId { ms: id, seq: 0 },
         consumer: String::new(),
         idle_ms: 1000,
-        deliveries: 2,
+        deliveries,
     };
     // One look: the unit runs as `pid`, the consumer of `dead` holds `id` at its head.
     let look = |pid: u32, dead: u32, id: u64, restarts: u32| {
@@ -1596,7 +1597,7 @@ fn crash_loop_on_one_entry_is_quarantined() {
             .as_mut()
             .unwrap()
             .heads;
-        heads.insert(me(dead), Some(head(id)));
+        heads.insert(me(dead), Some(head(id, u64::from(pid))));
         s.live_pids.insert(pid, true);
         s.pid_units.insert(pid, Some(UNIT.into()));
         s
