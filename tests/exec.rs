@@ -162,6 +162,102 @@ fn hang_is_a_watchdog_restart(env: &mut Env) {
 }
 with_journal!(hang_is_a_watchdog_restart: redis70 = Redis70, valkey8 = Valkey8);
 
+/// Signals forwarded to a child that survives them: SIGQUIT (a thread dump) changes nothing,
+/// SIGTERM that the child ignores is a drain of at most `hung_after`, and a hang after both is
+/// still caught by systemd's watchdog.
+fn a_signal_is_not_a_stop(env: &mut Env) {
+    env.create_group();
+    let consumer = format!(
+        "/bin/bash -c 'trap \"\" QUIT TERM; exec {} {} {STREAM} {GROUP} {PREFIX} {}'",
+        consumer_bin().display(),
+        env.consumer_url(),
+        env.ack_log(UNIT).display()
+    );
+    exec_unit(env, &[("QW_WORK_MS", "20")], "", Some(&consumer), "");
+    env.start(UNIT);
+    let wrapper = main_pid(UNIT);
+    let child = child_pid(env);
+    env.xadd(1, 600);
+    std::thread::sleep(Duration::from_millis(500));
+    kill("QUIT", wrapper);
+    kill("TERM", wrapper);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        show(UNIT, "ActiveState"),
+        "active",
+        "the child survives both"
+    );
+    let stopped = Instant::now();
+    kill("STOP", child);
+    // hung_after 4s, confirm 2 looks at 1s, the drain 4s from the SIGTERM, WatchdogSec 3s.
+    assert!(
+        wait_until(Duration::from_secs(25), || show(UNIT, "Result")
+            == "watchdog"),
+        "a hang after SIGQUIT and SIGTERM was never triggered ({}):\n{}",
+        show(UNIT, "ActiveState"),
+        journal_of_unit()
+    );
+    println!(
+        "MEASURE exec hang after SIGQUIT+SIGTERM caught after {:?}",
+        stopped.elapsed()
+    );
+}
+with_journal!(a_signal_is_not_a_stop: redis70 = Redis70);
+
+/// Two units share a consumer template in one group. The sibling runs, holding entries while
+/// it works on them: neither the wrapper of the other unit at its start nor
+/// `recover --unit <the other>` (with `claim_policy = "park"`) takes them — the sibling's PID
+/// runs in the sibling, so its consumer lives.
+fn a_sibling_units_entries_are_not_taken(env: &mut Env) {
+    let sibling = "quantum-sibling.service";
+    env.create_group();
+    env.xadd(1, 3);
+    env.consumer_unit(sibling, PREFIX, &[("QW_WORK_MS", "120000")], "");
+    env.start(sibling);
+    let theirs = env.consumer_name(PREFIX, main_pid(sibling));
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .consumers()
+            .get(&theirs)
+            .is_some_and(|c| c.0 == 3)),
+        "{:?}",
+        env.consumers()
+    );
+    let both = env.config("enforce", &[(UNIT, PREFIX), (sibling, PREFIX)], "");
+    exec_unit(env, &[], "--ready-timeout 2s", None, "");
+    std::fs::write(env.base.join("exec.toml"), &both).unwrap();
+    env.start(UNIT);
+    let ours = env.consumer_name(PREFIX, child_pid(env));
+    std::thread::sleep(Duration::from_secs(4));
+    let held = |name: &str| env.consumers().get(name).map(|c| c.0);
+    assert_eq!(
+        held(&theirs),
+        Some(3),
+        "the wrapper took a live sibling's entries: {:?}\n{}",
+        env.consumers(),
+        journal_of_unit()
+    );
+    assert!(env.acked(UNIT).is_empty(), "{:?}", env.acked(UNIT));
+    let park = env.config(
+        "enforce",
+        &[(UNIT, PREFIX), (sibling, PREFIX)],
+        "claim_policy = \"park\"\n",
+    );
+    let t = Instant::now();
+    let (rc, log) = env.oneshot(&park, &["recover", "--unit", UNIT]);
+    let took = t.elapsed();
+    assert_eq!(rc, 0, "{log}");
+    assert_eq!(held(&theirs), Some(3), "recover --unit parked them: {log}");
+    assert!(
+        !env.consumers().keys().any(|n| n.contains("parked")),
+        "{:?}",
+        env.consumers()
+    );
+    assert!(held(&ours).is_some(), "{:?}", env.consumers());
+    println!("MEASURE recover --unit beside a live sibling took {took:?}");
+}
+with_journal!(a_sibling_units_entries_are_not_taken: redis70 = Redis70);
+
 /// No traffic for three times `hung_after`: idle with no work waiting is healthy.
 fn idle_never_triggers(env: &mut Env) {
     env.create_group();

@@ -42,11 +42,10 @@ pub fn unit_root(path: &str) -> Option<String> {
     Some(path[..end].to_string())
 }
 
-/// Whether `pid` runs in the cgroup `ours` or below it.
-pub fn in_cgroup(pid: u32, ours: &str) -> Option<bool> {
-    let theirs = cgroup_of(pid)?;
+/// Whether the cgroup path `theirs` is `ours` or below it.
+pub fn is_within(theirs: &str, ours: &str) -> bool {
     let below = theirs.starts_with(&format!("{}/", ours.trim_end_matches('/')));
-    Some(theirs == ours || below)
+    theirs == ours || below
 }
 
 #[cfg(test)]

@@ -156,7 +156,11 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
     totals
 }
 
-/// The configuration limited to the bindings of `units` (all of it if empty).
+/// The configuration limited to what the groups of `units` need (all of it if empty): every
+/// binding of those groups, the named units' and their siblings' alike. A consumer is
+/// classified against every binding of its group, so a PID that runs in a sibling unit
+/// sharing the template is that unit's live consumer, never a dead one of ours; only the
+/// actions are narrowed to `units` (see [`select`]).
 pub fn narrowed(cfg: &Config, units: &[String]) -> Config {
     for u in units {
         if !cfg.watch.iter().any(|w| &w.unit == u) {
@@ -168,8 +172,19 @@ pub fn narrowed(cfg: &Config, units: &[String]) -> Config {
     }
     let mut c = cfg.clone();
     if !units.is_empty() {
-        c.watch.retain(|w| units.contains(&w.unit));
+        let groups: BTreeSet<GroupKey> = cfg
+            .watch
+            .iter()
+            .filter(|w| units.contains(&w.unit))
+            .map(|w| w.key().clone())
+            .collect();
+        c.watch.retain(|w| groups.contains(w.key()));
         c.units = units.to_vec();
+        for w in &c.watch {
+            if !c.units.contains(&w.unit) {
+                c.units.push(w.unit.clone());
+            }
+        }
         c.pipeline.clear();
         c.gauge.clear();
         c.flag.clear();

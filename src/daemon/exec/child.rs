@@ -37,6 +37,14 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGABRT,
 ];
 
+/// Whether a forwarded signal asks the child to stop: systemd's `KillSignal=` (SIGTERM) and
+/// Ctrl-C (SIGINT). SIGQUIT and SIGABRT ask a JVM or Python for a thread dump as often as for
+/// an end, SIGHUP and the user signals for a reload or a report: after any of those the child
+/// is watched as before, and if it ends, it ends.
+pub fn is_stop(s: Signal) -> bool {
+    matches!(s, Signal::SIGTERM | Signal::SIGINT)
+}
+
 /// Starts `argv` as our child, after making us a child subreaper. The child does not inherit
 /// the notify socket or the watchdog settings: they are ours (`NotifyAccess=main`).
 pub fn spawn(argv: &[OsString]) -> std::io::Result<u32> {
@@ -113,4 +121,26 @@ pub fn mirror(end: End) -> ! {
         unreachable!()
     };
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a stop signal starts a drain; a dump, a reload or a user signal leaves the child
+    /// under watch.
+    #[test]
+    fn only_terminate_and_interrupt_are_stops() {
+        for (s, stop) in [
+            (Signal::SIGTERM, true),
+            (Signal::SIGINT, true),
+            (Signal::SIGQUIT, false),
+            (Signal::SIGABRT, false),
+            (Signal::SIGHUP, false),
+            (Signal::SIGUSR1, false),
+            (Signal::SIGUSR2, false),
+        ] {
+            assert_eq!(is_stop(s), stop, "{s}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::adapters::clock::{now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
 use crate::config::Mode;
 use crate::model::{ActiveState, LoadState, Snapshot, UnitState};
-use crate::policy::{self, Decision};
+use crate::policy::{self, Decision, UnitReport};
 
 use super::Exec;
 
@@ -39,6 +39,18 @@ fn unit_state(x: &Exec) -> UnitState {
     }
 }
 
+/// The unit `pid` runs in, as GetUnitByPID would say it: ours if it runs in our cgroup, else
+/// the unit its cgroup names (a sibling unit sharing our template: its consumer lives), else
+/// none (a reused PID). `None` when `/proc` does not tell.
+fn unit_of_pid(x: &Exec, pid: u32) -> Option<Option<String>> {
+    let theirs = cgroup::cgroup_of(pid)?;
+    let ours = x.cgroup.as_deref().unwrap_or("/");
+    if cgroup::is_within(&theirs, ours) {
+        return Some(Some(x.unit.clone()));
+    }
+    Some(cgroup::unit_of_cgroup(&theirs))
+}
+
 /// The look the policy decides on.
 pub async fn snapshot(x: &mut Exec) -> Snapshot {
     let now = now_usec();
@@ -56,11 +68,9 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
                 live_pids.insert(pid, alive);
             }
         }
-        let ours = x.cgroup.as_deref().unwrap_or("/");
         for pid in policy::pids_to_locate(&probe, &live_pids) {
-            // In our cgroup: a process of the unit; elsewhere: not the unit's (a reused PID).
-            if let Some(inside) = cgroup::in_cgroup(pid, ours) {
-                pid_units.insert(pid, inside.then(|| x.unit.clone()));
+            if let Some(unit) = unit_of_pid(x, pid) {
+                pid_units.insert(pid, unit);
             }
         }
     }
@@ -77,11 +87,17 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
     }
 }
 
+/// Our unit's report: the decision also judges the sibling units of our groups, which the
+/// wrapper only classifies consumers against.
+pub fn ours<'d>(d: &'d Decision, unit: &str) -> Option<&'d UnitReport> {
+    d.units.iter().find(|u| u.unit == unit)
+}
+
 /// `STATUS=`: the verdict and each binding's consumer, idle, pending and lag.
 /// It starts `exec <mode>:`: the agent leaves the restart of the unit to systemd only when it
 /// reads `exec enforce:` there.
-pub fn status_line(d: &Decision, mode: Mode, redis_error: Option<&str>) -> String {
-    let Some(u) = d.units.first().filter(|u| !u.bindings.is_empty()) else {
+pub fn status_line(u: Option<&UnitReport>, mode: Mode, redis_error: Option<&str>) -> String {
+    let Some(u) = u.filter(|u| !u.bindings.is_empty()) else {
         return format!("exec {mode}: no binding: supervising the process only");
     };
     if let Some(e) = redis_error {
@@ -114,9 +130,6 @@ pub fn status_line(d: &Decision, mode: Mode, redis_error: Option<&str>) -> Strin
 }
 
 /// The restart's evidence, as the agent logs it.
-pub fn evidence(d: &Decision) -> String {
-    d.units
-        .first()
-        .map(|u| super::super::act::evidence(d, &u.unit))
-        .unwrap_or_default()
+pub fn evidence(d: &Decision, unit: &str) -> String {
+    super::super::act::evidence(d, unit)
 }

@@ -61,8 +61,11 @@ struct Exec {
     held: bool,
     /// The child ended: the last look sees its consumer as dead.
     ended: bool,
-    /// A stop signal was forwarded: the child drains; no trigger, no handoff to it.
-    stopping: bool,
+    /// When a stop signal (SIGTERM, SIGINT) was last forwarded: for `drain` after it the child
+    /// drains (no trigger, no handoff to it); a child still there after that is watched again.
+    stop_asked: Option<Instant>,
+    /// How long a stop may drain unwatched: the longest `hung_after` of our bindings.
+    drain: Duration,
     /// Between looks: `interval`, at most half of `WatchdogSec=`; also a look's time limit.
     every: Duration,
     opts: ExecOptions,
@@ -147,10 +150,12 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
         would: false,
         held: false,
         ended: false,
-        stopping: false,
+        stop_asked: None,
+        drain: Duration::ZERO,
         every,
         opts,
     };
+    x.drain = x.longest_hung_after();
     let end = x.supervise(&mut signals).await;
     x.at_stop(end).await;
     child::mirror(end)
@@ -204,13 +209,27 @@ impl Exec {
 
     fn on_signal(&mut self, s: Signal) {
         tracing::debug!("{}: forwarding {s} to PID {}", self.unit, self.child);
-        if matches!(
-            s,
-            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGABRT
-        ) {
-            self.stopping = true;
+        if child::is_stop(s) {
+            self.stop_asked = Some(Instant::now());
         }
         child::forward(self.child, s);
+    }
+
+    /// Whether the child is within `drain` of its last stop signal.
+    fn draining(&self) -> bool {
+        self.stop_asked.is_some_and(|t| t.elapsed() < self.drain)
+    }
+
+    /// The longest `hung_after` of our unit's bindings (the defaults' without one): a stop
+    /// that drains longer than that without consuming is a hang by the same rule.
+    fn longest_hung_after(&self) -> Duration {
+        self.cfg
+            .watch
+            .iter()
+            .filter(|w| w.unit == self.unit)
+            .map(|w| w.params.hung_after.0)
+            .max()
+            .unwrap_or(self.cfg.defaults.hung_after.0)
     }
 
     /// Nothing could be seen: ping on (nothing is decided on what cannot be seen), and say so.
@@ -226,7 +245,7 @@ impl Exec {
 
     /// One look: the policy's verdict decides the ping, its consumer actions are carried out.
     async fn cycle(&mut self) {
-        if self.stopping {
+        if self.draining() {
             return self.blind("stopping: the child drains");
         }
         self.recheck_held_writes().await;
@@ -239,7 +258,7 @@ impl Exec {
             self.consumer_actions(&d).await;
         }
         notify::status(&look::status_line(
-            &d,
+            look::ours(&d, &self.unit),
             self.cfg.mode,
             redis_error.as_deref(),
         ));
@@ -259,10 +278,10 @@ impl Exec {
         if self.ready {
             return;
         }
-        let seen = self.cfg.watch.is_empty()
-            || d.units
-                .iter()
-                .all(|u| !u.bindings.is_empty() && u.bindings.iter().all(|b| b.consumer_present));
+        let seen = match look::ours(d, &self.unit) {
+            Some(u) => !u.bindings.is_empty() && u.bindings.iter().all(|b| b.consumer_present),
+            None => true,
+        };
         let late = self.started.elapsed() >= self.opts.ready_timeout;
         if !seen && !late {
             return;
@@ -286,7 +305,7 @@ impl Exec {
         let hung = d
             .actions
             .iter()
-            .find(|a| matches!(a, Action::Restart { .. }));
+            .find(|a| matches!(a, Action::Restart { .. }) && a.unit() == Some(self.unit.as_str()));
         let Some(a) = hung else {
             self.would = false;
             if !self.triggered {
@@ -314,7 +333,7 @@ impl Exec {
             return notify::watchdog();
         }
         self.triggered = true;
-        let (evidence, why) = (look::evidence(d), a.reason());
+        let (evidence, why) = (look::evidence(d, &self.unit), a.reason());
         tracing::warn!(
             unit = self.unit.as_str(),
             action = "watchdog-trigger",
@@ -329,7 +348,13 @@ impl Exec {
     /// As the agent before a restart: while Redis serves no writes (a `CLIENT PAUSE`, a
     /// failover), no consumer can read, and a restart would not help. Logged once.
     async fn writes_held(&mut self) -> bool {
-        let streams: Vec<String> = self.cfg.watch.iter().map(|w| w.stream.clone()).collect();
+        let streams: Vec<String> = self
+            .cfg
+            .watch
+            .iter()
+            .filter(|w| w.unit == self.unit)
+            .map(|w| w.stream.clone())
+            .collect();
         let Some(why) = act::probe_writes(&mut self.world, &mut self.mem, &streams).await else {
             self.held = false;
             return false;
