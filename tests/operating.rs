@@ -238,7 +238,9 @@ fn an_operators_restart_is_hands_off(env: &mut Env) {
 scenario!(an_operators_restart_is_hands_off: redis70 = Redis70);
 
 /// A deploy replaced the unit file and has not run `daemon-reload` yet (NeedDaemonReload): the
-/// hung unit is left alone until the reload, then restarted.
+/// hung unit is shown hung, its restart held (status exits non-zero, the journal and a metric
+/// say what holds it and for how long), until the reload; then it is restarted. With
+/// `deploy_hold = "20s"` the hold ends by itself.
 fn a_changed_unit_file_is_a_deploy_under_way(env: &mut Env) {
     let pid = hung_consumer(env);
     let file = env.unit_dir.join(UNIT);
@@ -246,14 +248,23 @@ fn a_changed_unit_file_is_a_deploy_under_way(env: &mut Env) {
     std::fs::write(&file, format!("{text}\n# deploy 4.2\n")).unwrap();
     assert_eq!(show(UNIT, "NeedDaemonReload"), "yes");
     let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    let held = |st: &serde_json::Value| {
+        st["units"][0]["hold"]
+            .as_str()
+            .is_some_and(|r| r.contains("NeedDaemonReload") && r.contains("deploy_hold"))
+    };
     assert!(
-        wait_until(Duration::from_secs(10), || {
-            env.status().0["units"][0]["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("NeedDaemonReload"))
-        }),
+        wait_until(Duration::from_secs(15), || held(&env.status().0)),
         "{}\n{}",
         env.status().0,
+        tail(&agent.log(), 30)
+    );
+    let (st, rc) = env.status();
+    assert_eq!(st["units"][0]["verdict"], "hung", "{st}");
+    assert_ne!(rc, 0, "a held hang is no healthy status: {st}");
+    assert!(
+        agent.wait_log("a deploy under way", Duration::from_secs(5)),
+        "{}",
         tail(&agent.log(), 30)
     );
     std::thread::sleep(Duration::from_secs(6));
@@ -266,6 +277,39 @@ fn a_changed_unit_file_is_a_deploy_under_way(env: &mut Env) {
     );
 }
 scenario!(a_changed_unit_file_is_a_deploy_under_way: redis70 = Redis70);
+
+/// The same forgotten `daemon-reload` with `deploy_hold = "20s"`: the restart waits 20 s, then
+/// goes ahead without the reload.
+fn a_deploy_hold_ends_by_itself(env: &mut Env) {
+    let pid = hung_consumer(env);
+    let file = env.unit_dir.join(UNIT);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n# deploy 4.3\n")).unwrap();
+    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "").replacen(
+        "interval = ",
+        "deploy_hold = \"20s\"\ninterval = ",
+        1,
+    );
+    let agent = env.agent(&cfg);
+    let t = Instant::now();
+    assert!(
+        agent.wait_log("a deploy under way", Duration::from_secs(15)),
+        "{}",
+        tail(&agent.log(), 30)
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || main_pid(UNIT) != pid),
+        "never restarted after deploy_hold:\n{}",
+        tail(&agent.log(), 30)
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(15),
+        "restarted under the hold: {took:?}"
+    );
+    println!("MEASURE deploy_hold 20s: restarted {took:?} after the agent's start");
+}
+scenario!(a_deploy_hold_ends_by_itself: redis70 = Redis70);
 
 /// The unit runs and was not given up on: its restart budget has room left.
 fn budget_left(env: &Env) {

@@ -15,6 +15,7 @@ pub(super) struct RawFile {
     pub(super) units: Option<Vec<String>>,
     pub(super) state_dir: Option<PathBuf>,
     pub(super) dbus_timeout: Option<HumanDuration>,
+    pub(super) deploy_hold: Option<HumanDuration>,
     pub(super) redis: Option<RawRedis>,
     pub(super) metrics: Option<RawMetrics>,
     pub(super) fleet: Option<RawFleet>,

@@ -70,6 +70,7 @@ fn merge_file(cfg: &mut Config, raw: RawFile) {
     set(&mut cfg.interval, raw.interval);
     set(&mut cfg.units, raw.units);
     set(&mut cfg.dbus_timeout, raw.dbus_timeout);
+    set(&mut cfg.deploy_hold, raw.deploy_hold);
     if raw.state_dir.is_some() {
         cfg.state_dir = raw.state_dir;
     }

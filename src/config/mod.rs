@@ -531,6 +531,10 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Timeout of every D-Bus call.
     pub dbus_timeout: HumanDuration,
+    /// How long a job or a changed unit file (a deploy, an operator) keeps a unit from being
+    /// restarted: a forgotten `daemon-reload` or a stop that never ends must not hide a hang
+    /// for ever. A hang found meanwhile is a warning, its restart shown as held.
+    pub deploy_hold: HumanDuration,
     /// `[redis]`.
     pub redis: RedisConfig,
     /// `[metrics]`.
@@ -574,6 +578,7 @@ impl Default for Config {
             units: vec!["quantum-*.service".to_string()],
             state_dir: None,
             dbus_timeout: HumanDuration(Duration::from_secs(2)),
+            deploy_hold: HumanDuration(Duration::from_secs(15 * 60)),
             redis: RedisConfig {
                 url: "redis://127.0.0.1:6379/0".to_string(),
                 url_set: false,

@@ -207,6 +207,13 @@ fn validate_timing(file: &str, cfg: &Config) -> Result<(), ConfigError> {
             ConfigError::invalid(file, format!("units[{i}]"), format!("{u:?}: {why}"))
         })?;
     }
+    if cfg.deploy_hold.0 > Duration::from_secs(24 * 3600) {
+        return Err(ConfigError::invalid(
+            file,
+            "deploy_hold",
+            "expected at most 24h",
+        ));
+    }
     for (key, t) in [
         ("redis.timeout", cfg.redis.timeout),
         ("dbus_timeout", cfg.dbus_timeout),

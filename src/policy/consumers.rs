@@ -331,8 +331,8 @@ fn dead(
         return (
             Severity::Ok,
             format!(
-                "dead ({why}); {}: {busy}; recovered after that ends",
-                w.unit
+                "dead ({why}); {}: {}; recovered after that ends",
+                w.unit, busy.why
             ),
             None,
         );

@@ -1,6 +1,8 @@
 //! Holds: an operator's pause or an open maintenance window keeps every action on a unit and
 //! its consumers back, while its verdict is still judged and shown.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use jiff::Timestamp;
@@ -110,6 +112,41 @@ pub fn open_windows(
         }
     }
     open
+}
+
+/// Holds the restart of every unit a deploy has in its hands ([`super::Deploy`]): the action
+/// moves to `d.held`, and the unit's report says what holds it and for how long at most, as a
+/// warning — a hang under a forgotten `daemon-reload` is never shown as fine.
+pub fn apply_deploys(
+    deploys: &BTreeMap<String, super::Deploy>,
+    now_usec: u64,
+    off: i64,
+    d: &mut Decision,
+) {
+    let mut i = 0;
+    while i < d.actions.len() {
+        let held = match &d.actions[i] {
+            Action::Restart { unit, .. } => deploys.get(unit).map(|dep| (unit.clone(), dep)),
+            _ => None,
+        };
+        let Some((unit, dep)) = held else {
+            i += 1;
+            continue;
+        };
+        let why = format!(
+            "a deploy under way ({}) until {} at the latest (deploy_hold)",
+            dep.why,
+            clock(dep.until_usec, now_usec, off)
+        );
+        if let Some(r) = d.units.iter_mut().find(|r| r.unit == unit) {
+            r.hold.get_or_insert_with(|| why.clone());
+            r.severity = r.severity.worst(super::Severity::Warning);
+        }
+        d.held.push(HeldAction {
+            action: d.actions.remove(i),
+            held_by: why,
+        });
+    }
 }
 
 /// Marks every held unit's report, and moves every restart of a held unit and every consumer

@@ -148,8 +148,8 @@ pub struct Cycle<'a> {
     /// The units systemd reported.
     pub units: &'a [UnitState],
     /// Units in a deploy's or an operator's hands (a job, NeedDaemonReload) for less than
-    /// [`DEPLOY_HOLD_USEC`], and why: not judged, their consumers not recovered.
-    pub deploys: BTreeMap<String, String>,
+    /// `deploy_hold`: not restarted, their consumers not recovered.
+    pub deploys: BTreeMap<String, Deploy>,
     /// `units` by name.
     pub by_name: HashMap<&'a str, &'a UnitState>,
     /// The fleet's hosts by name, as read this cycle (`[fleet]`).
@@ -158,12 +158,17 @@ pub struct Cycle<'a> {
     pub groups: HashMap<&'a GroupKey, &'a Result<GroupData, ReadError>>,
 }
 
-/// How long a job or a changed unit file keeps a unit from being judged: a forgotten
-/// `daemon-reload` or a stop that never ends must not hide a hang for ever.
-pub const DEPLOY_HOLD_USEC: u64 = 15 * 60 * 1_000_000;
+/// A unit in a deploy's or an operator's hands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deploy {
+    /// What systemd shows of it (a job, NeedDaemonReload).
+    pub why: String,
+    /// Until when it is held (`deploy_hold` after the agent first saw it; realtime µs).
+    pub until_usec: u64,
+}
 
 /// The units in someone's hands now (see [`Cycle::deploys`]); notes when each deploy began.
-fn deploys(mem: &mut Memory, units: &[UnitState], now: u64) -> BTreeMap<String, String> {
+fn deploys(mem: &mut Memory, units: &[UnitState], now: u64, hold: u64) -> BTreeMap<String, Deploy> {
     let mut out = BTreeMap::new();
     for u in units {
         let m = mem.unit_mut(&u.name);
@@ -174,9 +179,10 @@ fn deploys(mem: &mut Memory, units: &[UnitState], now: u64) -> BTreeMap<String, 
         if m.deploy_since_usec == 0 {
             m.deploy_since_usec = now;
         }
-        if now.saturating_sub(m.deploy_since_usec) < DEPLOY_HOLD_USEC {
+        if now.saturating_sub(m.deploy_since_usec) < hold {
             m.job_seen_usec = now;
-            out.insert(u.name.clone(), why);
+            let until_usec = m.deploy_since_usec.saturating_add(hold);
+            out.insert(u.name.clone(), Deploy { why, until_usec });
         }
     }
     out
@@ -189,7 +195,7 @@ impl<'a> Cycle<'a> {
             cfg,
             snap,
             units,
-            deploys: deploys(mem, units, snap.now_usec),
+            deploys: deploys(mem, units, snap.now_usec, cfg.deploy_hold.as_micros()),
             by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
             hosts: fleet_hosts(snap),
             groups: snap
@@ -311,6 +317,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         group_units,
         &mut d,
     );
+    holds::apply_deploys(&cy.deploys, snap.now_usec, snap.utc_offset_secs, &mut d);
     if cfg.fleet.enabled {
         mem.fleet.as_of_ms = as_of_ms;
         mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);

@@ -1762,8 +1762,9 @@ fn holds_keep_actions_back_and_resets_free_the_budget() {
     assert_eq!(restarts(&d), 1, "{}", d.units[0].reason);
 }
 
-/// A unit with a systemd job (a deploy's restart, a slow stop) is not judged, and its dead
+/// A unit with a systemd job (a deploy's restart, a slow stop) is not restarted, and its dead
 /// consumers are left to the service's own stop logic until the job ends and the grace passes.
+/// A hang under the job is shown as one, its restart held — a warning at least, never fine.
 #[test]
 fn a_running_job_means_hands_off() {
     let c = cfg("");
@@ -1780,18 +1781,19 @@ fn a_running_job_means_hands_off() {
     let mut mem = Memory::default();
     decide(&c, &snap(T0, vec![u.clone()], g.clone(), None), &mut mem);
     let d = decide(&c, &snap(T0 + S, vec![u], g.clone(), None), &mut mem);
-    assert_eq!(
-        d.units[0].verdict,
-        Verdict::Starting,
-        "{}",
-        d.units[0].reason
-    );
+    assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
+    let hold = d.units[0].hold.as_deref().unwrap_or_default();
     assert!(
-        d.units[0].reason.contains("restart job"),
-        "{}",
-        d.units[0].reason
+        hold.contains("restart job") && hold.contains("deploy_hold"),
+        "{hold}"
     );
+    assert!(d.units[0].severity.rank() >= Severity::Warning.rank());
     assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert!(
+        matches!(&d.held[..], [h] if matches!(h.action, Action::Restart { .. })),
+        "{:?}",
+        d.held
+    );
     // The job ended: still within startup grace (30 s) of it.
     let d = decide(
         &c,

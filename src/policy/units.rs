@@ -172,9 +172,9 @@ pub fn judge_unit(
     if let Some(why) = u.deploying().filter(|_| !cy.deploys.contains_key(name)) {
         // A deploy that never ends: judged anyway, and said.
         r.reason = format!(
-            "{}; {why} for more than {}",
+            "{}; {why} for more than {} (deploy_hold)",
             r.reason,
-            fmt_ms(super::DEPLOY_HOLD_USEC / 1000)
+            fmt_ms(cy.cfg.deploy_hold.as_millis())
         );
         r.severity = r.severity.worst(Severity::Warning);
     }
@@ -207,15 +207,8 @@ fn unit_verdict(
     evals: &[BindingEval],
 ) -> (Verdict, String, Option<RestartCause>) {
     let um = mem.units.get(&u.name);
-    if let Some(why) = cy.deploys.get(&u.name) {
-        return (
-            Verdict::Starting,
-            format!(
-                "{why} (a deploy, an operator): judged again {} after that ends",
-                humantime::format_duration(params.startup_grace.0)
-            ),
-            None,
-        );
+    if let Some(dep) = cy.deploys.get(&u.name) {
+        return under_deploy(cy, um, u, params, evals, dep);
     }
     match &u.active_state {
         ActiveState::Failed if u.result == "start-limit-hit" => (
@@ -245,6 +238,37 @@ fn unit_verdict(
         }
         other => (Verdict::Starting, format!("{other} ({})", u.sub_state), None),
     }
+}
+
+/// A unit in a deploy's hands: its bindings are judged as usual (outside the startup grace of
+/// its own start), and a hang is its verdict — its restart is held until the deploy ends or
+/// `deploy_hold` runs out ([`super::holds::apply_deploys`]). Anything else is `starting`.
+fn under_deploy(
+    cy: &Cycle<'_>,
+    um: Option<&super::memory::UnitMemory>,
+    u: &UnitState,
+    params: &Params,
+    evals: &[BindingEval],
+    dep: &super::Deploy,
+) -> (Verdict, String, Option<RestartCause>) {
+    let since = u
+        .active_enter_usec
+        .max(um.map_or(0, |m| m.last_restart_usec));
+    let judged = u.active_state.is_up()
+        && u.load_state == LoadState::Loaded
+        && cy.now() >= since.saturating_add(params.startup_grace.as_micros());
+    if judged && let (v, why, Some(cause)) = from_bindings(u, evals) {
+        return (v, why, Some(cause));
+    }
+    (
+        Verdict::Starting,
+        format!(
+            "{} (a deploy, an operator): judged again {} after that ends",
+            dep.why,
+            humantime::format_duration(params.startup_grace.0)
+        ),
+        None,
+    )
 }
 
 /// Rule 1 for bindings: an erroring binding counts for nothing but its own report; the unit

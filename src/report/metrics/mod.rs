@@ -93,6 +93,7 @@ pub struct Metrics {
     entries_added: Family<Labels, Counter>,
     added_seen: Mutex<HashMap<String, u64>>,
     budget_remaining: Family<Labels, Gauge>,
+    restart_held: Family<Labels, Gauge>,
     stalled: Family<Labels, Gauge>,
     key_value: Family<Labels, FGauge>,
     key_limit: Family<Labels, FGauge>,
@@ -136,6 +137,7 @@ impl Metrics {
             entries_added: Family::default(),
             added_seen: Mutex::new(HashMap::default()),
             budget_remaining: Family::default(),
+            restart_held: Family::default(),
             stalled: Family::default(),
             key_value: Family::default(),
             key_limit: Family::default(),
@@ -226,6 +228,10 @@ impl Metrics {
         let help = "Restarts left in the unit's budget window";
         let m = self.budget_remaining.clone();
         r.register("quantum_watchdog_restart_budget_remaining", help, m);
+        let help =
+            "1 while a restart the unit needs is held back (a pause, a window, a deploy under way)";
+        let m = self.restart_held.clone();
+        r.register("quantum_watchdog_restart_held", help, m);
         let help = "1 when the group's stage of a pipeline is stalled";
         r.register(
             "quantum_watchdog_pipeline_stalled",

@@ -99,6 +99,14 @@ impl Metrics {
                 .get_or_create(&l(&[("unit", &u.unit)]))
                 .set(left.max(0));
         }
+        self.restart_held.clear();
+        for h in &d.held {
+            if let Action::Restart { unit, .. } = &h.action {
+                self.restart_held
+                    .get_or_create(&l(&[("unit", unit)]))
+                    .set(1);
+            }
+        }
     }
 
     /// Groups and their consumers; consumer series capped at `max_consumer_series`.
@@ -383,6 +391,7 @@ mod tests {
             m.consumer_gauges("quantum-a.service", &k, &c);
         }
         let text = m.encode();
+        println!("MEASURE scrape with 200 consumers of 100 KiB names: {} bytes", text.len());
         assert!(text.len() < 256 * 1024, "{} bytes", text.len());
         let pending: Vec<&str> = text
             .lines()
