@@ -391,7 +391,10 @@ mod tests {
             m.consumer_gauges("quantum-a.service", &k, &c);
         }
         let text = m.encode();
-        println!("MEASURE scrape with 200 consumers of 100 KiB names: {} bytes", text.len());
+        println!(
+            "MEASURE scrape with 200 consumers of 100 KiB names: {} bytes",
+            text.len()
+        );
         assert!(text.len() < 256 * 1024, "{} bytes", text.len());
         let pending: Vec<&str> = text
             .lines()
