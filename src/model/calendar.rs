@@ -2,7 +2,9 @@
 //! `Mon..Fri *-*-* 23:55:00`, `*-*~01`, `quarterly`, with an optional time zone. Parsed into
 //! components and iterated the way `systemd-analyze calendar` does (tests/calendar.rs checks
 //! the two agree): the next elapse is strictly after the base; a time that a DST change skips
-//! does not elapse, one it repeats elapses once (the first time).
+//! does not elapse; one it repeats elapses in its first pass, or in its second from a base in
+//! that second pass (see [`CalendarSpec::next_after`]). A window follows a timer that has been
+//! running across the change: a repeated time opens it once, in its first pass.
 //!
 //! Not supported (an error says so): fractional seconds, and `@epoch` forms.
 
@@ -379,9 +381,23 @@ impl CalendarSpec {
     }
 
     /// The first elapse strictly after `after`, in `tz` (the spec's own zone, resolved by the
-    /// caller, or local time): a skipped civil time never elapses, a repeated one once.
+    /// caller, or local time), as `systemd-analyze calendar --base-time=after` prints it. A
+    /// skipped civil time never elapses. A repeated one (the hour a fall-back repeats) elapses
+    /// in its first pass, unless `after` lies in the second pass of that same repetition: then
+    /// in its second. systemd converts local times with glibc's `mktime` and `tm_isdst = -1`,
+    /// which resolves a repeated time to the offset of the time it converted last: the base's
+    /// own when the base is in the repetition, else the one before the change.
     pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        self.next(after, tz, true)
+    }
+
+    /// [`Self::next_after`]; with `base_decides` false, a repeated civil time always resolves to
+    /// its first pass (the elapses of a timer running across the change, whatever `after` is).
+    fn next(&self, after: Timestamp, tz: &TimeZone, base_decides: bool) -> Option<Timestamp> {
         let start = after.checked_add(1.second()).ok()?;
+        // systemd's base is `after` and a microsecond; within a repetition its offset decides.
+        let base = after.checked_add(1.microsecond()).ok()?;
+        let base_offset = tz.to_offset(base);
         let mut c = start
             .to_zoned(tz.clone())
             .datetime()
@@ -393,7 +409,26 @@ impl CalendarSpec {
             let civil = self.next_civil(c)?;
             let ts = match tz.to_ambiguous_timestamp(civil).offset() {
                 AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(civil).ok(),
-                AmbiguousOffset::Fold { before, .. } => before.to_timestamp(civil).ok(),
+                AmbiguousOffset::Fold {
+                    before,
+                    after: later,
+                } => {
+                    // The second pass when the base is in the second pass of this same fold:
+                    // on its later offset and less than the fold's length before this elapse.
+                    let fold = jiff::SignedDuration::from_secs(i64::from(
+                        before.seconds() - later.seconds(),
+                    ));
+                    match later.to_timestamp(civil) {
+                        Ok(second)
+                            if base_decides
+                                && base_offset == later
+                                && second.duration_since(base) < fold =>
+                        {
+                            Some(second)
+                        }
+                        _ => before.to_timestamp(civil).ok(),
+                    }
+                }
                 AmbiguousOffset::Gap { .. } => None,
             };
             match ts {
@@ -404,7 +439,11 @@ impl CalendarSpec {
     }
 
     /// Whether a window of `duration` that opens at each elapse is open at `now`: some elapse
-    /// lies in `(now - duration, now]`. Returns when it closes.
+    /// lies in `(now - duration, now]`. Returns when it closes. The elapses are those of a timer
+    /// that has been running across every DST change: a repeated civil time opens the window
+    /// once, in its first pass, even where `systemd-analyze calendar` from a base inside the
+    /// repetition's second pass names the second (a timer started there would fire then; one
+    /// running through the night fired in the first pass and does not fire again).
     pub fn open_window(
         &self,
         now: Timestamp,
@@ -412,7 +451,7 @@ impl CalendarSpec {
         tz: &TimeZone,
     ) -> Option<Timestamp> {
         let from = now.checked_sub(duration).ok()?;
-        let opened = self.next_after(from, tz)?;
+        let opened = self.next(from, tz, false)?;
         (opened <= now)
             .then(|| opened.checked_add(duration).ok())
             .flatten()
