@@ -39,7 +39,7 @@ fn unit(i: usize) -> UnitState {
         active_state: "active".into(),
         sub_state: "running".into(),
         main_pid: pid(i),
-        active_enter_usec: NOW - 3600 * S,
+        active_enter_mono_usec: NOW - 3600 * S,
         result: "success".into(),
         job: None,
         n_restarts: 0,
@@ -98,6 +98,7 @@ fn snapshot(n: usize, now: u64) -> Snapshot {
         .collect();
     Snapshot {
         now_usec: now,
+        mono_usec: now,
         hostname: HOST.into(),
         self_unit: Some("quantum-watchdog.service".into()),
         units: Ok((0..n).map(unit).collect()),
@@ -142,7 +143,7 @@ fn stand_known(plan: &FetchPlan, snap: &mut Snapshot) {
 fn look(cfg: &Config, mem: &mut Memory, metrics: &Metrics, mut snap: Snapshot, p: &mut Phases) {
     let units = snap.units.as_ref().expect("units");
     let t = Instant::now();
-    let plan = policy::plan(cfg, HOST, units, mem, snap.now_usec, 0);
+    let plan = policy::plan(cfg, HOST, units, mem, snap.clock());
     p.plan.push(ms(t.elapsed()));
     stand_known(&plan, &mut snap);
     let units = snap.units.as_ref().expect("units");

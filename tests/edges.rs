@@ -690,6 +690,91 @@ fn zombie_worker_is_dead(env: &mut Env) {
 }
 on_redis70!(zombie_worker_is_dead);
 
+/// libfaketime: the wall clock of the process it is preloaded in follows a file.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The agent's environment for a wall clock that follows `file` (`+0`, `-1h`): libfaketime
+/// moves CLOCK_REALTIME of the agent alone and leaves CLOCK_MONOTONIC as it is, as a real step
+/// of the host's clock does.
+fn stepped_clock(env: &Env) -> (std::path::PathBuf, Vec<(&'static str, String)>) {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "needs {FAKETIME} (apt-get install libfaketime; tests/support/deps.sh does)"
+    );
+    let file = env.base.join("faketime");
+    std::fs::write(&file, "+0\n").unwrap();
+    let vars = vec![
+        ("LD_PRELOAD", FAKETIME.to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ];
+    (file, vars)
+}
+
+fn agent_on(env: &Env, cfg: &str, vars: &[(&'static str, String)]) -> Agent {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.agent_with(cfg, &vars)
+}
+
+/// The host's wall clock steps back an hour under a running agent (an NTP correction, a VM
+/// restored) while a consumer hangs with work waiting: the hang is still found and the unit
+/// restarted on time (it was "within startup grace (59m57s left)").
+fn a_wall_clock_step_back_hides_no_hang(env: &mut Env) {
+    let (clock, vars) = stepped_clock(env);
+    let pid = started_consumer(env, "20");
+    env.xadd(1, 500);
+    std::thread::sleep(Duration::from_millis(300));
+    kill("STOP", pid);
+    let agent = agent_on(env, &env.config("enforce", &[(UNIT, PREFIX)], ""), &vars);
+    assert!(agent.wait_log("cycle ", Duration::from_secs(10)));
+    std::fs::write(&clock, "-1h\n").unwrap();
+    let stepped = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(20), || main_pid(UNIT) != pid),
+        "the hang hid behind a clock stepped back an hour:\n{}",
+        tail(&agent.log(), 30)
+    );
+    println!(
+        "MEASURE clock stepped back 1h: hung unit restarted {:?} after the step",
+        stepped.elapsed()
+    );
+}
+on_redis70!(a_wall_clock_step_back_hides_no_hang);
+
+/// The wall clock steps forward an hour while a unit's consumer has not started reading yet
+/// and work waits: no "not consuming" restart before `hung_after` (8 s) has really passed.
+fn a_wall_clock_step_forward_cuts_no_wait(env: &mut Env) {
+    let (clock, vars) = stepped_clock(env);
+    env.create_group();
+    env.xadd(1, 50);
+    env.consumer_unit(UNIT, PREFIX, &[("QW_QUIET", "1")], "");
+    env.start(UNIT);
+    let pid = main_pid(UNIT);
+    let cfg = env
+        .config("enforce", &[(UNIT, PREFIX)], "")
+        .replace("hung_after = \"4s\"", "hung_after = \"8s\"");
+    let agent = agent_on(env, &cfg, &vars);
+    assert!(agent.wait_log("cycle ", Duration::from_secs(10)));
+    let t = Instant::now();
+    std::fs::write(&clock, "+1h\n").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        main_pid(UNIT),
+        pid,
+        "restarted {:?} after a clock step forward, before hung_after:\n{}",
+        t.elapsed(),
+        tail(&agent.log(), 30)
+    );
+    // Judged as usual once hung_after has passed on the monotonic clock.
+    assert!(
+        wait_until(Duration::from_secs(20), || main_pid(UNIT) != pid),
+        "{}",
+        tail(&agent.log(), 30)
+    );
+}
+on_redis70!(a_wall_clock_step_forward_cuts_no_wait);
+
 /// Calls of `command` (`xinfo|consumers`) since the last CONFIG RESETSTAT.
 fn calls(env: &Env, command: &str) -> u64 {
     let info: String = redis::from_redis_value(env.cmd(&["INFO", "commandstats"])).unwrap();

@@ -227,7 +227,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         active_state: active.into(),
         sub_state: sub.into(),
         main_pid: pid,
-        active_enter_usec: now.saturating_sub(st.restarted_ago_s * S),
+        active_enter_mono_usec: now.saturating_sub(st.restarted_ago_s * S),
         result: "success".into(),
         job: None,
         n_restarts: 0,
@@ -300,6 +300,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         .collect();
     Snapshot {
         now_usec: now,
+        mono_usec: now,
         hostname: HOST.into(),
         self_unit: None,
         units: Ok(vec![unit]),
@@ -362,7 +363,7 @@ proptest! {
                     }
                     Action::Fenced { .. } => prop_assert!(false, "no fleet here: nothing of another host"),
                     Action::Restart { .. } => {
-                        let since = u.active_enter_usec.max(restarts.last().copied().unwrap_or(0));
+                        let since = u.active_enter_mono_usec.max(restarts.last().copied().unwrap_or(0));
                         prop_assert!(now >= since + 15 * S, "restart within startup grace");
                         let in_window = restarts.iter().filter(|t| **t + 300 * S > now).count();
                         prop_assert!(in_window < 2, "restart past the budget");

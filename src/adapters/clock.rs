@@ -9,6 +9,21 @@ pub fn now_usec() -> u64 {
         .unwrap_or(0)
 }
 
+/// CLOCK_MONOTONIC, microseconds: never steps, the same clock as systemd's
+/// `…TimestampMonotonic` properties and shared by every process of this boot.
+pub fn mono_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `ts`, which lives for the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000) + ts.tv_nsec as u64 / 1000
+}
+
 /// The local time zone's current offset from UTC, from the C library (TZ, /etc/localtime).
 pub fn utc_offset_secs() -> i64 {
     let now = std::time::SystemTime::now()

@@ -534,7 +534,7 @@ impl Systemd {
                 active_state: ActiveState::Inactive,
                 sub_state: "dead".into(),
                 main_pid: 0,
-                active_enter_usec: 0,
+                active_enter_mono_usec: 0,
                 result: String::new(),
                 job: None,
                 n_restarts: 0,
@@ -567,7 +567,7 @@ impl Systemd {
                 .map_err(call_error)?;
             let t = self.timeout;
             let (a, m, r, n, code, status, text, start) = tokio::join!(
-                within(t, unit.active_enter_timestamp()),
+                within(t, unit.active_enter_timestamp_monotonic()),
                 within(t, svc.main_pid()),
                 within(t, svc.result()),
                 within(t, svc.n_restarts()),
@@ -591,7 +591,7 @@ impl Systemd {
             };
             a?
         } else {
-            within(self.timeout, unit.active_enter_timestamp()).await?
+            within(self.timeout, unit.active_enter_timestamp_monotonic()).await?
         };
         let (active_state, sub_state) = (active, sub);
         Ok((
@@ -601,7 +601,7 @@ impl Systemd {
                 active_state: active_state.as_str().into(),
                 sub_state,
                 main_pid: svc_state.main_pid,
-                active_enter_usec: active_enter,
+                active_enter_mono_usec: active_enter,
                 result: svc_state.result,
                 job,
                 n_restarts: svc_state.n_restarts,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::adapters::clock::now_usec;
+use crate::adapters::clock::mono_usec;
 use crate::adapters::redis::{Aside, DeleteOutcome, Moved};
 use crate::config::{ClaimPolicy, FleetConfig, Mode};
 use crate::model::fleet::lease_holder;
@@ -90,7 +90,7 @@ pub async fn probe_writes(
     }
     for s in streams {
         match why {
-            Some(_) => mem.note_writes_held(s, now_usec()),
+            Some(_) => mem.note_writes_held(s, mono_usec()),
             None => mem.note_writes_served(s),
         }
     }
@@ -171,7 +171,7 @@ async fn restart(x: &mut Act<'_>, a: &Action, unit: &str, reason: &str, d: &Deci
     let (Some(jobs), Some(sd)) = (x.jobs, x.world.systemd.as_ref()) else {
         return "systemd unreachable".into();
     };
-    let now = now_usec();
+    let now = mono_usec();
     match sd.restart(unit, JOB_TIMEOUT).await {
         Ok(job) => {
             x.mem.note_restart(unit, now);
@@ -367,7 +367,7 @@ async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
             stream: stream.clone(),
             group: group.clone(),
         };
-        let now = now_usec();
+        let now = mono_usec();
         x.mem
             .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
     }

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 
-use crate::adapters::clock::{hostname, now_usec, utc_offset_secs};
+use crate::adapters::clock::{hostname, mono_usec, now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
 use crate::adapters::pause_store;
 use crate::adapters::redis::{ClientError, RedisClient};
 use crate::adapters::systemd::{Systemd, SystemdError};
 use crate::config::{Config, Secrets};
-use crate::model::Snapshot;
 use crate::model::holds::Holds;
+use crate::model::{Clock, Snapshot};
 use crate::policy::{self, Memory};
 
 /// The adapters one process keeps between looks.
@@ -116,10 +116,13 @@ impl World {
         if let Err(e) = &units {
             self.systemd_failed(e);
         }
-        let now = now_usec();
-        let offset = utc_offset_secs();
+        let clock = Clock {
+            now_usec: now_usec(),
+            mono_usec: mono_usec(),
+            utc_offset_secs: utc_offset_secs(),
+        };
         let listed = units.as_deref().unwrap_or(&[]);
-        let plan = policy::plan(cfg, &self.hostname, listed, mem, now, offset);
+        let plan = policy::plan(cfg, &self.hostname, listed, mem, clock);
         let t1 = Instant::now();
         let redis = self.streams.snapshot(&plan).await;
         let t_redis = t1.elapsed();
@@ -141,7 +144,7 @@ impl World {
             }
         }
         let t_pids = t2.elapsed();
-        let holds = read_holds(cfg, self.user, now);
+        let holds = read_holds(cfg, self.user, clock.now_usec);
         tracing::debug!(
             "snapshot: systemd {:.2} ms, redis {:.2} ms ({}), PIDs {:.2} ms ({} probed, {} located), holds {:.2} ms",
             t_dbus.as_secs_f64() * 1e3,
@@ -153,14 +156,15 @@ impl World {
             (t2.elapsed() - t_pids).as_secs_f64() * 1e3,
         );
         Snapshot {
-            now_usec: now,
+            now_usec: clock.now_usec,
+            mono_usec: clock.mono_usec,
             hostname: self.hostname.clone(),
             self_unit: self.self_unit.clone(),
             units: units.map_err(Into::into),
             redis: redis.map_err(Into::into),
             live_pids,
             pid_units,
-            utc_offset_secs: offset,
+            utc_offset_secs: clock.utc_offset_secs,
             holds,
         }
     }

@@ -21,10 +21,11 @@ use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::adapters::clock::{boot_id, now_usec};
+use crate::adapters::clock::{boot_id, mono_usec, now_usec};
 use crate::adapters::heap::Heap;
 use crate::adapters::{notify, state_file};
 use crate::config::{self, Config, Mode, Secrets};
+use crate::model::Clock;
 use crate::policy::{self, Action, Decision, Memory};
 use crate::report::journal::{Announced, log_action};
 use crate::report::metrics::{self, AGENT_TEXTFILE, Metrics};
@@ -57,7 +58,12 @@ pub fn load_config(o: &AgentOptions) -> Result<Config, config::ConfigError> {
 
 /// The running agent's state file, valid for this boot.
 pub fn load_state(path: &Path) -> Option<AgentState> {
-    state_file::load::<AgentState>(path)?.for_boot(&boot_id())
+    let clock = Clock {
+        now_usec: now_usec(),
+        mono_usec: mono_usec(),
+        utc_offset_secs: 0,
+    };
+    state_file::load::<AgentState>(path)?.for_boot(&boot_id(), clock)
 }
 
 struct Agent {
@@ -494,6 +500,7 @@ impl Agent {
             unit: self.world.self_unit().map(str::to_string),
             mode: self.cfg.mode,
             updated_usec: now_usec(),
+            updated_mono_usec: mono_usec(),
             interval_ms: self.cfg.interval.as_millis(),
             cycles: self.cycles,
             last_cycle_ms,

@@ -14,4 +14,4 @@ pub mod time;
 pub mod unit_pattern;
 
 pub use snapshot::*;
-pub use time::{civil_date, fmt_ms, render_key};
+pub use time::{Clock, civil_date, fmt_ms, render_key};

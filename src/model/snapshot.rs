@@ -171,8 +171,10 @@ pub struct UnitState {
     pub sub_state: String,
     /// 0 when the unit has no main process.
     pub main_pid: u32,
-    /// `ActiveEnterTimestamp`, realtime microseconds; 0 if never active.
-    pub active_enter_usec: u64,
+    /// `ActiveEnterTimestampMonotonic`: CLOCK_MONOTONIC microseconds, the clock of
+    /// [`Snapshot::mono_usec`]; 0 if never active. Monotonic so that a step of the wall clock
+    /// neither stretches nor cuts the startup grace.
+    pub active_enter_mono_usec: u64,
     /// The service's `Result` (`success`, `start-limit-hit`, `watchdog`, …); empty for non-services.
     pub result: String,
     /// The type of the job queued or running for it (`restart`, `stop`, `start`, …): a
@@ -361,8 +363,13 @@ pub struct RedisSnapshot {
 /// One cycle's view of the world.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// Realtime clock, microseconds since the epoch.
+    /// Realtime clock, microseconds since the epoch: for what is wall-clock time by nature
+    /// (maintenance windows, pauses until a time, `{date}` in key names, what a person reads).
     pub now_usec: u64,
+    /// CLOCK_MONOTONIC, microseconds (systemd's `…TimestampMonotonic` clock): every duration
+    /// the policy measures (grace, streaks, claim marks, write holds, budgets, deploys), so
+    /// that a step of the wall clock in either direction changes none of them.
+    pub mono_usec: u64,
     /// This host's name (`{hostname}`).
     pub hostname: String,
     /// The agent's own unit: never acted on.
@@ -387,6 +394,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The look's clocks.
+    pub fn clock(&self) -> super::Clock {
+        super::Clock {
+            now_usec: self.now_usec,
+            mono_usec: self.mono_usec,
+            utc_offset_secs: self.utc_offset_secs,
+        }
+    }
+
     /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
     pub fn fleet(&self) -> Option<&super::fleet::FleetView> {
         self.redis.as_ref().ok()?.fleet.as_ref()?.as_ref().ok()
@@ -522,6 +538,7 @@ mod tests {
         );
         let s = Snapshot {
             now_usec: 1,
+            mono_usec: 1,
             hostname: "h".into(),
             self_unit: None,
             units: Err(ReadError::Unreachable("no bus".into())),

@@ -1,5 +1,51 @@
 //! Dates and durations as the reports show them. Pure: the clock itself is an adapter.
 
+/// The two clocks of one look: the wall clock for what is wall-clock time by nature (windows,
+/// pauses, key names, what a person reads), the monotonic one for every duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Clock {
+    /// Realtime, microseconds since the epoch.
+    pub now_usec: u64,
+    /// CLOCK_MONOTONIC, microseconds.
+    pub mono_usec: u64,
+    /// The local time zone's offset from UTC, seconds.
+    pub utc_offset_secs: i64,
+}
+
+impl Clock {
+    /// The monotonic reading of a wall-clock time `wall_usec` (a note an operator wrote), as
+    /// far as the two clocks are apart now; 0 for a time before this boot.
+    pub fn mono_of(&self, wall_usec: u64) -> u64 {
+        let apart = i128::from(self.now_usec) - i128::from(self.mono_usec);
+        (i128::from(wall_usec) - apart).clamp(0, i128::from(u64::MAX)) as u64
+    }
+
+    /// The wall-clock reading of a monotonic time (for what a person reads).
+    pub fn wall_of(&self, mono_usec: u64) -> u64 {
+        let apart = i128::from(self.now_usec) - i128::from(self.mono_usec);
+        (i128::from(mono_usec) + apart).clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::Clock;
+
+    #[test]
+    fn converts_between_the_clocks_as_they_are_apart_now() {
+        let c = Clock {
+            now_usec: 1_000_000_000,
+            mono_usec: 5_000,
+            utc_offset_secs: 0,
+        };
+        assert_eq!(c.mono_of(999_999_000), 4_000);
+        assert_eq!(c.wall_of(4_000), 999_999_000);
+        assert_eq!(c.mono_of(c.wall_of(123)), 123);
+        assert_eq!(c.mono_of(0), 0, "before this boot");
+        assert_eq!(c.wall_of(u64::MAX), u64::MAX, "saturates");
+    }
+}
+
 /// `YYYY-MM-DD` of a day number since 1970-01-01 (proleptic Gregorian).
 pub fn civil_date(days: i64) -> String {
     // Howard Hinnant's days_from_civil, inverted.

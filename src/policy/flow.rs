@@ -48,6 +48,19 @@ pub struct FlowMemory {
     pub groups: BTreeMap<String, GroupHistory>,
 }
 
+impl FlowMemory {
+    /// Applies `f` to every time in the history (see `Memory::rebase`).
+    pub fn rebase(&mut self, f: &impl Fn(&mut u64)) {
+        for s in self.streams.values_mut() {
+            s.samples.iter_mut().for_each(|(t, _)| f(t));
+        }
+        for g in self.groups.values_mut() {
+            f(&mut g.moved_usec);
+            g.samples.iter_mut().for_each(|(t, _)| f(t));
+        }
+    }
+}
+
 /// One group of a stage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupFlow {
@@ -144,7 +157,7 @@ pub fn judge_pipelines(cfg: &Config, snap: &Snapshot, mem: &mut FlowMemory) -> V
     };
     cfg.pipeline
         .iter()
-        .map(|p| judge_pipeline(p, redis, snap.now_usec, mem))
+        .map(|p| judge_pipeline(p, redis, snap.mono_usec, mem))
         .collect()
 }
 
@@ -384,6 +397,7 @@ key = "q:kill"
             .insert("q:execution.result".into(), Ok((stream(exec_read), vec![])));
         Snapshot {
             now_usec: now,
+            mono_usec: now,
             hostname: "h".into(),
             self_unit: None,
             units: Ok(vec![]),

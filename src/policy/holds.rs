@@ -119,8 +119,7 @@ pub fn open_windows(
 /// warning — a hang under a forgotten `daemon-reload` is never shown as fine.
 pub fn apply_deploys(
     deploys: &BTreeMap<String, super::Deploy>,
-    now_usec: u64,
-    off: i64,
+    snap: &crate::model::Snapshot,
     d: &mut Decision,
 ) {
     let mut i = 0;
@@ -133,10 +132,13 @@ pub fn apply_deploys(
             i += 1;
             continue;
         };
+        // Measured on the monotonic clock, shown on the wall clock.
+        let left = dep.until_mono_usec.saturating_sub(snap.mono_usec);
+        let until = snap.now_usec.saturating_add(left);
         let why = format!(
             "a deploy under way ({}) until {} at the latest (deploy_hold)",
             dep.why,
-            clock(dep.until_usec, now_usec, off)
+            clock(until, snap.now_usec, snap.utc_offset_secs)
         );
         if let Some(r) = d.units.iter_mut().find(|r| r.unit == unit) {
             r.hold.get_or_insert_with(|| why.clone());

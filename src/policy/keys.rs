@@ -148,6 +148,7 @@ key = "q:kill"
     fn snap(now: u64) -> Snapshot {
         Snapshot {
             now_usec: now,
+            mono_usec: now,
             hostname: "h".into(),
             self_unit: None,
             units: Ok(vec![]),

@@ -1,6 +1,8 @@
 //! What the policy remembers between cycles. Everything is keyed by names — unit, and
 //! `(stream, group)` — never by a binding's position in the configuration, so a reload that
-//! reorders `[[watch]]` entries keeps each binding's history with it.
+//! reorders `[[watch]]` entries keeps each binding's history with it. Every time in it is
+//! CLOCK_MONOTONIC µs (the look's `mono_usec`), so that a wall-clock step changes no duration;
+//! [`Memory::rebase`] carries it into another boot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,7 +31,7 @@ pub struct UnitMemory {
     pub verdict: Option<Verdict>,
     /// Consecutive cycles with `verdict`.
     pub streak: u32,
-    /// Realtime µs of restarts the agent issued (kept for the longest budget window).
+    /// When the agent issued restarts (kept for the longest budget window).
     pub restarts: Vec<u64>,
     /// The last of them.
     pub last_restart_usec: u64,
@@ -42,7 +44,7 @@ pub struct UnitMemory {
     pub main_pid: u32,
     /// Earlier MainPIDs, newest last.
     pub previous_pids: Vec<u32>,
-    /// Per binding `(stream, group)`: since when work has been waiting (realtime µs).
+    /// Per binding `(stream, group)`: since when work has been waiting.
     #[serde(with = "pairs")]
     pub work_since: BTreeMap<GroupKey, u64>,
     /// Per binding: the consumer judged as the unit's own at the last look.
@@ -53,7 +55,7 @@ pub struct UnitMemory {
     /// How its last main process ended, as last seen (`killed KILL`): the look after a quick
     /// restart sees the new process, whose own status is empty.
     pub last_exit_status: String,
-    /// When `main_pid` was first seen as the MainPID (realtime µs).
+    /// When `main_pid` was first seen as the MainPID.
     pub main_since_usec: u64,
     /// The first look of the current deploy (a job, NeedDaemonReload); 0 when none runs.
     pub deploy_since_usec: u64,
@@ -66,9 +68,9 @@ pub struct UnitMemory {
 /// A claim the agent made to a live consumer: it reset that consumer's idle time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimMark {
-    /// When the claim was made (realtime µs).
+    /// When the claim was made.
     pub at_usec: u64,
-    /// When the recipient last really read before it (realtime µs).
+    /// When the recipient last really read before it.
     pub active_usec: u64,
 }
 
@@ -105,7 +107,7 @@ pub struct Memory {
     pub groups: HashMap<GroupKey, GroupMemory>,
     /// Stream and group history for pipeline rates and stalls.
     pub flow: FlowMemory,
-    /// Per stream: when the agent last found its server holding writes back (realtime µs). No
+    /// Per stream: when the agent last found its server holding writes back. No
     /// consumer of it is blamed for the time until then: it could not read either.
     pub writes_held: BTreeMap<String, u64>,
     /// Streams whose server was found holding writes back and not yet seen serving them: the
@@ -216,6 +218,37 @@ impl Memory {
         for g in self.groups.values_mut() {
             g.claims.clear();
         }
+    }
+
+    /// Moves every time remembered by `shift` µs (a state written in another boot, or as
+    /// realtime µs by an earlier version), kept within `[1, now]`: 0 still means "never", and
+    /// nothing lies ahead of the clock it is now read by.
+    pub fn rebase(&mut self, shift: i128, now: u64) {
+        let f = |t: &mut u64| {
+            if *t != 0 {
+                *t = (i128::from(*t) + shift).clamp(1, i128::from(now.max(1))) as u64;
+            }
+        };
+        for m in self.units.values_mut() {
+            m.restarts.iter_mut().for_each(f);
+            for t in [
+                &mut m.last_restart_usec,
+                &mut m.job_seen_usec,
+                &mut m.main_since_usec,
+                &mut m.deploy_since_usec,
+            ] {
+                f(t);
+            }
+            m.work_since.values_mut().for_each(f);
+        }
+        for g in self.groups.values_mut() {
+            for c in g.claims.values_mut() {
+                f(&mut c.at_usec);
+                f(&mut c.active_usec);
+            }
+        }
+        self.writes_held.values_mut().for_each(f);
+        self.flow.rebase(&f);
     }
 
     /// Restarts of `unit` within the last `within_usec`, not counting those up to `reset_usec`

@@ -163,8 +163,8 @@ pub struct Cycle<'a> {
 pub struct Deploy {
     /// What systemd shows of it (a job, NeedDaemonReload).
     pub why: String,
-    /// Until when it is held (`deploy_hold` after the agent first saw it; realtime µs).
-    pub until_usec: u64,
+    /// Until when it is held (`deploy_hold` after the agent first saw it; monotonic µs).
+    pub until_mono_usec: u64,
 }
 
 /// The units in someone's hands now (see [`Cycle::deploys`]); notes when each deploy began.
@@ -181,8 +181,14 @@ fn deploys(mem: &mut Memory, units: &[UnitState], now: u64, hold: u64) -> BTreeM
         }
         if now.saturating_sub(m.deploy_since_usec) < hold {
             m.job_seen_usec = now;
-            let until_usec = m.deploy_since_usec.saturating_add(hold);
-            out.insert(u.name.clone(), Deploy { why, until_usec });
+            let until_mono_usec = m.deploy_since_usec.saturating_add(hold);
+            out.insert(
+                u.name.clone(),
+                Deploy {
+                    why,
+                    until_mono_usec,
+                },
+            );
         }
     }
     out
@@ -195,7 +201,7 @@ impl<'a> Cycle<'a> {
             cfg,
             snap,
             units,
-            deploys: deploys(mem, units, snap.now_usec, cfg.deploy_hold.as_micros()),
+            deploys: deploys(mem, units, snap.mono_usec, cfg.deploy_hold.as_micros()),
             by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
             hosts: fleet_hosts(snap),
             groups: snap
@@ -210,9 +216,10 @@ impl<'a> Cycle<'a> {
         &self.snap.hostname
     }
 
-    /// The snapshot's clock (realtime µs).
+    /// The clock every duration is measured by: the snapshot's CLOCK_MONOTONIC µs. Wall-clock
+    /// time (windows, pauses, key names) is `snap.now_usec`, read where it is meant.
     pub fn now(&self) -> u64 {
-        self.snap.now_usec
+        self.snap.mono_usec
     }
 
     /// A unit systemd reported.
@@ -283,7 +290,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         return d;
     };
     let deaths = quarantine::deaths(mem, units, &snap.live_pids);
-    track_main_pids(mem, units, snap.now_usec);
+    track_main_pids(mem, units, snap.mono_usec);
     mem.writes_held
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
@@ -317,7 +324,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         group_units,
         &mut d,
     );
-    holds::apply_deploys(&cy.deploys, snap.now_usec, snap.utc_offset_secs, &mut d);
+    holds::apply_deploys(&cy.deploys, snap, &mut d);
     if cfg.fleet.enabled {
         mem.fleet.as_of_ms = as_of_ms;
         mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);

@@ -5,7 +5,7 @@
 use crate::config::{Config, FleetConfig};
 use crate::model::fleet::Heartbeat;
 use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
-use crate::model::{GroupKey, UnitState, render_key};
+use crate::model::{Clock, GroupKey, UnitState, render_key};
 
 use super::memory::Memory;
 
@@ -58,18 +58,18 @@ pub fn plan(
     hostname: &str,
     units: &[UnitState],
     mem: &Memory,
-    now_usec: u64,
-    utc_offset_secs: i64,
+    clock: Clock,
 ) -> FetchPlan {
     let by_name: Units<'_> = units.iter().map(|u| (u.name.as_str(), u)).collect();
+    let mono = clock.mono_usec;
     let groups = group_bindings(cfg)
         .iter()
-        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key.clone(), idxs, now_usec))
+        .map(|(key, idxs)| group_fetch(cfg, hostname, &by_name, mem, key.clone(), idxs, mono))
         .collect();
     FetchPlan {
         groups,
         pipeline_streams: pipeline_streams(cfg),
-        keys: keys_to_fetch(cfg, now_usec, utc_offset_secs),
+        keys: keys_to_fetch(cfg, clock.now_usec, clock.utc_offset_secs),
         fleet: cfg.fleet.enabled.then(|| fleet_publish(cfg, hostname, mem)),
     }
 }
@@ -130,7 +130,7 @@ fn group_fetch(
     mem: &Memory,
     key: GroupKey,
     idxs: &[usize],
-    now_usec: u64,
+    mono_usec: u64,
 ) -> GroupFetch {
     let gm = mem.groups.get(&key);
     let lease = cfg
@@ -149,7 +149,7 @@ fn group_fetch(
     let pids = super::reuse::main_pids(cfg, idxs, |u| units.get(u).map_or(0, |u| u.main_pid));
     let known = died
         .is_empty()
-        .then(|| super::reuse::offer(gm, &pids, now_usec, cfg.fleet.enabled))
+        .then(|| super::reuse::offer(gm, &pids, mono_usec, cfg.fleet.enabled))
         .flatten();
     // A group that held nothing at the last look holds no entry idle for hung_after now
     // (interval < hung_after) and no poison: its pending list waits for a cycle that needs it

@@ -42,7 +42,7 @@ fn unit(pid: u32, active_since: u64) -> UnitState {
         active_state: "active".into(),
         sub_state: "running".into(),
         main_pid: pid,
-        active_enter_usec: active_since,
+        active_enter_mono_usec: active_since,
         result: "success".into(),
         job: None,
         n_restarts: 0,
@@ -117,6 +117,7 @@ fn snap(
     );
     Snapshot {
         now_usec: now,
+        mono_usec: now,
         hostname: HOST.into(),
         self_unit: Some("quantum-watchdog.service".into()),
         units: Ok(units),
@@ -408,6 +409,7 @@ fn verdict_table() {
             &cfg,
             &Snapshot {
                 now_usec: snap.now_usec + 5 * S,
+                mono_usec: snap.mono_usec + 5 * S,
                 ..snap.clone()
             },
             &mut mem,
@@ -448,6 +450,71 @@ fn not_consuming_needs_work_to_wait_hung_after() {
                 d.units[0].reason
             );
         }
+    }
+}
+
+/// The wall clock steps back or forward an hour between looks; the monotonic one goes on.
+/// Every duration the policy measures follows the monotonic clock: a hang is found and
+/// restarted on time, a grace is neither stretched nor cut, "not consuming" waits hung_after,
+/// and a restart counts against the budget for its window.
+#[test]
+fn a_wall_clock_step_changes_no_duration() {
+    let c = cfg("");
+    let hour = 3600 * S;
+    for step in [-(hour as i64), hour as i64, 0] {
+        let wall = |mono: u64| mono.saturating_add_signed(step);
+        let at = |mono: u64, units: Vec<UnitState>, g: GroupData| {
+            let mut s = snap(mono, units, g, None);
+            s.now_usec = wall(mono);
+            s
+        };
+        // A unit active an hour, its consumer idle 10 min while work waits: restarted after
+        // `confirm` looks, whichever way the wall clock went.
+        let mut mem = Memory::default();
+        let hung = |m| {
+            at(
+                m,
+                vec![unit(10, T0 - hour)],
+                group(Some(3), vec![consumer(&me(10), 3, 600, None)]),
+            )
+        };
+        decide(&c, &hung(T0), &mut mem);
+        let d = decide(&c, &hung(T0 + 5 * S), &mut mem);
+        assert_eq!(restarts(&d), 1, "step {step}: {}", d.units[0].reason);
+        // A unit active 10 s (grace 30 s): starting, still 20 s left.
+        let mut mem = Memory::default();
+        let fresh = at(T0, vec![unit(10, T0 - 10 * S)], group(Some(3), vec![]));
+        let d = decide(&c, &fresh, &mut mem);
+        assert_eq!(d.units[0].verdict, Verdict::Starting, "step {step}");
+        assert!(
+            d.units[0].reason.contains("20s left"),
+            "step {step}: {}",
+            d.units[0].reason
+        );
+        // Work waits and no consumer appears: hung at 60 s of waiting, not before.
+        let mut mem = Memory::default();
+        let none = |m| at(m, vec![unit(10, T0 - hour)], group(Some(4), vec![]));
+        decide(&c, &none(T0), &mut mem);
+        let d = decide(&c, &none(T0 + 59 * S), &mut mem);
+        assert_eq!(
+            d.units[0].verdict,
+            Verdict::Healthy,
+            "step {step}: {}",
+            d.units[0].reason
+        );
+        let d = decide(&c, &none(T0 + 60 * S), &mut mem);
+        assert_eq!(
+            d.units[0].verdict,
+            Verdict::Hung,
+            "step {step}: {}",
+            d.units[0].reason
+        );
+        // A restart issued on the monotonic clock counts for its window.
+        let mut mem = Memory::default();
+        mem.note_restart(UNIT, T0 - 60 * S);
+        mem.note_restart_finished(UNIT);
+        let d = decide(&c, &hung(T0), &mut mem);
+        assert_eq!(d.units[0].restarts_in_window, 1, "step {step}");
     }
 }
 
@@ -1086,6 +1153,7 @@ fn a_unit_whose_every_binding_errs_is_unknown() {
             &c,
             &Snapshot {
                 now_usec: T0 + k * 5 * S,
+                mono_usec: T0 + k * 5 * S,
                 ..s.clone()
             },
             &mut mem,
@@ -1192,7 +1260,7 @@ fn the_consumer_of_a_child_process_is_the_units() {
     assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
     assert!(d.actions.iter().all(|a| !matches!(a, Action::Claim { .. })));
     // Next cycle the plan asks for that consumer's oldest entry.
-    let p = plan(&c, HOST, s.units.as_ref().unwrap(), &mem, T0, 0);
+    let p = plan(&c, HOST, s.units.as_ref().unwrap(), &mem, s.clock());
     assert_eq!(p.groups[0].heads, vec![me(11)]);
 }
 
@@ -1348,6 +1416,7 @@ fn a_reload_that_reorders_bindings_keeps_their_history() {
         }
         Snapshot {
             now_usec: now,
+            mono_usec: now,
             hostname: HOST.into(),
             self_unit: None,
             units: Ok(vec![
@@ -1415,7 +1484,10 @@ fn the_poison_scan_walks_the_whole_list() {
             set_scan(&mut s, after, entries);
             group_mut(&mut s).rechecked = Some(rechecked);
             let d = decide(&c, &s, &mut mem);
-            (d, plan(&c, HOST, s.units.as_ref().unwrap(), &mem, T0, 0))
+            (
+                d,
+                plan(&c, HOST, s.units.as_ref().unwrap(), &mem, s.clock()),
+            )
         };
     let full = |from: u64| {
         (from..from + crate::policy::plan::SCAN_CHUNK as u64)
@@ -1958,7 +2030,12 @@ fn cfg_1s() -> Config {
 
 /// What the next look's plan offers instead of reading the group's consumers.
 fn offered(c: &Config, s: &Snapshot, mem: &Memory, now: u64) -> Option<Vec<ConsumerInfo>> {
-    let p = plan(c, HOST, s.units.as_ref().unwrap(), mem, now, 0);
+    let clock = crate::model::Clock {
+        now_usec: now,
+        mono_usec: now,
+        utc_offset_secs: 0,
+    };
+    let p = plan(c, HOST, s.units.as_ref().unwrap(), mem, clock);
     p.groups[0].known.as_ref().map(|k| k.consumers.clone())
 }
 
@@ -1996,6 +2073,7 @@ fn reused_until_due(c: &Config) {
     // Read again when due: another period.
     let mut again = quiet.clone();
     again.now_usec = T0 + period;
+    again.mono_usec = T0 + period;
     decide(c, &again, &mut mem);
     assert_eq!(offered(c, &again, &mem, T0 + 2 * period - step), listed);
     assert_eq!(offered(c, &again, &mem, T0 + 2 * period), None);
@@ -2056,6 +2134,7 @@ fn reused_consumers_lead_to_no_consumer_action() {
     decide(&c, &quiet, &mut mem);
     let mut next = quiet.clone();
     next.now_usec = T0 + S;
+    next.mono_usec = T0 + S;
     decide(&c, &next, &mut mem);
     let due = mem.groups[&key()].known.as_ref().unwrap().reread_usec;
     assert_eq!(due, T0 + 3 * S, "2 s before zombie_after, not REREAD_AFTER");
@@ -2068,6 +2147,7 @@ fn reused_consumers_lead_to_no_consumer_action() {
     let worker = me(77);
     let mut late = next.clone();
     late.now_usec = T0 + 2 * S;
+    late.mono_usec = T0 + 2 * S;
     group_mut(&mut late)
         .consumers
         .push(consumer(&worker, 0, 2, None));

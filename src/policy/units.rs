@@ -131,7 +131,9 @@ pub fn judge_unit(
         .map_or(&cy.cfg.defaults, |&i| &cy.cfg.watch[i].params);
     let mut r = unknown_unit(name, params, "");
     let within = params.restart_budget.within.as_micros();
-    let reset = cy.snap.holds.budget_resets.get(name).copied().unwrap_or(0);
+    // `reset-budget` notes the wall-clock time it was run: compared on the monotonic clock.
+    let reset = cy.snap.holds.budget_resets.get(name).copied();
+    let reset = reset.map_or(0, |t| cy.snap.clock().mono_of(t));
     r.restarts_in_window = mem.restarts_within(name, cy.now(), within, reset);
     let Some(u) = cy.unit(name) else {
         r.verdict = Verdict::NotFound;
@@ -220,7 +222,7 @@ fn unit_verdict(
         ActiveState::Inactive => (Verdict::Inactive, "stopped".into(), None),
         ActiveState::Active | ActiveState::Reloading => {
             let since = u
-                .active_enter_usec
+                .active_enter_mono_usec
                 .max(um.map_or(0, |m| m.last_restart_usec.max(m.job_seen_usec)));
             let grace_end = since.saturating_add(params.startup_grace.as_micros());
             if u.load_state != LoadState::Loaded {
@@ -252,7 +254,7 @@ fn under_deploy(
     dep: &super::Deploy,
 ) -> (Verdict, String, Option<RestartCause>) {
     let since = u
-        .active_enter_usec
+        .active_enter_mono_usec
         .max(um.map_or(0, |m| m.last_restart_usec));
     let judged = u.active_state.is_up()
         && u.load_state == LoadState::Loaded
@@ -562,7 +564,7 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
     let hung_ms = l.w.params.hung_after.as_millis();
     let backlog = backlog(l.g);
     let Some(c) = l.consumer else {
-        let from = since.max(u.active_enter_usec).max(l.held.unwrap_or(0));
+        let from = since.max(u.active_enter_mono_usec).max(l.held.unwrap_or(0));
         let waited_ms = l.now.saturating_sub(from) / 1000;
         let name = rendered.unwrap_or("(none)");
         if waited_ms >= hung_ms {

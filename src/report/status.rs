@@ -138,7 +138,7 @@ pub fn build(
         exit_code: severity.exit_code(),
         systemd_error: d.systemd_error.clone(),
         redis_error: d.redis_error.clone(),
-        agent: look.map(|l| agent_info(l, now)),
+        agent: look.map(|l| agent_info(l, snap.mono_usec)),
         units: d
             .units
             .iter()
@@ -229,10 +229,10 @@ pub fn render_fleet(st: &Status, color: bool) -> String {
 }
 
 /// The agent as its state file shows it: running if the state is fresh (three intervals, at
-/// least 30 s) and its PID lives.
-fn agent_info(l: &AgentLook<'_>, now: u64) -> AgentInfo {
+/// least 30 s, on the monotonic clock) and its PID lives.
+fn agent_info(l: &AgentLook<'_>, mono_usec: u64) -> AgentInfo {
     let a = l.state;
-    let fresh = now.saturating_sub(a.updated_usec)
+    let fresh = mono_usec.saturating_sub(a.updated_mono_usec)
         < a.interval_ms
             .saturating_mul(3)
             .max(30_000)

@@ -206,6 +206,11 @@ impl Env {
     }
 
     pub fn agent(&self, config: &str) -> Agent {
+        self.agent_with(config, &[])
+    }
+
+    /// As [`Env::agent`], with `vars` in the agent's environment.
+    pub fn agent_with(&self, config: &str, vars: &[(&str, &str)]) -> Agent {
         let path = self.write_config(config);
         let log = self.base.join(format!(
             "agent-{}.log",
@@ -218,6 +223,7 @@ impl Env {
             .arg("agent")
             .env("QUANTUM_WATCHDOG_LOG", "debug")
             .env_remove("QUANTUM_WATCHDOG_MODE")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)

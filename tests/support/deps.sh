@@ -14,6 +14,8 @@ command -v cc >/dev/null || need+=(gcc)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v openssl >/dev/null || need+=(openssl)
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
+# A wall clock stepped under the agent (tests/edges.rs): libfaketime, monotonic clock untouched.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use crate::adapters::cgroup;
-use crate::adapters::clock::{now_usec, utc_offset_secs};
+use crate::adapters::clock::{mono_usec, now_usec, utc_offset_secs};
 use crate::adapters::liveness::pid_alive;
 use crate::config::Mode;
-use crate::model::{ActiveState, LoadState, Snapshot, UnitState};
+use crate::model::{ActiveState, Clock, LoadState, Snapshot, UnitState};
 use crate::policy::{self, Decision, UnitReport};
 
 use super::Exec;
@@ -27,7 +27,7 @@ fn unit_state(x: &Exec) -> UnitState {
         active_state: active,
         sub_state: sub.into(),
         main_pid: pid,
-        active_enter_usec: x.started_usec,
+        active_enter_mono_usec: x.started_mono_usec,
         result: String::new(),
         job: None,
         n_restarts: 0,
@@ -53,11 +53,14 @@ fn unit_of_pid(x: &Exec, pid: u32) -> Option<Option<String>> {
 
 /// The look the policy decides on.
 pub async fn snapshot(x: &mut Exec) -> Snapshot {
-    let now = now_usec();
-    let offset = utc_offset_secs();
+    let clock = Clock {
+        now_usec: now_usec(),
+        mono_usec: mono_usec(),
+        utc_offset_secs: utc_offset_secs(),
+    };
     let host = crate::adapters::clock::hostname();
     let units = vec![unit_state(x)];
-    let plan = policy::plan(&x.cfg, &host, &units, &x.mem, now, offset);
+    let plan = policy::plan(&x.cfg, &host, &units, &x.mem, clock);
     let redis = x.world.streams.snapshot(&plan).await;
     let mut live_pids = BTreeMap::new();
     let mut pid_units = BTreeMap::new();
@@ -75,15 +78,16 @@ pub async fn snapshot(x: &mut Exec) -> Snapshot {
         }
     }
     Snapshot {
-        now_usec: now,
+        now_usec: clock.now_usec,
+        mono_usec: clock.mono_usec,
         hostname: host,
         self_unit: None,
         units: Ok(units),
         redis: redis.map_err(Into::into),
         live_pids,
         pid_units,
-        utc_offset_secs: offset,
-        holds: super::super::gather::read_holds(&x.cfg, x.opts.user, now),
+        utc_offset_secs: clock.utc_offset_secs,
+        holds: super::super::gather::read_holds(&x.cfg, x.opts.user, clock.now_usec),
     }
 }
 

@@ -19,7 +19,7 @@ use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::adapters::cgroup;
-use crate::adapters::clock::now_usec;
+use crate::adapters::clock::mono_usec;
 use crate::adapters::notify;
 use crate::config::{Config, Mode, Secrets};
 use crate::policy::{self, Action, Decision, Memory};
@@ -52,7 +52,8 @@ struct Exec {
     world: World,
     mem: Memory,
     child: u32,
-    started_usec: u64,
+    /// When the child started (CLOCK_MONOTONIC µs): its unit's `ActiveEnterTimestampMonotonic`.
+    started_mono_usec: u64,
     started: Instant,
     ready: bool,
     triggered: bool,
@@ -143,7 +144,7 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
         world,
         mem: Memory::default(),
         child,
-        started_usec: now_usec(),
+        started_mono_usec: mono_usec(),
         started: Instant::now(),
         ready: false,
         triggered: false,
