@@ -472,7 +472,7 @@ fn run_within(args: &[&str], wait: Duration) -> Option<(i32, String)> {
     None
 }
 
-/// A FIFO and a link to /dev/zero named like pause notes: `pause`, `resume` and
+/// A FIFO, a link to /dev/zero and a directory named like pause notes: `pause`, `resume` and
 /// `resume --all` pass them over (they never wait on or read them), and the notes of ours
 /// still work.
 #[test]
@@ -500,6 +500,7 @@ fn pause_and_resume_pass_over_planted_files() {
     )
     .unwrap();
     std::os::unix::fs::symlink("/dev/zero", pauses.join("quantum-zero.service.pause")).unwrap();
+    std::fs::create_dir(pauses.join("quantum-dir.service.pause")).unwrap();
     let c = cfg.to_str().unwrap();
     let wait = Duration::from_secs(10);
     for args in [
@@ -517,5 +518,6 @@ fn pause_and_resume_pass_over_planted_files() {
         );
     }
     assert!(!pauses.join("quantum-x.service.pause").exists());
+    assert!(pauses.join("quantum-dir.service.pause").is_dir());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -163,8 +163,8 @@ fn hang_is_a_watchdog_restart(env: &mut Env) {
 with_journal!(hang_is_a_watchdog_restart: redis70 = Redis70, valkey8 = Valkey8);
 
 /// Signals forwarded to a child that survives them: SIGQUIT (a thread dump) changes nothing,
-/// SIGTERM that the child ignores is a drain of at most `hung_after`, and a hang after both is
-/// still caught by systemd's watchdog.
+/// SIGTERM that the child ignores is a drain of at most `--stop-timeout` (3 s here), and a hang
+/// after both is still caught by systemd's watchdog.
 fn a_signal_is_not_a_stop(env: &mut Env) {
     env.create_group();
     let consumer = format!(
@@ -173,7 +173,13 @@ fn a_signal_is_not_a_stop(env: &mut Env) {
         env.consumer_url(),
         env.ack_log(UNIT).display()
     );
-    exec_unit(env, &[("QW_WORK_MS", "20")], "", Some(&consumer), "");
+    exec_unit(
+        env,
+        &[("QW_WORK_MS", "20")],
+        "--stop-timeout 3s",
+        Some(&consumer),
+        "",
+    );
     env.start(UNIT);
     let wrapper = main_pid(UNIT);
     let child = child_pid(env);
@@ -189,7 +195,7 @@ fn a_signal_is_not_a_stop(env: &mut Env) {
     );
     let stopped = Instant::now();
     kill("STOP", child);
-    // hung_after 4s, confirm 2 looks at 1s, the drain 4s from the SIGTERM, WatchdogSec 3s.
+    // hung_after 4s, confirm 2 looks at 1s, the drain 3s from the SIGTERM, WatchdogSec 3s.
     assert!(
         wait_until(Duration::from_secs(25), || show(UNIT, "Result")
             == "watchdog"),
@@ -203,6 +209,39 @@ fn a_signal_is_not_a_stop(env: &mut Env) {
     );
 }
 with_journal!(a_signal_is_not_a_stop: redis70 = Redis70);
+
+/// `systemctl stop` of a child that takes 8 s to stop and reads nothing meanwhile while work
+/// waits (past `hung_after` 4 s, within `TimeoutStopSec=10s` and the default `--stop-timeout`
+/// of 90 s): systemd honours WATCHDOG=trigger during a stop, so the wrapper sends none, and
+/// the stop ends clean.
+fn a_slow_stop_is_not_cut_short(env: &mut Env) {
+    env.create_group();
+    let consumer = format!(
+        "/bin/bash -c '{} {} {STREAM} {GROUP} {PREFIX} {} & c=$$!; \
+         trap \"kill -STOP $$c; sleep 8; kill -KILL $$c; exit 0\" TERM; wait; wait'",
+        consumer_bin().display(),
+        env.consumer_url(),
+        env.ack_log(UNIT).display()
+    );
+    exec_unit(env, &[("QW_WORK_MS", "20")], "", Some(&consumer), "");
+    env.start(UNIT);
+    child_pid(env);
+    env.xadd(1, 600);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    assert_eq!(systemctl(&["stop", UNIT]).0, 0);
+    let took = t.elapsed();
+    let seen = (show(UNIT, "ActiveState"), show(UNIT, "Result"));
+    assert_eq!(
+        seen,
+        ("inactive".to_string(), "success".to_string()),
+        "a slow stop was cut short after {took:?}:\n{}",
+        journal_of_unit()
+    );
+    assert!(took >= Duration::from_secs(7), "{took:?}");
+    assert!(!journal_of_unit().contains("triggering systemd's watchdog"));
+}
+with_journal!(a_slow_stop_is_not_cut_short: redis70 = Redis70);
 
 /// Two units share a consumer template in one group. The sibling runs, holding entries while
 /// it works on them: neither the wrapper of the other unit at its start nor

@@ -8,7 +8,8 @@ use nix::unistd::Pid;
 /// valid positive PID) is never probed: `kill(0, …)` would address our own process group. EPERM
 /// means the process exists but belongs to someone else: alive. A zombie (state `Z`, or `X`
 /// while it is reaped) answers `kill(pid, 0)` and keeps its cgroup until its parent reaps it,
-/// but it reads nothing any more: dead. Where `/proc` hides the process, `kill` decides.
+/// but it reads nothing any more: dead. Where `/proc` hides the process (the packaged unit's
+/// `ProtectProc=invisible` hides other users' processes), `kill` alone decides.
 pub fn pid_alive(pid: u32) -> Option<bool> {
     let raw = i32::try_from(pid).ok().filter(|p| *p > 0)?;
     match kill(Pid::from_raw(raw), None) {
@@ -18,22 +19,26 @@ pub fn pid_alive(pid: u32) -> Option<bool> {
     }
 }
 
-/// Whether `/proc/<pid>/stat` says the process has ended and waits to be reaped.
+/// Whether `/proc/<pid>/status` says the process has ended and waits to be reaped: state `Z`
+/// (or `X`) with one thread. A main thread that called `pthread_exit` while its other threads
+/// run shows `Z` too, with `Threads:` above one: that process lives.
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/stat"))
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| state_of_stat(&s))
-        .is_some_and(|c| c == b'Z' || c == b'X')
+        .is_some_and(|s| ended(&s))
 }
 
-/// The state field of a `/proc/<pid>/stat` line: the first byte after the last `)` and a
-/// space (the command name in parentheses may hold spaces and parentheses of its own).
-fn state_of_stat(stat: &[u8]) -> Option<u8> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    match stat.get(close + 1..close + 3)? {
-        [b' ', state] => Some(*state),
-        _ => None,
-    }
+/// [`is_zombie`] on the text of a `/proc/<pid>/status` file.
+fn ended(status: &str) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let zombie = field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X'));
+    let threads = field("Threads:").and_then(|t| t.parse::<u32>().ok());
+    zombie && threads.is_none_or(|n| n <= 1)
 }
 
 #[cfg(test)]
@@ -75,21 +80,44 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_state_after_the_name() {
-        for (line, state) in [
-            (&b"42 (qw-consumer) S 1 42 42 0"[..], Some(b'S')),
-            (b"42 (a) Z (b)) R 1", Some(b'R')),
-            (b"42 (x) Z 1 2", Some(b'Z')),
-            (b"42 (x)", None),
-            (b"garbage", None),
-            (b"", None),
+    fn reads_state_and_threads() {
+        for (status, dead) in [
+            ("Name:\tx\nState:\tZ (zombie)\nThreads:\t1\n", true),
+            ("Name:\tx\nState:\tX (dead)\nThreads:\t1\n", true),
+            ("Name:\tx\nState:\tZ (zombie)\n", true),
+            ("Name:\tx\nState:\tZ (zombie)\nThreads:\t2\n", false),
+            ("Name:\tZ\nState:\tS (sleeping)\nThreads:\t1\n", false),
+            ("Name:\tx\nState:\tT (stopped)\nThreads:\t1\n", false),
+            ("", false),
         ] {
-            assert_eq!(
-                state_of_stat(line),
-                state,
-                "{:?}",
-                String::from_utf8_lossy(line)
-            );
+            assert_eq!(ended(status), dead, "{status:?}");
         }
+    }
+
+    /// A process whose main thread called `pthread_exit` while another thread runs shows
+    /// state Z: it lives.
+    #[test]
+    fn a_process_whose_main_thread_exited_lives() {
+        let script = "import ctypes, threading, time\n\
+                      threading.Thread(target=time.sleep, args=(30,)).start()\n\
+                      ctypes.CDLL(None).pthread_exit(None)\n";
+        let Ok(mut c) = std::process::Command::new("python3")
+            .args(["-c", script])
+            .spawn()
+        else {
+            assert!(std::env::var("CI").is_err(), "python3 is needed under CI");
+            eprintln!("SKIPPED: needs python3");
+            return;
+        };
+        let pid = c.id();
+        let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !status().contains("State:\tZ") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(status().contains("State:\tZ"), "{}", status());
+        assert_eq!(pid_alive(pid), Some(true), "{}", status());
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

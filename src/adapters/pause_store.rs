@@ -263,7 +263,9 @@ pub fn remove_pauses(cfg: &Config, user: bool, unit: Option<&str>) -> std::io::R
         },
     };
     let mut n = 0;
-    for p in paths {
+    // A directory named like a note is none (the agent ignores it too): passed over.
+    let is_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    for p in paths.into_iter().filter(|p| !is_dir(p)) {
         match std::fs::remove_file(&p) {
             Ok(()) => n += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

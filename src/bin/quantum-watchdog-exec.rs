@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! quantum-watchdog-exec [--config FILE] [--user] [--verbose] [--unit UNIT]
-//!                       --ready-timeout-ms MS -- COMMAND [ARG]...
+//!                       --ready-timeout-ms MS [--stop-timeout-ms MS] -- COMMAND [ARG]...
 //! ```
 //!
 //! Exit statuses as `quantum-watchdog exec`: the child's (or its signal), 2 for a configuration
@@ -38,6 +38,7 @@ fn parse(mut it: impl Iterator<Item = OsString>) -> Result<Args, String> {
         exec: ExecOptions {
             unit: None,
             ready_timeout: Duration::ZERO,
+            stop_timeout: Duration::from_secs(90),
             user: false,
             argv: Vec::new(),
         },
@@ -58,6 +59,12 @@ fn parse(mut it: impl Iterator<Item = OsString>) -> Result<Args, String> {
                 let v = value(&mut it)?;
                 let ms = v.to_str().and_then(|s| s.parse::<u64>().ok());
                 timeout = Some(ms.ok_or("--ready-timeout-ms: a number of milliseconds")?);
+            }
+            Some("--stop-timeout-ms") => {
+                let v = value(&mut it)?;
+                let ms = v.to_str().and_then(|s| s.parse::<u64>().ok());
+                let ms = ms.ok_or("--stop-timeout-ms: a number of milliseconds")?;
+                a.exec.stop_timeout = Duration::from_millis(ms);
             }
             Some("--") => break,
             _ => return Err(format!("unexpected argument {arg:?}")),
@@ -126,6 +133,8 @@ mod tests {
             "x.service",
             "--ready-timeout-ms",
             "1500",
+            "--stop-timeout-ms",
+            "30000",
             "--",
             "sh",
             "-c",
@@ -136,6 +145,7 @@ mod tests {
         assert!(a.agent.user && a.exec.user && a.verbose);
         assert_eq!(a.exec.unit.as_deref(), Some("x.service"));
         assert_eq!(a.exec.ready_timeout, Duration::from_millis(1500));
+        assert_eq!(a.exec.stop_timeout, Duration::from_secs(30));
         // After `--` everything is the command's, options included.
         assert_eq!(a.exec.argv, ["sh", "-c", "--unit"]);
     }
@@ -159,6 +169,17 @@ mod tests {
                 "unexpected argument",
             ),
             (&["--unit"][..], "--unit needs a value"),
+            (
+                &[
+                    "--ready-timeout-ms",
+                    "1",
+                    "--stop-timeout-ms",
+                    "x",
+                    "--",
+                    "sh",
+                ][..],
+                "--stop-timeout-ms: a number",
+            ),
         ] {
             let e = args(argv).err().unwrap_or_default();
             assert!(e.contains(why), "{argv:?}: {e}");

@@ -34,6 +34,7 @@ pub struct Args<'a> {
     pub verbose: bool,
     pub unit: Option<&'a str>,
     pub ready_timeout: Duration,
+    pub stop_timeout: Duration,
     pub command: &'a [OsString],
 }
 
@@ -56,6 +57,8 @@ pub fn argv(a: &Args<'_>) -> Vec<OsString> {
     }
     v.push("--ready-timeout-ms".into());
     v.push(a.ready_timeout.as_millis().to_string().into());
+    v.push("--stop-timeout-ms".into());
+    v.push(a.stop_timeout.as_millis().to_string().into());
     v.push("--".into());
     v.extend(a.command.iter().cloned());
     v

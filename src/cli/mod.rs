@@ -106,6 +106,10 @@ pub enum Command {
         /// READY=1 at the latest this long after the start, consumer seen or not.
         #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_for)]
         ready_timeout: std::time::Duration,
+        /// After a stop signal (SIGTERM, SIGINT) the child drains this long unwatched: the
+        /// unit's TimeoutStopSec= (systemd honours WATCHDOG=trigger during a stop).
+        #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_for)]
+        stop_timeout: std::time::Duration,
         /// The command and its arguments (after `--`).
         #[arg(
             required = true,
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Exec {
             unit,
             ready_timeout,
+            stop_timeout,
             command,
         } if let Some(small) = exec_wrapper::program() => {
             // The configuration was checked above (its errors are named here, exit 2); the
@@ -227,6 +232,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 verbose: cli.verbose,
                 unit: unit.as_deref(),
                 ready_timeout,
+                stop_timeout,
                 command: &command,
             };
             return Err(Failure::Runtime(exec_wrapper::become_it(&small, &args)));
@@ -268,11 +274,13 @@ async fn dispatch(
         Command::Exec {
             unit,
             ready_timeout,
+            stop_timeout,
             command,
         } => {
             let opts = daemon::exec::ExecOptions {
                 unit,
                 ready_timeout,
+                stop_timeout,
                 user: o.user,
                 argv: command,
             };

@@ -115,39 +115,41 @@ pub fn open_windows(
 }
 
 /// Holds the restart of every unit a deploy has in its hands ([`super::Deploy`]): the action
-/// moves to `d.held`, and the unit's report says what holds it and for how long at most, as a
-/// warning — a hang under a forgotten `daemon-reload` is never shown as fine.
+/// moves to `d.held`, and the unit's report says what holds it and until when at the latest
+/// (whether or not a restart is due yet); a held restart makes it a warning at least — a hang
+/// under a forgotten `daemon-reload` is never shown as fine.
 pub fn apply_deploys(
     deploys: &BTreeMap<String, super::Deploy>,
     snap: &crate::model::Snapshot,
     d: &mut Decision,
 ) {
-    let mut i = 0;
-    while i < d.actions.len() {
-        let held = match &d.actions[i] {
-            Action::Restart { unit, .. } => deploys.get(unit).map(|dep| (unit.clone(), dep)),
-            _ => None,
-        };
-        let Some((unit, dep)) = held else {
-            i += 1;
-            continue;
-        };
+    let hold = |dep: &super::Deploy| {
         // Measured on the monotonic clock, shown on the wall clock.
-        let left = dep.until_mono_usec.saturating_sub(snap.mono_usec);
-        let until = snap.now_usec.saturating_add(left);
-        let why = format!(
+        let until = snap.clock().wall_of(dep.until_mono_usec);
+        format!(
             "a deploy under way ({}) until {} at the latest (deploy_hold)",
             dep.why,
             clock(until, snap.now_usec, snap.utc_offset_secs)
+        )
+    };
+    for r in &mut d.units {
+        if let Some(dep) = deploys.get(&r.unit) {
+            r.hold.get_or_insert_with(|| hold(dep));
+        }
+    }
+    let (held, kept) = std::mem::take(&mut d.actions)
+        .into_iter()
+        .partition::<Vec<_>, _>(
+            |a| matches!(a, Action::Restart { unit, .. } if deploys.contains_key(unit)),
         );
+    d.actions = kept;
+    for a in held {
+        let unit = a.unit().unwrap_or_default();
         if let Some(r) = d.units.iter_mut().find(|r| r.unit == unit) {
-            r.hold.get_or_insert_with(|| why.clone());
             r.severity = r.severity.worst(super::Severity::Warning);
         }
-        d.held.push(HeldAction {
-            action: d.actions.remove(i),
-            held_by: why,
-        });
+        let held_by = hold(&deploys[unit]);
+        d.held.push(HeldAction { action: a, held_by });
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ExecOptions {
     pub unit: Option<String>,
     /// `READY=1` at the latest this long after the start, consumer seen or not.
     pub ready_timeout: Duration,
+    /// After a stop signal the child drains this long unwatched (the unit's TimeoutStopSec=).
+    pub stop_timeout: Duration,
     /// `--user`: pause notes of the user's manager.
     pub user: bool,
     /// The command.
@@ -62,11 +64,10 @@ struct Exec {
     held: bool,
     /// The child ended: the last look sees its consumer as dead.
     ended: bool,
-    /// When a stop signal (SIGTERM, SIGINT) was last forwarded: for `drain` after it the child
-    /// drains (no trigger, no handoff to it); a child still there after that is watched again.
+    /// When a stop signal (SIGTERM, SIGINT) was last forwarded: for `--stop-timeout` after it
+    /// the child drains (no trigger, no handoff to it); one still there after that is watched
+    /// again.
     stop_asked: Option<Instant>,
-    /// How long a stop may drain unwatched: the longest `hung_after` of our bindings.
-    drain: Duration,
     /// Between looks: `interval`, at most half of `WatchdogSec=`; also a look's time limit.
     every: Duration,
     opts: ExecOptions,
@@ -152,11 +153,9 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
         held: false,
         ended: false,
         stop_asked: None,
-        drain: Duration::ZERO,
         every,
         opts,
     };
-    x.drain = x.longest_hung_after();
     let end = x.supervise(&mut signals).await;
     x.at_stop(end).await;
     child::mirror(end)
@@ -216,21 +215,12 @@ impl Exec {
         child::forward(self.child, s);
     }
 
-    /// Whether the child is within `drain` of its last stop signal.
+    /// Whether the child is within `--stop-timeout` of its last stop signal. systemd honours
+    /// `WATCHDOG=trigger` while it stops a unit: a trigger within the unit's own
+    /// `TimeoutStopSec=` would abort a drain systemd allows.
     fn draining(&self) -> bool {
-        self.stop_asked.is_some_and(|t| t.elapsed() < self.drain)
-    }
-
-    /// The longest `hung_after` of our unit's bindings (the defaults' without one): a stop
-    /// that drains longer than that without consuming is a hang by the same rule.
-    fn longest_hung_after(&self) -> Duration {
-        self.cfg
-            .watch
-            .iter()
-            .filter(|w| w.unit == self.unit)
-            .map(|w| w.params.hung_after.0)
-            .max()
-            .unwrap_or(self.cfg.defaults.hung_after.0)
+        self.stop_asked
+            .is_some_and(|t| t.elapsed() < self.opts.stop_timeout)
     }
 
     /// Nothing could be seen: ping on (nothing is decided on what cannot be seen), and say so.

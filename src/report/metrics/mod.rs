@@ -45,15 +45,27 @@ pub const LABEL_MAX: usize = 128;
 /// read a watched stream, and 200 names of 100 KiB made one scrape 33 MiB: a longer value
 /// keeps its first bytes and ends in `~` and a hash of the whole, so two long names stay two
 /// series, and the same name is the same series after a restart (FNV-1a, not a seeded hash).
+/// A short value that ends as a shortened one does (`~` and 16 hex digits) is hashed too, so
+/// no name can pose as another's shortened form.
 pub fn bounded(v: &str) -> String {
-    if v.len() <= LABEL_MAX {
+    if v.len() <= LABEL_MAX && !looks_bounded(v) {
         return v.to_string();
     }
-    let mut cut = LABEL_MAX - 17;
+    let mut cut = v.len().min(LABEL_MAX - 17);
     while !v.is_char_boundary(cut) {
         cut -= 1;
     }
     format!("{}~{:016x}", &v[..cut], fnv1a(v.as_bytes()))
+}
+
+/// Whether `v` ends in `~` and 16 lowercase hex digits, as [`bounded`] ends what it shortens.
+fn looks_bounded(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 17
+        && b[b.len() - 17] == b'~'
+        && b[b.len() - 16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 /// FNV-1a, 64 bits.

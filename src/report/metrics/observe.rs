@@ -408,9 +408,16 @@ mod tests {
             assert!(value.contains('~'), "{value}");
             assert!(pending.iter().skip(i + 1).all(|o| !o.contains(value)));
         }
-        assert_eq!(super::super::bounded("short"), "short");
+        use super::super::bounded;
+        assert_eq!(bounded("short"), "short");
         let long = "x".repeat(300);
-        assert_eq!(super::super::bounded(&long), super::super::bounded(&long));
+        assert_eq!(bounded(&long), bounded(&long));
+        // A name that poses as another's shortened form is no longer that form.
+        let posing = bounded(&long);
+        assert_eq!(posing.len(), 128);
+        assert_ne!(bounded(&posing), posing);
+        assert!(bounded(&posing).len() <= 128);
+        assert_eq!(bounded("a~0123456789abcdeg"), "a~0123456789abcdeg");
     }
 
     fn config(watch: &[(&str, &str)]) -> Config {
