@@ -83,6 +83,7 @@ fn group(i: usize) -> GroupData {
         rechecked: None,
         lease: None,
         consumers_read_usec: None,
+        claims: None,
     }
 }
 

@@ -21,7 +21,8 @@ const ROUTER_GROUP: &str = "quantum:group:router:ai.decision.made";
 /// The least an agent in enforce mode (and `recover`) needs — documented in the README; the
 /// test users get exactly this, and the deployment's extra below.
 const AGENT_ACL: &str = "+ping +client|setname +xinfo|stream +xinfo|groups +xinfo|consumers \
-     +xpending +get +evalsha +script|load +xclaim +xrange +xadd +xack +xgroup|delconsumer";
+     +xpending +get +eval +time +hlen +hgetall +evalsha +script|load +xclaim +xrange +xadd +xack \
+     +xgroup|delconsumer +hget +hset +hdel +pexpire";
 /// Under Sentinel, on the data nodes.
 const SENTINEL_DATA_ACL: &str = "+role";
 /// On the Sentinels, for an agent that authenticates to them.
@@ -260,6 +261,7 @@ fn acl(env: &mut Env) {
         "on",
         ">s3cret-Agent",
         "~quantum:*",
+        "~{quantum:*",
     ];
     args.extend(AGENT_ACL.split_whitespace());
     env.cmd(&args);
@@ -328,7 +330,7 @@ fn sentinel(env: &mut Env) {
     let set = SentinelSet::start(
         &env.base.join("sentinel"),
         &SentinelOpts {
-            data_args: acl_user_args("~quantum:*", SENTINEL_DATA_ACL),
+            data_args: acl_user_args("~quantum:* ~{quantum:*", SENTINEL_DATA_ACL),
             sentinel_conf: sentinel_user,
             tls: None,
         },
@@ -602,7 +604,7 @@ fn sentinel_tls(env: &mut Env) {
     let set = SentinelSet::start(
         &env.base.join("sentinel"),
         &SentinelOpts {
-            data_args: acl_user_args("~quantum:*", SENTINEL_DATA_ACL),
+            data_args: acl_user_args("~quantum:* ~{quantum:*", SENTINEL_DATA_ACL),
             sentinel_conf: format!("user qw-sentinel on >s3cret-Sentinel {SENTINEL_ACL}"),
             tls: Some(&certs),
         },

@@ -238,6 +238,53 @@ fn handoffs_do_not_hide_a_hang(env: &mut Env) {
 }
 on_both!(handoffs_do_not_hide_a_hang);
 
+/// Claims by others hide no hang either: `recover` (the timer, a hook) hands a hung consumer
+/// one entry every 4 s while work waits. Its claims leave traces in Redis, so the agent judges
+/// the consumer by its last real read and restarts it; and `recover` stops handing entries to
+/// a consumer it now finds hung. The dead consumers are of a binding only `recover`'s
+/// configuration has, so the agent makes no claim of its own.
+fn claims_by_others_do_not_hide_a_hang(env: &mut Env) {
+    let pid = started_consumer(env, "0");
+    let cfg = env
+        .config("enforce", &[(UNIT, PREFIX)], "")
+        .replace("hung_after = \"4s\"", "hung_after = \"6s\"");
+    let agent = env.agent(&cfg);
+    assert!(agent.wait_log("-> healthy", Duration::from_secs(10)));
+    let others = format!(
+        "{cfg}[[watch]]\nunit = \"quantum-other.service\"\nstream = \"{STREAM}\"\n\
+         group = \"{GROUP}\"\nconsumer = \"other-{{hostname}}-{{pid}}\"\n"
+    );
+    kill("STOP", pid);
+    let stopped = Instant::now();
+    env.xadd(1, 10);
+    let (mut n, mut handed) = (100, 0);
+    let restarted = wait_until(Duration::from_secs(25), || {
+        if stopped.elapsed().as_millis() as u64 / 4000 >= (n - 100) {
+            env.xadd(n * 10, 3);
+            env.hold(&format!("other-{}-{}", env.hostname, dead_pid()), 1);
+            let (_, log) = env.oneshot(&others, &["recover"]);
+            handed += u32::from(log.contains("claimed 1"));
+            n += 1;
+        }
+        let p = main_pid(UNIT);
+        p != 0 && p != pid
+    });
+    let latency = stopped.elapsed();
+    assert!(
+        restarted,
+        "claims by recover hid the hang ({handed} handed):\n{}",
+        tail(&agent.log(), 40)
+    );
+    assert!(handed >= 1, "recover never handed it an entry");
+    println!(
+        "MEASURE claims-by-recover-hang {:?} restart_after_ms={} handed={handed} hung_after_ms=6000",
+        env.server(),
+        latency.as_millis()
+    );
+    assert!(latency <= Duration::from_secs(15), "{latency:?}");
+}
+on_both!(claims_by_others_do_not_hide_a_hang);
+
 /// Two units share a template in one group: the dead consumer's entries go to the one that
 /// runs, whichever binding is listed first.
 fn shared_template_hands_off_to_the_live_unit(env: &mut Env) {

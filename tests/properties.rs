@@ -280,6 +280,7 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
         rechecked: None,
         lease: None,
         consumers_read_usec: None,
+        claims: None,
         consumers,
     };
     let mut r = RedisSnapshot::default();

@@ -366,6 +366,12 @@ impl FleetConfig {
     }
 }
 
+/// The hash of a group's claim traces (in the stream's slot): per recipient, when entries were
+/// last claimed to it and when it last really read before.
+pub fn claims_key(stream: &str, group: &str) -> String {
+    format!("{}:quantum-watchdog:claims:{group}", stream_tagged(stream))
+}
+
 /// `stream` as the start of a key in its slot: as it is if it carries a hash tag, else in
 /// braces.
 fn stream_tagged(stream: &str) -> String {

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use crate::adapters::clock::mono_usec;
 use crate::adapters::redis::{Aside, DeleteOutcome, Moved};
-use crate::config::{ClaimPolicy, FleetConfig, Mode};
+use crate::config::{FleetConfig, Mode};
 use crate::model::fleet::lease_holder;
-use crate::model::{GroupKey, fmt_ms};
+use crate::model::fmt_ms;
 use crate::policy::{Action, Decision, Memory};
 use crate::report::journal::{self, log_action};
 use crate::report::metrics::Metrics;
@@ -344,33 +344,25 @@ async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
         group,
         from,
         to,
-        policy,
-        to_active_usec,
+        to_active_ms,
         ..
     } = a
     else {
         unreachable!("called for claims")
     };
     let t0 = Instant::now();
+    // The claim's trace (in the script) keeps the recipient's last real read: the idle time
+    // the claim resets is not taken for its progress, by this agent or any other reader.
     let m = match x
         .world
         .streams
-        .claim_all(stream, group, from, to, x.deadline)
+        .claim_all(stream, group, (from, to), *to_active_ms, x.deadline)
         .await
     {
         Ok(m) => m,
         Err(e) => return Done::failed(e),
     };
     x.totals.claimed += m.moved;
-    if *policy == ClaimPolicy::Handoff && m.moved > 0 {
-        let key = GroupKey {
-            stream: stream.clone(),
-            group: group.clone(),
-        };
-        let now = mono_usec();
-        x.mem
-            .note_claim(&key, to, now, to_active_usec.unwrap_or(now));
-    }
     x.record_ghosts(stream, group, m.ghosts);
     let s = format!("claimed {} to {to} {}", m.moved, rate(t0, m.moved));
     Done {

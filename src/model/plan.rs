@@ -56,6 +56,9 @@ pub struct GroupFetch {
     pub recheck: Vec<StreamId>,
     /// The group's recovery lease key, to read (`GET`), with `[fleet]`.
     pub lease: Option<String>,
+    /// The group's claim traces key, to read with the server's time (see
+    /// [`crate::model::ClaimTraces`]).
+    pub claims: Option<String>,
     /// Its consumers as last read, if they may stand for this look's (see [`KnownConsumers`]);
     /// `None`: `XINFO CONSUMERS`.
     pub known: Option<Arc<KnownConsumers>>,

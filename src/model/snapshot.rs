@@ -309,6 +309,33 @@ pub struct GroupData {
     /// (see [`crate::model::plan::KnownConsumers`]). `None`: read in this look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumers_read_usec: Option<u64>,
+    /// The group's claim traces, by recipient, when the plan asked for them: whoever claimed
+    /// entries to a live consumer (the agent, `recover`, a wrapper, another host's agent) left
+    /// when, and when the recipient last really read before it. `None`: not read this look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimTraces>,
+}
+
+/// A group's claim traces with the server's time they were read at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimTraces {
+    /// The server's time (ms) of the read: the clock of the traces and of `idle`.
+    pub now_ms: u64,
+    /// By recipient.
+    pub by_consumer: BTreeMap<String, ClaimTrace>,
+    /// Why the traces could not be read (another client's key there, too many fields):
+    /// claims are then not told from progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One recipient's last claim (server ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimTrace {
+    /// When entries were last claimed to it.
+    pub at_ms: u64,
+    /// When it last read before the first of the claims since its last read.
+    pub active_ms: u64,
 }
 
 impl GroupInfo {
@@ -500,6 +527,7 @@ mod tests {
             rechecked: None,
             lease: None,
             consumers_read_usec: None,
+            claims: None,
         };
         assert!(!g.work_waiting());
         g.group.lag = Some(2);

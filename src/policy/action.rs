@@ -63,9 +63,10 @@ pub enum Action {
         policy: ClaimPolicy,
         /// What `from` held at the look.
         pending: u64,
-        /// When the recipient last really read (realtime µs), so that the claim, which resets
-        /// its idle time, is not taken for its progress; `None` for the parked consumer.
-        to_active_usec: Option<u64>,
+        /// When the recipient last really read (the server's ms), for the claim's trace, so
+        /// that the claim, which resets its idle time, is not taken for its progress; `None`:
+        /// unknown (the parked consumer; traces not read this look).
+        to_active_ms: Option<u64>,
         /// The evidence, one line.
         reason: String,
     },

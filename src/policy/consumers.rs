@@ -195,8 +195,9 @@ pub struct Target {
     pub name: String,
     /// Entries it holds (0 if it is not listed yet).
     pub pending: u64,
-    /// When it last really read (realtime µs): its idle time, not counting the agent's claims.
-    pub active_usec: u64,
+    /// When it last really read (the server's ms), not counting claims to it; `None`: the
+    /// claim traces were not read this look.
+    pub active_ms: Option<u64>,
 }
 
 /// The recipient for a dead consumer of binding `owner`: its own unit's consumer if it can
@@ -292,7 +293,7 @@ struct Dead<'a> {
 }
 
 impl Dead<'_> {
-    fn claim(&self, to: String, policy: ClaimPolicy, to_active_usec: Option<u64>) -> Action {
+    fn claim(&self, to: String, policy: ClaimPolicy, to_active_ms: Option<u64>) -> Action {
         Action::Claim {
             unit: self.w.unit.clone(),
             stream: self.key.stream.clone(),
@@ -301,7 +302,7 @@ impl Dead<'_> {
             to,
             policy,
             pending: self.c.pending,
-            to_active_usec,
+            to_active_ms,
             reason: self.reason(),
         }
     }
@@ -370,7 +371,7 @@ fn recovery_for(policy: ClaimPolicy, d: &Dead<'_>, targets: &BTreeMap<usize, Tar
             Some(t) => (
                 Severity::Ok,
                 format!("dead ({why}), handing off to {}", t.name),
-                Some(d.claim(t.name.clone(), ClaimPolicy::Handoff, Some(t.active_usec))),
+                Some(d.claim(t.name.clone(), ClaimPolicy::Handoff, t.active_ms)),
             ),
             None => (
                 Severity::Warning,

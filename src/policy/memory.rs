@@ -65,15 +65,6 @@ pub struct UnitMemory {
     pub crash_heads: BTreeMap<GroupKey, super::quarantine::CrashHead>,
 }
 
-/// A claim the agent made to a live consumer: it reset that consumer's idle time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimMark {
-    /// When the claim was made.
-    pub at_usec: u64,
-    /// When the recipient last really read before it.
-    pub active_usec: u64,
-}
-
 /// What the agent remembers of a watched group between cycles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -87,8 +78,6 @@ pub struct GroupMemory {
     pub scan_after: Option<StreamId>,
     /// Poison suspects found by earlier scans, re-checked every cycle.
     pub suspects: Vec<PendingEntry>,
-    /// Claims made to live consumers, by recipient.
-    pub claims: BTreeMap<String, ClaimMark>,
     /// The group's consumers as last read while it was quiet (see [`super::reuse`]); not kept
     /// across agent restarts.
     #[serde(skip)]
@@ -183,19 +172,6 @@ impl Memory {
         }
     }
 
-    /// Records a claim to a live consumer (`active_usec`: its last real read before it), so
-    /// the idle time the claim reset is not taken for progress.
-    pub fn note_claim(&mut self, key: &GroupKey, to: &str, at_usec: u64, active_usec: u64) {
-        let g = self.group_mut(key);
-        g.claims.insert(
-            to.to_string(),
-            ClaimMark {
-                at_usec,
-                active_usec,
-            },
-        );
-    }
-
     /// Records that the server of `stream` held writes back at `at_usec` (a restart's check).
     pub fn note_writes_held(&mut self, stream: &str, at_usec: u64) {
         self.writes_held.insert(stream.to_string(), at_usec);
@@ -214,9 +190,6 @@ impl Memory {
             m.previous_pids.clear();
             m.restart_in_flight = false;
             m.consumer.clear();
-        }
-        for g in self.groups.values_mut() {
-            g.claims.clear();
         }
     }
 
@@ -240,12 +213,6 @@ impl Memory {
                 f(t);
             }
             m.work_since.values_mut().for_each(f);
-        }
-        for g in self.groups.values_mut() {
-            for c in g.claims.values_mut() {
-                f(&mut c.at_usec);
-                f(&mut c.active_usec);
-            }
         }
         self.writes_held.values_mut().for_each(f);
         self.flow.rebase(&f);
@@ -285,7 +252,7 @@ mod tests {
             .or_default()
             .work_since
             .insert(k.clone(), 7);
-        m.note_claim(&k, "c", 5, 3);
+        m.note_writes_held("s", 5);
         let j = serde_json::to_string(&m).unwrap();
         let back: Memory = serde_json::from_str(&j).unwrap();
         assert_eq!(back, m);

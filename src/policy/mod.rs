@@ -16,8 +16,8 @@
 //!    last-generated ID. With work waiting, every reader's `XREADGROUP … >` returns entries and
 //!    resets its `idle` on every Redis version, so idle time is then a reliable signal.
 //! 3. **Hung**: the unit is active and running past `startup_grace`, work is waiting, and its
-//!    consumer's `idle` has reached `hung_after` — not counting the agent's own claims to it,
-//!    which reset `idle` too, nor the time until its stream's server was last found holding
+//!    consumer's `idle` has reached `hung_after` — not counting claims to it, whoever made
+//!    them (their traces in Redis say when), which reset `idle` too, nor the time until its stream's server was last found holding
 //!    writes back — or no consumer of the unit has appeared though work has waited
 //!    `hung_after` ("not consuming"). Every other consumer of the unit that holds entries (a
 //!    worker of a multi-process unit) is judged the same way.
@@ -488,7 +488,7 @@ fn judge_units<'c>(
         let in_flight = um.restart_in_flight;
         if can_receive(cy, in_flight, &e) {
             for &i in &bindings {
-                if let Some(t) = target_of(cy, mem, i, &e) {
+                if let Some(t) = target_of(cy, i, &e) {
                     targets
                         .entry(cy.cfg.watch[i].key())
                         .or_default()
@@ -526,7 +526,7 @@ fn can_receive(cy: &Cycle<'_>, in_flight: bool, e: &units::UnitEval) -> bool {
 
 /// The consumer of binding `i` that may receive entries: the one judged as the unit's own, or
 /// (not listed yet: before 7.2 a reader of a quiet stream is not) the name its MainPID renders.
-fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Option<Target> {
+fn target_of(cy: &Cycle<'_>, i: usize, e: &units::UnitEval) -> Option<Target> {
     let w = &cy.cfg.watch[i];
     let binding = e
         .report
@@ -538,11 +538,13 @@ fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Opt
     }
     match e.own.get(&i) {
         Some(c) => {
-            let (idle, _) = units::progress_idle_ms(mem.groups.get(w.key()), c, cy.now());
+            let g = cy.group(w.key()).ok()?;
+            let (idle, _) = units::progress_idle_ms(g, c);
+            let now = g.claims.as_ref().filter(|t| t.error.is_none());
             Some(Target {
                 name: c.name.to_string(),
                 pending: c.pending,
-                active_usec: cy.now().saturating_sub(idle.saturating_mul(1000)),
+                active_ms: now.map(|t| t.now_ms.saturating_sub(idle)),
             })
         }
         None => w
@@ -551,7 +553,7 @@ fn target_of(cy: &Cycle<'_>, mem: &Memory, i: usize, e: &units::UnitEval) -> Opt
             .map(|name| Target {
                 name,
                 pending: 0,
-                active_usec: cy.now(),
+                active_ms: None,
             }),
     }
 }
@@ -574,28 +576,7 @@ fn recover_and_scan(
     consumers::recover_group(cy, key, idxs, g, judged, d);
     gm.lag_known = g.group.lag.is_some();
     gm.quiet = g.group.pending == 0;
-    // Claim marks are weighed against idle times read in this look only.
-    if g.consumers_read_usec.is_none() {
-        refresh_claims(gm, g, cy.now());
-    }
     poison::judge_poison(cy, gm, key, idxs, g, d);
-}
-
-/// Forgets the claim marks of consumers that read since (or are gone).
-fn refresh_claims(gm: &mut GroupMemory, g: &GroupData, now: u64) {
-    gm.claims.retain(|name, _| g.consumer(name).is_some());
-    let read_since: Vec<String> = gm
-        .claims
-        .keys()
-        .filter(|name| {
-            let c = g.consumer(name).expect("retained above");
-            !units::progress_idle_ms(Some(gm), c, now).1
-        })
-        .cloned()
-        .collect();
-    for n in read_since {
-        gm.claims.remove(&n);
-    }
 }
 
 /// PIDs carried by consumer names that fit a binding's template on this host, other than the

@@ -163,6 +163,7 @@ fn group_fetch(
             recheck: Vec::new(),
             lease,
             known,
+            claims: None,
         };
     }
     let mut heads: Vec<String> = idxs
@@ -182,6 +183,8 @@ fn group_fetch(
         recheck: gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect()),
         lease,
         known,
+        // Entries are pending: a claim may have reset a consumer's idle time since.
+        claims: Some(crate::config::claims_key(&key.stream, &key.group)),
         key,
     }
 }

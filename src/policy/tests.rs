@@ -90,6 +90,7 @@ fn group(lag: Option<u64>, consumers: Vec<ConsumerInfo>) -> GroupData {
         rechecked: None,
         lease: None,
         consumers_read_usec: None,
+        claims: None,
     }
 }
 
@@ -1264,40 +1265,62 @@ fn the_consumer_of_a_child_process_is_the_units() {
     assert_eq!(p.groups[0].heads, vec![me(11)]);
 }
 
-/// The agent's claims reset the recipient's idle time; they are not its progress.
+/// Claims reset the recipient's idle time; they are not its progress, whoever made them: the
+/// group's claim traces (server ms) say when entries were claimed to it and when it last
+/// really read before.
 #[test]
 fn claims_do_not_count_as_progress() {
+    use crate::model::{ClaimTrace, ClaimTraces};
     let c = cfg("");
     let since = T0 - 3600 * S;
     let mut mem = Memory::default();
-    // The consumer last read at T0 - 20 s; the agent hands it entries at T0 and T0 + 30 s.
-    let at = |now: u64, idle_s: u64| {
-        snap(
-            now,
-            vec![unit(10, since)],
-            group(Some(4), vec![consumer(&me(10), 3, idle_s, None)]),
-            None,
-        )
+    // Server time: T0 / 1000 ms at the first look. The consumer last read 20 s before; claims
+    // (recover's, a wrapper's, another host's) reach it at +0.1 s and at +30 s.
+    let server = T0 / 1000;
+    let at = |now: u64, idle_s: u64, claimed_at_ms: Option<u64>| {
+        let mut g = group(Some(4), vec![consumer(&me(10), 3, idle_s, None)]);
+        g.claims = Some(ClaimTraces {
+            now_ms: server + (now - T0) / 1000,
+            by_consumer: claimed_at_ms
+                .map(|at_ms| {
+                    let t = ClaimTrace {
+                        at_ms,
+                        active_ms: server - 20_000,
+                    };
+                    (me(10), t)
+                })
+                .into_iter()
+                .collect(),
+            error: None,
+        });
+        snap(now, vec![unit(10, since)], g, None)
     };
-    let d = decide(&c, &at(T0, 20), &mut mem);
+    let d = decide(&c, &at(T0, 20, None), &mut mem);
     assert_eq!(d.units[0].verdict, Verdict::Healthy);
-    mem.note_claim(&key(), &me(10), T0 + S / 10, T0 - 20 * S);
     // 29 s later its idle says 29 s (since the claim); its progress says 49 s.
-    let d = decide(&c, &at(T0 + 29 * S, 29), &mut mem);
+    let d = decide(&c, &at(T0 + 29 * S, 29, Some(server + 100)), &mut mem);
     assert_eq!(
         d.units[0].verdict,
         Verdict::Healthy,
         "49 s < hung_after 60 s"
     );
-    mem.note_claim(&key(), &me(10), T0 + 30 * S, T0 - 20 * S);
-    let d = decide(&c, &at(T0 + 45 * S, 15), &mut mem);
+    let d = decide(&c, &at(T0 + 45 * S, 15, Some(server + 30_000)), &mut mem);
     assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
     assert!(d.units[0].reason.contains("1m05s"), "{}", d.units[0].reason);
-    assert!(d.units[0].reason.contains("own claims"));
-    // A real read after the claim clears the mark.
-    let d = decide(&c, &at(T0 + 50 * S, 1), &mut mem);
+    assert!(d.units[0].reason.contains("claims"));
+    // A real read after the claim: its idle counts again.
+    let d = decide(&c, &at(T0 + 50 * S, 1, Some(server + 30_000)), &mut mem);
     assert_eq!(d.units[0].verdict, Verdict::Healthy);
-    assert!(mem.groups[&key()].claims.is_empty());
+    // Traces that could not be read (another client's key there): idle as Redis says.
+    let mut s = at(T0 + 45 * S, 15, Some(server + 30_000));
+    group_mut(&mut s).claims.as_mut().unwrap().error = Some("not a hash".into());
+    let d = decide(&c, &s, &mut mem);
+    assert_eq!(
+        d.units[0].verdict,
+        Verdict::Healthy,
+        "{}",
+        d.units[0].reason
+    );
 }
 
 /// Same template on two units of one group: a dead consumer nobody's earlier MainPID names

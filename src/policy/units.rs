@@ -10,11 +10,12 @@ use crate::model::{ActiveState, ConsumerInfo, GroupData, GroupKey, LoadState, Un
 use super::Cycle;
 use super::action::{Action, RestartCause};
 use super::consumers::{Class, Liveness};
-use super::memory::{GroupMemory, Memory};
+use super::memory::Memory;
 use super::verdict::{Severity, Verdict};
 
-/// A read after the agent's own claim, within this much of it, is taken for the claim itself.
-const CLAIM_SLACK_USEC: u64 = 50_000;
+/// An idle time reset within this much after a claim is taken for the claim itself (server
+/// ms: the trace's time and `idle` come from the same server clock).
+const CLAIM_SLACK_MS: u64 = 50;
 
 /// One binding of a unit as seen this cycle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -426,13 +427,19 @@ fn discount_held(idle_ms: u64, held: Option<u64>, now_usec: u64) -> (u64, bool) 
     }
 }
 
-/// The consumer's idle time, not counting the agent's own claims to it (a claim resets it).
-/// Returns the idle time in ms and whether a claim was discounted.
-pub fn progress_idle_ms(gm: Option<&GroupMemory>, c: &ConsumerInfo, now_usec: u64) -> (u64, bool) {
-    let reset_at = now_usec.saturating_sub(c.idle_ms.saturating_mul(1000));
-    match gm.and_then(|g| g.claims.get(&*c.name)) {
-        Some(m) if reset_at <= m.at_usec.saturating_add(CLAIM_SLACK_USEC) => {
-            (now_usec.saturating_sub(m.active_usec) / 1000, true)
+/// The consumer's idle time, not counting claims to it: a claim resets it as a read would,
+/// whoever made it (the agent, `recover`, a wrapper, another host's agent). Where the group's
+/// claim traces say entries were claimed to it after its last read, the time since that read
+/// (never less than its idle time). Returns the idle time in ms and whether a claim was
+/// discounted.
+pub fn progress_idle_ms(g: &GroupData, c: &ConsumerInfo) -> (u64, bool) {
+    let Some(t) = g.claims.as_ref().filter(|t| t.error.is_none()) else {
+        return (c.idle_ms, false);
+    };
+    let reset_at = t.now_ms.saturating_sub(c.idle_ms);
+    match t.by_consumer.get(&*c.name) {
+        Some(m) if reset_at <= m.at_ms.saturating_add(CLAIM_SLACK_MS) => {
+            (t.now_ms.saturating_sub(m.active_ms).max(c.idle_ms), true)
         }
         _ => (c.idle_ms, false),
     }
@@ -467,7 +474,6 @@ fn judge_binding(
     let since = work_since(mem, &w.unit, key, g.work_waiting(), cy.now());
     let look = Look {
         now: cy.now(),
-        gm: mem.groups.get(key),
         held: mem.writes_held.get(&w.stream).copied(),
         w,
         g,
@@ -492,7 +498,11 @@ fn judge_binding(
             judged = (w.0, format!("another process of the unit: {}", w.1), w.2);
         }
     }
-    let (verdict, reason, cause) = judged;
+    let (verdict, mut reason, cause) = judged;
+    if let Some(e) = g.claims.as_ref().and_then(|t| t.error.as_deref()) {
+        // Claims to its consumer cannot be told from its reads: said, not guessed.
+        reason.push_str(&format!("; claims are not told from progress ({e})"));
+    }
     rep.verdict = verdict;
     rep.reason = reason;
     // The consumer judged, else the name the unit's process would read under.
@@ -550,7 +560,6 @@ type Judged = (Verdict, String, Option<RestartCause>);
 #[derive(Clone, Copy)]
 struct Look<'a> {
     now: u64,
-    gm: Option<&'a GroupMemory>,
     /// When the stream's server was last found holding writes back (see [`Memory::writes_held`]).
     held: Option<u64>,
     w: &'a Watch,
@@ -584,7 +593,7 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
             None,
         );
     };
-    let (idle, claimed) = progress_idle_ms(l.gm, c, l.now);
+    let (idle, claimed) = progress_idle_ms(l.g, c);
     let (idle, paused) = discount_held(idle, l.held, l.now);
     if idle < hung_ms {
         let note = if paused {
@@ -599,7 +608,7 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
         );
     }
     let note = if claimed {
-        " (not counting the agent's own claims to it)"
+        " (not counting claims to it)"
     } else {
         ""
     };
@@ -625,7 +634,7 @@ fn without_work(l: &Look<'_>) -> Judged {
         return (Verdict::Healthy, "no work waiting".into(), None);
     };
     let reads_7_2 = c.inactive_ms.is_some();
-    let (idle, _) = progress_idle_ms(l.gm, c, l.now);
+    let (idle, _) = progress_idle_ms(l.g, c);
     let (idle, _) = discount_held(idle, l.held, l.now);
     if reads_7_2 && idle >= hung_ms {
         return (

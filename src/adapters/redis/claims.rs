@@ -44,6 +44,17 @@ pub struct Aside<'a> {
     pub fields: Vec<(&'a str, String)>,
 }
 
+/// One chunked script's keys and arguments besides the stream and the chunk size.
+struct Call<'a> {
+    stream: &'a str,
+    /// Keys after the stream (and the lease, when fenced).
+    keys: &'a [&'a str],
+    /// Arguments before the chunk size.
+    before: &'a [&'a str],
+    /// Arguments after it.
+    after: &'a [&'a str],
+}
+
 /// What a claim or requeue moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Moved {
@@ -63,17 +74,25 @@ impl RedisClient {
     /// Moves all of `from`'s pending entries to `to`, until `from` holds nothing or `deadline`
     /// passes. Entries no longer in the stream are dropped from the list by Redis 7.0+ and
     /// counted as ghosts (6.2 moves them along with the rest).
+    /// `to_active_ms`: when `to` last really read (server ms), for the claim's trace.
     pub async fn claim_all(
         &mut self,
         stream: &str,
         group: &str,
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
+        to_active_ms: Option<u64>,
         deadline: Instant,
     ) -> Result<Moved, ClientError> {
         let script = self.pick(|s| &s.claim, |s| &s.claim_fenced);
-        self.chunked(&script, stream, &[group, from, to], &[], deadline)
-            .await
+        let trace = crate::config::claims_key(stream, group);
+        let active = to_active_ms.map(|t| t.to_string()).unwrap_or_default();
+        let call = Call {
+            stream,
+            keys: &[&trace],
+            before: &[group, from, to],
+            after: &[&active],
+        };
+        self.chunked(&script, call, deadline).await
     }
 
     /// Requeues all of `from`'s pending entries (see [`REQUEUE_LUA`]); ghosts are acknowledged.
@@ -85,29 +104,32 @@ impl RedisClient {
         deadline: Instant,
     ) -> Result<Moved, ClientError> {
         let script = self.pick(|s| &s.requeue, |s| &s.requeue_fenced);
-        self.chunked(
-            &script,
+        let call = Call {
             stream,
-            &[group, from],
-            &[REQUEUED_FROM_FIELD],
-            deadline,
-        )
-        .await
+            keys: &[],
+            before: &[group, from],
+            after: &[REQUEUED_FROM_FIELD],
+        };
+        self.chunked(&script, call, deadline).await
     }
 
-    /// Runs `script` (KEYS[1] = stream, ARGV = `before`, chunk size, `after`; it returns
-    /// `{moved, seen}`) [`PER_TRIP`] calls a round trip — few, so other clients are served
-    /// between round trips — until the consumer's list is empty or `deadline` passes. The
-    /// chunk size follows the measured time of each call ([`next_chunk`]), so no call holds
-    /// the server long.
+    /// Runs `script` (KEYS = stream, the lease when fenced, `call.keys`; ARGV = `before`, the
+    /// chunk size, `after`; it returns `{moved, seen}`) [`PER_TRIP`] calls a round trip — few,
+    /// so other clients are served between round trips — until the consumer's list is empty
+    /// or `deadline` passes. The chunk size follows the measured time of each call
+    /// ([`next_chunk`]), so no call holds the server long.
     async fn chunked(
         &mut self,
         script: &redis::Script,
-        stream: &str,
-        before: &[&str],
-        after: &[&str],
+        call: Call<'_>,
         deadline: Instant,
     ) -> Result<Moved, ClientError> {
+        let Call {
+            stream,
+            keys,
+            before,
+            after,
+        } = call;
         let mut total = Moved::default();
         // Load once; EVALSHA afterwards.
         let load = script.prepare_invoke();
@@ -119,10 +141,14 @@ impl RedisClient {
             for _ in 0..PER_TRIP {
                 let cmd = pipe.cmd("EVALSHA").arg(script.get_hash());
                 match &self.fence {
-                    None => cmd.arg(1).arg(stream),
-                    Some((lease, value, ms)) => {
-                        cmd.arg(2).arg(stream).arg(lease).arg(value).arg(*ms)
-                    }
+                    None => cmd.arg(1 + keys.len()).arg(stream).arg(keys),
+                    Some((lease, value, ms)) => cmd
+                        .arg(2 + keys.len())
+                        .arg(stream)
+                        .arg(lease)
+                        .arg(keys)
+                        .arg(value)
+                        .arg(*ms),
                 };
                 cmd.arg(before).arg(chunk).arg(after);
             }

@@ -34,6 +34,14 @@ pub const REQUEUED_FROM_FIELD: &str = "quantum-watchdog-requeued-from";
 /// entries that consumer holds at this instant are taken. Returns `{claimed, seen}`: on
 /// Redis 7.0+ XCLAIM drops entries no longer in the stream from the list instead of claiming
 /// them, so `seen - claimed` were ghosts.
+///
+/// A claim resets the recipient's idle time as a read would; so that nobody takes it for the
+/// recipient's progress, it leaves a trace in the hash KEYS[#KEYS] (the group's claims key):
+/// field ARGV[3] = `<now> <active>`, the server's time and when the recipient last really read
+/// (ARGV[5], server ms, as the claimer's look found it; at most now; empty: as its trace
+/// already says, else now). The emptied
+/// consumer's field goes. The trace is best effort (`pcall`): a key of another type there, or
+/// a user without the rights, never stops a claim.
 pub const CLAIM_LUA: &str = r#"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
 if #p == 0 then return {0, 0} end
@@ -41,8 +49,39 @@ local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0}
 for _, e in ipairs(p) do args[#args + 1] = e[1] end
 args[#args + 1] = 'JUSTID'
 local claimed = redis.call(unpack(args))
+local t = redis.pcall('TIME')
+if #claimed > 0 and t[1] then
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local trace = KEYS[#KEYS]
+  local active = tonumber(ARGV[5])
+  if active == nil then
+    local old = redis.pcall('HGET', trace, ARGV[3])
+    if type(old) == 'string' then active = tonumber(string.match(old, ' (%d+)$')) end
+  end
+  active = active or now
+  if active > now then active = now end
+  redis.pcall('HSET', trace, ARGV[3], string.format('%d %d', now, active))
+  redis.pcall('HDEL', trace, ARGV[2])
+  redis.pcall('PEXPIRE', trace, 86400000)
+end
 return {#claimed, #p}
 "#;
+
+/// Reads a group's claim traces KEYS[1] with the server's time: `{seconds, microseconds,
+/// 'ok', field, value, …}`, or `{seconds, microseconds, why}` when the key is not a hash of
+/// at most ARGV[1] fields (another client's key there): never a long call.
+pub const TRACES_LUA: &str = r#"
+local t = redis.call('TIME')
+local n = redis.pcall('HLEN', KEYS[1])
+if type(n) ~= 'number' then return {t[1], t[2], 'not a hash'} end
+if n > tonumber(ARGV[1]) then return {t[1], t[2], 'more than ' .. ARGV[1] .. ' fields'} end
+local out = {t[1], t[2], 'ok'}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out
+"#;
+
+/// The most claim traces a group may hold: one per live recipient.
+pub const TRACES_MAX: u64 = 1000;
 
 /// Copies up to ARGV[3] of one consumer's pending entries to the stream's end (with the
 /// original ID in a field) and acknowledges each original only after its copy was added. An

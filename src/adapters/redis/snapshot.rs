@@ -434,6 +434,13 @@ fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
     if let Some(l) = &g.lease {
         pipe.cmd("GET").arg(l);
     }
+    if let Some(c) = &g.claims {
+        pipe.cmd("EVAL")
+            .arg(super::scripts::TRACES_LUA)
+            .arg(1)
+            .arg(c)
+            .arg(super::scripts::TRACES_MAX);
+    }
 }
 
 type Replies = std::vec::IntoIter<RedisResult<Value>>;
@@ -458,6 +465,7 @@ struct GroupReplies {
     scan: Option<(Scan, Result<Value, ReadError>)>,
     rechecks: Vec<Result<Value, ReadError>>,
     lease: Option<Result<Value, ReadError>>,
+    claims: Option<Result<Value, ReadError>>,
 }
 
 /// Takes every reply of the group first, so that an error leaves the others in step.
@@ -480,6 +488,7 @@ fn take_replies(g: &GroupFetch, it: &mut Replies) -> GroupReplies {
             .map(|_| take("XPENDING (re-check)"))
             .collect(),
         lease: g.lease.as_ref().map(|_| take("GET (recovery lease)")),
+        claims: g.claims.as_ref().map(|_| take("EVAL (claim traces)")),
     }
 }
 
@@ -512,6 +521,7 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         rechecked: None,
         lease: None,
         consumers_read_usec: None,
+        claims: r.claims.map(xinfo::claim_traces),
         group,
     };
     let need_consumers = !take_consumers(r.consumers, g, &mut d)?;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use crate::model::{ConsumerInfo, GroupInfo, PendingEntry, ReadError, StreamId, StreamInfo};
+use crate::model::{
+    ClaimTrace, ClaimTraces, ConsumerInfo, GroupInfo, PendingEntry, ReadError, StreamId, StreamInfo,
+};
 
 /// A reply of an unexpected shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,6 +254,55 @@ pub fn pending_entries(v: &Value) -> Result<Vec<PendingEntry>, ParseError> {
         .collect()
 }
 
+/// A group's claim traces as [`super::scripts::TRACES_LUA`] returns them. Never fails the
+/// group: what cannot be read is said in `error`, and a field that is not `<at> <active>` (not
+/// written by a claim of ours) is passed over.
+pub fn claim_traces(v: Result<Value, ReadError>) -> ClaimTraces {
+    let unread = |why: String| ClaimTraces {
+        error: Some(why),
+        ..ClaimTraces::default()
+    };
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => return unread(e.to_string()),
+    };
+    let Ok(items) = items("claim traces", &v) else {
+        return unread("not a reply of the traces script".into());
+    };
+    let (Some(s), Some(us), Some(status)) = (
+        items.first().and_then(int),
+        items.get(1).and_then(int),
+        items.get(2).and_then(text),
+    ) else {
+        return unread("not a reply of the traces script".into());
+    };
+    let now_ms = (s.max(0) as u64).saturating_mul(1000) + us.max(0) as u64 / 1000;
+    if status != "ok" {
+        return ClaimTraces {
+            now_ms,
+            ..unread(format!("claim traces: {status}"))
+        };
+    }
+    let by_consumer = items[3..]
+        .chunks_exact(2)
+        .filter_map(|kv| Some((text(&kv[0])?.into_owned(), trace(&text(&kv[1])?)?)))
+        .collect();
+    ClaimTraces {
+        now_ms,
+        by_consumer,
+        error: None,
+    }
+}
+
+/// `<at> <active>`, both server ms.
+fn trace(s: &str) -> Option<ClaimTrace> {
+    let (at, active) = s.split_once(' ')?;
+    Some(ClaimTrace {
+        at_ms: at.parse().ok()?,
+        active_ms: active.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +451,40 @@ mod tests {
                 "{v:?}"
             );
         }
+    }
+    /// The traces script's reply: the server's time, then fields; a field that is not
+    /// `<at> <active>` is passed over; a refused read is said, never the group's error.
+    #[test]
+    fn claim_traces_are_read_or_said() {
+        let arr = |v: Vec<Value>| Value::Array(v);
+        let t = claim_traces(Ok(arr(vec![
+            b("1800000000"),
+            b("250000"),
+            b("ok"),
+            b("c-1"),
+            b("1800000000100 1799999980000"),
+            b("c-2"),
+            b("garbage"),
+            b("c-3"),
+            b("1 2 3"),
+        ])));
+        assert_eq!(t.now_ms, 1_800_000_000_250);
+        assert_eq!(t.error, None);
+        assert_eq!(
+            t.by_consumer.get("c-1"),
+            Some(&ClaimTrace {
+                at_ms: 1_800_000_000_100,
+                active_ms: 1_799_999_980_000
+            })
+        );
+        assert_eq!(t.by_consumer.len(), 1);
+        let t = claim_traces(Ok(arr(vec![b("5"), b("0"), b("not a hash")])));
+        assert_eq!(
+            (t.now_ms, t.error.as_deref()),
+            (5000, Some("claim traces: not a hash"))
+        );
+        let t = claim_traces(Err(ReadError::Server("NOPERM no eval".into())));
+        assert!(t.error.unwrap().contains("NOPERM"));
+        assert!(claim_traces(Ok(b("x"))).error.is_some());
     }
 }
