@@ -21,7 +21,7 @@ const ROUTER_GROUP: &str = "quantum:group:router:ai.decision.made";
 /// The least an agent in enforce mode (and `recover`) needs — documented in the README; the
 /// test users get exactly this, and the deployment's extra below.
 const AGENT_ACL: &str = "+ping +client|setname +xinfo|stream +xinfo|groups +xinfo|consumers \
-     +xpending +get +eval +time +hlen +hgetall +evalsha +script|load +xclaim +xrange +xadd +xack \
+     +xpending +get +time +hlen +hrandfield +evalsha +script|load +xclaim +xrange +xadd +xack \
      +xgroup|delconsumer +hget +hset +hdel +pexpire";
 /// Under Sentinel, on the data nodes.
 const SENTINEL_DATA_ACL: &str = "+role";

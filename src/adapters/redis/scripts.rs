@@ -67,19 +67,6 @@ end
 return {#claimed, #p}
 "#;
 
-/// Reads a group's claim traces KEYS[1] with the server's time: `{seconds, microseconds,
-/// 'ok', field, value, …}`, or `{seconds, microseconds, why}` when the key is not a hash of
-/// at most ARGV[1] fields (another client's key there): never a long call.
-pub const TRACES_LUA: &str = r#"
-local t = redis.call('TIME')
-local n = redis.pcall('HLEN', KEYS[1])
-if type(n) ~= 'number' then return {t[1], t[2], 'not a hash'} end
-if n > tonumber(ARGV[1]) then return {t[1], t[2], 'more than ' .. ARGV[1] .. ' fields'} end
-local out = {t[1], t[2], 'ok'}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
-return out
-"#;
-
 /// The most claim traces a group may hold: one per live recipient.
 pub const TRACES_MAX: u64 = 1000;
 

@@ -433,13 +433,18 @@ fn queue_group(pipe: &mut redis::Pipeline, g: &GroupFetch) {
     }
     if let Some(l) = &g.lease {
         pipe.cmd("GET").arg(l);
+        pipe.cmd("PTTL").arg(l);
     }
+    // Read commands only (no script: a server that holds writes back holds scripts too, and
+    // would hold the whole look): its time, the traces' count, and at most TRACES_MAX of them
+    // (HRANDFIELD with a count never walks a larger hash).
     if let Some(c) = &g.claims {
-        pipe.cmd("EVAL")
-            .arg(super::scripts::TRACES_LUA)
-            .arg(1)
+        pipe.cmd("TIME");
+        pipe.cmd("HLEN").arg(c);
+        pipe.cmd("HRANDFIELD")
             .arg(c)
-            .arg(super::scripts::TRACES_MAX);
+            .arg(super::scripts::TRACES_MAX)
+            .arg("WITHVALUES");
     }
 }
 
@@ -487,8 +492,17 @@ fn take_replies(g: &GroupFetch, it: &mut Replies) -> GroupReplies {
             .iter()
             .map(|_| take("XPENDING (re-check)"))
             .collect(),
-        lease: g.lease.as_ref().map(|_| take("GET (recovery lease)")),
-        claims: g.claims.as_ref().map(|_| take("EVAL (claim traces)")),
+        lease: g
+            .lease
+            .as_ref()
+            .map(|_| [take("GET (recovery lease)"), take("PTTL (recovery lease)")]),
+        claims: g.claims.as_ref().map(|_| {
+            [
+                take("TIME"),
+                take("HLEN (claim traces)"),
+                take("HRANDFIELD (claim traces)"),
+            ]
+        }),
     }
 }
 
@@ -521,7 +535,7 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         rechecked: None,
         lease: None,
         consumers_read_usec: None,
-        claims: r.claims.map(xinfo::claim_traces),
+        claims: r.claims.map(|[t, n, f]| xinfo::claim_traces(t, n, f)),
         group,
     };
     let need_consumers = !take_consumers(r.consumers, g, &mut d)?;

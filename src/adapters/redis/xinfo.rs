@@ -254,36 +254,44 @@ pub fn pending_entries(v: &Value) -> Result<Vec<PendingEntry>, ParseError> {
         .collect()
 }
 
-/// A group's claim traces as [`super::scripts::TRACES_LUA`] returns them. Never fails the
-/// group: what cannot be read is said in `error`, and a field that is not `<at> <active>` (not
+/// A group's claim traces from `TIME`, `HLEN` and `HRANDFIELD … WITHVALUES` of their key.
+/// Never fails the group: what cannot be read is said in `error` (a key of another type, more
+/// fields than any group of ours has recipients), and a field that is not `<at> <active>` (not
 /// written by a claim of ours) is passed over.
-pub fn claim_traces(v: Result<Value, ReadError>) -> ClaimTraces {
+pub fn claim_traces(
+    time: Result<Value, ReadError>,
+    count: Result<Value, ReadError>,
+    fields: Result<Value, ReadError>,
+) -> ClaimTraces {
     let unread = |why: String| ClaimTraces {
         error: Some(why),
         ..ClaimTraces::default()
     };
-    let v = match v {
-        Ok(v) => v,
+    let now_ms = match time.map(|t| server_time_ms(&t)) {
+        Ok(Some(ms)) => ms,
+        Ok(None) => return unread("TIME: unexpected reply".into()),
         Err(e) => return unread(e.to_string()),
     };
-    let Ok(items) = items("claim traces", &v) else {
-        return unread("not a reply of the traces script".into());
+    let said = |why: String| ClaimTraces {
+        now_ms,
+        ..unread(why)
     };
-    let (Some(s), Some(us), Some(status)) = (
-        items.first().and_then(int),
-        items.get(1).and_then(int),
-        items.get(2).and_then(text),
-    ) else {
-        return unread("not a reply of the traces script".into());
-    };
-    let now_ms = (s.max(0) as u64).saturating_mul(1000) + us.max(0) as u64 / 1000;
-    if status != "ok" {
-        return ClaimTraces {
-            now_ms,
-            ..unread(format!("claim traces: {status}"))
-        };
+    match count.map(|n| int(&n)) {
+        Ok(Some(n)) if n as u64 > super::scripts::TRACES_MAX => {
+            return said(format!(
+                "claim traces: {n} fields, more than any group has recipients"
+            ));
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return said("claim traces: unexpected reply".into()),
+        Err(e) => return said(e.to_string()),
     }
-    let by_consumer = items[3..]
+    let fields = match fields {
+        Ok(Value::Array(a)) => a,
+        Ok(_) => return said("claim traces: unexpected reply".into()),
+        Err(e) => return said(e.to_string()),
+    };
+    let by_consumer = fields
         .chunks_exact(2)
         .filter_map(|kv| Some((text(&kv[0])?.into_owned(), trace(&text(&kv[1])?)?)))
         .collect();
@@ -292,6 +300,13 @@ pub fn claim_traces(v: Result<Value, ReadError>) -> ClaimTraces {
         by_consumer,
         error: None,
     }
+}
+
+/// `TIME`'s reply, in ms.
+fn server_time_ms(v: &Value) -> Option<u64> {
+    let Value::Array(t) = v else { return None };
+    let (s, us) = (int(t.first()?)?, int(t.get(1)?)?);
+    Some((s.max(0) as u64).saturating_mul(1000) + us.max(0) as u64 / 1000)
 }
 
 /// `<at> <active>`, both server ms.
@@ -452,22 +467,21 @@ mod tests {
             );
         }
     }
-    /// The traces script's reply: the server's time, then fields; a field that is not
-    /// `<at> <active>` is passed over; a refused read is said, never the group's error.
+    /// The server's time, the count, then fields; a field that is not `<at> <active>` is
+    /// passed over; a refused read is said, never the group's error.
     #[test]
     fn claim_traces_are_read_or_said() {
         let arr = |v: Vec<Value>| Value::Array(v);
-        let t = claim_traces(Ok(arr(vec![
-            b("1800000000"),
-            b("250000"),
-            b("ok"),
+        let time = || Ok(arr(vec![b("1800000000"), b("250000")]));
+        let fields = arr(vec![
             b("c-1"),
             b("1800000000100 1799999980000"),
             b("c-2"),
             b("garbage"),
             b("c-3"),
             b("1 2 3"),
-        ])));
+        ]);
+        let t = claim_traces(time(), Ok(Value::Int(3)), Ok(fields));
         assert_eq!(t.now_ms, 1_800_000_000_250);
         assert_eq!(t.error, None);
         assert_eq!(
@@ -478,13 +492,22 @@ mod tests {
             })
         );
         assert_eq!(t.by_consumer.len(), 1);
-        let t = claim_traces(Ok(arr(vec![b("5"), b("0"), b("not a hash")])));
-        assert_eq!(
-            (t.now_ms, t.error.as_deref()),
-            (5000, Some("claim traces: not a hash"))
+        let t = claim_traces(time(), Ok(Value::Int(5000)), Ok(arr(vec![])));
+        assert!(t.error.unwrap().contains("5000 fields"));
+        let wrong = || Err(ReadError::Server("WRONGTYPE not a hash".into()));
+        let t = claim_traces(time(), wrong(), wrong());
+        assert_eq!(t.now_ms, 1_800_000_000_250);
+        assert!(t.error.unwrap().contains("WRONGTYPE"));
+        let t = claim_traces(
+            Err(ReadError::Server("NOPERM time".into())),
+            wrong(),
+            wrong(),
         );
-        let t = claim_traces(Err(ReadError::Server("NOPERM no eval".into())));
         assert!(t.error.unwrap().contains("NOPERM"));
-        assert!(claim_traces(Ok(b("x"))).error.is_some());
+        assert!(
+            claim_traces(Ok(b("x")), Ok(Value::Int(0)), Ok(arr(vec![])))
+                .error
+                .is_some()
+        );
     }
 }
