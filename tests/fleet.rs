@@ -247,7 +247,11 @@ fn fleet(env: &Env, a: &[(&str, &str)], b: &[(&str, &str)], c: &[(&str, &str)]) 
 /// Makes B's consumer hold entries `from..from + n`: added and read under its name in one
 /// transaction, so no other reader gets any of them.
 fn b_holds(env: &Env, f: &Fleet, from: u64, n: u64) {
-    let name = f.b.consumer();
+    holds(env, &f.b.consumer(), from, n);
+}
+
+/// Makes consumer `name` hold entries `from..from + n` (see [`b_holds`]).
+fn holds(env: &Env, name: &str, from: u64, n: u64) {
     let mut c = env.conn();
     let mut p = redis::pipe();
     p.atomic();
@@ -257,7 +261,7 @@ fn b_holds(env: &Env, f: &Fleet, from: u64, n: u64) {
     p.cmd("XREADGROUP")
         .arg("GROUP")
         .arg(GROUP)
-        .arg(&name)
+        .arg(name)
         .arg("COUNT")
         .arg(n)
         .arg("STREAMS")
@@ -265,7 +269,7 @@ fn b_holds(env: &Env, f: &Fleet, from: u64, n: u64) {
         .arg(">")
         .ignore();
     let _: () = p.query(c.as_mut()).unwrap();
-    assert_eq!(env.consumers().get(&name).map(|c| c.0), Some(n));
+    assert_eq!(env.consumers().get(name).map(|c| c.0), Some(n));
 }
 
 /// Every value of `from..to` acknowledged exactly once, by any host.
@@ -446,3 +450,160 @@ fn partitioned_host_comes_back(env: &mut Env) {
     );
 }
 scenario_fleet!(partitioned_host_comes_back);
+
+/// A cloned machine kept its host name: a second host `qw-a` beside A, each with its agent and
+/// a consumer. To A's agent the twin's consumer (its PID runs nowhere here) would be a dead
+/// consumer of its own; the heartbeat under `qw-a` changes hands between the two agents, so
+/// both say it loudly and neither takes anything: the twin's entries stay with the twin.
+fn a_cloned_host_takes_nothing(env: &mut Env) {
+    env.create_group();
+    // A's consumer with a PID the twin's, started first in a fresh namespace, will not have.
+    for _ in 0..40 {
+        dead_pid();
+    }
+    started_consumer(env, "0");
+    let a_agent = env.agent(&fleet_config(env, ""));
+    let dir = env.base.join("fleet");
+    let twin = Host::start(env, &dir, "qw-a", &[QUIET]);
+    let theirs = twin.consumer();
+    let ours = env.consumer_name(PREFIX, main_pid(UNIT));
+    assert_ne!(
+        theirs, ours,
+        "the twin's consumer name must differ from A's"
+    );
+    holds(env, &theirs, 1, 5);
+    let alarm = "is written by two agents";
+    assert!(
+        wait_until(Duration::from_secs(20), || a_agent.log().contains(alarm)
+            && twin.agent_log().contains(alarm)),
+        "A:\n{}\ntwin:\n{}",
+        tail(&a_agent.log(), 30),
+        tail(&twin.agent_log(), 30)
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        env.consumers().get(&theirs).map(|c| c.0),
+        Some(5),
+        "the twin's entries were taken:\nA:\n{}",
+        tail(&a_agent.log(), 40)
+    );
+    assert_eq!(claims_of(&a_agent.log(), &theirs), 0);
+    let (st, rc) = env.status();
+    let me = st["fleet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["this"] == true)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(me["shared"], true, "{st}");
+    assert_eq!(rc, 2, "a shared host name is critical: {st}");
+    let row = consumer_row(env, &theirs);
+    assert_eq!(row["liveness"], "unknown", "{row}");
+    println!("MEASURE cloned host: both agents alarmed, 5 entries kept by the twin");
+}
+scenario_fleet!(a_cloned_host_takes_nothing);
+
+/// The server's time in ms.
+fn server_ms(env: &Env) -> u64 {
+    let t: Vec<String> = redis::from_redis_value(env.cmd(&["TIME"])).unwrap();
+    t[0].parse::<u64>().unwrap() * 1000 + t[1].parse::<u64>().unwrap() / 1000
+}
+
+/// Another Redis client writes the fleet's keys (a bug, an operator's script): what the agent
+/// reads is checked, not trusted, and what it cannot read is said loudly.
+/// - A recovery lease without a time to live (no agent's) does not keep a dead host's entries
+///   from being recovered: it counts as free and is replaced.
+/// - 1 000 hosts scored ahead of the server's clock do not push the real hosts out of the read.
+/// - A 64 MiB "heartbeat" is not copied by any look (no call of ours reaches 5 ms).
+/// - The hosts set turned into a string: an error in the journal, `status --fleet` and a
+///   metric, and the end of it said when the key is right again.
+fn foreign_writes_to_the_fleets_keys(env: &mut Env) {
+    env.create_group();
+    started_consumer(env, "0");
+    // A dead host: gone a minute ago, its consumer holding 3 entries.
+    let now = server_ms(env);
+    let hosts = "{quantum-watchdog}:hosts";
+    env.cmd(&["ZADD", hosts, &(now - 60_000).to_string(), "qw-gone"]);
+    holds(env, "execution-qw-gone-123", 1, 3);
+    let lease = format!("{{{STREAM}}}:quantum-watchdog:lease:{GROUP}");
+    env.cmd(&["SET", &lease, "qw-other/1"]);
+    let agent = env.agent(&fleet_config(env, "host_dead_after = \"3s\""));
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .consumers()
+            .contains_key("execution-qw-gone-123")
+            && env.group_pending() == 0),
+        "a lease without a time to live kept the dead host's entries: {:?}\n{}",
+        env.consumers(),
+        tail(&agent.log(), 30)
+    );
+    // 1 000 members scored in the future, and one 64 MiB heartbeat.
+    let ahead = (server_ms(env) + 3_600_000).to_string();
+    let mut c = env.conn();
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("ZADD")
+            .arg(hosts)
+            .arg(&ahead)
+            .arg(format!("fake-{i}"))
+            .ignore();
+    }
+    p.cmd("SET")
+        .arg("{quantum-watchdog}:host:big")
+        .arg(vec![b'x'; 64 << 20])
+        .ignore();
+    p.cmd("ZADD")
+        .arg(hosts)
+        .arg(server_ms(env))
+        .arg("big")
+        .ignore();
+    let _: () = p.query(c.as_mut()).unwrap();
+    env.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "5000"]);
+    env.cmd(&["SLOWLOG", "RESET"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let slow: Vec<redis::Value> =
+        redis::from_redis_value(env.cmd(&["SLOWLOG", "GET", "10"])).unwrap();
+    assert!(slow.is_empty(), "calls of 5 ms or more: {slow:?}");
+    let (st, _) = env.status();
+    let fleet = st["fleet"].as_array().unwrap();
+    assert!(
+        fleet
+            .iter()
+            .any(|h| h["this"] == true && h["state"] == "alive"),
+        "the real host pushed out: {st}"
+    );
+    assert!(
+        fleet
+            .iter()
+            .all(|h| !h["host"].as_str().unwrap().starts_with("fake-"))
+    );
+    // The hosts set turned into a string.
+    env.cmd(&["DEL", hosts]);
+    env.cmd(&["SET", hosts, "not a sorted set"]);
+    assert!(
+        agent.wait_log(
+            "the fleet's heartbeats cannot be read",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        tail(&agent.log(), 20)
+    );
+    let (st, _) = env.status();
+    assert!(
+        st["fleet_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("WRONGTYPE")),
+        "{st}"
+    );
+    env.cmd(&["DEL", hosts]);
+    assert!(
+        agent.wait_log("no longer: the fleet's heartbeats", Duration::from_secs(10)),
+        "{}",
+        tail(&agent.log(), 20)
+    );
+    println!(
+        "MEASURE fleet keys written by another client: lease replaced, no slow call, alarm said"
+    );
+}
+scenario_fleet!(foreign_writes_to_the_fleets_keys);

@@ -47,6 +47,20 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// A random name for this process (`getrandom(2)`, 16 hex digits): the fleet tells two agents
+/// apart by it, whatever host name they share.
+pub fn instance_id() -> String {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`, which lives for the call.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // No randomness: the PID and the clock still differ between two machines' agents.
+        let t = now_usec() ^ (u64::from(std::process::id()) << 40);
+        return format!("{t:016x}");
+    }
+    format!("{:016x}", u64::from_ne_bytes(b))
+}
+
 /// This boot's ID, or empty if the kernel does not say.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

@@ -21,7 +21,7 @@ use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::adapters::clock::{boot_id, mono_usec, now_usec};
+use crate::adapters::clock::{boot_id, instance_id, mono_usec, now_usec};
 use crate::adapters::heap::Heap;
 use crate::adapters::{notify, state_file};
 use crate::config::{self, Config, Mode, Secrets};
@@ -81,6 +81,9 @@ struct Agent {
     held: BTreeSet<String>,
     /// Units whose restart waits for Redis to serve writes again (see `act`).
     held_back: BTreeSet<String>,
+    /// The fleet's alarms already logged while they stand (a shared host name, heartbeats
+    /// that cannot be read).
+    fleet_alarms: BTreeSet<String>,
     jobs: mpsc::UnboundedSender<JobEnd>,
     metrics: Arc<Metrics>,
     last_save: Option<Instant>,
@@ -209,6 +212,10 @@ impl Agent {
         }
         // The agent, alone of the processes that look, publishes the host's heartbeat.
         mem.fleet.publish = true;
+        mem.fleet.instance = instance_id();
+        if let Some(p) = &previous {
+            mem.fleet.predecessor = p.fleet_instance.clone();
+        }
         Agent {
             mem,
             last_actions: previous
@@ -224,6 +231,7 @@ impl Agent {
             would: BTreeSet::new(),
             held: BTreeSet::new(),
             held_back: BTreeSet::new(),
+            fleet_alarms: BTreeSet::new(),
             jobs,
             metrics: Arc::new(Metrics::new()),
             last_save: None,
@@ -351,6 +359,7 @@ impl Agent {
         self.announced.announce(&d);
         self.log_would(&d);
         self.log_held(&d, &snap.holds.errors);
+        self.log_fleet(&d, &snap);
         // Consumer work may use up to 60% of the cycle budget.
         self.act(&d, started + budget.mul_f32(0.6)).await;
         self.cycles += 1;
@@ -390,6 +399,35 @@ impl Agent {
         {
             tracing::info!("redis serves writes again on {}", open.join(", "));
         }
+    }
+
+    /// What keeps the fleet from working as it should, as an error once while it stands (and
+    /// once more when it ends): a host name two agents write under, heartbeats that cannot be
+    /// read. Neither turns the fleet off in silence.
+    fn log_fleet(&mut self, d: &Decision, snap: &crate::model::Snapshot) {
+        if !self.cfg.fleet.enabled {
+            return;
+        }
+        let shared = d.fleet.iter().filter(|h| h.shared).map(|h| {
+            format!(
+                "host name {} is written by two agents (a cloned machine?): nothing is taken from its consumers; give each machine its own host name",
+                printable(&h.host)
+            )
+        });
+        let unread = snap
+            .redis
+            .as_ref()
+            .ok()
+            .and_then(|r| r.fleet.as_ref()?.as_ref().err())
+            .map(|e| format!("the fleet's heartbeats cannot be read: {e}: other hosts cannot be judged, nor this one by them, until it is fixed"));
+        let now: BTreeSet<String> = shared.chain(unread).collect();
+        for line in now.difference(&self.fleet_alarms) {
+            tracing::error!(action = "fleet-alarm", "{line}");
+        }
+        for line in self.fleet_alarms.difference(&now) {
+            tracing::info!(action = "fleet-alarm-ended", "no longer: {line}");
+        }
+        self.fleet_alarms = now;
     }
 
     /// Each held action and each note that does not count, logged once while it stands.
@@ -507,6 +545,7 @@ impl Agent {
             memory: self.mem.clone(),
             last_actions: self.last_actions.clone(),
             totals: self.totals.clone(),
+            fleet_instance: self.mem.fleet.instance.clone(),
         };
         match state_file::save(&self.state_path, &st) {
             Ok(()) => {

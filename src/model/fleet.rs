@@ -4,6 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// At most this many dead consumers of a group are named in a heartbeat.
+pub const DEAD_NAMED: usize = 1000;
+/// At most this many live consumers of a group are vouched for (the rest: no word, the zombie
+/// rule), so a heartbeat stays small. A reader keeps no more of a heartbeat than that.
+pub const LIVE_NAMED: usize = 2000;
+
 /// One agent's word on its host, published every cycle with a time to live.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -18,6 +24,12 @@ pub struct Heartbeat {
     pub as_of_ms: u64,
     /// The groups it judged at that look, each with the consumers of its host it vouches for.
     pub groups: Vec<Vouch>,
+    /// The agent process that wrote it (random at its start): two agents that write under
+    /// one host name (a cloned machine) keep overwriting each other's.
+    pub instance: String,
+    /// Its agent found another agent writing under its host name: nothing is to be taken from
+    /// a consumer of that name, by anyone.
+    pub shared: bool,
 }
 
 /// What one host's agent found of its consumers in one group at its last look.
@@ -63,6 +75,10 @@ pub struct FleetView {
     pub now_ms: u64,
     /// The hosts, by name.
     pub hosts: Vec<HostBeat>,
+    /// The instance of the heartbeat under this host's name just before this read wrote its
+    /// own (empty: none, or not one of ours).
+    #[serde(default)]
+    pub own_before: String,
 }
 
 impl FleetView {
@@ -107,6 +123,8 @@ mod tests {
                 live: vec!["execution-b-7".into()],
                 dead: vec![],
             }],
+            instance: "1f2e".into(),
+            shared: false,
         };
         let j = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<Heartbeat>(&j).unwrap(), h);

@@ -430,6 +430,11 @@ impl Snapshot {
         }
     }
 
+    /// The fleet's heartbeats as read this cycle (`[fleet]` and Redis read), or why not.
+    pub fn fleet_read(&self) -> Option<Result<&super::fleet::FleetView, &ReadError>> {
+        Some(self.redis.as_ref().ok()?.fleet.as_ref()?.as_ref())
+    }
+
     /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
     pub fn fleet(&self) -> Option<&super::fleet::FleetView> {
         self.redis.as_ref().ok()?.fleet.as_ref()?.as_ref().ok()

@@ -88,8 +88,24 @@ impl Class {
     }
 }
 
-/// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 9).
+/// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 9). Under a
+/// host name another agent writes too (`[fleet]`, a cloned machine), a consumer of this name
+/// found dead by its PID may be the other machine's live one: of unknown liveness, nothing
+/// taken.
 pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) -> Class {
+    let class = classify_here(cy, mem, idxs, c);
+    if cy.shared_name && class.liveness == Liveness::Dead && class.host.is_none() {
+        let why = format!(
+            "{}; but host name {} is written by two agents: nothing is taken from it",
+            class.why,
+            cy.host()
+        );
+        return Class::new(Liveness::Unknown, class.owner, why);
+    }
+    class
+}
+
+fn classify_here(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) -> Class {
     if &*c.name == PARKED_CONSUMER {
         return Class::new(Liveness::Parked, None, "parked entries, for the operator");
     }
@@ -139,7 +155,28 @@ pub fn classify(cy: &Cycle<'_>, mem: &Memory, idxs: &[usize], c: &ConsumerInfo) 
     let NameMatch::Pid(p) = first_match else {
         unreachable!("fixed names returned above")
     };
-    by_pid_probe(cy, first, p)
+    let class = by_pid_probe(cy, first, p);
+    if class.liveness == Liveness::Dead && cy.cfg.fleet.enabled {
+        return unless_it_reads(cy, class, c);
+    }
+    class
+}
+
+/// With `[fleet]`, a consumer of this host's name whose PID runs no process of its unit here
+/// is dead only once it has not read for a heartbeat's life: one that reads is a live process
+/// somewhere — another machine's of this name (a clone) whose agent has not beaten yet — and
+/// is kept until that agent's heartbeat tells (see `fleet::name_shared`).
+fn unless_it_reads(cy: &Cycle<'_>, class: Class, c: &ConsumerInfo) -> Class {
+    let life = crate::config::FleetConfig::heartbeat_ttl(cy.cfg.interval.0).as_millis() as u64;
+    if c.idle_ms >= life {
+        return class;
+    }
+    let why = format!(
+        "{}, but it read {} ago: kept for now (another machine of this host name?)",
+        class.why,
+        fmt_ms(c.idle_ms)
+    );
+    Class::new(Liveness::Unknown, class.owner, why)
 }
 
 /// Rule 7, live: the PID is the MainPID of a bound unit, or a process in its cgroup.

@@ -23,11 +23,62 @@ use super::consumers::{Class, Liveness};
 use super::memory::{FleetMemory, Memory};
 use super::{Cycle, Decision};
 
-/// At most this many dead consumers of a group are named in a heartbeat.
-pub const DEAD_NAMED: usize = 1000;
-/// At most this many live consumers of a group are vouched for (the rest: no word, the zombie
-/// rule), so a heartbeat stays small.
-pub const LIVE_NAMED: usize = 2000;
+pub use crate::model::fleet::{DEAD_NAMED, LIVE_NAMED};
+/// A host's heartbeat seen to change hands twice within this many intervals: two agents write
+/// under that name (a restart changes it once).
+pub const SHARED_WINDOW_BEATS: u64 = 10;
+
+/// Notes, from this look's heartbeats, which agent writes under each host name: for this host
+/// the heartbeat that stood under its name before this look wrote its own (another agent's,
+/// if one writes there too), for the others the one read. Each change of hands is noted with
+/// the server's time; those older than [`SHARED_WINDOW_BEATS`] intervals are forgotten.
+pub fn observe_instances(cfg: &Config, view: Option<&FleetView>, me: &str, f: &mut FleetMemory) {
+    let Some(view) = view else {
+        return;
+    };
+    let window = SHARED_WINDOW_BEATS * cfg.interval.as_millis();
+    let mut note = |host: &str, instance: &str, foreign: bool| {
+        let w = f.instances.entry(host.to_string()).or_default();
+        if foreign || (!w.last.is_empty() && w.last != instance) {
+            w.changes.push_back(view.now_ms);
+        }
+        w.last = instance.to_string();
+        while w.changes.front().is_some_and(|&t| t + window < view.now_ms) {
+            w.changes.pop_front();
+        }
+    };
+    // This agent's own heartbeat, or its predecessor's (the agent restarted), is no other
+    // writer.
+    let ours = [f.instance.as_str(), f.predecessor.as_str()];
+    if f.publish && !view.own_before.is_empty() {
+        let foreign = !ours.contains(&view.own_before.as_str());
+        note(me, &view.own_before, foreign);
+    }
+    for h in view.hosts.iter().filter(|h| h.host != me) {
+        if let Some(b) = h.beat.as_ref().filter(|b| !b.instance.is_empty()) {
+            note(&h.host, &b.instance, false);
+        }
+    }
+    f.instances
+        .retain(|h, _| h == me || view.hosts.iter().any(|x| &x.host == h));
+}
+
+/// Whether two agents write under the host name `host` (a cloned machine): for this host
+/// (`me`), another agent's heartbeat stood under its name within [`SHARED_WINDOW_BEATS`]
+/// intervals; for another, its heartbeat changed hands twice within them (a restart changes it
+/// once), or its own agent says so. Nothing is taken from a consumer of such a name.
+pub fn name_shared(view: Option<&FleetView>, f: &FleetMemory, host: &str, me: &str) -> bool {
+    let seen = if host == me { 1 } else { 2 };
+    let flips = f
+        .instances
+        .get(host)
+        .is_some_and(|w| w.changes.len() >= seen);
+    let said = view
+        .and_then(|v| v.hosts.iter().find(|h| h.host == host))
+        .and_then(|h| h.beat.as_ref())
+        .is_some_and(|b| b.shared);
+    flips || said
+}
 
 /// Classifies a consumer no template of the group accounts for on this host as another
 /// host's, by that host's heartbeat. `None`: it is no consumer of a host of the fleet, its name
@@ -44,6 +95,12 @@ pub fn classify_other_host(
     let host = hb.host.as_str();
     let w = &cy.cfg.watch[i];
     let (liveness, why) = match &hb.beat {
+        _ if name_shared(Some(view), &mem.fleet, host, cy.host()) => (
+            Liveness::Unknown,
+            format!("host name {host} is written by two agents: nothing is taken from it"),
+        ),
+        // A heartbeat dated ahead of the server's clock is not one of ours: no word.
+        Some(beat) if beat.as_of_ms > view.now_ms.saturating_add(1000) => return None,
         Some(beat) => match beat.vouch(&w.stream, &w.group) {
             Some(v) if v.live.binary_search_by(|n| n.as_str().cmp(&c.name)).is_ok() => (
                 Liveness::Live,
@@ -260,9 +317,11 @@ pub fn vouches(
                 Liveness::Live | Liveness::Unknown if v.live.len() < LIVE_NAMED => {
                     v.live.push(c.name.to_string())
                 }
-                // An observing agent's finding is no one's to act on.
+                // An observing agent's finding is no one's to act on; under a shared host name
+                // this agent cannot tell its consumers from the other agent's.
                 Liveness::Dead
                     if cy.cfg.mode == crate::config::Mode::Enforce
+                        && !cy.shared_name
                         && v.dead.len() < DEAD_NAMED
                         && !held(cy, d, key, owner, c) =>
                 {
@@ -301,10 +360,12 @@ pub struct HostReport {
     pub leases: Vec<String>,
     /// This host.
     pub this: bool,
+    /// Two agents write under this host name (a cloned machine): nothing is taken from it.
+    pub shared: bool,
 }
 
 /// The fleet as read this cycle: every host and the leases it holds.
-pub fn report(cy: &Cycle<'_>, groups: &super::Groups<'_>) -> Vec<HostReport> {
+pub fn report(cy: &Cycle<'_>, f: &FleetMemory, groups: &super::Groups<'_>) -> Vec<HostReport> {
     let Some(view) = cy.fleet() else {
         return Vec::new();
     };
@@ -339,6 +400,7 @@ pub fn report(cy: &Cycle<'_>, groups: &super::Groups<'_>) -> Vec<HostReport> {
                 .map(|(_, g)| g.clone())
                 .collect(),
             this: h.host == cy.host(),
+            shared: name_shared(Some(view), f, &h.host, cy.host()),
         })
         .collect()
 }

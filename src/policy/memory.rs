@@ -117,11 +117,31 @@ pub struct FleetMemory {
     pub as_of_ms: u64,
     /// Per group judged: the consumers of this host not found dead.
     pub vouches: Vec<crate::model::fleet::Vouch>,
+    /// Another agent writes under this host's name, as the last look found (published).
+    pub shared: bool,
     /// The server's time (ms) of this agent's last read of the heartbeats.
     pub last_read_ms: u64,
     /// Per host whose heartbeat is gone: the server's time (ms) of the first of this agent's
     /// unbroken reads that found it gone.
     pub silent_since: BTreeMap<String, u64>,
+    /// This agent process (random at its start), written in its heartbeats.
+    pub instance: String,
+    /// The agent process before it on this host (from the state file): its heartbeat under
+    /// this host's name is no other agent's.
+    pub predecessor: String,
+    /// Per host (this one included): the instance of its last heartbeat read, and the server's
+    /// times (ms) it was seen to change — twice within [`super::fleet::SHARED_WINDOW_BEATS`]
+    /// intervals, two agents write under that name.
+    pub instances: BTreeMap<String, InstanceWatch>,
+}
+
+/// Which agent writes a host's heartbeat, as this agent's reads have seen it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceWatch {
+    /// The instance last seen.
+    pub last: String,
+    /// When another instance took its place (server ms), the recent ones.
+    pub changes: std::collections::VecDeque<u64>,
 }
 
 /// A hashed map written in key order, so the state file reads the same however it was filled.

@@ -125,6 +125,12 @@ impl Decision {
     pub fn severity(&self) -> Severity {
         let blind = (self.systemd_error.is_some() || self.redis_error.is_some())
             .then_some(Severity::Unknown);
+        // A host name two agents write under: recovery of its consumers waits on the operator.
+        let shared = self
+            .fleet
+            .iter()
+            .any(|h| h.shared)
+            .then_some(Severity::Critical);
         Severity::worst_of(
             self.units
                 .iter()
@@ -133,6 +139,7 @@ impl Decision {
                 .chain(self.pipelines.iter().map(|p| p.severity))
                 .chain(self.gauges.iter().map(|g| g.severity))
                 .chain(self.poison.iter().map(|p| p.severity))
+                .chain(shared)
                 .chain(blind),
         )
     }
@@ -156,6 +163,9 @@ pub struct Cycle<'a> {
     pub hosts: HashMap<&'a str, &'a crate::model::fleet::HostBeat>,
     /// The groups read, hashed (each is looked up several times a look).
     pub groups: HashMap<&'a GroupKey, &'a Result<GroupData, ReadError>>,
+    /// Another agent writes under this host's name (`[fleet]`, a cloned machine): no consumer
+    /// of this name is dead to this agent.
+    pub shared_name: bool,
 }
 
 /// A unit in a deploy's or an operator's hands.
@@ -208,6 +218,8 @@ impl<'a> Cycle<'a> {
                 .redis
                 .as_ref()
                 .map_or_else(|_| HashMap::default(), |r| r.groups.iter().collect()),
+            shared_name: cfg.fleet.enabled
+                && fleet::name_shared(snap.fleet(), &mem.fleet, &snap.hostname, &snap.hostname),
         }
     }
 
@@ -295,6 +307,9 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
         .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
+    if cfg.fleet.enabled {
+        fleet::observe_instances(cfg, snap.fleet(), &snap.hostname, &mut mem.fleet);
+    }
     let cy = Cycle::new(cfg, snap, units, mem);
     if cfg.fleet.enabled {
         fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
@@ -327,8 +342,9 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     holds::apply_deploys(&cy.deploys, snap, &mut d);
     if cfg.fleet.enabled {
         mem.fleet.as_of_ms = as_of_ms;
+        mem.fleet.shared = cy.shared_name;
         mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);
-        d.fleet = fleet::report(&cy, &groups);
+        d.fleet = fleet::report(&cy, &mem.fleet, &groups);
     }
     d
 }

@@ -85,6 +85,8 @@ fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
         interval_ms: cfg.interval.as_millis(),
         as_of_ms: mem.fleet.as_of_ms,
         groups: mem.fleet.vouches.clone(),
+        instance: mem.fleet.instance.clone(),
+        shared: mem.fleet.shared,
     };
     FleetPublish {
         host: hostname.to_string(),

@@ -1903,6 +1903,106 @@ fn a_running_job_means_hands_off() {
     );
 }
 
+/// Two agents write under one host name (a cloned machine). To this host's agent, another
+/// agent's heartbeat stood under its name before it wrote its own (not its own, nor its
+/// predecessor's): a consumer of its name whose PID is not running here may be the other
+/// machine's live one — of unknown liveness, nothing taken, none named dead, the host shown
+/// shared. To another host's agent, the name's heartbeat changed hands twice: the same.
+/// A restart (the predecessor's heartbeat, or one change of hands) is no twin.
+#[test]
+fn a_host_name_two_agents_write_under_is_taken_from_by_none() {
+    use crate::model::fleet::{FleetView, Heartbeat, HostBeat};
+    let c = cfg("[fleet]\nenabled = true\nhost_dead_after = \"30s\"");
+    let since = T0 - 3600 * S;
+    let now_ms = T0 / 1000;
+    let beat = |host: &str, instance: &str| Heartbeat {
+        host: host.into(),
+        as_of_ms: now_ms - 1000,
+        instance: instance.into(),
+        ..Default::default()
+    };
+    let view = |own_before: &str, other: &str, at: u64| FleetView {
+        now_ms: now_ms + at,
+        hosts: vec![
+            HostBeat {
+                host: HOST.into(),
+                last_beat_ms: now_ms + at,
+                beat: Some(beat(HOST, "mine")),
+            },
+            HostBeat {
+                host: "qt-2".into(),
+                last_beat_ms: now_ms + at,
+                beat: Some(beat("qt-2", other)),
+            },
+        ],
+        own_before: own_before.into(),
+    };
+    // A consumer of this host's name whose PID is not running here (the twin's live one), and
+    // one of qt-2's that qt-2 says nothing of.
+    let look = |v: FleetView| {
+        let consumers = vec![
+            consumer(&me(10), 0, 1, None),
+            consumer(&me(77), 3, 60, None),
+            consumer(&me(78), 1, 5, None),
+            consumer("execution-qt-2-9", 2, 7200, None),
+        ];
+        let mut s = snap(T0, vec![unit(10, since)], group(Some(0), consumers), None);
+        s.live_pids.insert(77, false);
+        s.live_pids.insert(78, false);
+        s.redis.as_mut().unwrap().fleet = Some(Ok(v));
+        s
+    };
+    let liveness = |d: &Decision, name: &str| {
+        let r = d
+            .consumers
+            .iter()
+            .find(|r| r.consumer.as_ref() == name)
+            .unwrap();
+        (r.liveness, r.note.to_string())
+    };
+    let mut mem = Memory::default();
+    mem.fleet.publish = true;
+    mem.fleet.instance = "mine".into();
+    mem.fleet.predecessor = "before-restart".into();
+    // First look after a restart: the predecessor's heartbeat stood there. Not shared.
+    let d = decide(&c, &look(view("before-restart", "b1", 0)), &mut mem);
+    assert_eq!(liveness(&d, &me(77)).0, Liveness::Dead);
+    // Its PID runs nothing here, but it read 5 s ago (a heartbeat lives 15 s): a live process
+    // of another machine of this name, whose agent has not beaten yet, is kept.
+    let (l, note) = liveness(&d, &me(78));
+    assert_eq!(l, Liveness::Unknown, "{note}");
+    assert!(note.contains("it read 5s ago"), "{note}");
+    assert!(d.fleet.iter().all(|h| !h.shared));
+    // Another agent's heartbeat under this name: shared at once; nothing taken.
+    let d = decide(&c, &look(view("twin", "b1", 1000)), &mut mem);
+    let (l, note) = liveness(&d, &me(77));
+    assert_eq!(l, Liveness::Unknown, "{note}");
+    assert!(note.contains("written by two agents"), "{note}");
+    assert!(
+        d.actions.iter().all(|a| a.target().2 != me(77)),
+        "{:?}",
+        d.actions
+    );
+    assert!(mem.fleet.vouches.iter().all(|v| v.dead.is_empty()));
+    assert!(mem.fleet.shared);
+    let mine = d.fleet.iter().find(|h| h.this).unwrap();
+    assert!(mine.shared);
+    assert_eq!(d.severity(), Severity::Critical);
+    // qt-2's heartbeat changed hands once (a restart): its consumers as before.
+    assert!(!d.fleet.iter().find(|h| h.host == "qt-2").unwrap().shared);
+    // Twice more within the window: two agents write as qt-2; nothing of it is taken.
+    decide(&c, &look(view("mine", "b2", 2000)), &mut mem);
+    let d = decide(&c, &look(view("mine", "b1", 3000)), &mut mem);
+    assert!(d.fleet.iter().find(|h| h.host == "qt-2").unwrap().shared);
+    let (l, note) = liveness(&d, "execution-qt-2-9");
+    assert_eq!(l, Liveness::Unknown, "{note}");
+    assert!(note.contains("written by two agents"), "{note}");
+    // Ten quiet intervals (5 s) later, nothing foreign seen: this host's name is its own again.
+    let d = decide(&c, &look(view("mine", "b1", 60_000)), &mut mem);
+    assert!(!d.fleet.iter().find(|h| h.this).unwrap().shared);
+    assert_eq!(liveness(&d, &me(77)).0, Liveness::Dead);
+}
+
 /// Rule 12: another host's consumers, judged by that host's heartbeat.
 #[test]
 fn other_hosts_are_judged_by_their_heartbeats() {
@@ -1938,6 +2038,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
             host("qt-3", 10, None),
             host("qt-4", 60, None),
         ],
+        own_before: String::new(),
     };
     let consumers = vec![
         consumer(&me(10), 0, 1, None),

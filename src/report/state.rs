@@ -76,6 +76,9 @@ pub struct AgentState {
     pub last_actions: BTreeMap<String, BTreeMap<String, LastAction>>,
     /// Its totals.
     pub totals: Totals,
+    /// Its instance in the fleet's heartbeats (`[fleet]`).
+    #[serde(default)]
+    pub fleet_instance: String,
 }
 
 impl AgentState {
@@ -137,6 +140,7 @@ mod tests {
             memory,
             last_actions: BTreeMap::new(),
             totals: Totals::default(),
+            fleet_instance: String::new(),
         }
     }
 

@@ -200,17 +200,18 @@ pub fn render_fleet(st: &Status, color: bool) -> String {
         "HOST", "STATE", "HEARTBEAT", "VERSION", "VOUCHED"
     );
     for h in &st.fleet {
-        let sev = match h.state {
-            HostState::Alive => Severity::Ok,
-            HostState::Silent => Severity::Warning,
-            HostState::Dead => Severity::Critical,
+        let (word, sev) = match h.state {
+            _ if h.shared => ("shared", Severity::Critical),
+            HostState::Alive => (h.state.as_str(), Severity::Ok),
+            HostState::Silent => (h.state.as_str(), Severity::Warning),
+            HostState::Dead => (h.state.as_str(), Severity::Critical),
         };
         let mark = if h.this { " (this host)" } else { "" };
         let _ = writeln!(
             o,
             "{:<32} {} {:>10} {:<10} {:>8}  {}",
             format!("{}{mark}", printable_name(&h.host)),
-            paint(&format!("{:<7}", h.state.as_str()), sev, color),
+            paint(&format!("{word:<7}"), sev, color),
             format!("{} ago", fmt_ms(h.age_ms)),
             printable(if h.version.is_empty() {
                 "-"

@@ -147,35 +147,49 @@ pub const PROBE_LUA: &str = "return 1";
 /// Publishes this host's heartbeat and reads every host's, in one call: unless ARGV[2] is
 /// empty (a reader that is not the agent), SET KEYS[2] (the heartbeat) to ARGV[2] for ARGV[3]
 /// ms, score host ARGV[1] in the set KEYS[1] with the server's time and forget hosts silent
-/// ARGV[4] ms; then for each host (the 1000 that beat last) its
-/// last beat and its heartbeat (ARGV[5] .. host, in KEYS[1]'s slot), '' once expired. Returns
-/// `{now_ms, host, last_ms, heartbeat, …}`. Times are the server's: no host's clock counts.
+/// ARGV[4] ms; then for each host (the 1000 that beat last, none scored ahead of the server's
+/// clock) its last beat and its heartbeat (ARGV[5] .. host, in KEYS[1]'s slot), '' once
+/// expired or if longer than ARGV[6] bytes. Returns `{now_ms, before, host, last_ms,
+/// heartbeat, …}`, `before` being the heartbeat that stood under KEYS[2] before this call
+/// wrote its own ('' if none or too long). Times are the server's: no host's clock counts.
+/// KEYS[1] of another type is the script's error (the caller says so loudly).
 pub const FLEET_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max = tonumber(ARGV[6])
+local function beat(key)
+  local n = redis.pcall('STRLEN', key)
+  if type(n) ~= 'number' or n == 0 or n > max then return '' end
+  return redis.call('GET', key)
+end
+local before = beat(KEYS[2])
 if ARGV[2] ~= '' then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
 end
-local out = {now}
-local hosts = redis.call('ZREVRANGE', KEYS[1], 0, 999, 'WITHSCORES')
+local out = {now, before}
+local hosts = redis.call('ZREVRANGEBYSCORE', KEYS[1], now + 1000, '-inf', 'WITHSCORES', 'LIMIT', 0, 1000)
 for i = 1, #hosts, 2 do
   out[#out + 1] = hosts[i]
   out[#out + 1] = math.floor(tonumber(hosts[i + 1]))
-  local b = redis.pcall('GET', ARGV[5] .. hosts[i])
-  if type(b) ~= 'string' then b = '' end
-  out[#out + 1] = b
+  out[#out + 1] = beat(ARGV[5] .. hosts[i])
 end
 return out
 "#;
 
+/// The longest heartbeat written or read (bytes): 1 000 bindings of 11 consumers make ~450
+/// KiB; a longer one is not an agent's, and copying it would hold the server.
+pub const HEARTBEAT_MAX: u64 = 1024 * 1024;
+
 /// Takes (or keeps) a group's recovery lease KEYS[1] for host ARGV[1], ARGV[2] ms: free, it
 /// gets a new fencing token from the counter KEYS[2]; held by ARGV[1], it is extended. Returns
-/// the lease's value `<host>/<token>` — another host's if it holds it.
+/// the lease's value `<host>/<token>` — another host's if it holds it. A lease always
+/// expires: one found without a time to live (another client's SET, no agent's) is taken over
+/// as a free one.
 pub const LEASE_LUA: &str = r#"
 local cur = redis.call('GET', KEYS[1])
-if cur then
+if cur and redis.call('PTTL', KEYS[1]) >= 0 then
   if string.match(cur, '^(.*)/%d+$') == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
   end

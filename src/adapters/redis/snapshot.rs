@@ -69,7 +69,8 @@ fn pipeline_of(batch: &[Part<'_>], role: bool) -> redis::Pipeline {
                     .arg(f.payload.as_deref().unwrap_or(""))
                     .arg(f.ttl_ms)
                     .arg(f.forget_ms)
-                    .arg(FleetConfig::heartbeat_key(""));
+                    .arg(FleetConfig::heartbeat_key(""))
+                    .arg(super::scripts::HEARTBEAT_MAX);
             }
         }
     }
@@ -274,6 +275,19 @@ impl RedisClient {
 /// The lease value of a lease key that could not be read.
 pub const UNREADABLE_LEASE: &str = "(unreadable)/0";
 
+/// A group's recovery lease from `GET` and `PTTL` of its key. A key that cannot be read (of
+/// another type) is a lease nobody here holds: no other host's consumer is recovered, the
+/// group is judged as usual. A lease without a time to live is none of ours (every agent sets
+/// one): it counts as free, and the next lease taken replaces it — a lease always expires.
+fn lease(v: Result<Value, ReadError>, ttl: Result<Value, ReadError>) -> Option<String> {
+    let value = v
+        .ok()
+        .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok())
+        .unwrap_or_else(|| Some(UNREADABLE_LEASE.to_string()))?;
+    let forever = matches!(ttl, Ok(Value::Int(-1)));
+    (!forever).then_some(value)
+}
+
 /// One part's error (its node could not be read).
 fn put_error(out: &mut RedisSnapshot, p: &Part<'_>, e: ReadError) {
     match p {
@@ -347,18 +361,26 @@ fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
     };
     let int = |v: &Value| redis::from_redis_value::<u64>(v.clone()).map_err(|_| bad());
     let text = |v: &Value| redis::from_redis_value::<Vec<u8>>(v.clone()).map_err(|_| bad());
-    let (now, rest) = items.split_first().ok_or_else(bad)?;
+    let [now, before, rest @ ..] = items.as_slice() else {
+        return Err(bad());
+    };
     let mut view = FleetView {
         now_ms: int(now)?,
         hosts: Vec::new(),
+        own_before: serde_json::from_slice::<Heartbeat>(&text(before)?)
+            .map(|b| b.instance)
+            .unwrap_or_default(),
     };
     for h in rest.chunks(3) {
         let [host, last, beat] = h else {
             return Err(bad());
         };
         let mut beat = serde_json::from_slice::<Heartbeat>(&text(beat)?).ok();
-        // The policy looks names up by binary search.
+        // The policy looks names up by binary search; a writer is not trusted to have sorted
+        // them, nor to have kept to the limits.
         for v in beat.iter_mut().flat_map(|b| b.groups.iter_mut()) {
+            v.live.truncate(crate::model::fleet::LIVE_NAMED);
+            v.dead.truncate(crate::model::fleet::DEAD_NAMED);
             v.live.sort();
             v.dead.sort();
         }
@@ -469,8 +491,8 @@ struct GroupReplies {
     heads: Vec<(String, Result<Value, ReadError>)>,
     scan: Option<(Scan, Result<Value, ReadError>)>,
     rechecks: Vec<Result<Value, ReadError>>,
-    lease: Option<Result<Value, ReadError>>,
-    claims: Option<Result<Value, ReadError>>,
+    lease: Option<[Result<Value, ReadError>; 2]>,
+    claims: Option<[Result<Value, ReadError>; 3]>,
 }
 
 /// Takes every reply of the group first, so that an error leaves the others in step.
@@ -555,13 +577,8 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         }
         d.rechecked = Some(still);
     }
-    // A lease key that cannot be read (a key of another type there) is a lease nobody here
-    // holds: no other host's consumer is recovered, the group is judged as usual.
-    if let Some(v) = r.lease {
-        d.lease = v
-            .ok()
-            .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok())
-            .unwrap_or_else(|| Some(UNREADABLE_LEASE.to_string()));
+    if let Some([v, ttl]) = r.lease {
+        d.lease = lease(v, ttl);
     }
     let need_stream = match (stream, d.group.lag) {
         (Some(_), _) => false,

@@ -110,6 +110,8 @@ pub struct Metrics {
     key_value: Family<Labels, FGauge>,
     key_limit: Family<Labels, FGauge>,
     fleet_hosts: Family<Labels, Gauge>,
+    fleet_shared: Family<Labels, Gauge>,
+    fleet_errors: Counter,
     heartbeat_age: Family<Labels, FGauge>,
     up: Gauge,
     cycle: Histogram,
@@ -154,6 +156,8 @@ impl Metrics {
             key_value: Family::default(),
             key_limit: Family::default(),
             fleet_hosts: Family::default(),
+            fleet_shared: Family::default(),
+            fleet_errors: Counter::default(),
             heartbeat_age: Family::default(),
             up: Gauge::default(),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -263,6 +267,12 @@ impl Metrics {
         let help = "Seconds since a host's last heartbeat, by the Redis server's clock ([fleet])";
         let m = self.heartbeat_age.clone();
         r.register("quantum_watchdog_fleet_heartbeat_age_seconds", help, m);
+        let help = "1 for a host name two agents write under (a cloned machine): nothing is taken from its consumers ([fleet])";
+        let m = self.fleet_shared.clone();
+        r.register("quantum_watchdog_fleet_host_name_shared", help, m);
+        let help = "Cycles in which the fleet's heartbeats could not be read ([fleet])";
+        let m = self.fleet_errors.clone();
+        r.register("quantum_watchdog_fleet_errors", help, m);
     }
 
     /// The agent itself.

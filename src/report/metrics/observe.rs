@@ -23,6 +23,9 @@ impl Metrics {
         if d.systemd_error.is_some() {
             self.dbus_errors.inc();
         }
+        if snap.fleet_read().is_some_and(|r| r.is_err()) {
+            self.fleet_errors.inc();
+        }
         self.up.set(i64::from(
             d.redis_error.is_none() && d.systemd_error.is_none(),
         ));
@@ -69,6 +72,12 @@ impl Metrics {
     fn fill_fleet(&self, d: &Decision) {
         self.fleet_hosts.clear();
         self.heartbeat_age.clear();
+        self.fleet_shared.clear();
+        for h in d.fleet.iter().filter(|h| h.shared) {
+            self.fleet_shared
+                .get_or_create(&l(&[("host", &h.host)]))
+                .set(1);
+        }
         if d.fleet.is_empty() {
             return;
         }
