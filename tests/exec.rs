@@ -297,6 +297,56 @@ fn a_sibling_units_entries_are_not_taken(env: &mut Env) {
 }
 with_journal!(a_sibling_units_entries_are_not_taken: redis70 = Redis70);
 
+/// One entry kills every child that reads it (SIGKILL); systemd restarts the wrapped unit each
+/// time and each new wrapper hands the dead child's entries to its own. The wrapper ends with
+/// its child, so the streak lives in Redis: after `poison_after_crashes = 3` deaths on the
+/// same entry, the dying wrapper moves it to the dead-letter stream, and the rest flows — no
+/// agent involved, and systemd's start limit never reached.
+fn crash_loop_under_exec_is_quarantined(env: &mut Env) {
+    env.create_group();
+    exec_unit(
+        env,
+        &[("QW_CRASH_ON", "7")],
+        "--ready-timeout 1s",
+        None,
+        "Restart=always\nRestartSec=1",
+    );
+    let cfg = env.config("enforce", &[(UNIT, PREFIX)], "poison_after_crashes = 3\n");
+    std::fs::write(env.base.join("exec.toml"), cfg).unwrap();
+    env.start(UNIT);
+    child_pid(env);
+    let first = Instant::now();
+    env.xadd(1, 20);
+    let flowing = || env.acked(UNIT).keys().filter(|n| **n <= 20).count() == 19;
+    let dead = || env.entries(&format!("{STREAM}:dead"));
+    assert!(
+        wait_until(Duration::from_secs(60), || flowing()
+            && env.group_pending() == 0),
+        "acked {:?}, pending {}, dead {:?}, NRestarts {}\n{}",
+        env.acked(UNIT),
+        env.group_pending(),
+        dead(),
+        show(UNIT, "NRestarts"),
+        journal_of_unit()
+    );
+    let took = first.elapsed();
+    let dead = dead();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let f = &dead[0].1;
+    assert_eq!(f["n"], "7");
+    assert_eq!(f["reason"], "crash-loop", "{f:?}");
+    assert_eq!(f["crashes"], "3", "{f:?}");
+    assert_eq!(f["exit-status"], "killed KILL", "{f:?}");
+    assert!(!env.acked(UNIT).contains_key(&7));
+    let restarts: u32 = show(UNIT, "NRestarts").parse().unwrap();
+    assert!(restarts <= 4, "NRestarts {restarts}");
+    assert_eq!(show(UNIT, "ActiveState"), "active");
+    println!(
+        "MEASURE exec crash loop: entry 7 quarantined, the rest flowing after {took:?} ({restarts} restarts)"
+    );
+}
+with_journal!(crash_loop_under_exec_is_quarantined: redis70 = Redis70);
+
 /// No traffic for three times `hung_after`: idle with no work waiting is healthy.
 fn idle_never_triggers(env: &mut Env) {
     env.create_group();

@@ -372,6 +372,13 @@ pub fn claims_key(stream: &str, group: &str) -> String {
     format!("{}:quantum-watchdog:claims:{group}", stream_tagged(stream))
 }
 
+/// The hash of a group's crash streaks of wrapped units (`exec`): per unit, the entry at the
+/// head of its consumer at its last deaths (in the stream's slot). A wrapper dies with its
+/// child, so the streak outlives it here.
+pub fn crashes_key(stream: &str, group: &str) -> String {
+    format!("{}:quantum-watchdog:crashes:{group}", stream_tagged(stream))
+}
+
 /// `stream` as the start of a key in its slot: as it is if it carries a hash tag, else in
 /// braces.
 fn stream_tagged(stream: &str) -> String {

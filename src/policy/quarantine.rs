@@ -123,25 +123,62 @@ pub fn judge_deaths(cy: &Cycle<'_>, mem: &mut Memory, deaths: &[Death], d: &mut 
                 continue;
             }
             m.crash_heads.remove(key);
-            d.actions
-                .push(quarantine(cy, key, &name, head, streak, death, limit));
+            let dead = cy.cfg.redis.dead_letter_key(&key.stream);
+            let at = Crash {
+                consumer: &name,
+                head,
+                death,
+            };
+            d.actions.push(quarantine(key, dead, &at, streak, limit));
         }
     }
 }
 
-fn quarantine(
-    cy: &Cycle<'_>,
-    key: &GroupKey,
-    consumer: &str,
-    head: &crate::model::PendingEntry,
-    crashes: u32,
-    death: &Death,
-    limit: u32,
-) -> Action {
+/// One death of a unit's process with the entry at the head of its consumer.
+#[derive(Clone, Copy)]
+pub struct Crash<'a> {
+    /// The consumer the dead process read under.
+    pub consumer: &'a str,
+    /// Its oldest unacknowledged entry.
+    pub head: &'a crate::model::PendingEntry,
+    /// The death.
+    pub death: &'a Death,
+}
+
+/// A wrapped unit's child died (`exec`; the wrapper ends with it, so the streak lives in
+/// Redis as `last`): the streak to keep after this death (`None`: none) and the quarantine of
+/// the head once it reaches `poison_after_crashes` — the rule of [`judge_deaths`].
+pub fn judge_wrapped_death(
+    w: &crate::config::Watch,
+    dead: String,
+    at: &Crash<'_>,
+    last: Option<&CrashHead>,
+) -> (Option<CrashHead>, Option<Action>) {
+    let Some(limit) = w.params.poison_after_crashes else {
+        return (None, None);
+    };
+    let streak = streak_after(last, at.head);
+    if streak < limit {
+        let keep = CrashHead {
+            id: at.head.id,
+            deaths: streak,
+            deliveries: at.head.deliveries,
+        };
+        return (Some(keep), None);
+    }
+    (None, Some(quarantine(w.key(), dead, at, streak, limit)))
+}
+
+fn quarantine(key: &GroupKey, dead: String, at: &Crash<'_>, crashes: u32, limit: u32) -> Action {
+    let Crash {
+        consumer,
+        head,
+        death,
+    } = *at;
     Action::Quarantine {
         unit: death.unit.clone(),
         stream: key.stream.clone(),
-        dead: cy.cfg.redis.dead_letter_key(&key.stream),
+        dead,
         group: key.group.clone(),
         id: head.id.to_string(),
         consumer: consumer.to_string(),
@@ -249,5 +286,49 @@ mod tests {
         ] {
             assert_eq!(streak_after(before.as_ref(), &head), streak, "{why}");
         }
+    }
+
+    /// Under `exec` the streak comes from Redis and goes back there: kept below the limit,
+    /// the quarantine at it, nothing without the setting.
+    #[test]
+    fn a_wrapped_units_streak_is_kept_then_quarantined() {
+        let toml = "[[watch]]\nunit = \"quantum-x.service\"\nstream = \"s\"\ngroup = \"g\"\n\
+                    consumer = \"x-{pid}\"\npoison_after_crashes = 3\n";
+        let cfg = crate::config::from_fragments(&[("t.toml".into(), toml.into())]).unwrap();
+        let w = &cfg.watch[0];
+        let death = Death {
+            unit: "quantum-x.service".into(),
+            old_pid: 7,
+            exit_status: "killed KILL".into(),
+        };
+        let head = entry("5-0", 4);
+        let at = Crash {
+            consumer: "x-7",
+            head: &head,
+            death: &death,
+        };
+        let (keep, a) = judge_wrapped_death(w, "s:dead".into(), &at, Some(&last("5-0", 1, 2)));
+        assert_eq!(keep, Some(last("5-0", 2, 4)));
+        assert!(a.is_none());
+        let (keep, a) = judge_wrapped_death(w, "s:dead".into(), &at, Some(&last("5-0", 2, 3)));
+        assert_eq!(keep, None);
+        match a {
+            Some(Action::Quarantine {
+                id, crashes, dead, ..
+            }) => assert_eq!((id.as_str(), crashes, dead.as_str()), ("5-0", 3, "s:dead")),
+            other => panic!("{other:?}"),
+        }
+        // Not read since the last death: no streak, nothing moved.
+        let (keep, a) = judge_wrapped_death(w, "s:dead".into(), &at, Some(&last("5-0", 2, 4)));
+        assert_eq!((keep.map(|k| k.deaths), a.is_none()), (Some(0), true));
+        let plain = crate::config::from_fragments(&[(
+            "t.toml".into(),
+            toml.replace("poison_after_crashes = 3\n", ""),
+        )])
+        .unwrap();
+        assert_eq!(
+            judge_wrapped_death(&plain.watch[0], "s:dead".into(), &at, None),
+            (None, None)
+        );
     }
 }

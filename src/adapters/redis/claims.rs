@@ -279,6 +279,59 @@ impl RedisClient {
         self.run(async |c| inv.invoke_async(c).await).await
     }
 
+    /// What a wrapped unit's crash streak needs (`exec`): the oldest entry `consumer` holds,
+    /// and `unit`'s record in the group's crash streaks (as written).
+    pub async fn crash_look(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        unit: &str,
+    ) -> Result<(Option<crate::model::PendingEntry>, Option<String>), ClientError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(consumer);
+        pipe.cmd("HGET")
+            .arg(crate::config::crashes_key(stream, group))
+            .arg(unit);
+        let (head, record): (redis::Value, Option<String>) =
+            self.run(async |c| pipe.query_async(c).await).await?;
+        let head = super::xinfo::pending_entries(&head)
+            .map_err(|e| ClientError::Command(format!("XPENDING: {e}")))?;
+        Ok((head.into_iter().next(), record))
+    }
+
+    /// Writes `unit`'s crash streak record (a day to live), or removes it (`None`).
+    pub async fn note_crash(
+        &mut self,
+        stream: &str,
+        group: &str,
+        unit: &str,
+        record: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let key = crate::config::crashes_key(stream, group);
+        let mut pipe = redis::pipe();
+        match record {
+            Some(r) => pipe
+                .cmd("HSET")
+                .arg(&key)
+                .arg(unit)
+                .arg(r)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(86_400_000)
+                .ignore(),
+            None => pipe.cmd("HDEL").arg(&key).arg(unit).ignore(),
+        };
+        self.run(async |c| pipe.query_async::<()>(c).await).await
+    }
+
     /// A clean stop: removes this host's heartbeat and its name from the fleet (see
     /// [`super::scripts::LEAVE_LUA`]).
     pub async fn leave_fleet(&mut self, host: &str) -> Result<(), ClientError> {

@@ -9,6 +9,7 @@
 //! PID is the unit's if it runs in that cgroup.
 
 pub mod child;
+mod crash;
 mod look;
 
 use std::ffi::OsString;
@@ -395,6 +396,12 @@ impl Exec {
         );
         self.ended = true;
         let bound = self.cfg.redis.timeout.0 * 3;
+        if tokio::time::timeout(bound, self.note_death(end))
+            .await
+            .is_err()
+        {
+            tracing::warn!("{}: noting the death took over {bound:?}; left", self.unit);
+        }
         let last = async {
             let snap = look::snapshot(self).await;
             if snap.redis.is_ok() {
