@@ -728,63 +728,8 @@ if [[ $ONLY == *9* ]]; then
 # ------------------------------------------------------------------------------------------
 FLEET_SECS=${BENCH_FLEET_SECS:-30}
 echo
-echo "## 9. Fleet: 100 hosts' heartbeats against one Redis, ${FLEET_SECS} s"
-# 99 simulated hosts beat every second with the agent's own script (as an agent would, a
-# payload of 10 groups of 11 consumers); then one real agent with [fleet] beside them.
-SCRIPT=$(sed -n '/^pub const FLEET_LUA: &str = r#"/,/^"#;/p' "$QW_BENCH/../src/adapters/redis/scripts.rs" | sed '1d;$d')
-PAYLOAD=$(python3 -c '
-import json
-g = [{"stream": f"s{i}", "group": "g", "live": [f"c{i}-{k}" for k in range(11)], "dead": []} for i in range(10)]
-print(json.dumps({"host": "sim", "version": "0.1.0", "interval_ms": 1000, "as_of_ms": 0, "groups": g}))')
-SHA=$($R SCRIPT LOAD "$SCRIPT")
-beat_all() { for h in $(seq -w 1 99); do echo "EVALSHA $SHA 2 {quantum-watchdog}:hosts {quantum-watchdog}:host:sim-$h sim-$h '$PAYLOAD' 3000 604800000 {quantum-watchdog}:host:"; done | $R >/dev/null; }
-( while [ ! -e "$B/fleet.stop" ]; do beat_all; sleep 1; done ) &
-SIM=$!
-sleep 2
-{
-    echo "mode = \"observe\""
-    echo "interval = \"1s\""
-    echo "units = [\"quantum-f-*.service\"]"
-    echo "redis.url = \"unix://$SOCK\""
-    echo "[fleet]"
-    echo "enabled = true"
-} > "$B/fleet.toml"
-for i in $(seq -w 0 9); do
-    unit_sleep "quantum-f-$i"
-    printf '[[watch]]\nunit = "quantum-f-%s.service"\nstream = "bench:f:%s"\ngroup = "g"\nconsumer = "f%s-{hostname}-{pid}"\n' "$i" "$i" "$i" >> "$B/fleet.toml"
-    $R XGROUP CREATE "bench:f:$i" g '$' MKSTREAM >/dev/null
-done
-systemctl --user daemon-reload
-for i in $(seq -w 0 9); do systemctl --user start --no-block "quantum-f-$i.service"; done
-sleep 2
-cpu_ms() { $R INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.0f", s * 1000}'; }
-evalstat() { $R INFO commandstats | awk -F'[=,:]' '/^cmdstat_(eval|evalsha):/ {c += $3; u += $5} END {print c, u}'; }
-# The simulated hosts alone, then with the agent.
-$R CONFIG RESETSTAT >/dev/null; c0=$(cpu_ms); t0=$(now_ns); sleep "$FLEET_SECS"
-sim_cpu=$(( $(cpu_ms) - c0 )); sim_el=$(ms_since "$t0"); read -r sim_calls sim_us < <(evalstat)
-QUANTUM_WATCHDOG_LOG=debug "$QW_BIN" --user --config "$B/fleet.toml" agent 2>"$B/fleet.log" &
-FA=$!
-sleep 3
-$R CONFIG RESETSTAT >/dev/null; c0=$(cpu_ms); t0=$(now_ns); sleep "$FLEET_SECS"
-all_cpu=$(( $(cpu_ms) - c0 )); all_el=$(ms_since "$t0"); read -r all_calls all_us < <(evalstat)
-HOSTS=$($R ZCARD '{quantum-watchdog}:hosts')
-kill $FA; wait $FA 2>/dev/null || true
-touch "$B/fleet.stop"; wait $SIM 2>/dev/null || true
-sed -E 's/\x1b\[[0-9;]*m//g' "$B/fleet.log" | sed -n 's/.*cycle \([0-9.]*\) ms: decide.*/\1/p' | tail -n +4 > "$B/fleet-ms"
-python3 - "$sim_cpu" "$sim_el" "$sim_calls" "$sim_us" "$all_cpu" "$all_el" "$all_calls" "$all_us" "$HOSTS" "$B/fleet-ms" <<'PY'
-import sys
-a = sys.argv[1:]
-sc, se, sn, su, ac, ae, an, au, hosts = (float(x) for x in a[:9])
-cyc = sorted(float(x) for x in open(a[9]) if x.strip())
-q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
-per = lambda us, n: us / n if n else 0
-print(f"| figure | value |")
-print(f"|---|---:|")
-print(f"| hosts in the fleet | {hosts:.0f} (99 simulated + the agent) |")
-print(f"| heartbeat script, server time per call (writes its beat, reads all {hosts:.0f}) | {per(au, an):.0f} µs |")
-print(f"| Redis server CPU, 99 simulated hosts beating each second | {sc / se * 100:.2f} % of a core |")
-print(f"| Redis server CPU, the same with the agent (10 bindings, interval 1 s) | {ac / ae * 100:.2f} % of a core |")
-print(f"| the agent's cycle p50 / p99 | {q(cyc, .5):.2f} / {q(cyc, .99):.2f} ms |")
-PY
-for i in $(seq -w 0 9); do systemctl --user stop --no-block "quantum-f-$i.service"; done
+echo "## 9. Fleet: 100 hosts' heartbeats against one Redis, ${FLEET_SECS} s a row"
+# 100 simulated hosts beat every second with the agent's own script, as its agent calls it
+# (beside an earlier build's script with QW_BENCH_BASE_SRC=<its source tree>).
+"$QW_BENCH/fleet.sh" "$SOCK" "$FLEET_SECS"
 fi

@@ -349,6 +349,13 @@ impl FleetConfig {
         format!("{FLEET_TAG}:hosts")
     }
 
+    /// Per host, `<instance> <as_of_ms> <changed_ms>`: which agent beats, the server's time of
+    /// the look its heartbeat speaks of, and when the heartbeat's content last changed — so a
+    /// reader copies only the heartbeats that changed since it last read.
+    pub fn meta_key() -> String {
+        format!("{FLEET_TAG}:meta")
+    }
+
     /// A host's heartbeat.
     pub fn heartbeat_key(host: &str) -> String {
         format!("{FLEET_TAG}:host:{host}")

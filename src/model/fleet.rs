@@ -64,8 +64,18 @@ pub struct HostBeat {
     /// The server's time (ms) of its last heartbeat.
     pub last_beat_ms: u64,
     /// Its heartbeat; `None` once it expired (the host's agent has been silent a while), or
-    /// if it could not be read.
-    pub beat: Option<Heartbeat>,
+    /// if it could not be read — or, with `unchanged`, not copied in this read. Shared: a
+    /// reader keeps the heartbeats it read and takes them again while they are unchanged.
+    pub beat: Option<std::sync::Arc<Heartbeat>>,
+    /// The server's time of the look its heartbeat speaks of (its meta; else the heartbeat's).
+    #[serde(default)]
+    pub as_of_ms: u64,
+    /// The agent process that wrote it (its meta; else the heartbeat's).
+    #[serde(default)]
+    pub instance: String,
+    /// Its heartbeat is there but was not copied: unchanged since the reader's last read.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 /// Every host's heartbeat, read in the cycle's round trip.
@@ -79,6 +89,27 @@ pub struct FleetView {
     /// own (empty: none, or not one of ours).
     #[serde(default)]
     pub own_before: String,
+    /// This agent's heartbeat was sent as unchanged, but what stands is not its last one: the
+    /// next look sends it whole.
+    #[serde(default)]
+    pub resend: bool,
+}
+
+impl HostBeat {
+    /// A host read with its whole heartbeat (its time and instance as the heartbeat says).
+    pub fn with_beat(host: &str, last_beat_ms: u64, beat: Option<Heartbeat>) -> HostBeat {
+        HostBeat {
+            host: host.to_string(),
+            last_beat_ms,
+            as_of_ms: beat.as_ref().map_or(0, |b| b.as_of_ms),
+            instance: beat
+                .as_ref()
+                .map(|b| b.instance.clone())
+                .unwrap_or_default(),
+            beat: beat.map(std::sync::Arc::new),
+            unchanged: false,
+        }
+    }
 }
 
 impl FleetView {

@@ -75,6 +75,17 @@ pub struct FleetPublish {
     pub ttl_ms: u64,
     /// A host silent this long (ms) is forgotten.
     pub forget_ms: u64,
+    /// This agent process (the heartbeat's meta).
+    pub instance: String,
+    /// The server's time of the look the heartbeat speaks of (the heartbeat's meta).
+    pub as_of_ms: u64,
+    /// The server's time of this reader's last complete read: heartbeats unchanged since are
+    /// not copied (0: every one).
+    pub since_ms: u64,
+    /// The heartbeat is the one this agent last wrote: only its time to live is renewed.
+    pub unchanged: bool,
+    /// The heartbeat's digest (FNV-1a), kept in its meta.
+    pub digest: u64,
 }
 
 /// The whole cycle's read.

@@ -54,13 +54,40 @@ pub fn observe_instances(cfg: &Config, view: Option<&FleetView>, me: &str, f: &m
         let foreign = !ours.contains(&view.own_before.as_str());
         note(me, &view.own_before, foreign);
     }
-    for h in view.hosts.iter().filter(|h| h.host != me) {
-        if let Some(b) = h.beat.as_ref().filter(|b| !b.instance.is_empty()) {
-            note(&h.host, &b.instance, false);
+    for h in view
+        .hosts
+        .iter()
+        .filter(|h| h.host != me && !h.instance.is_empty())
+    {
+        if h.beat.is_some() {
+            note(&h.host, &h.instance, false);
         }
     }
     f.instances
         .retain(|h, _| h == me || view.hosts.iter().any(|x| &x.host == h));
+}
+
+/// The heartbeats as read, with each one the read did not copy (unchanged since this reader's
+/// last read) taken from memory; memory keeps this read's for the next. The next read may
+/// skip the unchanged ones only if every heartbeat there is now known.
+pub fn merge_beats(view: &FleetView, f: &mut FleetMemory) -> FleetView {
+    let mut out = view.clone();
+    let mut complete = true;
+    for h in &mut out.hosts {
+        if h.unchanged {
+            h.beat = f.beats.get(&h.host).cloned();
+            complete &= h.beat.is_some();
+        }
+        match &h.beat {
+            Some(b) => f.beats.insert(h.host.clone(), std::sync::Arc::clone(b)),
+            None => f.beats.remove(&h.host),
+        };
+    }
+    let here: std::collections::BTreeSet<&str> =
+        view.hosts.iter().map(|h| h.host.as_str()).collect();
+    f.beats.retain(|host, _| here.contains(host.as_str()));
+    f.since_ms = if complete { view.now_ms } else { 0 };
+    out
 }
 
 /// Whether two agents write under the host name `host` (a cloned machine): for this host
@@ -100,7 +127,7 @@ pub fn classify_other_host(
             format!("host name {host} is written by two agents: nothing is taken from it"),
         ),
         // A heartbeat dated ahead of the server's clock is not one of ours: no word.
-        Some(beat) if beat.as_of_ms > view.now_ms.saturating_add(1000) => return None,
+        Some(_) if hb.as_of_ms > view.now_ms.saturating_add(1000) => return None,
         Some(beat) => match beat.vouch(&w.stream, &w.group) {
             Some(v) if v.live.binary_search_by(|n| n.as_str().cmp(&c.name)).is_ok() => (
                 Liveness::Live,
@@ -109,8 +136,8 @@ pub fn classify_other_host(
             // Not read since that look: the agent's word on it still stands.
             Some(v)
                 if v.dead.binary_search_by(|n| n.as_str().cmp(&c.name)).is_ok()
-                    && beat.as_of_ms > 0
-                    && c.idle_ms > view.now_ms.saturating_sub(beat.as_of_ms) + 1000 =>
+                    && hb.as_of_ms > 0
+                    && c.idle_ms > view.now_ms.saturating_sub(hb.as_of_ms) + 1000 =>
             {
                 (Liveness::Dead, format!("host {host}'s agent found it dead"))
             }

@@ -119,6 +119,14 @@ pub struct FleetMemory {
     pub vouches: Vec<crate::model::fleet::Vouch>,
     /// Another agent writes under this host's name, as the last look found (published).
     pub shared: bool,
+    /// The heartbeats this reader has, by host, and the server's time of the read they are
+    /// complete as of (0: none; the next read copies every heartbeat).
+    pub beats: BTreeMap<String, std::sync::Arc<crate::model::fleet::Heartbeat>>,
+    /// See [`FleetMemory::beats`].
+    pub since_ms: u64,
+    /// The digest of the heartbeat this agent last wrote and found standing: while it is the
+    /// same, only its time to live is renewed.
+    pub sent: Option<u64>,
     /// The server's time (ms) of this agent's last read of the heartbeats.
     pub last_read_ms: u64,
     /// Per host whose heartbeat is gone: the server's time (ms) of the first of this agent's

@@ -166,6 +166,9 @@ pub struct Cycle<'a> {
     /// Another agent writes under this host's name (`[fleet]`, a cloned machine): no consumer
     /// of this name is dead to this agent.
     pub shared_name: bool,
+    /// The fleet's heartbeats as read this cycle, with those unchanged since the last read
+    /// taken from memory (`[fleet]`).
+    pub fleet: Option<&'a crate::model::fleet::FleetView>,
 }
 
 /// A unit in a deploy's or an operator's hands.
@@ -206,20 +209,26 @@ fn deploys(mem: &mut Memory, units: &[UnitState], now: u64, hold: u64) -> BTreeM
 
 impl<'a> Cycle<'a> {
     /// The look at `units` (those of `snap`), with its lookups; notes when deploys began.
-    fn new(cfg: &'a Config, snap: &'a Snapshot, units: &'a [UnitState], mem: &mut Memory) -> Self {
+    fn new(
+        cfg: &'a Config,
+        snap: &'a Snapshot,
+        (units, fleet): (&'a [UnitState], Option<&'a crate::model::fleet::FleetView>),
+        mem: &mut Memory,
+    ) -> Self {
         Cycle {
             cfg,
             snap,
             units,
             deploys: deploys(mem, units, snap.mono_usec, cfg.deploy_hold.as_micros()),
             by_name: units.iter().map(|u| (u.name.as_str(), u)).collect(),
-            hosts: fleet_hosts(snap),
+            hosts: fleet_hosts(fleet),
             groups: snap
                 .redis
                 .as_ref()
                 .map_or_else(|_| HashMap::default(), |r| r.groups.iter().collect()),
             shared_name: cfg.fleet.enabled
-                && fleet::name_shared(snap.fleet(), &mem.fleet, &snap.hostname, &snap.hostname),
+                && fleet::name_shared(fleet, &mem.fleet, &snap.hostname, &snap.hostname),
+            fleet,
         }
     }
 
@@ -251,7 +260,7 @@ impl<'a> Cycle<'a> {
 
     /// The fleet's heartbeats as read this cycle (`[fleet]`), if they could be read.
     pub fn fleet(&self) -> Option<&crate::model::fleet::FleetView> {
-        self.snap.fleet()
+        self.fleet
     }
 
     /// A watched group's data, or why it cannot be read.
@@ -307,10 +316,15 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
         .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
+    let view = cfg
+        .fleet
+        .enabled
+        .then(|| snap.fleet().map(|v| fleet::merge_beats(v, &mut mem.fleet)))
+        .flatten();
     if cfg.fleet.enabled {
-        fleet::observe_instances(cfg, snap.fleet(), &snap.hostname, &mut mem.fleet);
+        fleet::observe_instances(cfg, view.as_ref(), &snap.hostname, &mut mem.fleet);
     }
-    let cy = Cycle::new(cfg, snap, units, mem);
+    let cy = Cycle::new(cfg, snap, (units, view.as_ref()), mem);
     if cfg.fleet.enabled {
         fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
     }
@@ -341,6 +355,14 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     );
     holds::apply_deploys(&cy.deploys, snap, &mut d);
     if cfg.fleet.enabled {
+        // What this look wrote (from the memory before it changes below) stands, unless the
+        // script asked for it whole: while it is the same, only its time to live is renewed.
+        mem.fleet.sent = match cy.fleet {
+            Some(v) if mem.fleet.publish && mem.fleet.as_of_ms > 0 && !v.resend => {
+                Some(plan::digest(&plan::heartbeat(cfg, &snap.hostname, mem)))
+            }
+            _ => None,
+        };
         mem.fleet.as_of_ms = as_of_ms;
         mem.fleet.shared = cy.shared_name;
         mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);
@@ -394,8 +416,10 @@ pub fn units_in_question(mem: &Memory) -> Vec<String> {
 }
 
 /// The hosts of the heartbeats read, by name.
-fn fleet_hosts(snap: &Snapshot) -> HashMap<&str, &crate::model::fleet::HostBeat> {
-    snap.fleet()
+fn fleet_hosts(
+    fleet: Option<&crate::model::fleet::FleetView>,
+) -> HashMap<&str, &crate::model::fleet::HostBeat> {
+    fleet
         .into_iter()
         .flat_map(|v| &v.hosts)
         .map(|h| (h.host.as_str(), h))

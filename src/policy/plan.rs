@@ -77,25 +77,42 @@ pub fn plan(
 /// A host silent this long is dropped from the fleet's list of hosts.
 pub const FORGET_HOST_MS: u64 = 7 * 24 * 3600 * 1000;
 
-/// This host's heartbeat: what the last look found of its own consumers.
-fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
-    let beat = || Heartbeat {
+/// This host's heartbeat, as JSON: what the last look found of its own consumers. What changes
+/// every look (its time) goes in the meta, so the heartbeat changes only when its word does.
+pub fn heartbeat(cfg: &Config, hostname: &str, mem: &Memory) -> String {
+    let beat = Heartbeat {
         host: hostname.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         interval_ms: cfg.interval.as_millis(),
-        as_of_ms: mem.fleet.as_of_ms,
+        as_of_ms: 0,
         groups: mem.fleet.vouches.clone(),
         instance: mem.fleet.instance.clone(),
         shared: mem.fleet.shared,
     };
+    serde_json::to_string(&beat).expect("a heartbeat serialises")
+}
+
+/// The digest of a heartbeat: whether it is the one last written.
+pub fn digest(text: &str) -> u64 {
+    crate::model::hash::fnv1a(text.as_bytes())
+}
+
+/// This host's heartbeat to publish (only after a complete look: one that vouches for nothing
+/// would leave this host's consumers to the others' zombie rule), and what to read.
+fn fleet_publish(cfg: &Config, hostname: &str, mem: &Memory) -> FleetPublish {
+    let payload =
+        (mem.fleet.publish && mem.fleet.as_of_ms > 0).then(|| heartbeat(cfg, hostname, mem));
+    let digest = payload.as_deref().map_or(0, digest);
     FleetPublish {
         host: hostname.to_string(),
-        // Only after a complete look: a heartbeat that vouches for nothing would leave this
-        // host's consumers to the others' zombie rule.
-        payload: (mem.fleet.publish && mem.fleet.as_of_ms > 0)
-            .then(|| serde_json::to_string(&beat()).expect("a heartbeat serialises")),
+        unchanged: payload.is_some() && mem.fleet.sent == Some(digest),
+        payload,
+        digest,
         ttl_ms: FleetConfig::heartbeat_ttl(cfg.interval.0).as_millis() as u64,
         forget_ms: FORGET_HOST_MS,
+        instance: mem.fleet.instance.clone(),
+        as_of_ms: mem.fleet.as_of_ms,
+        since_ms: mem.fleet.since_ms,
     }
 }
 

@@ -1924,18 +1924,11 @@ fn a_host_name_two_agents_write_under_is_taken_from_by_none() {
     let view = |own_before: &str, other: &str, at: u64| FleetView {
         now_ms: now_ms + at,
         hosts: vec![
-            HostBeat {
-                host: HOST.into(),
-                last_beat_ms: now_ms + at,
-                beat: Some(beat(HOST, "mine")),
-            },
-            HostBeat {
-                host: "qt-2".into(),
-                last_beat_ms: now_ms + at,
-                beat: Some(beat("qt-2", other)),
-            },
+            HostBeat::with_beat(HOST, now_ms + at, Some(beat(HOST, "mine"))),
+            HostBeat::with_beat("qt-2", now_ms + at, Some(beat("qt-2", other))),
         ],
         own_before: own_before.into(),
+        resend: false,
     };
     // A consumer of this host's name whose PID is not running here (the twin's live one), and
     // one of qt-2's that qt-2 says nothing of.
@@ -2021,10 +2014,8 @@ fn other_hosts_are_judged_by_their_heartbeats() {
         }],
         ..Default::default()
     };
-    let host = |h: &str, age_s: u64, b: Option<Heartbeat>| HostBeat {
-        host: h.into(),
-        last_beat_ms: now_ms - age_s * 1000,
-        beat: b,
+    let host = |h: &str, age_s: u64, b: Option<Heartbeat>| {
+        HostBeat::with_beat(h, now_ms - age_s * 1000, b)
     };
     let view = FleetView {
         now_ms,
@@ -2039,6 +2030,7 @@ fn other_hosts_are_judged_by_their_heartbeats() {
             host("qt-4", 60, None),
         ],
         own_before: String::new(),
+        resend: false,
     };
     let consumers = vec![
         consumer(&me(10), 0, 1, None),
@@ -2283,4 +2275,65 @@ fn reused_consumers_lead_to_no_consumer_action() {
     group_mut(&mut late).consumers_read_usec = None;
     let d = decide(&c, &late, &mut mem);
     assert_eq!(deletes(&d).first().map(|(n, _)| n.clone()), Some(worker));
+}
+
+/// A reader copies a heartbeat only when it changed since its last read: the ones the read
+/// skips come from memory; one that memory lacks makes the next read copy them all.
+#[test]
+fn unchanged_heartbeats_come_from_memory() {
+    use crate::model::fleet::{FleetView, Heartbeat, HostBeat};
+    let beat = |host: &str, v: &str| Heartbeat {
+        host: host.into(),
+        version: v.into(),
+        ..Default::default()
+    };
+    let skipped = |host: &str| HostBeat {
+        beat: None,
+        unchanged: true,
+        ..HostBeat::with_beat(host, 5, None)
+    };
+    let mut f = crate::policy::memory::FleetMemory::default();
+    let first = FleetView {
+        now_ms: 100,
+        hosts: vec![
+            HostBeat::with_beat("a", 99, Some(beat("a", "1"))),
+            HostBeat::with_beat("b", 99, Some(beat("b", "1"))),
+        ],
+        own_before: String::new(),
+        resend: false,
+    };
+    let v = super::fleet::merge_beats(&first, &mut f);
+    assert_eq!(v, first);
+    assert_eq!(f.since_ms, 100);
+    // b changed, a did not; c left the fleet's read.
+    let second = FleetView {
+        now_ms: 200,
+        hosts: vec![
+            skipped("a"),
+            HostBeat::with_beat("b", 199, Some(beat("b", "2"))),
+        ],
+        own_before: String::new(),
+        resend: false,
+    };
+    let v = super::fleet::merge_beats(&second, &mut f);
+    assert_eq!(
+        v.hosts[0].beat.as_deref().map(|b| b.version.as_str()),
+        Some("1")
+    );
+    assert_eq!(
+        v.hosts[1].beat.as_deref().map(|b| b.version.as_str()),
+        Some("2")
+    );
+    assert_eq!(f.since_ms, 200);
+    // A host memory does not have: the next read copies every heartbeat.
+    let third = FleetView {
+        now_ms: 300,
+        hosts: vec![skipped("a"), skipped("z")],
+        own_before: String::new(),
+        resend: false,
+    };
+    let v = super::fleet::merge_beats(&third, &mut f);
+    assert!(v.hosts[1].beat.is_none());
+    assert_eq!(f.since_ms, 0);
+    assert!(f.beats.contains_key("a") && !f.beats.contains_key("b"));
 }

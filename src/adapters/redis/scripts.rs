@@ -144,15 +144,22 @@ pub const DELETE_RECHECK_MAX: u64 = 100;
 /// only routes it (to the node of that stream on a cluster).
 pub const PROBE_LUA: &str = "return 1";
 
-/// Publishes this host's heartbeat and reads every host's, in one call: unless ARGV[2] is
-/// empty (a reader that is not the agent), SET KEYS[2] (the heartbeat) to ARGV[2] for ARGV[3]
-/// ms, score host ARGV[1] in the set KEYS[1] with the server's time and forget hosts silent
-/// ARGV[4] ms; then for each host (the 1000 that beat last, none scored ahead of the server's
-/// clock) its last beat and its heartbeat (ARGV[5] .. host, in KEYS[1]'s slot), '' once
-/// expired or if longer than ARGV[6] bytes. Returns `{now_ms, before, host, last_ms,
-/// heartbeat, …}`, `before` being the heartbeat that stood under KEYS[2] before this call
-/// wrote its own ('' if none or too long). Times are the server's: no host's clock counts.
-/// KEYS[1] of another type is the script's error (the caller says so loudly).
+/// Publishes this host's heartbeat and reads every host's, in one call. KEYS: the hosts set,
+/// this host's heartbeat, the meta hash (per host `<instance> <as_of> <changed> <expires>
+/// <digest>`). Times are the server's: no host's clock counts.
+///
+/// Unless ARGV[2] is empty (a reader that is not the agent): the heartbeat ARGV[2] is SET for
+/// ARGV[3] ms — or, when ARGV[2] is `=` (unchanged since this agent's last write, whose digest
+/// ARGV[9] the meta still holds, written by this instance), only its time to live renewed;
+/// otherwise nothing is written and `resend` asks for the whole heartbeat next time. Its meta
+/// is written (ARGV[7] = `<instance> <as_of>`), host ARGV[1] scored in the hosts set, hosts
+/// silent ARGV[4] ms forgotten. Then for each host (the 1000 that beat last, none scored ahead
+/// of the server's clock): its last beat, its meta, whether its heartbeat is there, and the
+/// heartbeat itself only if it changed at or after ARGV[8] (the reader's last read; 0: always)
+/// and is at most ARGV[6] bytes ('' otherwise). Returns `{now_ms, before, resend, host,
+/// last_ms, meta, present, heartbeat, …}`, `before` being the instance that wrote under this
+/// host's name before this call. A key of another type is the script's error (the caller says
+/// so loudly).
 pub const FLEET_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -162,18 +169,54 @@ local function beat(key)
   if type(n) ~= 'number' or n == 0 or n > max then return '' end
   return redis.call('GET', key)
 end
-local before = beat(KEYS[2])
-if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
+local function fields(m)
+  local f = {}
+  for w in string.gmatch(m or '', '%S+') do f[#f + 1] = w end
+  return f
 end
-local out = {now, before}
+local mine = fields(redis.call('HGET', KEYS[3], ARGV[1]))
+local before = mine[1] or ''
+local resend = 0
+if ARGV[2] ~= '' then
+  local ttl = tonumber(ARGV[3])
+  local changed = now
+  if ARGV[2] == '=' then
+    if mine[5] == ARGV[9] and before == fields(ARGV[7])[1] and redis.call('PEXPIRE', KEYS[2], ttl) == 1 then
+      changed = tonumber(mine[3]) or now
+    else
+      resend = 1
+    end
+  else
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+  end
+  if resend == 0 then
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[7] .. ' ' .. changed .. ' ' .. (now + ttl) .. ' ' .. ARGV[9])
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]), 'LIMIT', 0, 100)) do
+    redis.call('HDEL', KEYS[3], h)
+    redis.call('ZREM', KEYS[1], h)
+  end
+end
+local since = tonumber(ARGV[8])
+local out = {now, before, resend}
 local hosts = redis.call('ZREVRANGEBYSCORE', KEYS[1], now + 1000, '-inf', 'WITHSCORES', 'LIMIT', 0, 1000)
-for i = 1, #hosts, 2 do
-  out[#out + 1] = hosts[i]
-  out[#out + 1] = math.floor(tonumber(hosts[i + 1]))
-  out[#out + 1] = beat(ARGV[5] .. hosts[i])
+if #hosts == 0 then return out end
+local names = {}
+for i = 1, #hosts, 2 do names[#names + 1] = hosts[i] end
+local metas = redis.call('HMGET', KEYS[3], unpack(names))
+for i, h in ipairs(names) do
+  local m = metas[i] or ''
+  local f = fields(m)
+  local present
+  if f[4] then present = tonumber(f[4]) > now and 1 or 0 else present = redis.call('EXISTS', ARGV[5] .. h) end
+  local b = ''
+  if present == 1 and (f[3] == nil or tonumber(f[3]) >= since) then b = beat(ARGV[5] .. h) end
+  out[#out + 1] = h
+  out[#out + 1] = math.floor(tonumber(hosts[2 * i]))
+  out[#out + 1] = m
+  out[#out + 1] = present
+  out[#out + 1] = b
 end
 return out
 "#;

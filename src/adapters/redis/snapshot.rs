@@ -62,15 +62,23 @@ fn pipeline_of(batch: &[Part<'_>], role: bool) -> redis::Pipeline {
             Part::Fleet(f) => {
                 pipe.cmd("EVAL")
                     .arg(super::scripts::FLEET_LUA)
-                    .arg(2)
+                    .arg(3)
                     .arg(FleetConfig::hosts_key())
                     .arg(FleetConfig::heartbeat_key(&f.host))
+                    .arg(FleetConfig::meta_key())
                     .arg(&f.host)
-                    .arg(f.payload.as_deref().unwrap_or(""))
+                    .arg(match (&f.payload, f.unchanged) {
+                        (None, _) => "",
+                        (Some(_), true) => "=",
+                        (Some(p), false) => p.as_str(),
+                    })
                     .arg(f.ttl_ms)
                     .arg(f.forget_ms)
                     .arg(FleetConfig::heartbeat_key(""))
-                    .arg(super::scripts::HEARTBEAT_MAX);
+                    .arg(super::scripts::HEARTBEAT_MAX)
+                    .arg(format!("{} {}", f.instance, f.as_of_ms))
+                    .arg(f.since_ms)
+                    .arg(format!("{:016x}", f.digest));
             }
         }
     }
@@ -361,36 +369,58 @@ fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
     };
     let int = |v: &Value| redis::from_redis_value::<u64>(v.clone()).map_err(|_| bad());
     let text = |v: &Value| redis::from_redis_value::<Vec<u8>>(v.clone()).map_err(|_| bad());
-    let [now, before, rest @ ..] = items.as_slice() else {
+    let [now, before, resend, rest @ ..] = items.as_slice() else {
         return Err(bad());
     };
     let mut view = FleetView {
         now_ms: int(now)?,
         hosts: Vec::new(),
-        own_before: serde_json::from_slice::<Heartbeat>(&text(before)?)
-            .map(|b| b.instance)
-            .unwrap_or_default(),
+        own_before: String::from_utf8_lossy(&text(before)?).into_owned(),
+        resend: int(resend)? == 1,
     };
-    for h in rest.chunks(3) {
-        let [host, last, beat] = h else {
+    for h in rest.chunks(5) {
+        let [host, last, meta, present, beat] = h else {
             return Err(bad());
         };
-        let mut beat = serde_json::from_slice::<Heartbeat>(&text(beat)?).ok();
-        // The policy looks names up by binary search; a writer is not trusted to have sorted
-        // them, nor to have kept to the limits.
-        for v in beat.iter_mut().flat_map(|b| b.groups.iter_mut()) {
-            v.live.truncate(crate::model::fleet::LIVE_NAMED);
-            v.dead.truncate(crate::model::fleet::DEAD_NAMED);
-            v.live.sort();
-            v.dead.sort();
-        }
-        view.hosts.push(HostBeat {
+        let (beat, meta) = (text(beat)?, text(meta)?);
+        let mut hb = HostBeat {
             host: String::from_utf8_lossy(&text(host)?).into_owned(),
             last_beat_ms: int(last)?,
-            beat,
-        });
+            beat: parse_beat(&beat).map(std::sync::Arc::new),
+            as_of_ms: 0,
+            instance: String::new(),
+            unchanged: beat.is_empty() && int(present)? == 1,
+        };
+        from_meta(&mut hb, &String::from_utf8_lossy(&meta));
+        view.hosts.push(hb);
     }
     Ok(view)
+}
+
+/// A heartbeat as written; the policy looks names up by binary search, and a writer is not
+/// trusted to have sorted them, nor to have kept to the limits.
+fn parse_beat(text: &[u8]) -> Option<Heartbeat> {
+    let mut beat = serde_json::from_slice::<Heartbeat>(text).ok()?;
+    for v in &mut beat.groups {
+        v.live.truncate(crate::model::fleet::LIVE_NAMED);
+        v.dead.truncate(crate::model::fleet::DEAD_NAMED);
+        v.live.sort();
+        v.dead.sort();
+    }
+    Some(beat)
+}
+
+/// `<instance> <as_of_ms> <changed_ms>` into the host's read; without it (an agent of an earlier
+/// version), what its heartbeat says.
+fn from_meta(hb: &mut HostBeat, meta: &str) {
+    let mut parts = meta.split(' ');
+    if let (Some(i), Some(a)) = (parts.next(), parts.next().and_then(|a| a.parse().ok())) {
+        hb.instance = i.to_string();
+        hb.as_of_ms = a;
+    } else if let Some(b) = &hb.beat {
+        hb.instance = b.instance.clone();
+        hb.as_of_ms = b.as_of_ms;
+    }
 }
 
 enum GroupParts {

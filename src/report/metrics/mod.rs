@@ -55,7 +55,11 @@ pub fn bounded(v: &str) -> String {
     while !v.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}~{:016x}", &v[..cut], fnv1a(v.as_bytes()))
+    format!(
+        "{}~{:016x}",
+        &v[..cut],
+        crate::model::hash::fnv1a(v.as_bytes())
+    )
 }
 
 /// Whether `v` ends in `~` and 16 lowercase hex digits, as [`bounded`] ends what it shortens.
@@ -66,13 +70,6 @@ fn looks_bounded(v: &str) -> bool {
         && b[b.len() - 16..]
             .iter()
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-}
-
-/// FNV-1a, 64 bits.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The latest cycle, kept for building gauges when they are read.
