@@ -386,6 +386,31 @@ fn agent_restart_recovers_nothing(env: &mut Env) {
         0,
         "A:\n{la}\nC:\n{lc}"
     );
+    // A quick restart, within the heartbeat's life: its predecessor's heartbeat is no twin's.
+    f.b.order("stop-agent");
+    f.b.order("start-agent");
+    std::thread::sleep(Duration::from_secs(5));
+    let alarm = "is written by two agents";
+    for (who, log) in [
+        ("A", f.a_agent.log()),
+        ("B", f.b.agent_log()),
+        ("C", f.c.agent_log()),
+    ] {
+        assert!(
+            !log.contains(alarm),
+            "{who} took a restart for a twin:\n{}",
+            tail(&log, 20)
+        );
+    }
+    let (st, _) = env.status();
+    assert!(
+        st["fleet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["shared"] == false),
+        "{st}"
+    );
 }
 scenario_fleet!(agent_restart_recovers_nothing);
 

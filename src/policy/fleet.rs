@@ -28,43 +28,65 @@ pub use crate::model::fleet::{DEAD_NAMED, LIVE_NAMED};
 /// under that name (a restart changes it once).
 pub const SHARED_WINDOW_BEATS: u64 = 10;
 
-/// Notes, from this look's heartbeats, which agent writes under each host name: for this host
-/// the heartbeat that stood under its name before this look wrote its own (another agent's,
-/// if one writes there too), for the others the one read. Each change of hands is noted with
-/// the server's time; those older than [`SHARED_WINDOW_BEATS`] intervals are forgotten.
+/// Notes, from this look's heartbeats, which agent writes under each host name, and the
+/// evidence that two do (with the server's time; older than [`SHARED_WINDOW_BEATS`] intervals,
+/// forgotten): for this host, another agent's heartbeat standing under its name before this
+/// look wrote its own (not its own, nor its predecessor's); for another host, its heartbeat
+/// going back to an instance seen before — instances are random and new at each start, so
+/// restarts never go back, while two agents overwriting each other do.
 pub fn observe_instances(cfg: &Config, view: Option<&FleetView>, me: &str, f: &mut FleetMemory) {
     let Some(view) = view else {
         return;
     };
-    let window = SHARED_WINDOW_BEATS * cfg.interval.as_millis();
-    let mut note = |host: &str, instance: &str, foreign: bool| {
-        let w = f.instances.entry(host.to_string()).or_default();
-        if foreign || (!w.last.is_empty() && w.last != instance) {
-            w.changes.push_back(view.now_ms);
-        }
-        w.last = instance.to_string();
-        while w.changes.front().is_some_and(|&t| t + window < view.now_ms) {
-            w.changes.pop_front();
-        }
-    };
-    // This agent's own heartbeat, or its predecessor's (the agent restarted), is no other
-    // writer.
-    let ours = [f.instance.as_str(), f.predecessor.as_str()];
+    let (now, window) = (view.now_ms, SHARED_WINDOW_BEATS * cfg.interval.as_millis());
+    let ours = [f.instance.clone(), f.predecessor.clone()];
     if f.publish && !view.own_before.is_empty() {
-        let foreign = !ours.contains(&view.own_before.as_str());
-        note(me, &view.own_before, foreign);
+        let w = f.instances.entry(me.to_string()).or_default();
+        if !ours.contains(&view.own_before) {
+            w.changes.push_back(now);
+        }
+        w.saw(&view.own_before, now, window);
     }
     for h in view
         .hosts
         .iter()
-        .filter(|h| h.host != me && !h.instance.is_empty())
+        .filter(|h| h.host != me && h.beat.is_some())
     {
-        if h.beat.is_some() {
-            note(&h.host, &h.instance, false);
+        if h.instance.is_empty() {
+            continue;
         }
+        let w = f.instances.entry(h.host.clone()).or_default();
+        let back = w.last != h.instance && w.seen.iter().any(|(i, _)| *i == h.instance);
+        if back {
+            w.changes.push_back(now);
+        }
+        w.saw(&h.instance, now, window);
     }
+    let here: std::collections::BTreeSet<&str> =
+        view.hosts.iter().map(|h| h.host.as_str()).collect();
     f.instances
-        .retain(|h, _| h == me || view.hosts.iter().any(|x| &x.host == h));
+        .retain(|h, _| h == me || here.contains(h.as_str()));
+}
+
+/// Whether two agents write under the host name `host` (a cloned machine): for this host
+/// (`me`), another agent's heartbeat stood under its name twice within [`SHARED_WINDOW_BEATS`]
+/// intervals (one seen once and never again was an agent before this one whose state was
+/// lost); for another, its heartbeat went back to an earlier instance within them; or the
+/// host's agent says so — unless that is this agent's own word (a look of `status` or
+/// `recover` takes this host's agent at its word). Nothing is taken from a consumer of such a
+/// name.
+pub fn name_shared(view: Option<&FleetView>, f: &FleetMemory, host: &str, me: &str) -> bool {
+    let needed = if host == me { 2 } else { 1 };
+    let evidence = f
+        .instances
+        .get(host)
+        .is_some_and(|w| w.changes.len() >= needed);
+    let said = (host != me || !f.publish)
+        && view
+            .and_then(|v| v.hosts.iter().find(|h| h.host == host))
+            .and_then(|h| h.beat.as_ref())
+            .is_some_and(|b| b.shared);
+    evidence || said
 }
 
 /// The heartbeats as read, with each one the read did not copy (unchanged since this reader's
@@ -88,23 +110,6 @@ pub fn merge_beats(view: &FleetView, f: &mut FleetMemory) -> FleetView {
     f.beats.retain(|host, _| here.contains(host.as_str()));
     f.since_ms = if complete { view.now_ms } else { 0 };
     out
-}
-
-/// Whether two agents write under the host name `host` (a cloned machine): for this host
-/// (`me`), another agent's heartbeat stood under its name within [`SHARED_WINDOW_BEATS`]
-/// intervals; for another, its heartbeat changed hands twice within them (a restart changes it
-/// once), or its own agent says so. Nothing is taken from a consumer of such a name.
-pub fn name_shared(view: Option<&FleetView>, f: &FleetMemory, host: &str, me: &str) -> bool {
-    let seen = if host == me { 1 } else { 2 };
-    let flips = f
-        .instances
-        .get(host)
-        .is_some_and(|w| w.changes.len() >= seen);
-    let said = view
-        .and_then(|v| v.hosts.iter().find(|h| h.host == host))
-        .and_then(|h| h.beat.as_ref())
-        .is_some_and(|b| b.shared);
-    flips || said
 }
 
 /// Classifies a consumer no template of the group accounts for on this host as another

@@ -59,6 +59,9 @@ pub struct UnitMemory {
     pub main_since_usec: u64,
     /// The first look of the current deploy (a job, NeedDaemonReload); 0 when none runs.
     pub deploy_since_usec: u64,
+    /// The `reset-budget` note last seen (its wall-clock time) and when it was first seen on
+    /// the monotonic clock.
+    pub budget_reset: Option<(u64, u64)>,
     /// Per binding: the entry at the head of the consumer at the unit's last deaths
     /// (`poison_after_crashes`).
     #[serde(with = "pairs")]
@@ -148,8 +151,27 @@ pub struct FleetMemory {
 pub struct InstanceWatch {
     /// The instance last seen.
     pub last: String,
-    /// When another instance took its place (server ms), the recent ones.
+    /// The instances seen lately, with when last (server ms); at most 8.
+    pub seen: std::collections::VecDeque<(String, u64)>,
+    /// The recent evidence of a second writer (server ms; see `fleet::observe_instances`).
     pub changes: std::collections::VecDeque<u64>,
+}
+
+impl InstanceWatch {
+    /// `instance` seen at `now`; what is older than `window` ms forgotten.
+    pub fn saw(&mut self, instance: &str, now: u64, window: u64) {
+        self.last = instance.to_string();
+        self.seen.retain(|(i, _)| i != instance);
+        self.seen.push_back((instance.to_string(), now));
+        if self.seen.len() > 8 {
+            self.seen.pop_front();
+        }
+        let old = |t: &u64| t.saturating_add(window) < now;
+        self.seen.retain(|(_, t)| !old(t));
+        while self.changes.front().is_some_and(old) {
+            self.changes.pop_front();
+        }
+    }
 }
 
 /// A hashed map written in key order, so the state file reads the same however it was filled.
@@ -241,6 +263,9 @@ impl Memory {
                 f(t);
             }
             m.work_since.values_mut().for_each(f);
+            if let Some((_, mono)) = &mut m.budget_reset {
+                f(mono);
+            }
         }
         self.writes_held.values_mut().for_each(f);
         self.flow.rebase(&f);

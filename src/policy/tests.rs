@@ -519,6 +519,40 @@ fn a_wall_clock_step_changes_no_duration() {
     }
 }
 
+/// A `reset-budget` note is pinned to the monotonic clock when first seen: a wall-clock step
+/// afterwards neither frees the budget again nor counts the cleared restarts again.
+#[test]
+fn a_budget_reset_survives_a_wall_clock_step() {
+    let c = cfg("");
+    let hour = 3600 * S;
+    let mut mem = Memory::default();
+    for k in 0..3 {
+        mem.note_restart(UNIT, T0 - (30 - k) * S);
+        mem.note_restart_finished(UNIT);
+    }
+    let mut holds = crate::model::holds::Holds::default();
+    holds.budget_resets.insert(UNIT.into(), T0 - 10 * S);
+    let look = |wall_step: i64, mono: u64| {
+        let mut s = snap(
+            mono,
+            vec![unit(10, T0 - hour)],
+            group(Some(0), vec![consumer(&me(10), 0, 1, None)]),
+            None,
+        );
+        s.now_usec = mono.saturating_add_signed(wall_step);
+        s.holds = holds.clone();
+        s
+    };
+    let d = decide(&c, &look(0, T0), &mut mem);
+    assert_eq!(d.units[0].restarts_in_window, 0, "cleared by the reset");
+    mem.note_restart(UNIT, T0 + S);
+    mem.note_restart_finished(UNIT);
+    for step in [-(hour as i64), hour as i64] {
+        let d = decide(&c, &look(step, T0 + 2 * S), &mut mem.clone());
+        assert_eq!(d.units[0].restarts_in_window, 1, "wall step {step}");
+    }
+}
+
 #[test]
 fn restart_budget_then_gave_up_then_window_frees() {
     let c = cfg("");
@@ -1311,6 +1345,32 @@ fn claims_do_not_count_as_progress() {
     // A real read after the claim: its idle counts again.
     let d = decide(&c, &at(T0 + 50 * S, 1, Some(server + 30_000)), &mut mem);
     assert_eq!(d.units[0].verdict, Verdict::Healthy);
+    // Traces no claim of ours leaves (another client's): a claim dated ahead of the server's
+    // clock, a last read after the claim, a recipient holding nothing. A reading consumer is
+    // never made to look hung by them.
+    for (at_ms, active_ms, pending) in [
+        (server + 3_600_000, server - 20_000, 3),
+        (server + 45_000, server + 45_000 + 1, 3),
+        (server + 30_000, server - 20_000, 0),
+    ] {
+        let mut g = group(Some(4), vec![consumer(&me(10), pending, 15, None)]);
+        g.claims = Some(ClaimTraces {
+            now_ms: server + 45_000,
+            by_consumer: [(me(10), ClaimTrace { at_ms, active_ms })].into(),
+            error: None,
+        });
+        let d = decide(
+            &c,
+            &snap(T0 + 45 * S, vec![unit(10, since)], g, None),
+            &mut mem.clone(),
+        );
+        assert_eq!(
+            d.units[0].verdict,
+            Verdict::Healthy,
+            "{at_ms} {active_ms} {pending}: {}",
+            d.units[0].reason
+        );
+    }
     // Traces that could not be read (another client's key there): idle as Redis says.
     let mut s = at(T0 + 45 * S, 15, Some(server + 30_000));
     group_mut(&mut s).claims.as_mut().unwrap().error = Some("not a hash".into());
@@ -1957,8 +2017,20 @@ fn a_host_name_two_agents_write_under_is_taken_from_by_none() {
     mem.fleet.publish = true;
     mem.fleet.instance = "mine".into();
     mem.fleet.predecessor = "before-restart".into();
-    // First look after a restart: the predecessor's heartbeat stood there. Not shared.
+    // First look after a restart: the predecessor's heartbeat stood there. Not shared; nor
+    // after looks that find this agent's own heartbeat there, even one that says "shared"
+    // (this agent's own word is no evidence), nor after one unknown writer seen once (an
+    // agent before this one whose state file was lost).
     let d = decide(&c, &look(view("before-restart", "b1", 0)), &mut mem);
+    assert_eq!(liveness(&d, &me(77)).0, Liveness::Dead);
+    let mut said = view("mine", "b1", 200);
+    let mut own = beat(HOST, "mine");
+    own.shared = true;
+    said.hosts[0] = HostBeat::with_beat(HOST, now_ms + 200, Some(own));
+    let d = decide(&c, &look(said), &mut mem);
+    assert!(!d.fleet.iter().find(|h| h.this).unwrap().shared);
+    let d = decide(&c, &look(view("lost-state", "b1", 400)), &mut mem);
+    assert!(!d.fleet.iter().find(|h| h.this).unwrap().shared);
     assert_eq!(liveness(&d, &me(77)).0, Liveness::Dead);
     // Its PID runs nothing here, but it read 5 s ago (a heartbeat lives 15 s): a live process
     // of another machine of this name, whose agent has not beaten yet, is kept.
@@ -1966,7 +2038,7 @@ fn a_host_name_two_agents_write_under_is_taken_from_by_none() {
     assert_eq!(l, Liveness::Unknown, "{note}");
     assert!(note.contains("it read 5s ago"), "{note}");
     assert!(d.fleet.iter().all(|h| !h.shared));
-    // Another agent's heartbeat under this name: shared at once; nothing taken.
+    // Another agent's heartbeat under this name again: shared; nothing taken.
     let d = decide(&c, &look(view("twin", "b1", 1000)), &mut mem);
     let (l, note) = liveness(&d, &me(77));
     assert_eq!(l, Liveness::Unknown, "{note}");

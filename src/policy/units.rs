@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::{Params, Watch};
-use crate::model::{ActiveState, ConsumerInfo, GroupData, GroupKey, LoadState, UnitState, fmt_ms};
+use crate::model::{
+    ActiveState, ClaimTrace, ConsumerInfo, GroupData, GroupKey, LoadState, UnitState, fmt_ms,
+};
 
 use super::Cycle;
 use super::action::{Action, RestartCause};
@@ -119,6 +121,24 @@ pub struct UnitEval {
     pub own: BTreeMap<usize, ConsumerInfo>,
 }
 
+/// The `reset-budget` of `name` on the monotonic clock. The note says the wall-clock time it
+/// was run; it is pinned to the monotonic clock when first seen, so a later step of the wall
+/// clock neither frees the budget again nor counts the cleared restarts again.
+fn budget_reset(cy: &Cycle<'_>, mem: &mut Memory, name: &str) -> u64 {
+    let Some(&wall) = cy.snap.holds.budget_resets.get(name) else {
+        return 0;
+    };
+    let m = mem.unit_mut(name);
+    match m.budget_reset {
+        Some((w, mono)) if w == wall => mono,
+        _ => {
+            let mono = cy.snap.clock().mono_of(wall);
+            m.budget_reset = Some((wall, mono));
+            mono
+        }
+    }
+}
+
 /// Judges one unit from its bindings (`bindings`: indexes into `config.watch`).
 pub fn judge_unit(
     cy: &Cycle<'_>,
@@ -132,9 +152,7 @@ pub fn judge_unit(
         .map_or(&cy.cfg.defaults, |&i| &cy.cfg.watch[i].params);
     let mut r = unknown_unit(name, params, "");
     let within = params.restart_budget.within.as_micros();
-    // `reset-budget` notes the wall-clock time it was run: compared on the monotonic clock.
-    let reset = cy.snap.holds.budget_resets.get(name).copied();
-    let reset = reset.map_or(0, |t| cy.snap.clock().mono_of(t));
+    let reset = budget_reset(cy, mem, name);
     r.restarts_in_window = mem.restarts_within(name, cy.now(), within, reset);
     let Some(u) = cy.unit(name) else {
         r.verdict = Verdict::NotFound;
@@ -438,11 +456,18 @@ pub fn progress_idle_ms(g: &GroupData, c: &ConsumerInfo) -> (u64, bool) {
     };
     let reset_at = t.now_ms.saturating_sub(c.idle_ms);
     match t.by_consumer.get(&*c.name) {
-        Some(m) if reset_at <= m.at_ms.saturating_add(CLAIM_SLACK_MS) => {
+        Some(m) if plausible(m, t.now_ms, c) && reset_at <= m.at_ms + CLAIM_SLACK_MS => {
             (t.now_ms.saturating_sub(m.active_ms).max(c.idle_ms), true)
         }
         _ => (c.idle_ms, false),
     }
+}
+
+/// A trace a claim of ours could have left for `c`: made no later than now, its last read no
+/// later than the claim, and `c` holding entries (a claim leaves it some). Another client's
+/// trace that says otherwise is passed over: it never makes a reading consumer look hung.
+fn plausible(m: &ClaimTrace, now_ms: u64, c: &ConsumerInfo) -> bool {
+    m.at_ms <= now_ms + 1000 && m.active_ms <= m.at_ms && c.pending > 0
 }
 
 fn judge_binding(

@@ -234,6 +234,7 @@ impl RedisClient {
         if let Some((lease, value, ms)) = &self.fence {
             inv.key(lease).arg(value).arg(*ms);
         }
+        inv.key(crate::config::claims_key(stream, group));
         inv.arg(group)
             .arg(consumer)
             .arg(min_idle_ms)

@@ -38,8 +38,8 @@ pub const REQUEUED_FROM_FIELD: &str = "quantum-watchdog-requeued-from";
 /// A claim resets the recipient's idle time as a read would; so that nobody takes it for the
 /// recipient's progress, it leaves a trace in the hash KEYS[#KEYS] (the group's claims key):
 /// field ARGV[3] = `<now> <active>`, the server's time and when the recipient last really read
-/// (ARGV[5], server ms, as the claimer's look found it; at most now; empty: as its trace
-/// already says, else now). The emptied
+/// (ARGV[5], server ms, as the claimer's look found it; at most now; empty — unknown — now:
+/// an old trace is never taken for it). The emptied
 /// consumer's field goes. The trace is best effort (`pcall`): a key of another type there, or
 /// a user without the rights, never stops a claim.
 pub const CLAIM_LUA: &str = r#"
@@ -53,12 +53,7 @@ local t = redis.pcall('TIME')
 if #claimed > 0 and t[1] then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local trace = KEYS[#KEYS]
-  local active = tonumber(ARGV[5])
-  if active == nil then
-    local old = redis.pcall('HGET', trace, ARGV[3])
-    if type(old) == 'string' then active = tonumber(string.match(old, ' (%d+)$')) end
-  end
-  active = active or now
+  local active = tonumber(ARGV[5]) or now
   if active > now then active = now end
   redis.pcall('HSET', trace, ARGV[3], string.format('%d %d', now, active))
   redis.pcall('HDEL', trace, ARGV[2])
@@ -94,8 +89,8 @@ return {moved, #p}
 "#;
 
 /// Deletes a consumer only if it holds no pending entry (checked by one `XPENDING` of its own
-/// list: O(1) whatever the group's size). Returns the DELCONSUMER reply (always 0), or -1
-/// gone, -2 holds entries, -3 not idle enough.
+/// list: O(1) whatever the group's size), and its claim trace in KEYS[#KEYS] with it. Returns
+/// the DELCONSUMER reply (always 0), or -1 gone, -2 holds entries, -3 not idle enough.
 ///
 /// A zombie must also still be idle ARGV[3] ms. That is re-checked only in a group of at most
 /// ARGV[4] consumers, since listing them costs time in proportion to their number; in a
@@ -103,6 +98,11 @@ return {moved, #p}
 /// nothing loses nothing either way: one blocked in `XREADGROUP` is created again when an
 /// entry reaches it (observed on Redis 7.0 and Valkey 8.1).
 pub const DELETE_LUA: &str = r#"
+local function del()
+  local n = redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  redis.pcall('HDEL', KEYS[#KEYS], ARGV[2])
+  return n
+end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #p > 0 then return -2 end
 local min_idle = tonumber(ARGV[3])
@@ -118,7 +118,7 @@ if min_idle > 0 then
   if count == nil then return -1 end
 end
 if min_idle == 0 or count > tonumber(ARGV[4]) then
-  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return del()
 end
 local found = false
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
@@ -132,7 +132,7 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   end
 end
 if not found then return -1 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return del()
 "#;
 
 /// The largest group in which [`DELETE_LUA`] re-checks a zombie's idle time: listing the
