@@ -628,9 +628,9 @@ fn client_pause_is_not_a_hang(env: &mut Env) {
 }
 on_both!(client_pause_is_not_a_hang);
 
-/// A unit of several worker processes (`bash -c 'w & w & wait'`), one of them hung holding
-/// entries while the other keeps reading: the unit is hung and restarted, not healthy.
-fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
+/// The consumer unit as two worker processes of the test consumer under one bash, which
+/// ends with `then` (`wait`; `exec sleep infinity`: a parent that never reaps them).
+fn two_workers_unit(env: &Env, work_ms: u32, then: &str) {
     env.create_group();
     let worker = format!(
         "{} {} {STREAM} {GROUP} {PREFIX} {}",
@@ -639,11 +639,17 @@ fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
         env.ack_log(UNIT).display()
     );
     let text = format!(
-        "[Unit]\nDescription=two workers\n[Service]\nEnvironment=QW_WORK_MS=50\n\
-         ExecStart=/bin/bash -c '{worker} & {worker} & wait'\nTimeoutStopSec=5\n"
+        "[Unit]\nDescription=two workers\n[Service]\nEnvironment=QW_WORK_MS={work_ms}\n\
+         ExecStart=/bin/bash -c '{worker} & {worker} & {then}'\nTimeoutStopSec=5\n"
     );
     std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
     assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+}
+
+/// A unit of several worker processes (`bash -c 'w & w & wait'`), one of them hung holding
+/// entries while the other keeps reading: the unit is hung and restarted, not healthy.
+fn hung_worker_of_a_multi_process_unit(env: &mut Env) {
+    two_workers_unit(env, 50, "wait");
     env.start(UNIT);
     let main = main_pid(UNIT);
     env.xadd(1, 400);
@@ -680,20 +686,8 @@ on_redis70!(hung_worker_of_a_multi_process_unit);
 /// its PID and its cgroup (`kill(pid, 0)` and GetUnitByPID both answer), yet it reads nothing.
 /// Its consumer is dead: its entries go to the live sibling worker, and it is deleted.
 fn zombie_worker_is_dead(env: &mut Env) {
-    env.create_group();
-    let worker = format!(
-        "{} {} {STREAM} {GROUP} {PREFIX} {}",
-        consumer_bin().display(),
-        env.redis.url(),
-        env.ack_log(UNIT).display()
-    );
     // `exec sleep`: the workers' parent becomes a process that never waits for them.
-    let text = format!(
-        "[Unit]\nDescription=two workers, never reaped\n[Service]\nEnvironment=QW_WORK_MS=20\n\
-         ExecStart=/bin/bash -c '{worker} & {worker} & exec sleep infinity'\nTimeoutStopSec=5\n"
-    );
-    std::fs::write(env.unit_dir.join(UNIT), text).unwrap();
-    assert_eq!(systemctl(&["daemon-reload"]).0, 0);
+    two_workers_unit(env, 20, "exec sleep infinity");
     env.start(UNIT);
     env.xadd(1, 300);
     let holding = || -> Vec<String> {
