@@ -89,6 +89,40 @@ pub fn name_shared(view: Option<&FleetView>, f: &FleetMemory, host: &str, me: &s
     evidence || said
 }
 
+/// With `[fleet]`, this look's heartbeats: merged with those memory has
+/// ([`merge_beats`]), and who writes under each host name noted ([`observe_instances`]).
+pub fn look(cfg: &Config, snap: &crate::model::Snapshot, f: &mut FleetMemory) -> Option<FleetView> {
+    if !cfg.fleet.enabled {
+        return None;
+    }
+    let view = snap.fleet().map(|v| merge_beats(v, f));
+    observe_instances(cfg, view.as_ref(), &snap.hostname, f);
+    view
+}
+
+/// What the next heartbeat says, from this look: what this look wrote stands (unless the
+/// script asked for it whole: while it is the same only its time to live is renewed), then the
+/// look's time, whether the name is shared, the vouches; and the fleet's report.
+pub fn remember(
+    cy: &Cycle<'_>,
+    mem: &mut Memory,
+    (groups, classes): (&super::Groups<'_>, &super::Classes<'_>),
+    as_of_ms: u64,
+    d: &mut Decision,
+) {
+    let (cfg, host) = (cy.cfg, cy.host());
+    mem.fleet.sent = match cy.fleet {
+        Some(v) if mem.fleet.publish && mem.fleet.as_of_ms > 0 && !v.resend => {
+            Some(super::plan::digest(&super::plan::heartbeat(cfg, host, mem)))
+        }
+        _ => None,
+    };
+    mem.fleet.as_of_ms = as_of_ms;
+    mem.fleet.shared = cy.shared_name;
+    mem.fleet.vouches = vouches(cy, groups, classes, d);
+    d.fleet = report(cy, &mem.fleet, groups);
+}
+
 /// The heartbeats as read, with each one the read did not copy (unchanged since this reader's
 /// last read) taken from memory; memory keeps this read's for the next. The next read may
 /// skip the unchanged ones only if every heartbeat there is now known.

@@ -294,20 +294,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         fleet: Vec::new(),
     };
     let Ok(units) = &snap.units else {
-        // Rule 1: systemd cannot be asked. Report bound units as unknown; act on nothing;
-        // vouch for nothing (the host's heartbeat goes unwritten until a complete look).
-        mem.fleet.as_of_ms = 0;
-        mem.fleet.vouches.clear();
-        let mut seen = BTreeSet::new();
-        for w in &cfg.watch {
-            if seen.insert(w.unit.clone()) && !is_self(snap, &w.unit) {
-                d.units.push(units::unknown_unit(
-                    &w.unit,
-                    &w.params,
-                    "systemd unreachable",
-                ));
-            }
-        }
+        blind(cfg, snap, mem, &mut d);
         return d;
     };
     let deaths = quarantine::deaths(mem, units, &snap.live_pids);
@@ -316,14 +303,7 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
         .retain(|s, _| cfg.watch.iter().any(|w| &w.stream == s));
     mem.writes_held_open
         .retain(|s| cfg.watch.iter().any(|w| &w.stream == s));
-    let view = cfg
-        .fleet
-        .enabled
-        .then(|| snap.fleet().map(|v| fleet::merge_beats(v, &mut mem.fleet)))
-        .flatten();
-    if cfg.fleet.enabled {
-        fleet::observe_instances(cfg, view.as_ref(), &snap.hostname, &mut mem.fleet);
-    }
+    let view = fleet::look(cfg, snap, &mut mem.fleet);
     let cy = Cycle::new(cfg, snap, (units, view.as_ref()), mem);
     if cfg.fleet.enabled {
         fleet::observe_silence(cfg, cy.fleet(), &mut mem.fleet);
@@ -355,20 +335,26 @@ pub fn decide(cfg: &Config, snap: &Snapshot, mem: &mut Memory) -> Decision {
     );
     holds::apply_deploys(&cy.deploys, snap, &mut d);
     if cfg.fleet.enabled {
-        // What this look wrote (from the memory before it changes below) stands, unless the
-        // script asked for it whole: while it is the same, only its time to live is renewed.
-        mem.fleet.sent = match cy.fleet {
-            Some(v) if mem.fleet.publish && mem.fleet.as_of_ms > 0 && !v.resend => {
-                Some(plan::digest(&plan::heartbeat(cfg, &snap.hostname, mem)))
-            }
-            _ => None,
-        };
-        mem.fleet.as_of_ms = as_of_ms;
-        mem.fleet.shared = cy.shared_name;
-        mem.fleet.vouches = fleet::vouches(&cy, &groups, &classes, &d);
-        d.fleet = fleet::report(&cy, &mem.fleet, &groups);
+        fleet::remember(&cy, mem, (&groups, &classes), as_of_ms, &mut d);
     }
     d
+}
+
+/// Rule 1: systemd cannot be asked. Bound units are reported unknown; nothing is acted on,
+/// nothing vouched for (the host's heartbeat goes unwritten until a complete look).
+fn blind(cfg: &Config, snap: &Snapshot, mem: &mut Memory, d: &mut Decision) {
+    mem.fleet.as_of_ms = 0;
+    mem.fleet.vouches.clear();
+    let mut seen = BTreeSet::new();
+    for w in &cfg.watch {
+        if seen.insert(w.unit.clone()) && !is_self(snap, &w.unit) {
+            d.units.push(units::unknown_unit(
+                &w.unit,
+                &w.params,
+                "systemd unreachable",
+            ));
+        }
+    }
 }
 
 /// Rules 8–10 for every watched group.
