@@ -248,10 +248,12 @@ fn a_changed_unit_file_is_a_deploy_under_way(env: &mut Env) {
     std::fs::write(&file, format!("{text}\n# deploy 4.2\n")).unwrap();
     assert_eq!(show(UNIT, "NeedDaemonReload"), "yes");
     let agent = env.agent(&env.config("enforce", &[(UNIT, PREFIX)], ""));
+    // The hold is shown from the first look; the hang once hung_after has passed.
     let held = |st: &serde_json::Value| {
-        st["units"][0]["hold"]
-            .as_str()
-            .is_some_and(|r| r.contains("NeedDaemonReload") && r.contains("deploy_hold"))
+        st["units"][0]["verdict"] == "hung"
+            && st["units"][0]["hold"]
+                .as_str()
+                .is_some_and(|r| r.contains("NeedDaemonReload") && r.contains("deploy_hold"))
     };
     assert!(
         wait_until(Duration::from_secs(15), || held(&env.status().0)),
