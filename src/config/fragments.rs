@@ -85,6 +85,7 @@ pub(super) struct RawSentinel {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawParams {
     pub(super) hung_after: Option<HumanDuration>,
+    pub(super) warn_percent: Option<u32>,
     pub(super) startup_grace: Option<HumanDuration>,
     pub(super) confirm: Option<u32>,
     pub(super) restart_budget: Option<RestartBudget>,
@@ -106,6 +107,7 @@ pub(super) struct RawWatch {
     pub(super) group: String,
     pub(super) consumer: String,
     hung_after: Option<HumanDuration>,
+    warn_percent: Option<u32>,
     startup_grace: Option<HumanDuration>,
     confirm: Option<u32>,
     restart_budget: Option<RestartBudget>,
@@ -121,6 +123,7 @@ impl RawWatch {
     pub(super) fn params(&self) -> RawParams {
         RawParams {
             hung_after: self.hung_after,
+            warn_percent: self.warn_percent,
             startup_grace: self.startup_grace,
             confirm: self.confirm,
             restart_budget: self.restart_budget,

@@ -154,6 +154,7 @@ impl Params {
     pub(super) fn apply(&mut self, raw: &RawParams) {
         let RawParams {
             hung_after,
+            warn_percent,
             startup_grace,
             confirm,
             restart_budget,
@@ -165,6 +166,9 @@ impl Params {
         } = raw;
         if let Some(v) = hung_after {
             self.hung_after = *v;
+        }
+        if let Some(v) = warn_percent {
+            self.warn_percent = *v;
         }
         if let Some(v) = startup_grace {
             self.startup_grace = *v;

@@ -148,6 +148,9 @@ pub struct RestartBudget {
 pub struct Params {
     /// No progress this long while work waits: hung.
     pub hung_after: HumanDuration,
+    /// Work waits and the consumer made no progress for this share of `hung_after` (in
+    /// percent): lagging, a warning before hung. 100: no warning stage.
+    pub warn_percent: u32,
     /// After a unit (re)enters active, nothing is judged this long.
     pub startup_grace: HumanDuration,
     /// Consecutive cycles a verdict must hold before a restart.
@@ -173,6 +176,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             hung_after: HumanDuration(Duration::from_secs(300)),
+            warn_percent: 50,
             startup_grace: HumanDuration(Duration::from_secs(60)),
             confirm: 2,
             restart_budget: RestartBudget {

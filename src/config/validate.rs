@@ -398,6 +398,12 @@ pub(super) fn validate_params(file: &str, at: &str, p: &Params) -> Result<(), Co
     if p.confirm == 0 {
         return bad("confirm", "expected a whole number of cycles, at least 1");
     }
+    if !(1..=100).contains(&p.warn_percent) {
+        return bad(
+            "warn_percent",
+            "expected a share of hung_after between 1 and 100 (percent; 100: no warning)",
+        );
+    }
     if p.poison_after_crashes
         .is_some_and(|n| !(2..=100).contains(&n))
     {

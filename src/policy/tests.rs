@@ -219,12 +219,48 @@ fn verdict_table() {
             true,
         ),
         (
-            "work waiting, consumer idle below hung_after: healthy",
+            "work waiting, consumer idle below warn_percent of hung_after: healthy",
+            cfg(""),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(3), vec![consumer(&me(10), 3, 29, v70)]),
+                None,
+            ),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "work waiting, consumer idle past warn_percent of hung_after: lagging, no restart",
             cfg(""),
             snap(
                 now,
                 vec![unit(10, since)],
                 group(Some(3), vec![consumer(&me(10), 3, 59, v70)]),
+                None,
+            ),
+            Verdict::Lagging,
+            false,
+        ),
+        (
+            "warn_percent = 100: no warning stage",
+            cfg("warn_percent = 100"),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(3), vec![consumer(&me(10), 3, 59, v70)]),
+                None,
+            ),
+            Verdict::Healthy,
+            false,
+        ),
+        (
+            "no work waiting, consumer idle past warn_percent: healthy",
+            cfg(""),
+            snap(
+                now,
+                vec![unit(10, since)],
+                group(Some(0), vec![consumer(&me(10), 0, 59, v70)]),
                 None,
             ),
             Verdict::Healthy,
@@ -436,8 +472,9 @@ fn not_consuming_needs_work_to_wait_hung_after() {
     let mk = |now| snap(now, vec![unit(10, since)], group(Some(4), vec![]), None);
     for (t, want) in [
         (0, Verdict::Healthy),
-        (30, Verdict::Healthy),
-        (59, Verdict::Healthy),
+        (29, Verdict::Healthy),
+        (30, Verdict::Lagging),
+        (59, Verdict::Lagging),
         (60, Verdict::Hung),
         (65, Verdict::Hung),
     ] {
@@ -499,7 +536,7 @@ fn a_wall_clock_step_changes_no_duration() {
         let d = decide(&c, &none(T0 + 59 * S), &mut mem);
         assert_eq!(
             d.units[0].verdict,
-            Verdict::Healthy,
+            Verdict::Lagging,
             "step {step}: {}",
             d.units[0].reason
         );
@@ -1335,7 +1372,7 @@ fn claims_do_not_count_as_progress() {
     let d = decide(&c, &at(T0 + 29 * S, 29, Some(server + 100)), &mut mem);
     assert_eq!(
         d.units[0].verdict,
-        Verdict::Healthy,
+        Verdict::Lagging,
         "49 s < hung_after 60 s"
     );
     let d = decide(&c, &at(T0 + 45 * S, 15, Some(server + 30_000)), &mut mem);
@@ -1537,7 +1574,7 @@ fn a_reload_that_reorders_bindings_keeps_their_history() {
     );
     assert_eq!(
         by("quantum-b.service").verdict,
-        Verdict::Healthy,
+        Verdict::Lagging,
         "{}",
         by("quantum-b.service").reason
     );
@@ -1637,7 +1674,8 @@ fn a_hung_worker_is_not_hidden_behind_a_busy_sibling() {
     };
     for (idle, pending, want) in [
         (600, 1, Verdict::Hung),    // holds an entry, reads nothing while work waits
-        (30, 1, Verdict::Healthy),  // within hung_after
+        (20, 1, Verdict::Healthy),  // within warn_percent of hung_after
+        (30, 1, Verdict::Lagging),  // past it, within hung_after
         (600, 0, Verdict::Healthy), // holds nothing: the sibling takes the work
     ] {
         let d = decide(&c, &workers(idle, pending), &mut Memory::default());

@@ -592,7 +592,14 @@ struct Look<'a> {
     consumer: Option<&'a ConsumerInfo>,
 }
 
-/// Rule 3: work waits. Hung if the consumer made no progress for `hung_after`, or none
+/// How long without progress, while work waits, makes a binding lagging: `warn_percent` of
+/// `hung_after`.
+fn warn_ms(l: &Look<'_>) -> u64 {
+    let p = &l.w.params;
+    p.hung_after.as_millis() / 100 * u64::from(p.warn_percent.min(100))
+}
+
+/// Rule 3: work waits. Lagging from `warn_percent` of `hung_after` on; hung if the consumer made no progress for `hung_after`, or none
 /// appeared for that long.
 fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) -> Judged {
     let hung_ms = l.w.params.hung_after.as_millis();
@@ -601,6 +608,18 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
         let from = since.max(u.active_enter_mono_usec).max(l.held.unwrap_or(0));
         let waited_ms = l.now.saturating_sub(from) / 1000;
         let name = rendered.unwrap_or("(none)");
+        if waited_ms >= warn_ms(l) && waited_ms < hung_ms {
+            return (
+                Verdict::Lagging,
+                format!(
+                    "no consumer {name} for MainPID {} while work waits {}, hung at {} ({backlog})",
+                    u.main_pid,
+                    fmt_ms(waited_ms),
+                    fmt_ms(hung_ms)
+                ),
+                None,
+            );
+        }
         if waited_ms >= hung_ms {
             return (
                 Verdict::Hung,
@@ -620,6 +639,18 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
     };
     let (idle, claimed) = progress_idle_ms(l.g, c);
     let (idle, paused) = discount_held(idle, l.held, l.now);
+    if idle >= warn_ms(l) && idle < hung_ms {
+        return (
+            Verdict::Lagging,
+            format!(
+                "consumer {} idle {} while work waits, hung at {} ({backlog})",
+                c.name,
+                fmt_ms(idle),
+                fmt_ms(hung_ms)
+            ),
+            None,
+        );
+    }
     if idle < hung_ms {
         let note = if paused {
             "; redis held writes back moments ago"

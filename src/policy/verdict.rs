@@ -66,6 +66,8 @@ pub enum Verdict {
     Inactive,
     /// Bound in the configuration but not loaded in systemd.
     NotFound,
+    /// Work waits and it made no progress for `warn_percent` of `hung_after`: hung soon.
+    Lagging,
     /// Holds entries idle past `hung_after` while still reading (or on a server that cannot tell).
     StalePending,
     /// Makes no progress while work waits.
@@ -82,11 +84,12 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in the order metrics list them.
-    pub const ALL: [Verdict; 10] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Healthy,
         Verdict::Starting,
         Verdict::Inactive,
         Verdict::NotFound,
+        Verdict::Lagging,
         Verdict::StalePending,
         Verdict::Hung,
         Verdict::GaveUp,
@@ -99,7 +102,7 @@ impl Verdict {
     pub fn severity(self) -> Severity {
         match self {
             Verdict::Healthy | Verdict::Starting | Verdict::Inactive => Severity::Ok,
-            Verdict::NotFound | Verdict::StalePending => Severity::Warning,
+            Verdict::NotFound | Verdict::Lagging | Verdict::StalePending => Severity::Warning,
             Verdict::Hung | Verdict::GaveUp | Verdict::Failed | Verdict::StartLimitHit => {
                 Severity::Critical
             }
@@ -114,6 +117,7 @@ impl Verdict {
             Verdict::Starting => "starting",
             Verdict::Inactive => "inactive",
             Verdict::NotFound => "not-found",
+            Verdict::Lagging => "lagging",
             Verdict::StalePending => "stale-pending",
             Verdict::Hung => "hung",
             Verdict::GaveUp => "gave-up",

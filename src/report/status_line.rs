@@ -21,6 +21,10 @@ pub fn status_line(d: &Decision, mode: Mode, t: &Totals, took: Duration) -> Stri
         t.deleted,
         took.as_millis()
     );
+    let lagging = count(Verdict::Lagging);
+    if lagging > 0 {
+        s.push_str(&format!("; {lagging} lagging"));
+    }
     let held = d.units.iter().filter(|u| u.hold.is_some()).count();
     if held > 0 {
         s.push_str(&format!("; {held} paused or in a window"));
