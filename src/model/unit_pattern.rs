@@ -29,6 +29,19 @@ impl Sym for char {
     }
 }
 
+/// The package's own units. `quantum-*.service` matches them too, but they are the watchdog,
+/// not the trading system: a pattern never makes them watched (a `[[watch]]` still can).
+pub const OWN_UNITS: [&str; 3] = [
+    "quantum-watchdog.service",
+    "quantum-stream-recover.service",
+    "quantum-stream-recover.timer",
+];
+
+/// Whether `name` is one of the package's own units ([`OWN_UNITS`]).
+pub fn is_own(name: &str) -> bool {
+    OWN_UNITS.contains(&name)
+}
+
 /// Whether `name` matches any of `patterns`.
 pub fn matches_any(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|p| matches(p, name))

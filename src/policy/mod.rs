@@ -455,12 +455,15 @@ fn classify_all<'c>(cy: &Cycle<'_>, mem: &Memory, groups: &Groups<'c>) -> Classe
         .collect()
 }
 
-/// Units to report: those matching the patterns plus every bound unit, minus ourselves.
+/// Units to report: those matching the patterns (but the package's own) plus every bound
+/// unit, minus ourselves.
 fn reported_units<'c>(cy: &Cycle<'c>) -> Vec<&'c str> {
     let mut names: Vec<&str> = cy
         .units
         .iter()
-        .filter(|u| unit_pattern::matches_any(&cy.cfg.units, &u.name))
+        .filter(|u| {
+            unit_pattern::matches_any(&cy.cfg.units, &u.name) && !unit_pattern::is_own(&u.name)
+        })
         .map(|u| u.name.as_str())
         .chain(cy.cfg.watch.iter().map(|w| w.unit.as_str()))
         .filter(|n| !is_self(cy.snap, n))

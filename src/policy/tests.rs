@@ -2447,3 +2447,40 @@ fn unchanged_heartbeats_come_from_memory() {
     assert_eq!(f.since_ms, 0);
     assert!(f.beats.contains_key("a") && !f.beats.contains_key("b"));
 }
+
+/// The package's own units match `quantum-*.service` but are never watched by a pattern: a
+/// failed recovery sweep is not a failed trading unit. A `[[watch]]` still binds one.
+#[test]
+fn the_packages_own_units_are_not_watched_by_a_pattern() {
+    let since = T0 - 3600 * S;
+    let own = |name: &str| UnitState {
+        name: name.into(),
+        active_state: "failed".into(),
+        ..unit(0, since)
+    };
+    let s = snap(
+        T0,
+        vec![
+            unit(10, since),
+            own("quantum-stream-recover.service"),
+            own("quantum-watchdog.service"),
+        ],
+        group(Some(0), vec![consumer(&me(10), 0, 1, None)]),
+        None,
+    );
+    let c = cfg("");
+    assert_eq!(c.units, vec!["quantum-*.service".to_string()]);
+    let d = decide(&c, &s, &mut Memory::default());
+    let names: Vec<&str> = d.units.iter().map(|u| u.unit.as_str()).collect();
+    assert_eq!(names, vec![UNIT], "{names:?}");
+    let bound = cfg(
+        "[[watch]]\nunit = \"quantum-stream-recover.service\"\nstream = \"s2\"\ngroup = \"g\"\nconsumer = \"x\"",
+    );
+    let d = decide(&bound, &s, &mut Memory::default());
+    assert!(
+        d.units
+            .iter()
+            .any(|u| u.unit == "quantum-stream-recover.service"),
+        "bound explicitly: watched"
+    );
+}
