@@ -68,6 +68,8 @@ pub fn load_state(path: &Path) -> Option<AgentState> {
 
 struct Agent {
     cfg: Config,
+    /// Where metrics are served, and the task serving them.
+    server: Option<(String, tokio::task::JoinHandle<()>)>,
     world: World,
     mem: Memory,
     state_path: PathBuf,
@@ -160,7 +162,7 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
     let world = World::new(&cfg, o.user, &secrets).context("redis configuration")?;
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
     let mut agent = Agent::new(&o, cfg, world, jobs_tx);
-    let _server = agent.serve_metrics(&o).await;
+    agent.server = agent.serve_metrics(&o).await;
     let mut sup = Supervision::new(notify::watchdog_interval());
     agent.announce_start(&o, sup.watchdog);
     let mut sig = Signals::new()?;
@@ -237,21 +239,59 @@ impl Agent {
             last_save: None,
             last_textfile: None,
             save_error: None,
+            server: None,
         }
     }
 
-    async fn serve_metrics(&self, o: &AgentOptions) -> Option<tokio::task::JoinHandle<()>> {
+    async fn serve_metrics(
+        &self,
+        o: &AgentOptions,
+    ) -> Option<(String, tokio::task::JoinHandle<()>)> {
         let listen = state_file::metrics_listen(&self.cfg, o.user);
         if listen.is_empty() {
             return None;
         }
         match metrics::serve(&listen, self.metrics.clone()).await {
-            Ok(h) => Some(h),
+            Ok(h) => Some((listen, h)),
             Err(e) => {
                 tracing::error!("metrics.listen {listen}: {e}; serving no metrics");
                 None
             }
         }
+    }
+
+    /// After a reload: serves on the new `metrics.listen`, if it changed. The old listener is
+    /// closed only once the new one is bound; if it cannot be, the old one stays, loudly.
+    async fn follow_listen(&mut self, o: &AgentOptions) {
+        let want = state_file::metrics_listen(&self.cfg, o.user);
+        let had = self
+            .server
+            .as_ref()
+            .map(|(l, _)| l.clone())
+            .unwrap_or_default();
+        if want == had {
+            return;
+        }
+        let new = if want.is_empty() {
+            None
+        } else {
+            match metrics::serve(&want, self.metrics.clone()).await {
+                Ok(h) => Some((want.clone(), h)),
+                Err(e) => {
+                    let still = if had.is_empty() { "none" } else { &had };
+                    tracing::error!("reload: metrics.listen {want}: {e}; still serving on {still}");
+                    return;
+                }
+            }
+        };
+        if let Some((l, h)) = std::mem::replace(&mut self.server, new) {
+            h.abort();
+            if let Some(path) = l.strip_prefix("unix:") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let now = if want.is_empty() { "nowhere" } else { &want };
+        tracing::info!("reload: metrics now served on {now} (was {had})");
     }
 
     fn announce_start(&self, o: &AgentOptions, wd: Option<Duration>) {
@@ -309,6 +349,7 @@ impl Agent {
                     self.leave_fleet().await;
                 }
                 self.cfg = new;
+                self.follow_listen(o).await;
             }
             Err(e) => tracing::error!("reload: keeping the old configuration: {e}"),
         }

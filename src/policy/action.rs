@@ -20,6 +20,14 @@ pub enum RestartCause {
 }
 
 impl RestartCause {
+    /// Every cause, in the order metrics list them.
+    pub const ALL: [RestartCause; 4] = [
+        RestartCause::IdleWithWork,
+        RestartCause::NotConsuming,
+        RestartCause::StoppedReading,
+        RestartCause::StalePending,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

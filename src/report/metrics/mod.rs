@@ -111,6 +111,7 @@ pub struct Metrics {
     fleet_errors: Counter,
     heartbeat_age: Family<Labels, FGauge>,
     up: Gauge,
+    host: Family<Labels, Gauge>,
     cycle: Histogram,
     last_cycle: FGauge,
     redis_errors: Counter,
@@ -118,6 +119,8 @@ pub struct Metrics {
     series_dropped: Counter,
     round_trips: Counter,
     round_trips_seen: Mutex<u64>,
+    /// Units whose restart counters exist (at 0 until a restart).
+    units_seen: Mutex<crate::model::hash::HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -157,6 +160,7 @@ impl Metrics {
             fleet_errors: Counter::default(),
             heartbeat_age: Family::default(),
             up: Gauge::default(),
+            host: Family::default(),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_cycle: FGauge::default(),
             redis_errors: Counter::default(),
@@ -164,6 +168,7 @@ impl Metrics {
             series_dropped: Counter::default(),
             round_trips: Counter::default(),
             round_trips_seen: Mutex::new(0),
+            units_seen: Mutex::new(Default::default()),
         };
         let mut r = Registry::default();
         m.register_recovery(&mut r);
@@ -305,6 +310,9 @@ impl Metrics {
             env!("CARGO_PKG_VERSION").to_string(),
         )]);
         r.register("quantum_watchdog_build", "Build information", version);
+        let help =
+            "The host name the agent watches under (1); alerts take their host label from it";
+        r.register("quantum_watchdog_host_info", help, self.host.clone());
         let help = "Requests sent to Redis (a pipeline counts once)";
         r.register(
             "quantum_watchdog_redis_round_trips",

@@ -41,10 +41,19 @@ impl Metrics {
                 }
             }
         }
+        self.zero_restarts(&d);
+        let host = l(&[("host", &snap.hostname)]);
+        if self.host.get(&host).is_none() {
+            self.host.clear();
+            self.host.get_or_create(&host).set(1);
+        }
         let mut latest = self.latest.lock().unwrap();
         let watch = match latest.take() {
             Some(o) if same_watch(&o.watch, cfg) => o.watch,
-            _ => watch_of(cfg),
+            _ => {
+                self.zero_bindings(cfg);
+                watch_of(cfg)
+            }
         };
         *latest = Some(Observed {
             snap,
@@ -53,6 +62,47 @@ impl Metrics {
             max_series: cfg.metrics.max_consumer_series,
             fresh: true,
         });
+    }
+
+    /// Creates each reported unit's restart counters at 0, once: `increase()` over a counter
+    /// that first appears with its first restart reads 0, and the restart alert never fires.
+    fn zero_restarts(&self, d: &Decision) {
+        let mut seen = self.units_seen.lock().unwrap();
+        for u in &d.units {
+            if seen.contains(&u.unit) {
+                continue;
+            }
+            for cause in crate::policy::RestartCause::ALL {
+                let labels = l(&[("unit", &u.unit), ("reason", cause.as_str())]);
+                let _ = self.restarts.get_or_create(&labels);
+            }
+            seen.insert(u.unit.clone());
+        }
+    }
+
+    /// Creates every binding's action counters at 0 (claims, requeues, quarantines,
+    /// deletions, dead letters, ghosts), for the same reason.
+    fn zero_bindings(&self, cfg: &Config) {
+        for w in &cfg.watch {
+            let (unit, stream, group) = (w.unit.as_str(), &*w.key().stream, &*w.key().group);
+            let policy = match w.params.claim_policy {
+                ClaimPolicy::Park => "park",
+                _ => "handoff",
+            };
+            let usg = l(&[("unit", unit), ("stream", stream), ("group", group)]);
+            let sg = l(&[("stream", stream), ("group", group)]);
+            let _ = self.claimed.get_or_create(&l(&[
+                ("unit", unit),
+                ("stream", stream),
+                ("group", group),
+                ("policy", policy),
+            ]));
+            let _ = self.requeued.get_or_create(&usg);
+            let _ = self.quarantined.get_or_create(&usg);
+            let _ = self.deleted.get_or_create(&sg);
+            let _ = self.dead_lettered.get_or_create(&sg);
+            let _ = self.ghosts.get_or_create(&sg);
+        }
     }
 
     /// Rebuilds the gauges from the latest cycle, if it has not been used yet.
@@ -456,5 +506,59 @@ mod tests {
         ] {
             assert!(!same_watch(&kept, &other));
         }
+    }
+
+    /// Every counter of a binding and of a reported unit exists at 0 from the first cycle, so
+    /// `increase()` sees the first restart, handoff or quarantine; a restart then counts 1.
+    #[test]
+    fn counters_exist_at_zero_before_their_first_event() {
+        let m = Metrics::new();
+        let cfg = config(&[("quantum-a.service", "s1")]);
+        let snap = Snapshot {
+            now_usec: 1,
+            mono_usec: 1,
+            hostname: "h".into(),
+            self_unit: None,
+            units: Ok(Vec::new()),
+            redis: Ok(Default::default()),
+            live_pids: Default::default(),
+            pid_units: Default::default(),
+            utc_offset_secs: 0,
+            holds: Default::default(),
+        };
+        let mut d = crate::policy::decide(&cfg, &snap, &mut Default::default());
+        let p = crate::config::Params::default();
+        d.units = vec![crate::policy::units::unknown_unit(
+            "quantum-a.service",
+            &p,
+            "-",
+        )];
+        m.observe(&cfg, snap.clone(), d.clone(), Duration::from_millis(1));
+        let text = m.encode();
+        for want in [
+            "quantum_watchdog_host_info{host=\"h\"} 1",
+            "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"idle-with-work\"} 0",
+            "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"not-consuming\"} 0",
+            "quantum_stream_recovery_claimed_total{unit=\"quantum-a.service\",stream=\"s1\",group=\"g\",policy=\"handoff\"} 0",
+            "quantum_watchdog_quarantined_total{unit=\"quantum-a.service\",stream=\"s1\",group=\"g\"} 0",
+            "quantum_stream_recovery_deleted_total{stream=\"s1\",group=\"g\"} 0",
+            "quantum_watchdog_requeued_total{unit=\"quantum-a.service\",stream=\"s1\",group=\"g\"} 0",
+        ] {
+            assert!(text.contains(want), "missing {want}:\n{text}");
+        }
+        m.record(
+            &Action::Restart {
+                unit: "quantum-a.service".into(),
+                cause: crate::policy::RestartCause::IdleWithWork,
+                reason: String::new(),
+                streams: Vec::new(),
+            },
+            0,
+            true,
+        );
+        m.observe(&cfg, snap, d, Duration::from_millis(1));
+        assert!(m.encode().contains(
+            "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"idle-with-work\"} 1"
+        ));
     }
 }

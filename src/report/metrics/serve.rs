@@ -32,7 +32,8 @@ pub async fn serve(
         }
         let l = tokio::net::UnixListener::bind(path)?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+        // The agent and its group (and root): not every local user.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
         Listener::Unix(l)
     } else {
         Listener::Tcp(tokio::net::TcpListener::bind(listen).await?)
