@@ -61,9 +61,26 @@ pub fn instance_id() -> String {
     format!("{:016x}", u64::from_ne_bytes(b))
 }
 
-/// This boot's ID, or empty if the kernel does not say.
+/// The environment variable the service unit sets to systemd's `%b`: its sandbox
+/// (`ProcSubset=pid`) hides `/proc/sys/kernel/random/boot_id`.
+pub const BOOT_ID_ENV: &str = "QUANTUM_WATCHDOG_BOOT_ID";
+
+/// This boot's ID (32 lowercase hex digits), or empty if neither systemd nor the kernel says.
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
+    let from_env = std::env::var(BOOT_ID_ENV).ok();
+    let from_proc = || std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+    from_env
+        .filter(|s| !s.trim().is_empty())
+        .or_else(from_proc)
+        .map(|s| normal_boot_id(&s))
         .unwrap_or_default()
+}
+
+/// A boot ID in one spelling: the kernel writes it with dashes, systemd's `%b` without.
+pub fn normal_boot_id(s: &str) -> String {
+    s.trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }

@@ -90,7 +90,9 @@ impl AgentState {
         if self.version != STATE_VERSION && self.version != 2 {
             return None;
         }
-        let same_boot = self.boot_id == boot_id;
+        // The kernel spells a boot ID with dashes, systemd's `%b` without.
+        let bare = |s: &str| s.replace('-', "").to_ascii_lowercase();
+        let same_boot = bare(&self.boot_id) == bare(boot_id);
         if self.version != STATE_VERSION || !same_boot {
             // Its times were `then` µs ahead of its boot's monotonic clock (a version-2 file's
             // were realtime: 0); this boot's wall clock is `now` µs ahead of its own.
@@ -193,5 +195,26 @@ mod tests {
             .unwrap();
         assert_eq!(restart_at(&s).0, 7200 * S, "a file from the future");
         assert!(state(1, "b", wall, 0, 1).for_boot("b", now).is_none());
+    }
+
+    /// The agent reads systemd's `%b` (no dashes); `status` as root reads the kernel's file
+    /// (dashes): one boot either way, so the earlier MainPIDs are kept.
+    #[test]
+    fn a_boot_id_is_the_same_in_either_spelling() {
+        let now = Clock {
+            now_usec: 1_800_000_000 * S,
+            mono_usec: 7200 * S,
+            utc_offset_secs: 0,
+        };
+        let dashed = "6b1f39f2-0c57-4b8e-9c2e-1d1c0e5b7a3d";
+        let bare = "6B1F39F20C574B8E9C2E1D1C0E5B7A3D";
+        let kept = state(3, bare, now.now_usec - 10 * S, 7190 * S, 7000 * S)
+            .for_boot(dashed, now)
+            .unwrap();
+        assert_eq!(restart_at(&kept).1, 42, "same boot: the MainPID is kept");
+        let other = state(3, bare, now.now_usec - 10 * S, 7190 * S, 7000 * S)
+            .for_boot("00000000-0000-0000-0000-000000000000", now)
+            .unwrap();
+        assert_eq!(restart_at(&other).1, 0, "another boot forgets it");
     }
 }
