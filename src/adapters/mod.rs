@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod clock;
 pub mod heap;
+pub mod journal_read;
 pub mod liveness;
 pub mod logging;
 pub mod notify;

@@ -4,6 +4,7 @@
 mod agent;
 mod check_config;
 mod exec_wrapper;
+mod history;
 mod pause;
 mod recover;
 mod status;
@@ -118,6 +119,15 @@ pub enum Command {
             value_name = "COMMAND"
         )]
         command: Vec<std::ffi::OsString>,
+    },
+    /// Tell a unit's story from the journal: the agent's verdicts and actions, recovery
+    /// sweeps, and systemd's starts and stops. Needs to read the journal (root, systemd-journal).
+    History {
+        /// The unit (no suffix: .service).
+        unit: String,
+        /// From when (journalctl's syntax: -1d, -2h, "2026-12-07 09:00", today).
+        #[arg(long, value_name = "WHEN", default_value = "-1d")]
+        since: String,
     },
     /// Validate and print the effective merged configuration.
     CheckConfig,
@@ -286,6 +296,7 @@ async fn dispatch(
             };
             Ok(daemon::exec::run(&cfg, &secrets, opts).await?)
         }
+        Command::History { unit, since } => history::run(&cfg, o.user, &unit, &since).await,
         Command::CheckConfig
         | Command::Completions { .. }
         | Command::Pause { .. }

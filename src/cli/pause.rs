@@ -21,7 +21,7 @@ pub enum Target {
 }
 
 /// `name` as systemd reads it on a command line: no suffix means `.service`.
-fn unit_name(name: &str) -> Result<String, Failure> {
+pub(super) fn unit_name(name: &str) -> Result<String, Failure> {
     let full = if name.contains('.') {
         name.to_string()
     } else {

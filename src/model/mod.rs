@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod consumer_name;
 pub mod fleet;
 pub mod hash;
+pub mod history;
 pub mod holds;
 pub mod plan;
 pub mod snapshot;

@@ -2,6 +2,7 @@
 //! Prometheus metrics ([`metrics`]), the journal ([`journal`]), the STATUS= line
 //! ([`status_line`]) and its state file's content ([`state`]).
 
+pub mod history;
 pub mod journal;
 pub mod metrics;
 pub mod printable;
