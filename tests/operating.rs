@@ -46,8 +46,16 @@ fn hung_consumer(env: &Env) -> u32 {
 /// A pause holds the restart of a hung unit back while its verdict is still shown; `--for`
 /// ends it by itself.
 fn pause_holds_until_it_expires(env: &mut Env) {
-    let (cfg, _) = config_with_pauses(env, "", "");
+    let (cfg, dir) = config_with_pauses(env, "", "");
     env.write_config(&cfg);
+    // A unit systemd does not know is refused, and nothing is written: a typo pauses nothing.
+    let (rc, out) = cli(env, &["pause", "quantum-nope", "--for", "1m"]);
+    assert_eq!(rc, 2, "{out}");
+    assert!(out.contains("no such unit: quantum-nope.service"), "{out}");
+    assert!(
+        !dir.join("quantum-nope.service.pause").exists(),
+        "a note was written"
+    );
     let (rc, out) = cli(
         env,
         &["pause", UNIT, "--for", "12s", "--reason", "deploy 4.2"],

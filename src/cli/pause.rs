@@ -48,6 +48,42 @@ fn units(cfg: &Config, names: &[String]) -> Result<Vec<String>, Failure> {
     Ok(units)
 }
 
+/// Refuses a unit systemd has not loaded (a typo would otherwise pause nothing, silently).
+/// If systemd cannot be asked, says so and goes on: a pause must work while D-Bus is down.
+fn loaded(cfg: &Config, user: bool, units: &[String]) -> Result<(), Failure> {
+    use quantum_watchdog::adapters::systemd::Systemd;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let t = cfg.dbus_timeout.0;
+    let seen = rt.block_on(async {
+        let sd = Systemd::connect_with(user, t, false).await?;
+        sd.units(&[], units, &[]).await
+    });
+    let seen = match seen {
+        Ok(seen) => seen,
+        Err(e) => {
+            eprintln!(
+                "quantum-watchdog: note: systemd could not be asked whether these units exist: {e}"
+            );
+            return Ok(());
+        }
+    };
+    let missing: Vec<&str> = units
+        .iter()
+        .filter(|u| !seen.iter().any(|s| &s.name == *u))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "no such unit: {} (systemd has not loaded it; see `systemctl list-units --all 'quantum-*'`); nothing was paused",
+        missing.join(", ")
+    )))
+}
+
 fn permitted(cfg: &Config, user: bool) -> Result<(), Failure> {
     pause_store::may_write(cfg, user).map_err(Failure::Denied)
 }
@@ -65,7 +101,11 @@ pub fn pause(
     let until = duration.map(|d| now.saturating_add(d.as_micros().min(u64::MAX as u128) as u64));
     let targets: Vec<Option<String>> = match target {
         Target::All => vec![None],
-        Target::Units(names) => units(cfg, &names)?.into_iter().map(Some).collect(),
+        Target::Units(names) => {
+            let units = units(cfg, &names)?;
+            loaded(cfg, user, &units)?;
+            units.into_iter().map(Some).collect()
+        }
     };
     pause_store::remove_expired(cfg, user, now);
     pause_store::ensure_dir(cfg, &pause_store::pause_dir(cfg, user))
