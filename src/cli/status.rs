@@ -25,7 +25,12 @@ pub async fn run(cfg: &Config, user: bool, secrets: &Secrets, view: View) -> Res
     let mut world = World::new(cfg, user, secrets)
         .context("redis configuration")?
         .oneshot();
-    let tty = std::io::stdout().is_terminal();
+    use quantum_watchdog::report::terminal;
+    let is_tty = std::io::stdout().is_terminal();
+    let term = std::env::var("TERM").ok();
+    let no_color = std::env::var("NO_COLOR").ok();
+    let tty = terminal::colors(is_tty, no_color.as_deref(), term.as_deref());
+    let clear = terminal::may_clear(is_tty, term.as_deref());
     let state_path = state_file::state_file(cfg, user);
     loop {
         let agent = load_state(&state_path);
@@ -53,8 +58,10 @@ pub async fn run(cfg: &Config, user: bool, secrets: &Secrets, view: View) -> Res
             out(&text)?;
             return Ok(st.exit_code as u8);
         }
-        // Clear the screen and redraw.
-        out(&format!("\x1b[H\x1b[2J{text}"))?;
+        let at = jiff::Zoned::now()
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string();
+        out(&terminal::watch_frame(&text, clear, &at))?;
         tokio::select! {
             _ = tokio::time::sleep(cfg.interval.0) => {}
             _ = tokio::signal::ctrl_c() => return Ok(st.exit_code as u8),

@@ -9,3 +9,4 @@ pub mod printable;
 pub mod state;
 pub mod status;
 pub mod status_line;
+pub mod terminal;
