@@ -93,3 +93,48 @@ fn status_renders_as_recorded() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Every field `status --json` writes in the recorded cases is documented in
+/// docs/status-json.md (keys of `last_actions` are action names: `last_actions.<action>`).
+#[test]
+fn every_json_field_is_documented() {
+    fn walk(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if path.ends_with("last_actions") {
+                        "<action>"
+                    } else {
+                        k
+                    };
+                    let p = if path.is_empty() {
+                        key.to_string()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    out.insert(p.clone());
+                    walk(x, &p, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                a.iter().for_each(|x| walk(x, &format!("{path}[]"), out))
+            }
+            _ => {}
+        }
+    }
+    let doc = std::fs::read_to_string("docs/status-json.md").unwrap();
+    let mut paths = std::collections::BTreeSet::new();
+    for dir in cases() {
+        let json: serde_json::Value = serde_json::from_str(&read(&dir, "expected.json")).unwrap();
+        walk(&json, "", &mut paths);
+    }
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|p| !doc.contains(&format!("`{p}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/status-json.md: {missing:?}"
+    );
+    assert!(paths.len() > 100, "{} fields", paths.len());
+}
