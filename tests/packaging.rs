@@ -38,6 +38,10 @@ fn completions_match_the_binary() {
             "zsh",
             "dist/usr/share/zsh/vendor-completions/_quantum-watchdog",
         ),
+        (
+            "fish",
+            "dist/usr/share/fish/vendor_completions.d/quantum-watchdog.fish",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_quantum-watchdog"))
             .args(["completions", shell])
@@ -259,4 +263,29 @@ fn docs_name_every_command_and_key() {
         assert!(man.contains(&k), "man page lacks the key {k}");
     }
     assert!(Path::new(&root().join("debian/quantum-watchdog.sysusers")).exists());
+}
+
+/// Bash completes a subcommand's options, as a user presses Tab after `status --`.
+#[test]
+fn bash_completes_a_subcommands_options() {
+    let script = "dist/usr/share/bash-completion/completions/quantum-watchdog";
+    let words = |line: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {script}; COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _quantum__watchdog quantum-watchdog \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 echo \"${{COMPREPLY[*]}}\""
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let status = words("quantum-watchdog status --");
+    for opt in ["--json", "--pipeline", "--fleet", "--watch"] {
+        assert!(status.contains(opt), "status --<Tab>: {status:?}");
+    }
+    let history = words("quantum-watchdog history --s");
+    assert!(history.contains("--since"), "history --s<Tab>: {history:?}");
+    assert!(words("quantum-watchdog pa").contains("pause"));
 }

@@ -318,6 +318,17 @@ fn completions(shell: clap_complete::Shell) -> Result<u8, Failure> {
     use clap::CommandFactory;
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "quantum-watchdog", &mut buf);
-    out(&String::from_utf8_lossy(&buf))?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if shell == clap_complete::Shell::Bash {
+        text = bash_hyphen_fix(&text);
+    }
+    out(&text)?;
     Ok(0)
+}
+
+/// clap_complete's bash script names a subcommand's case `quantum__subcmd__watchdog__…` but
+/// sets `cmd` to `quantum__watchdog__…` for a hyphenated binary name (clap-rs/clap#6421), so
+/// no subcommand's options ever complete: the cases are renamed to what `cmd` holds.
+fn bash_hyphen_fix(script: &str) -> String {
+    script.replace("quantum__subcmd__watchdog__", "quantum__watchdog__")
 }
