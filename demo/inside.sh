@@ -39,7 +39,14 @@ sleep 7
 say "before: everything consumes"
 $QW status || true
 
-OLD=$(systemctl --user show -p MainPID --value quantum-router.service)
+# A PID from systemd, or the demo stops here: `kill -STOP 0` would stop the demo itself.
+main_pid() {
+    local p; p=$(systemctl --user show -p MainPID --value "$1")
+    case $p in ''|0|*[!0-9]*) echo "demo: $1 has no main process (MainPID=${p:-none}):" >&2
+        systemctl --user status "$1" --no-pager >&2 || true; exit 1 ;; esac
+    echo "$p"
+}
+OLD=$(main_pid quantum-router.service)
 say "the router hangs (kill -STOP $OLD); systemd still says:"
 kill -STOP "$OLD"
 systemctl --user status quantum-router.service --no-pager 2>/dev/null | sed -n '1,3p'
@@ -81,8 +88,9 @@ systemctl --user daemon-reload
 systemctl --user restart quantum-execution.service
 sleep 3
 systemctl --user status quantum-execution.service --no-pager 2>/dev/null | sed -n '1,4p;/Status:/p'
-WRAPPER=$(systemctl --user show -p MainPID --value quantum-execution.service)
-CHILD=$(cat /proc/"$WRAPPER"/task/"$WRAPPER"/children | awk '{print $1}')
+WRAPPER=$(main_pid quantum-execution.service)
+CHILD=$(awk '{print $1}' /proc/"$WRAPPER"/task/"$WRAPPER"/children)
+case $CHILD in ''|0|*[!0-9]*) echo "demo: the wrapper $WRAPPER has no child" >&2; exit 1 ;; esac
 say "its consumer hangs (kill -STOP $CHILD, the wrapper's child); the wrapper stops pinging systemd"
 kill -STOP "$CHILD"
 T0=$(date +%s.%N)
