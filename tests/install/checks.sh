@@ -30,6 +30,7 @@ check "the timer is installed" run test -f /lib/systemd/system/quantum-stream-re
 check "the timer is disabled" test "$(run systemctl is-enabled quantum-stream-recover.timer)" = disabled
 check "the timer is not active" test "$(run systemctl is-active quantum-stream-recover.timer)" = inactive
 check "the oneshot did not run at install" test "$(run systemctl show -p InvocationID --value quantum-stream-recover.service)" = ""
+check "debian/tests/smoke (the autopkgtest) passes" run sh /debs/smoke
 AGENT=$(pid_of quantum-watchdog.service)
 check "the agent runs as its own unprivileged user" test "$(run ps -o user= -p "$AGENT" | tr -d ' ')" = quantum-watchdog
 check "the example config is observe mode" run grep -q '^mode = "observe"' /etc/quantum-watchdog/config.toml

@@ -8,8 +8,15 @@ T0=$SECONDS
 tests/support/deps.sh debhelper dpkg-dev lintian fakeroot systemd-container debootstrap
 OUT=target/deb
 rm -rf "$OUT"; mkdir -p "$OUT"
-echo "== dpkg-buildpackage -b -us -uc"
-dpkg-buildpackage -b -us -uc >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+# Build-Depends names Debian's cargo and rustc (>= 1.88); Debian 12's are older, so this
+# machine builds with rustup's under the profile that says so (debian/README.source).
+echo "== dpkg-checkbuilddeps: Debian's toolchain, or the rustup profile"
+if dpkg-checkbuilddeps 2>"$OUT/builddeps.log"; then :; else
+    grep -q 'rustc (>= 1.88)' "$OUT/builddeps.log" || { cat "$OUT/builddeps.log"; exit 1; }
+fi
+dpkg-checkbuilddeps -Ppkg.quantum-watchdog.rustup
+echo "== dpkg-buildpackage -b -us -uc -Ppkg.quantum-watchdog.rustup"
+dpkg-buildpackage -b -us -uc -Ppkg.quantum-watchdog.rustup >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 mv ../quantum-watchdog_*.deb ../quantum-watchdog_*.changes ../quantum-watchdog_*.buildinfo "$OUT"/
 echo "== lintian"
 lrc=0
@@ -18,8 +25,13 @@ grep -v '^running with root privileges' "$OUT/lintian.log" || true
 echo "lintian: $(grep -c '^E:' "$OUT/lintian.log" || true) errors, $(grep -c '^W:' "$OUT/lintian.log" || true) warnings"
 [ "$lrc" = 0 ] || { echo "lintian failed (exit $lrc)"; exit 1; }
 ls -l "$OUT"/*.deb
+# The previous release, built from its commit with the same command (cached by commit).
+PREV_COMMIT=86c80e62d43b16c5469d9a44f9a0f7e8c513d032  # 0.1.0
+PREV_DEB=$(tests/install/previous.sh "$PREV_COMMIT")
+cp "$PREV_DEB" "$OUT/previous.deb"
 cargo build --quiet --locked --example qw-consumer
 cp target/debug/examples/qw-consumer "$OUT"/
+cp debian/tests/smoke "$OUT"/
 ROOTFS=$(tests/install/rootfs.sh)
 echo "== install test in a booted container"
 T1=$SECONDS
