@@ -97,7 +97,8 @@ fn units_carry_what_the_agent_relies_on() {
         ("RestartSec", "2"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("User", "quantum-watchdog"),
-        ("RuntimeDirectory", "quantum-watchdog"),
+        ("RuntimeDirectory", "quantum-watchdog/agent"),
+        ("Environment", "QUANTUM_WATCHDOG_BOOT_ID=%b"),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
         ("CapabilityBoundingSet", ""),
@@ -154,14 +155,34 @@ fn units_carry_what_the_agent_relies_on() {
             .lines()
             .any(|l| l.starts_with("u quantum-watchdog "))
     );
-    // The documented textfile directory is writable, and state survives agent restarts.
+    // The package's textfile directory is writable, and linked where node_exporter reads;
+    // the configuration layer in /run is root's; state survives agent restarts.
     for u in [&s, &o] {
-        assert!(has(
-            u,
-            "ReadWritePaths",
-            "-/var/lib/prometheus/node-exporter"
-        ));
+        assert!(has(u, "ReadWritePaths", "-/run/quantum-watchdog/metrics"));
+        assert!(has(u, "Environment", "QUANTUM_WATCHDOG_BOOT_ID=%b"));
     }
+    let tmpfiles = read("debian/quantum-watchdog.tmpfiles");
+    assert!(tmpfiles.contains("d /run/quantum-watchdog 0755 root root -"));
+    assert!(
+        tmpfiles
+            .contains("d /run/quantum-watchdog/metrics 0755 quantum-watchdog quantum-watchdog -")
+    );
+    assert!(
+        !tmpfiles
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("/var/lib/prometheus")),
+        "no entry in another package's directory"
+    );
+    let links = read("debian/quantum-watchdog.links");
+    for f in ["quantum-watchdog.prom", "quantum-watchdog-recover.prom"] {
+        assert!(links.contains(&format!(
+            "run/quantum-watchdog/metrics/{f} var/lib/prometheus/node-exporter/{f}"
+        )));
+    }
+    assert!(
+        read("dist/usr/lib/quantum-watchdog/config.d/50-package.toml")
+            .contains("metrics.textfile_dir = \"/run/quantum-watchdog/metrics\"")
+    );
     assert!(has(&s, "RuntimeDirectoryPreserve", "yes"));
     assert!(
         read("dist/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules")

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{Config, MetricsConfig};
 
 /// The agent's runtime directory: `state_dir`, else `$RUNTIME_DIRECTORY` (systemd), else
-/// `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`, else `/run/quantum-watchdog`.
+/// `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`, else `/run/quantum-watchdog/agent`.
 pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
     if let Some(d) = &cfg.state_dir {
         return d.clone();
@@ -27,7 +27,7 @@ pub fn state_dir(cfg: &Config, user: bool) -> PathBuf {
     if user && let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
         return Path::new(&x).join("quantum-watchdog");
     }
-    PathBuf::from("/run/quantum-watchdog")
+    PathBuf::from("/run/quantum-watchdog/agent")
 }
 
 /// `state.json` in the runtime directory.

@@ -414,7 +414,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            listen: "unix:/run/quantum-watchdog/metrics.sock".into(),
+            listen: "unix:/run/quantum-watchdog/agent/metrics.sock".into(),
             textfile_dir: None,
             max_consumer_series: 1000,
         }
@@ -551,7 +551,7 @@ pub struct Config {
     /// Unit name patterns: every matching unit is watched (its systemd state), bound or not.
     pub units: Vec<String>,
     /// Where the agent keeps `state.json` (status reads it). Default: `$RUNTIME_DIRECTORY`,
-    /// else `/run/quantum-watchdog`, or `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`.
+    /// else `/run/quantum-watchdog/agent`, or `$XDG_RUNTIME_DIR/quantum-watchdog` with `--user`.
     pub state_dir: Option<PathBuf>,
     /// Timeout of every D-Bus call.
     pub dbus_timeout: HumanDuration,

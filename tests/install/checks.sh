@@ -18,8 +18,6 @@ echo "# package: $(basename "$DEB"), $(du -k "$DEB" | cut -f1) KiB"
 check "redis-server is running in the container" wait_for 20 active redis-server.service
 
 # --- 1. install: enabled, running, STATUS shown; timer installed but disabled; oneshot not run
-# node_exporter's textfile directory exists before the package (root's, as Debian ships it).
-run mkdir -p /var/lib/prometheus/node-exporter
 run apt-get install -y -q "/debs/$(basename "$DEB")" >/tmp/qw-apt.log 2>&1 || { bad "apt install"; tail -20 /tmp/qw-apt.log; }
 check "quantum-watchdog.service is enabled" test "$(run systemctl is-enabled quantum-watchdog.service)" = enabled
 check "quantum-watchdog.service is active (running)" wait_for 15 active quantum-watchdog.service
@@ -57,7 +55,6 @@ run mkdir -p /etc/quantum-watchdog/config.d
 run sh -c 'cat > /etc/quantum-watchdog/config.d/50-test.toml' <<'C'
 mode = "enforce"
 interval = "1s"
-metrics.textfile_dir = "/var/lib/prometheus/node-exporter"
 [defaults]
 hung_after = "3s"
 startup_grace = "2s"
@@ -114,17 +111,23 @@ echo "# restarted $((SECONDS - T_STOP)) s after SIGSTOP (hung_after 3s, interval
 journal_restart() { run journalctl -u quantum-watchdog.service ACTION=restart UNIT=quantum-hang.service -o cat --no-pager | grep -q "restarting quantum-hang.service"; }
 check "journalctl -u quantum-watchdog ACTION=restart shows it" wait_for 5 journal_restart
 run journalctl -u quantum-watchdog.service ACTION=restart UNIT=quantum-hang.service -o cat --no-pager | head -2 | cut -c1-200 | sed 's/^/#   /'
+# The unit's own story: `journalctl -u quantum-hang` has only systemd's lines; history has ours.
+story() { run quantum-watchdog history quantum-hang 2>&1; }
+told() { story | grep -q 'agent    restart     restarting quantum-hang.service' && story | grep -q 'systemd .*Started' && story | grep -q 'agent    verdict .*-> hung'; }
+check "quantum-watchdog history tells the hang, the restart and the new start" wait_for 10 told
+story | tail -6 | cut -c1-160 | sed 's/^/#   /'
+check "history of a unit needs the journal: a stranger is told why" bash -c 'run setpriv --reuid=nobody --regid=nogroup --clear-groups quantum-watchdog history quantum-hang 2>&1 | grep -q "systemd-journal"'
 check "the restart went through polkit as the unprivileged user" test "$(run ps -o user= -p "$(pid_of quantum-watchdog.service)" | tr -d ' ')" = quantum-watchdog
 check "quantum-good was left alone" test "$(run systemctl show -p NRestarts --value quantum-good.service)" = 0
 
-# --- 2b. the textfile of the documented metrics.textfile_dir is written, without warnings
+# --- 2b. the textfile, through the package's link in node_exporter's directory, without warnings
 textfile() { run test -s /var/lib/prometheus/node-exporter/quantum-watchdog.prom; }
-check "the agent writes metrics.textfile_dir as documented" wait_for 15 textfile
+check "the agent's textfile is where node_exporter reads" wait_for 15 textfile
 check "no textfile_dir warning in the journal" bash -c '! run journalctl -u quantum-watchdog.service -o cat --no-pager | grep -q "textfile_dir"'
 
 # --- 2c. restart budget and MainPID history survive agent restarts (RuntimeDirectoryPreserve=)
 remembered() { # the agent's state still holds quantum-hang's restart and its old MainPID
-    local st; st=$(run cat /run/quantum-watchdog/state.json 2>/dev/null)
+    local st; st=$(run cat /run/quantum-watchdog/agent/state.json 2>/dev/null)
     echo "$st" | grep -q "\"previous_pids\":\[[0-9,]*$HANG[],]" &&
         run quantum-watchdog status --json 2>/dev/null | tr -d ' \n' | grep -q '"unit":"quantum-hang.service"[^}]*"restarts_in_window":1'
 }

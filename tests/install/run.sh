@@ -1,7 +1,9 @@
 #!/bin/bash
 # The package test: builds the .deb with the one canonical command (dpkg-buildpackage), runs
 # lintian, and installs it in a booted Debian 12 (systemd-nspawn -b, systemd as PID 1) where
-# tests/install/checks.sh checks it as an operator would. Needs root.
+# tests/install/checks.sh checks it as an operator would; lifecycle.sh upgrades to it from
+# the previous release, removes and purges it beside Debian's node_exporter; monitoring.sh
+# runs it under Debian's prometheus and alertmanager. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T0=$SECONDS
@@ -35,5 +37,10 @@ cp debian/tests/smoke "$OUT"/
 ROOTFS=$(tests/install/rootfs.sh)
 echo "== install test in a booted container"
 T1=$SECONDS
-QW_DEBS=$PWD/$OUT tests/support/nspawn-boot.sh "$ROOTFS" env QW_DEBS="$PWD/$OUT" tests/install/checks.sh
+rc=0
+for t in checks lifecycle monitoring; do
+    echo "== $t.sh"
+    QW_DEBS=$PWD/$OUT tests/support/nspawn-boot.sh "$ROOTFS" env QW_DEBS="$PWD/$OUT" "tests/install/$t.sh" || rc=1
+done
+[ "$rc" = 0 ] || { echo "package test failed"; exit 1; }
 echo "package test: $((SECONDS - T0)) s in all, install test $((SECONDS - T1)) s"
