@@ -1653,14 +1653,14 @@ fn the_poison_scan_walks_the_whole_list() {
 fn a_hung_worker_is_not_hidden_behind_a_busy_sibling() {
     let c = cfg("");
     let since = T0 - 3600 * S;
-    let workers = |hung_idle_s: u64, hung_pending: u64| {
+    let workers_at = |main_idle_s: u64, hung_idle_s: u64, hung_pending: u64| {
         let mut s = snap(
             T0,
             vec![unit(10, since)],
             group(
                 Some(50),
                 vec![
-                    consumer(&me(11), 2, 0, None),
+                    consumer(&me(11), 2, main_idle_s, None),
                     consumer(&me(12), hung_pending, hung_idle_s, None),
                 ],
             ),
@@ -1672,6 +1672,11 @@ fn a_hung_worker_is_not_hidden_behind_a_busy_sibling() {
         }
         s
     };
+    let workers = |hung_idle_s, hung_pending| workers_at(0, hung_idle_s, hung_pending);
+    // A slow main worker (lagging: idle past warn_percent) does not hide a hung sibling.
+    let d = decide(&c, &workers_at(35, 600, 1), &mut Memory::default());
+    assert_eq!(d.units[0].verdict, Verdict::Hung, "{}", d.units[0].reason);
+    assert!(d.units[0].reason.contains(&me(12)), "{}", d.units[0].reason);
     for (idle, pending, want) in [
         (600, 1, Verdict::Hung),    // holds an entry, reads nothing while work waits
         (20, 1, Verdict::Healthy),  // within warn_percent of hung_after

@@ -509,17 +509,19 @@ fn judge_binding(
         None => without_work(l),
     };
     let mut judged = judge(&look);
-    if judged.0 == Verdict::Healthy {
-        let workers = workers(g, classes.get(key), idx, consumer);
-        if let Some(w) = workers
+    if judged.0 != Verdict::Hung {
+        // The unit's other processes: the worst of them counts if it is worse. A lagging
+        // main consumer must not hide a hung sibling holding entries.
+        let rank = |j: &Judged| j.0.severity().rank();
+        let worst = workers(g, classes.get(key), idx, consumer)
             .map(|c| {
                 judge(&Look {
                     consumer: Some(c),
                     ..look
                 })
             })
-            .find(|j| j.0 != Verdict::Healthy)
-        {
+            .max_by_key(rank);
+        if let Some(w) = worst.filter(|w| rank(w) > rank(&judged)) {
             judged = (w.0, format!("another process of the unit: {}", w.1), w.2);
         }
     }
@@ -596,7 +598,7 @@ struct Look<'a> {
 /// `hung_after`.
 fn warn_ms(l: &Look<'_>) -> u64 {
     let p = &l.w.params;
-    p.hung_after.as_millis() / 100 * u64::from(p.warn_percent.min(100))
+    p.hung_after.as_millis() * u64::from(p.warn_percent.min(100)) / 100
 }
 
 /// Rule 3: work waits. Lagging from `warn_percent` of `hung_after` on; hung if the consumer made no progress for `hung_after`, or none
