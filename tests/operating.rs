@@ -56,6 +56,8 @@ fn pause_holds_until_it_expires(env: &mut Env) {
         !dir.join("quantum-nope.service.pause").exists(),
         "a note was written"
     );
+    // The unit is installed (not started) before it is paused.
+    env.consumer_unit(UNIT, PREFIX, &[("QW_WORK_MS", "20")], "");
     let (rc, out) = cli(
         env,
         &["pause", UNIT, "--for", "12s", "--reason", "deploy 4.2"],
@@ -101,6 +103,7 @@ scenario!(pause_holds_until_it_expires: redis70 = Redis70);
 fn only_operators_pause_and_resume(env: &mut Env) {
     let (cfg, dir) = config_with_pauses(env, "", "");
     env.write_config(&cfg);
+    env.consumer_unit(UNIT, PREFIX, &[("QW_WORK_MS", "20")], "");
     assert_eq!(cli(env, &["pause", UNIT]).0, 0);
     // A stranger: a copy of the binary and the config it can read.
     let shared = PathBuf::from(format!("/tmp/qw-stranger-{}", std::process::id()));

@@ -512,20 +512,25 @@ impl Systemd {
         if missing.is_empty() {
             return Ok(Vec::new());
         }
+        // An instance (`quantum-tpl@1.service`) has no file of its own: its template's counts.
+        let mut patterns = missing.clone();
+        patterns.extend(missing.iter().filter_map(|m| template_of(m)));
         let files = within(
             self.timeout,
-            self.mgr
-                .list_unit_files_by_patterns(vec![], missing.clone()),
+            self.mgr.list_unit_files_by_patterns(vec![], patterns),
         )
         .await?;
         let known: BTreeSet<&str> = files
             .iter()
             .filter_map(|(path, _)| path.rsplit('/').next())
             .collect();
+        let has_file = |m: &str| {
+            known.contains(m) || template_of(m).is_some_and(|t| known.contains(t.as_str()))
+        };
         Ok(missing
             .into_iter()
             .map(|m| UnitState {
-                load_state: if known.contains(m.as_str()) {
+                load_state: if has_file(&m) {
                     LoadState::Loaded
                 } else {
                     LoadState::NotFound
@@ -706,6 +711,13 @@ struct ServiceRead {
     exec_watchdog: bool,
 }
 
+/// The template of an instance name: `quantum-tpl@1.service` → `quantum-tpl@.service`.
+pub fn template_of(name: &str) -> Option<String> {
+    let (prefix, rest) = name.split_once('@')?;
+    let (instance, suffix) = rest.rsplit_once('.')?;
+    (!instance.is_empty()).then(|| format!("{prefix}@.{suffix}"))
+}
+
 /// Whether an `ExecStart=` command runs `quantum-watchdog exec`: the program is ours and
 /// `exec` is its command (before any `--`).
 pub fn is_exec_wrapper(path: &str, argv: &[String]) -> bool {
@@ -769,6 +781,18 @@ async fn unit_proxy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_has_its_templates_file() {
+        for (name, want) in [
+            ("quantum-tpl@1.service", Some("quantum-tpl@.service")),
+            ("quantum-tpl@a.b.service", Some("quantum-tpl@.service")),
+            ("quantum-tpl@.service", None),
+            ("quantum-router.service", None),
+        ] {
+            assert_eq!(template_of(name).as_deref(), want, "{name}");
+        }
+    }
 
     #[test]
     fn marks_of_units_not_listed_are_forgotten() {
