@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use crate::model::history::{Event, Writer};
 
-/// The agent's and the sweeps' entries naming `unit` (`UNIT=`), and the manager's own about
-/// it, since `since` (journalctl's syntax: `-1d`, `2026-12-07 09:00`), oldest first.
+/// The entries naming `unit` (`UNIT=`) that `exe` (this program: the agent and its sweeps)
+/// or `wrapper` (`exec`'s small program) wrote, and the manager's own about it, since `since` (journalctl's syntax: `-1d`,
+/// `2026-12-07 09:00`), oldest first. Only trusted fields (`_EXE`, `_PID`, which journald
+/// sets) say who wrote an entry: a unit that logs `UNIT=` and `ACTION=` itself is not shown.
 pub async fn unit_events(
     unit: &str,
+    exe: &str,
+    wrapper: Option<&str>,
     user: bool,
     since: &str,
     timeout: Duration,
@@ -16,12 +20,14 @@ pub async fn unit_events(
     let mut cmd = tokio::process::Command::new("journalctl");
     // Not --quiet: journalctl's hint that this user sees only part of the journal is how a
     // caller without the right learns why the story is empty.
-    cmd.args(["-o", "json", "--no-pager"])
+    // --all: a field over 4 KiB is otherwise written as null.
+    cmd.args(["-o", "json", "--all", "--no-pager"])
         .arg(format!("--since={since}"));
     if user {
         cmd.arg("--user");
     }
-    cmd.args(matches(unit, user)).kill_on_drop(true);
+    cmd.args(matches(unit, exe, wrapper, user))
+        .kill_on_drop(true);
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
         .map_err(|_| format!("journalctl did not answer within {timeout:?}"))?
@@ -33,7 +39,7 @@ pub async fn unit_events(
     }
     let events: Vec<Event> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(parse_line)
+        .filter_map(|l| parse_line(l, exe, wrapper))
         .collect();
     if events.is_empty() && partial {
         return Err(format!(
@@ -44,51 +50,56 @@ pub async fn unit_events(
     Ok(events)
 }
 
-/// journalctl's matches: same-field terms are alternatives, `+` separates conjunctions.
-fn matches(unit: &str, user: bool) -> Vec<String> {
-    let (own, mgr) = if user {
-        ("_SYSTEMD_USER_UNIT", format!("USER_UNIT={unit}"))
+/// journalctl's matches: same-field terms are alternatives, `+` separates conjunctions. Ours:
+/// written by this program (the agent, the timer's sweeps, a drop-in's
+/// `ExecStartPre=quantum-watchdog recover --unit %n`) and naming the unit; the manager's.
+fn matches(unit: &str, exe: &str, wrapper: Option<&str>, user: bool) -> Vec<String> {
+    let mut m = vec![format!("_EXE={exe}")];
+    m.extend(wrapper.map(|w| format!("_EXE={w}")));
+    m.extend([format!("UNIT={unit}"), "+".into()]);
+    if user {
+        m.push(format!("USER_UNIT={unit}"));
+        m.push("_SYSTEMD_USER_UNIT=init.scope".into());
     } else {
-        ("_SYSTEMD_UNIT", format!("UNIT={unit}"))
-    };
-    let mut m = Vec::new();
-    // The agent, the timer's sweeps, and a sweep the unit runs itself (a drop-in's
-    // `ExecStartPre=quantum-watchdog recover --unit %n`).
-    for writer in [
-        "quantum-watchdog.service",
-        "quantum-stream-recover.service",
-        unit,
-    ] {
-        m.extend([
-            format!("{own}={writer}"),
-            format!("UNIT={unit}"),
-            "+".into(),
-        ]);
-    }
-    m.push(mgr);
-    if !user {
+        m.push(format!("UNIT={unit}"));
         m.push("_PID=1".into());
     }
     m
 }
 
-/// One line of `journalctl -o json`, if it is an entry with a time and a text message.
-pub fn parse_line(line: &str) -> Option<Event> {
+/// One line of `journalctl -o json`, if it is an entry with a time. `exe`: this program,
+/// whose entries are the agent's (`quantum-watchdog agent`) or a sweep's; any other writer
+/// the query let through is the manager. A message journald kept as bytes is shown lossily.
+pub fn parse_line(line: &str, exe: &str, wrapper: Option<&str>) -> Option<Event> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str());
     let usec = field("__REALTIME_TIMESTAMP")?.parse().ok()?;
-    let message = field("MESSAGE")?.to_string();
-    let by = field("_SYSTEMD_UNIT").or(field("_SYSTEMD_USER_UNIT"));
-    let writer = match by {
-        Some("quantum-watchdog.service") => Writer::Agent,
-        Some("quantum-stream-recover.service") => Writer::Recover,
-        _ if field("UNIT").is_some() && field("ACTION").is_some() => Writer::Recover,
+    let message = match v.get("MESSAGE")? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(bytes) => {
+            let b: Vec<u8> = bytes
+                .iter()
+                .filter_map(|x| x.as_u64())
+                .map(|x| x as u8)
+                .collect();
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        _ => "(no message)".into(),
+    };
+    let agent = field("_CMDLINE").is_some_and(|c| c.split(' ').any(|w| w == "agent"));
+    let writer = match field("_EXE") {
+        Some(e) if e == exe && agent => Writer::Agent,
+        Some(e) if e == exe => Writer::Recover,
+        Some(e) if Some(e) == wrapper => Writer::Exec,
         _ => Writer::Systemd,
     };
+    let action = (writer != Writer::Systemd)
+        .then(|| field("ACTION").map(str::to_string))
+        .flatten();
     Some(Event {
         usec,
         writer,
-        action: field("ACTION").map(str::to_string),
+        action,
         message,
     })
 }
@@ -97,30 +108,48 @@ pub fn parse_line(line: &str) -> Option<Event> {
 mod tests {
     use super::*;
 
+    const EXE: &str = "/usr/bin/quantum-watchdog";
+
+    /// Who wrote an entry comes from journald's own fields, never from the entry's: a unit
+    /// that logs UNIT= and ACTION= itself is the manager's side at most, without an action.
     #[test]
     fn entries_are_read_by_their_writer() {
-        let agent = r#"{"__REALTIME_TIMESTAMP":"1800000000000000","_SYSTEMD_UNIT":"quantum-watchdog.service","UNIT":"quantum-router.service","ACTION":"restart","MESSAGE":"restarting quantum-router.service"}"#;
-        let pid1 = r#"{"__REALTIME_TIMESTAMP":"1800000001000000","_PID":"1","UNIT":"quantum-router.service","MESSAGE":"Started quantum-router.service."}"#;
-        let binary = r#"{"__REALTIME_TIMESTAMP":"1","MESSAGE":[104,105]}"#;
-        let e = parse_line(agent).unwrap();
+        let agent = r#"{"__REALTIME_TIMESTAMP":"1800000000000000","_EXE":"/usr/bin/quantum-watchdog","_CMDLINE":"/usr/bin/quantum-watchdog agent","UNIT":"quantum-router.service","ACTION":"restart","MESSAGE":"restarting quantum-router.service"}"#;
+        let sweep = r#"{"__REALTIME_TIMESTAMP":"1","_EXE":"/usr/bin/quantum-watchdog","_CMDLINE":"/usr/bin/quantum-watchdog recover --unit quantum-router.service","UNIT":"quantum-router.service","ACTION":"handoff","MESSAGE":"m"}"#;
+        let pid1 = r#"{"__REALTIME_TIMESTAMP":"1800000001000000","_PID":"1","_EXE":"/usr/lib/systemd/systemd","UNIT":"quantum-router.service","MESSAGE":"Started quantum-router.service."}"#;
+        let forged = r#"{"__REALTIME_TIMESTAMP":"2","_EXE":"/opt/app","UNIT":"quantum-router.service","ACTION":"restart","MESSAGE":"restarting"}"#;
+        let bytes = r#"{"__REALTIME_TIMESTAMP":"1","_PID":"1","MESSAGE":[104,105,255]}"#;
+        let e = parse_line(agent, EXE, None).unwrap();
         assert_eq!(e.writer, Writer::Agent);
         assert_eq!(e.action.as_deref(), Some("restart"));
         assert_eq!(e.usec, 1_800_000_000_000_000);
-        let e = parse_line(pid1).unwrap();
+        let e = parse_line(sweep, EXE, None).unwrap();
+        assert_eq!(
+            (e.writer, e.action.as_deref()),
+            (Writer::Recover, Some("handoff"))
+        );
+        let e = parse_line(pid1, EXE, None).unwrap();
         assert_eq!((e.writer, e.action), (Writer::Systemd, None));
-        assert_eq!(parse_line(binary), None, "a binary MESSAGE is left out");
-        assert_eq!(parse_line("not json"), None);
+        let e = parse_line(forged, EXE, None).unwrap();
+        assert_eq!((e.writer, e.action), (Writer::Systemd, None), "not ours");
+        assert_eq!(parse_line(bytes, EXE, None).unwrap().message, "hi\u{fffd}");
+        assert_eq!(parse_line("not json", EXE, None), None);
     }
 
     #[test]
     fn the_matches_name_the_unit_in_each_conjunction() {
-        let m = matches("quantum-router.service", false).join(" ");
+        let w = "/usr/libexec/quantum-watchdog/quantum-watchdog-exec";
+        let m = matches("quantum-router.service", EXE, Some(w), false).join(" ");
         assert_eq!(
             m,
-            "_SYSTEMD_UNIT=quantum-watchdog.service UNIT=quantum-router.service + \
-             _SYSTEMD_UNIT=quantum-stream-recover.service UNIT=quantum-router.service + \
-             _SYSTEMD_UNIT=quantum-router.service UNIT=quantum-router.service + \
-             UNIT=quantum-router.service _PID=1"
+            "_EXE=/usr/bin/quantum-watchdog _EXE=/usr/libexec/quantum-watchdog/quantum-watchdog-exec \
+             UNIT=quantum-router.service + UNIT=quantum-router.service _PID=1"
+        );
+        let wrapped = r#"{"__REALTIME_TIMESTAMP":"3","_EXE":"/usr/libexec/quantum-watchdog/quantum-watchdog-exec","UNIT":"quantum-router.service","ACTION":"quarantine","MESSAGE":"m"}"#;
+        let e = parse_line(wrapped, EXE, Some(w)).unwrap();
+        assert_eq!(
+            (e.writer, e.action.as_deref()),
+            (Writer::Exec, Some("quarantine"))
         );
     }
 }

@@ -12,7 +12,15 @@ use super::{Failure, out};
 pub async fn run(cfg: &Config, user: bool, unit: &str, since: &str) -> Result<u8, Failure> {
     let unit = super::pause::unit_name(unit)?;
     let timeout = Duration::from_secs(30).max(cfg.dbus_timeout.0);
-    let events = journal_read::unit_events(&unit, user, since, timeout)
+    // Entries are ours if this very program wrote them (journald's _EXE).
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/usr/bin/quantum-watchdog".into());
+    // journald records the resolved path (`/usr/libexec/…`, not `/usr/bin/../libexec/…`).
+    let wrapper = super::exec_wrapper::program()
+        .and_then(|p| p.canonicalize().ok())
+        .map(|p| p.display().to_string());
+    let events = journal_read::unit_events(&unit, &exe, wrapper.as_deref(), user, since, timeout)
         .await
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let tz = jiff::tz::TimeZone::system();

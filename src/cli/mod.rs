@@ -126,7 +126,12 @@ pub enum Command {
         /// The unit (no suffix: .service).
         unit: String,
         /// From when (journalctl's syntax: -1d, -2h, "2026-12-07 09:00", today).
-        #[arg(long, value_name = "WHEN", default_value = "-1d")]
+        #[arg(
+            long,
+            value_name = "WHEN",
+            default_value = "-1d",
+            allow_hyphen_values = true
+        )]
         since: String,
     },
     /// Validate and print the effective merged configuration.

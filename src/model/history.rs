@@ -8,6 +8,8 @@ pub enum Writer {
     Agent,
     /// A recovery sweep (`quantum-watchdog recover`, the timer's oneshot or a drop-in).
     Recover,
+    /// The wrapper of `quantum-watchdog exec` in the unit itself.
+    Exec,
     /// systemd itself (PID 1 or the user manager): starts, stops, failures.
     Systemd,
 }

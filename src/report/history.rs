@@ -15,6 +15,7 @@ pub fn render(unit: &str, since: &str, events: &[Event], tz: &jiff::tz::TimeZone
         let who = match e.writer {
             Writer::Agent => "agent",
             Writer::Recover => "recover",
+            Writer::Exec => "exec",
             Writer::Systemd => "systemd",
         };
         let what = e.action.as_deref().unwrap_or("-");
