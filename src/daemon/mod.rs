@@ -269,7 +269,7 @@ impl Agent {
             .as_ref()
             .map(|(l, _)| l.clone())
             .unwrap_or_default();
-        if want == had {
+        if metrics::serve::same_address(&want, &had) {
             return;
         }
         let new = if want.is_empty() {

@@ -18,6 +18,19 @@ enum Listener {
     Tcp(tokio::net::TcpListener),
 }
 
+/// Whether two `metrics.listen` values name one address: a socket path however it is spelt
+/// (`/run//x.sock`, `/run/./x.sock`), else the same text. A reload that only respells the
+/// socket must not unlink the socket it serves on.
+pub fn same_address(a: &str, b: &str) -> bool {
+    match (a.strip_prefix("unix:"), b.strip_prefix("unix:")) {
+        (Some(a), Some(b)) => {
+            let norm = |p: &str| Path::new(p).components().collect::<std::path::PathBuf>();
+            norm(a) == norm(b)
+        }
+        _ => a == b,
+    }
+}
+
 /// Serves `GET /metrics` on `listen` (`unix:/path` or `HOST:PORT`) until the task is dropped.
 /// It survives any accept error (EMFILE included: it backs off and accepts again), answers at
 /// most [`MAX_CONNECTIONS`] at once and drops a connection idle for 2 s.
@@ -118,4 +131,19 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         let _ = s.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_address;
+
+    #[test]
+    fn a_respelt_socket_is_the_same_address() {
+        assert!(same_address("unix:/run/q/m.sock", "unix:/run/q//m.sock"));
+        assert!(same_address("unix:/run/q/m.sock", "unix:/run/./q/m.sock"));
+        assert!(!same_address("unix:/run/q/m.sock", "unix:/run/q/n.sock"));
+        assert!(same_address("127.0.0.1:9632", "127.0.0.1:9632"));
+        assert!(!same_address("127.0.0.1:9632", "0.0.0.0:9632"));
+        assert!(!same_address("", "unix:/x"));
+    }
 }
