@@ -104,6 +104,8 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
     let actions = select(&cfg, d.actions, units);
     // The oneshot keeps its counters across runs in its textfile.
     let metrics = Metrics::new();
+    // Its bindings' counters exist at 0, so that the first handoff is an increase.
+    metrics.zero_bindings(&cfg);
     let textfile = cfg
         .metrics
         .textfile_dir

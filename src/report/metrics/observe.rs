@@ -66,8 +66,14 @@ impl Metrics {
 
     /// Creates each reported unit's restart counters at 0, once: `increase()` over a counter
     /// that first appears with its first restart reads 0, and the restart alert never fires.
+    /// A unit no longer reported (a template's instance gone) loses the series still at 0.
     fn zero_restarts(&self, d: &Decision) {
         let mut seen = self.units_seen.lock().unwrap();
+        // More names seen than reported: some are gone (a replaced one shows up a cycle later,
+        // once its successor has been added).
+        if seen.len() > d.units.len() {
+            self.prune_restarts(&mut seen, d);
+        }
         for u in &d.units {
             if seen.contains(&u.unit) {
                 continue;
@@ -80,9 +86,28 @@ impl Metrics {
         }
     }
 
+    /// Removes the zero restart series of units no longer reported (a counter that counted
+    /// something stays: it is history).
+    fn prune_restarts(&self, seen: &mut crate::model::hash::HashSet<String>, d: &Decision) {
+        let now: crate::model::hash::HashSet<&str> =
+            d.units.iter().map(|u| u.unit.as_str()).collect();
+        seen.retain(|unit| {
+            if now.contains(unit.as_str()) {
+                return true;
+            }
+            for cause in crate::policy::RestartCause::ALL {
+                let labels = l(&[("unit", unit), ("reason", cause.as_str())]);
+                if self.restarts.get(&labels).is_some_and(|c| c.get() == 0) {
+                    self.restarts.remove(&labels);
+                }
+            }
+            false
+        });
+    }
+
     /// Creates every binding's action counters at 0 (claims, requeues, quarantines,
     /// deletions, dead letters, ghosts), for the same reason.
-    fn zero_bindings(&self, cfg: &Config) {
+    pub fn zero_bindings(&self, cfg: &Config) {
         for w in &cfg.watch {
             let (unit, stream, group) = (w.unit.as_str(), &*w.key().stream, &*w.key().group);
             let policy = match w.params.claim_policy {
@@ -556,9 +581,28 @@ mod tests {
             0,
             true,
         );
-        m.observe(&cfg, snap, d, Duration::from_millis(1));
+        m.observe(&cfg, snap.clone(), d.clone(), Duration::from_millis(1));
         assert!(m.encode().contains(
             "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"idle-with-work\"} 1"
+        ));
+        // Instances come and go: a unit no longer reported keeps only what it counted.
+        for i in 0..50 {
+            let mut d = d.clone();
+            let name = format!("quantum-tpl@{i}.service");
+            d.units = vec![crate::policy::units::unknown_unit(&name, &p, "-")];
+            m.observe(&cfg, snap.clone(), d, Duration::from_millis(1));
+        }
+        let text = m.encode();
+        let zero_tpl = text
+            .lines()
+            .filter(|l| l.starts_with("quantum_watchdog_restarts_total{unit=\"quantum-tpl@"))
+            .count();
+        assert_eq!(zero_tpl, 4, "only the last instance's series: {zero_tpl}");
+        assert!(text.contains(
+            "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"idle-with-work\"} 1"
+        ));
+        assert!(!text.contains(
+            "quantum_watchdog_restarts_total{unit=\"quantum-a.service\",reason=\"not-consuming\"}"
         ));
     }
 }
