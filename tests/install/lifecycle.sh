@@ -11,6 +11,8 @@ NODE=http://127.0.0.1:9100/metrics
 served() { curl -sf --max-time 5 "$NODE" | grep -q "^$1"; }
 not_served() { ! curl -sf --max-time 5 "$NODE" | grep -q "^quantum_watchdog_"; }
 textfile_error() { curl -sf --max-time 5 "$NODE" | grep -q '^node_textfile_scrape_error 1'; }
+no_textfile_error() { ! textfile_error; }
+as_agent() { run setpriv --reuid=quantum-watchdog --regid=quantum-watchdog --clear-groups "$@"; }
 # The running agent's own lines (the previous release's agent logged Permission denied on
 # every cycle beside Debian's node_exporter: that is what the upgrade fixes).
 no_denied() { ! run journalctl -u quantum-watchdog.service _PID="$(pid_of quantum-watchdog.service)" -o cat --no-pager | grep -qi 'permission denied'; }
@@ -28,6 +30,11 @@ run systemctl enable --now quantum-stream-recover.timer >/dev/null 2>&1
 check "the timer is active and enabled" test "$(state_of quantum-stream-recover.timer)" = active/enabled
 check "the agent runs" wait_for 15 active quantum-watchdog.service
 wait_for 15 run test -s /run/quantum-watchdog/state.json >/dev/null
+# What the previous release's agent user could leave in the directory it owned: a runtime
+# configuration layer of its own, and a link meant to make root hand it /etc/systemd/system.
+as_agent mkdir -p /run/quantum-watchdog/config.d /run/quantum-watchdog/agent
+as_agent sh -c 'echo "interval = \"7s\"" > /run/quantum-watchdog/config.d/99-planted.toml'
+as_agent ln -s /etc/systemd/system /run/quantum-watchdog/agent/state.json
 
 # --- 2. upgrade
 sleep 3
@@ -41,7 +48,10 @@ check "the state moved to /run/quantum-watchdog/agent" run test -s /run/quantum-
 check "/run/quantum-watchdog, a configuration layer, is root's" test "$(run stat -c '%U %a' /run/quantum-watchdog)" = "root 755"
 check "the agent's user cannot write a configuration layer" bash -c '! run setpriv --reuid=quantum-watchdog --regid=quantum-watchdog --clear-groups mkdir /run/quantum-watchdog/config.d 2>/dev/null'
 check "node_exporter serves the agent's metrics" wait_for 20 served 'quantum_watchdog_up 1'
-check "node_exporter reports no textfile error" bash -c '! textfile_error'
+check "node_exporter reports no textfile error (the recover file exists, empty)" no_textfile_error
+check "/etc/systemd/system is still root's" test "$(run stat -c %U /etc/systemd/system)" = root
+check "the planted configuration layer is gone" bash -c '! run test -e /run/quantum-watchdog/config.d/99-planted.toml'
+check "the agent runs with the shipped interval, not the planted one" bash -c 'run journalctl -u quantum-watchdog.service -o cat --no-pager | grep "quantum-watchdog 0.2.0 starting" | tail -1 | grep -q "interval 5s"'
 check "the agent logs no Permission denied" no_denied
 check "the boot id is recorded" bash -c 'run cat /run/quantum-watchdog/agent/state.json | grep -q "\"boot_id\": *\"[0-9a-f]\{32\}\""'
 check "the package's own units are not watched" bash -c '! run quantum-watchdog status --json | grep -q quantum-stream-recover'
@@ -70,6 +80,7 @@ check "the agent runs" wait_for 15 active quantum-watchdog.service
 check "then node_exporter installs" apt_install prometheus-node-exporter
 check "no unsafe path transition" bash -c '! grep -q "unsafe path transition" /tmp/qw-apt.log'
 check "node_exporter serves the agent's metrics without a restart" wait_for 20 served 'quantum_watchdog_up 1'
+check "and reports no textfile error" no_textfile_error
 check "the agent logs no Permission denied" no_denied
 check "the system is running" wait_for 10 system_running
 finish lifecycle
