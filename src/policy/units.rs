@@ -601,6 +601,19 @@ fn warn_ms(l: &Look<'_>) -> u64 {
     p.hung_after.as_millis() * u64::from(p.warn_percent.min(100)) / 100
 }
 
+/// Lagging, if `waited_ms` without progress lies between `warn_ms` and `hung_after`.
+fn lagging(l: &Look<'_>, waited_ms: u64, subject: &str, backlog: &str) -> Option<Judged> {
+    let hung_ms = l.w.params.hung_after.as_millis();
+    (waited_ms >= warn_ms(l) && waited_ms < hung_ms).then(|| {
+        let why = format!(
+            "{subject} while work waits {}, hung at {} ({backlog})",
+            fmt_ms(waited_ms),
+            fmt_ms(hung_ms)
+        );
+        (Verdict::Lagging, why, None)
+    })
+}
+
 /// Rule 3: work waits. Lagging from `warn_percent` of `hung_after` on; hung if the consumer made no progress for `hung_after`, or none
 /// appeared for that long.
 fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) -> Judged {
@@ -610,17 +623,9 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
         let from = since.max(u.active_enter_mono_usec).max(l.held.unwrap_or(0));
         let waited_ms = l.now.saturating_sub(from) / 1000;
         let name = rendered.unwrap_or("(none)");
-        if waited_ms >= warn_ms(l) && waited_ms < hung_ms {
-            return (
-                Verdict::Lagging,
-                format!(
-                    "no consumer {name} for MainPID {} while work waits {}, hung at {} ({backlog})",
-                    u.main_pid,
-                    fmt_ms(waited_ms),
-                    fmt_ms(hung_ms)
-                ),
-                None,
-            );
+        let subject = format!("no consumer {name} for MainPID {}", u.main_pid);
+        if let Some(j) = lagging(l, waited_ms, &subject, &backlog) {
+            return j;
         }
         if waited_ms >= hung_ms {
             return (
@@ -641,17 +646,9 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
     };
     let (idle, claimed) = progress_idle_ms(l.g, c);
     let (idle, paused) = discount_held(idle, l.held, l.now);
-    if idle >= warn_ms(l) && idle < hung_ms {
-        return (
-            Verdict::Lagging,
-            format!(
-                "consumer {} idle {} while work waits, hung at {} ({backlog})",
-                c.name,
-                fmt_ms(idle),
-                fmt_ms(hung_ms)
-            ),
-            None,
-        );
+    let subject = format!("no progress from consumer {}", c.name);
+    if let Some(j) = lagging(l, idle, &subject, &backlog) {
+        return j;
     }
     if idle < hung_ms {
         let note = if paused {

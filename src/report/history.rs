@@ -58,7 +58,7 @@ mod tests {
                 0,
                 Writer::Agent,
                 Some("verdict"),
-                "quantum-router.service: healthy -> lagging: consumer r-1 idle 2m30s while work waits, hung at 5m00s (lag 3)",
+                "quantum-router.service: healthy -> lagging: no progress from consumer r-1 while work waits 2m30s, hung at 5m00s (lag 3)",
             ),
             ev(
                 150,
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(
             text,
             "quantum-router.service: 3 event(s) since -1d (the agent, recovery sweeps, systemd)\n\
-             2027-01-15 09:00:00  agent    verdict     quantum-router.service: healthy -> lagging: consumer r-1 idle 2m30s while work waits, hung at 5m00s (lag 3)\n\
+             2027-01-15 09:00:00  agent    verdict     quantum-router.service: healthy -> lagging: no progress from consumer r-1 while work waits 2m30s, hung at 5m00s (lag 3)\n\
              2027-01-15 09:02:30  agent    restart     restarting quantum-router.service: consumer r-1 idle 5m00s while work waits (lag 3)\n\
              2027-01-15 09:02:31  systemd  -           Started quantum-router.service - router.\n"
         );
