@@ -3,14 +3,7 @@
 # Debian 12 container (systemd as PID 1), where /debs holds the package and the test consumer.
 # Checks only what an operator would see: systemctl, journalctl, redis-cli, ps.
 set -u
-PASS=0; FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-wait_for() { local secs=$1; shift; local end=$((SECONDS + secs)); while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.2; done; "$@"; }
-R() { run redis-cli "$@"; }
-pid_of() { run systemctl show -p MainPID --value "$1"; }
-active() { [ "$(run systemctl is-active "$1" 2>/dev/null)" = active ]; }
+. "$(dirname "$0")/lib.sh"
 T0=$SECONDS
 
 DEB=$(ls "$QW_DEBS"/quantum-watchdog_*.deb | head -1)
@@ -39,42 +32,10 @@ wrapped_by() { run quantum-watchdog exec --unit quantum-none.service --ready-tim
 check "quantum-watchdog exec runs its command under the wrapper" test "$(wrapped_by)" = /usr/libexec/quantum-watchdog/quantum-watchdog-exec
 
 # --- 2. two fake quantum-* units (one hangs) and one unit outside the pattern; enforce by drop-in
-unit() { # name stream prefix
-    run sh -c "cat > /etc/systemd/system/$1.service" <<U
-[Unit]
-Description=test consumer $1
-[Service]
-ExecStart=/debs/qw-consumer redis://127.0.0.1:6379/0 $2 g $3 /var/tmp/$1.acks
-TimeoutStopSec=5
-U
-}
-unit quantum-good test:good good
-unit quantum-hang test:hang hang
-unit other-consumer test:other other
-run mkdir -p /etc/quantum-watchdog/config.d
-run sh -c 'cat > /etc/quantum-watchdog/config.d/50-test.toml' <<'C'
-mode = "enforce"
-interval = "1s"
-[defaults]
-hung_after = "3s"
-startup_grace = "2s"
-confirm = 2
-[[watch]]
-unit = "quantum-good.service"
-stream = "test:good"
-group = "g"
-consumer = "good-{hostname}-{pid}"
-[[watch]]
-unit = "quantum-hang.service"
-stream = "test:hang"
-group = "g"
-consumer = "hang-{hostname}-{pid}"
-[[watch]]
-unit = "other-consumer.service"
-stream = "test:other"
-group = "g"
-consumer = "other-{hostname}-{pid}"
-C
+consumer_unit quantum-good test:good good
+consumer_unit quantum-hang test:hang hang
+consumer_unit other-consumer test:other other
+test_config "" quantum-good quantum-hang other-consumer
 run systemctl daemon-reload
 run systemctl start quantum-good.service quantum-hang.service other-consumer.service
 check "the test units run" wait_for 10 active quantum-hang.service
@@ -185,5 +146,4 @@ check "reinstall works" wait_for 15 active quantum-watchdog.service
 check "reinstall restores the observe-mode conffile" run grep -q '^mode = "observe"' /etc/quantum-watchdog/config.toml
 
 echo "# install test took $((SECONDS - T0)) s in the container"
-echo "install: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+finish install

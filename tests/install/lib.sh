@@ -22,3 +22,17 @@ TimeoutStopSec=5
 U
 }
 finish() { echo "$1: $PASS passed, $FAIL failed"; [ "$FAIL" = 0 ]; }
+# The test's drop-in: enforce mode, a 1 s interval, hung after 3 s, then $1 (more top-level
+# keys, one per line) and a [[watch]] for each further argument NAME (unit NAME.service
+# reading test:SHORT as g, SHORT being NAME without its "quantum-"/"-consumer").
+test_config() {
+    local top=$1; shift
+    {
+        printf 'mode = "enforce"\ninterval = "1s"\n%s\n' "$top"
+        printf '[defaults]\nhung_after = "3s"\nstartup_grace = "2s"\nconfirm = 2\n'
+        for name in "$@"; do
+            local short=${name#quantum-}; short=${short%-consumer}
+            printf '[[watch]]\nunit = "%s.service"\nstream = "test:%s"\ngroup = "g"\nconsumer = "%s-{hostname}-{pid}"\n' "$name" "$short" "$short"
+        done
+    } | run sh -c 'mkdir -p /etc/quantum-watchdog/config.d && cat > /etc/quantum-watchdog/config.d/50-test.toml'
+}

@@ -24,6 +24,8 @@ check "redis-server runs" wait_for 20 active redis-server.service
 check "prometheus-node-exporter installs from Debian" apt_install prometheus-node-exporter
 check "node_exporter answers" wait_for 20 served node_exporter_build_info
 echo "# $(run ls -ld /var/lib/prometheus | awk '{print $1, $3, $4, $9}') (Debian's node_exporter)"
+# As the previous release's README said: its textfile straight into node_exporter's directory.
+run sh -c 'mkdir -p /etc/quantum-watchdog/config.d && echo "metrics.textfile_dir = \"/var/lib/prometheus/node-exporter\"" > /etc/quantum-watchdog/config.d/10-metrics.toml'
 check "the previous release installs" apt_install "/debs/previous.deb"
 echo "# previous: $(run dpkg-query -W -f '${Version}' quantum-watchdog)"
 run systemctl enable --now quantum-stream-recover.timer >/dev/null 2>&1
@@ -37,7 +39,7 @@ as_agent sh -c 'echo "interval = \"7s\"" > /run/quantum-watchdog/config.d/99-pla
 as_agent ln -s /etc/systemd/system /run/quantum-watchdog/agent/state.json
 
 # --- 2. upgrade
-sleep 3
+check "the previous release's agent is denied its textfile beside node_exporter" wait_for 20 bash -c '[ "$(run journalctl -u quantum-watchdog.service -o cat --no-pager | grep -ci "permission denied")" -gt 0 ]'
 echo "# the previous release's agent beside node_exporter: $(old_denied) journal lines say Permission denied"
 check "the upgrade installs" apt_install "/debs/$(basename "$DEB")"
 echo "# upgraded to: $(run dpkg-query -W -f '${Version}' quantum-watchdog)"
@@ -47,7 +49,7 @@ check "the agent runs the new version" wait_for 15 bash -c 'run journalctl -u qu
 check "the state moved to /run/quantum-watchdog/agent" run test -s /run/quantum-watchdog/agent/state.json
 check "/run/quantum-watchdog, a configuration layer, is root's" test "$(run stat -c '%U %a' /run/quantum-watchdog)" = "root 755"
 check "the agent's user cannot write a configuration layer" bash -c '! run setpriv --reuid=quantum-watchdog --regid=quantum-watchdog --clear-groups mkdir /run/quantum-watchdog/config.d 2>/dev/null'
-check "node_exporter serves the agent's metrics" wait_for 20 served 'quantum_watchdog_up 1'
+check "node_exporter serves the agent's metrics (the package's drop-in wins over 10-metrics.toml)" wait_for 20 served 'quantum_watchdog_up 1'
 check "node_exporter reports no textfile error (the recover file exists, empty)" no_textfile_error
 check "/etc/systemd/system is still root's" test "$(run stat -c %U /etc/systemd/system)" = root
 check "the planted configuration layer is gone" bash -c '! run test -e /run/quantum-watchdog/config.d/99-planted.toml'
@@ -56,6 +58,9 @@ check "the agent logs no Permission denied" no_denied
 check "the boot id is recorded" bash -c 'run cat /run/quantum-watchdog/agent/state.json | grep -q "\"boot_id\": *\"[0-9a-f]\{32\}\""'
 check "the package's own units are not watched" bash -c '! run quantum-watchdog status --json | grep -q quantum-stream-recover'
 check "the system is running, not degraded" wait_for 10 system_running
+
+# The operator's own drop-in is the operator's to remove (purge leaves files it did not ship).
+run rm -rf /etc/quantum-watchdog/config.d
 
 # --- 3. remove
 check "apt remove" bash -c 'run apt-get remove -y -q quantum-watchdog >/tmp/qw-apt.log 2>&1'

@@ -36,25 +36,7 @@ check "prometheus runs with the package's rules" wait_for 30 bash -c "curl -sf $
 
 consumer_unit quantum-good test:good good
 consumer_unit quantum-hang test:hang hang
-run sh -c 'mkdir -p /etc/quantum-watchdog/config.d; cat > /etc/quantum-watchdog/config.d/50-test.toml' <<'C'
-mode = "enforce"
-interval = "1s"
-metrics.listen = "127.0.0.1:9632"
-[defaults]
-hung_after = "3s"
-startup_grace = "2s"
-confirm = 2
-[[watch]]
-unit = "quantum-good.service"
-stream = "test:good"
-group = "g"
-consumer = "good-{hostname}-{pid}"
-[[watch]]
-unit = "quantum-hang.service"
-stream = "test:hang"
-group = "g"
-consumer = "hang-{hostname}-{pid}"
-C
+test_config 'metrics.listen = "127.0.0.1:9632"' quantum-good quantum-hang
 run systemctl daemon-reload
 run systemctl start quantum-good.service quantum-hang.service
 for s in good hang; do
