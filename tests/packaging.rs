@@ -310,3 +310,51 @@ fn bash_completes_a_subcommands_options() {
     assert!(history.contains("--since"), "history --s<Tab>: {history:?}");
     assert!(words("quantum-watchdog pa").contains("pause"));
 }
+
+/// The man page's SYNOPSIS names every command and every option the binary accepts (read
+/// from the generated bash completion, which clap writes from the command line's definition),
+/// and the page has an ENVIRONMENT section.
+#[test]
+fn the_synopsis_names_every_command_and_option() {
+    let man = read("dist/usr/share/man/man8/quantum-watchdog.8");
+    let synopsis = &man[man.find(".SH SYNOPSIS").unwrap()..man.find(".SH DESCRIPTION").unwrap()];
+    let bash = read("dist/usr/share/bash-completion/completions/quantum-watchdog");
+    // Not in the SYNOPSIS: help, version, -v's long name, and the hidden `completions` (its
+    // shells are its only arguments).
+    let skip = [
+        "--help",
+        "--version",
+        "--verbose",
+        "completions",
+        "help",
+        "bash",
+        "elvish",
+        "fish",
+        "powershell",
+        "zsh",
+    ];
+    let mut missing = Vec::new();
+    for line in bash
+        .lines()
+        .filter(|l| l.trim_start().starts_with("opts=\""))
+    {
+        let words = line
+            .trim()
+            .trim_start_matches("opts=\"")
+            .trim_end_matches('"');
+        for w in words.split_whitespace() {
+            let named =
+                w.starts_with("--") || w.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if !named || w.starts_with('<') || skip.contains(&w) || w.len() < 3 {
+                continue;
+            }
+            let roff = w.replace('-', "\\-");
+            if !synopsis.contains(&roff) && !missing.contains(&w.to_string()) {
+                missing.push(w.to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "SYNOPSIS lacks {missing:?}");
+    assert!(man.contains(".SH ENVIRONMENT"), "no ENVIRONMENT section");
+    assert!(man.contains("QUANTUM_WATCHDOG_MODE") && man.contains("NO_COLOR"));
+}
