@@ -210,3 +210,32 @@ fn functions_stay_short() {
     let long: Vec<_> = lengths.iter().filter(|(n, _)| *n > 80).collect();
     assert!(long.is_empty(), "functions over 80 lines: {long:?}");
 }
+
+/// The top level is the product's specification: `Cargo.toml`, `src`, `units`, `packaging`,
+/// `tests`, `debian` (and `docs`, `demo`, `bench`, the examples and benches of Cargo); every
+/// unit file lives in `units/`, and nothing installed is kept anywhere else.
+#[test]
+fn the_top_level_is_the_specified_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for d in ["src", "units", "packaging", "tests", "debian"] {
+        assert!(root.join(d).is_dir(), "{d}/ is missing");
+    }
+    assert!(
+        !root.join("dist").exists(),
+        "dist/ is gone: units/ and packaging/"
+    );
+    for u in [
+        "quantum-watchdog.service",
+        "quantum-stream-recover.service",
+        "quantum-stream-recover.timer",
+    ] {
+        assert!(root.join("units").join(u).is_file(), "units/{u}");
+    }
+    let install = std::fs::read_to_string(root.join("debian/quantum-watchdog.install")).unwrap();
+    for line in install.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with("units/") || line.starts_with("packaging/"),
+            "installed from outside units/ and packaging/: {line}"
+        );
+    }
+}

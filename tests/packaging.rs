@@ -32,15 +32,15 @@ fn completions_match_the_binary() {
     for (shell, path) in [
         (
             "bash",
-            "dist/usr/share/bash-completion/completions/quantum-watchdog",
+            "packaging/usr/share/bash-completion/completions/quantum-watchdog",
         ),
         (
             "zsh",
-            "dist/usr/share/zsh/vendor-completions/_quantum-watchdog",
+            "packaging/usr/share/zsh/vendor-completions/_quantum-watchdog",
         ),
         (
             "fish",
-            "dist/usr/share/fish/vendor_completions.d/quantum-watchdog.fish",
+            "packaging/usr/share/fish/vendor_completions.d/quantum-watchdog.fish",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_quantum-watchdog"))
@@ -54,8 +54,8 @@ fn completions_match_the_binary() {
 
 #[test]
 fn shipped_configuration_parses_and_observes() {
-    let vendor = read("dist/usr/lib/quantum-watchdog/config.toml");
-    let etc = read("dist/etc/quantum-watchdog/config.toml");
+    let vendor = read("packaging/usr/lib/quantum-watchdog/config.toml");
+    let etc = read("packaging/etc/quantum-watchdog/config.toml");
     let c = from_fragments(&[("config.toml".into(), etc)]).unwrap();
     assert_eq!(
         c.mode,
@@ -89,7 +89,7 @@ fn has(d: &[(String, String)], k: &str, v: &str) -> bool {
 
 #[test]
 fn units_carry_what_the_agent_relies_on() {
-    let s = directives("dist/lib/systemd/system/quantum-watchdog.service");
+    let s = directives("units/quantum-watchdog.service");
     for (k, v) in [
         ("Type", "notify"),
         ("WatchdogSec", "30s"),
@@ -109,13 +109,13 @@ fn units_carry_what_the_agent_relies_on() {
     ] {
         assert!(has(&s, k, v), "quantum-watchdog.service: {k}={v}");
     }
-    let t = directives("dist/lib/systemd/system/quantum-stream-recover.timer");
+    let t = directives("units/quantum-stream-recover.timer");
     assert!(has(&t, "OnBootSec", "30s") && has(&t, "OnUnitActiveSec", "2min"));
-    let o = directives("dist/lib/systemd/system/quantum-stream-recover.service");
+    let o = directives("units/quantum-stream-recover.service");
     assert!(
         has(&o, "Type", "oneshot") && has(&o, "ExecStart", "/usr/bin/quantum-watchdog recover")
     );
-    let d = directives("dist/usr/share/doc/quantum-watchdog/examples/recover-dropin.conf");
+    let d = directives("units/examples/recover-dropin.conf");
     assert!(has(
         &d,
         "ExecStartPre",
@@ -126,7 +126,7 @@ fn units_carry_what_the_agent_relies_on() {
         "ExecStopPost",
         "-/usr/bin/quantum-watchdog recover --unit %n"
     ));
-    let e = directives("dist/usr/share/doc/quantum-watchdog/examples/exec-dropin.conf");
+    let e = directives("units/examples/exec-dropin.conf");
     for (k, v) in [
         ("Type", "notify"),
         ("NotifyAccess", "main"),
@@ -141,17 +141,17 @@ fn units_carry_what_the_agent_relies_on() {
     }
     // The operators' group and their directory.
     assert!(
-        read("debian/quantum-watchdog.sysusers")
+        read("packaging/usr/lib/sysusers.d/quantum-watchdog.conf")
             .lines()
             .any(|l| l.starts_with("g quantum-watchdog-operators "))
     );
     assert!(
-        read("debian/quantum-watchdog.tmpfiles")
+        read("packaging/usr/lib/tmpfiles.d/quantum-watchdog.conf")
             .contains("d /var/lib/quantum-watchdog/pauses 2775 root quantum-watchdog-operators -")
     );
     // The sysusers user is the unit's and the polkit rule's.
     assert!(
-        read("debian/quantum-watchdog.sysusers")
+        read("packaging/usr/lib/sysusers.d/quantum-watchdog.conf")
             .lines()
             .any(|l| l.starts_with("u quantum-watchdog "))
     );
@@ -161,7 +161,7 @@ fn units_carry_what_the_agent_relies_on() {
         assert!(has(u, "ReadWritePaths", "-/run/quantum-watchdog/metrics"));
         assert!(has(u, "Environment", "QUANTUM_WATCHDOG_BOOT_ID=%b"));
     }
-    let tmpfiles = read("debian/quantum-watchdog.tmpfiles");
+    let tmpfiles = read("packaging/usr/lib/tmpfiles.d/quantum-watchdog.conf");
     assert!(tmpfiles.contains("d /run/quantum-watchdog 0755 root root -"));
     assert!(
         tmpfiles
@@ -180,12 +180,12 @@ fn units_carry_what_the_agent_relies_on() {
         )));
     }
     assert!(
-        read("dist/usr/lib/quantum-watchdog/config.d/50-package.toml")
+        read("packaging/usr/lib/quantum-watchdog/config.d/50-package.toml")
             .contains("metrics.textfile_dir = \"/run/quantum-watchdog/metrics\"")
     );
     assert!(has(&s, "RuntimeDirectoryPreserve", "yes"));
     assert!(
-        read("dist/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules")
+        read("packaging/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules")
             .contains("subject.user != \"quantum-watchdog\"")
     );
 }
@@ -206,7 +206,7 @@ fn sources(dir: &Path) -> Vec<String> {
 
 #[test]
 fn polkit_grants_exactly_what_the_agent_calls() {
-    let rule = read("dist/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules");
+    let rule = read("packaging/usr/share/polkit-1/rules.d/50-quantum-watchdog.rules");
     let verbs: Vec<&str> = rule
         .match_indices("verb == \"")
         .map(|(i, m)| {
@@ -261,7 +261,7 @@ fn debian_tree_holds_sources_only() {
 
 #[test]
 fn docs_name_every_command_and_key() {
-    let man = read("dist/usr/share/man/man8/quantum-watchdog.8");
+    let man = read("packaging/usr/share/man/man8/quantum-watchdog.8");
     let readme = read("README.md");
     for cmd in [
         "agent",
@@ -289,7 +289,7 @@ fn docs_name_every_command_and_key() {
 /// Bash completes a subcommand's options, as a user presses Tab after `status --`.
 #[test]
 fn bash_completes_a_subcommands_options() {
-    let script = "dist/usr/share/bash-completion/completions/quantum-watchdog";
+    let script = "packaging/usr/share/bash-completion/completions/quantum-watchdog";
     let words = |line: &str| {
         let out = Command::new("bash")
             .arg("-c")
@@ -316,9 +316,9 @@ fn bash_completes_a_subcommands_options() {
 /// and the page has an ENVIRONMENT section.
 #[test]
 fn the_synopsis_names_every_command_and_option() {
-    let man = read("dist/usr/share/man/man8/quantum-watchdog.8");
+    let man = read("packaging/usr/share/man/man8/quantum-watchdog.8");
     let synopsis = &man[man.find(".SH SYNOPSIS").unwrap()..man.find(".SH DESCRIPTION").unwrap()];
-    let bash = read("dist/usr/share/bash-completion/completions/quantum-watchdog");
+    let bash = read("packaging/usr/share/bash-completion/completions/quantum-watchdog");
     // Not in the SYNOPSIS: help, version, -v's long name, and the hidden `completions` (its
     // shells are its only arguments).
     let skip = [

@@ -183,7 +183,7 @@ fn stall_changed(pipeline: &str, stalled: bool, reason: &str) {
 mod tests {
     #[test]
     fn catalog_explains_every_id() {
-        let cat = include_str!("../../dist/usr/lib/systemd/catalog/quantum-watchdog.catalog");
+        let cat = include_str!("../../packaging/usr/lib/systemd/catalog/quantum-watchdog.catalog");
         for id in [
             super::VERDICT,
             super::RESTART,
