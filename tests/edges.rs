@@ -866,8 +866,9 @@ fn quiet_group_listed_again_when_it_changes(env: &mut Env) {
     }
     let before = agent.log().matches("a second round trip").count();
     let dead = env.consumer_name(PREFIX, dead_pid());
-    env.xadd(1, 5);
-    env.hold(&dead, 5);
+    // Added and read by the dead consumer at once: the unit's live consumer, blocked on the
+    // stream, could otherwise take them first.
+    env.xadd_held(&dead, 5);
     let t = Instant::now();
     assert!(
         wait_until(Duration::from_secs(10), || !env

@@ -364,6 +364,28 @@ impl Env {
     }
 
     /// Makes a consumer `name` that holds `count` entries (read, never acknowledged).
+    /// Adds `count` entries and has `name` read them, in one transaction: a live consumer
+    /// blocked on the stream is served only after it, so `name` holds all of them.
+    pub fn xadd_held(&self, name: &str, count: u64) {
+        let mut c = self.conn();
+        let mut p = redis::pipe();
+        p.atomic();
+        for n in 1..=count {
+            p.cmd("XADD").arg(STREAM).arg("*").arg("n").arg(n).ignore();
+        }
+        p.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(name)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(">")
+            .ignore();
+        let _: () = p.query(c.as_mut()).unwrap();
+    }
+
     pub fn hold(&self, name: &str, count: u64) {
         let mut c = self.conn();
         let _: redis::Value = redis::cmd("XREADGROUP")
