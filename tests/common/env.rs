@@ -363,7 +363,6 @@ impl Env {
         format!("{prefix}-{}-{pid}", self.hostname)
     }
 
-    /// Makes a consumer `name` that holds `count` entries (read, never acknowledged).
     /// Adds `count` entries and has `name` read them, in one transaction: a live consumer
     /// blocked on the stream is served only after it, so `name` holds all of them.
     pub fn xadd_held(&self, name: &str, count: u64) {
@@ -373,32 +372,14 @@ impl Env {
         for n in 1..=count {
             p.cmd("XADD").arg(STREAM).arg("*").arg("n").arg(n).ignore();
         }
-        p.cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(name)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(STREAM)
-            .arg(">")
-            .ignore();
+        p.add_command(read_new(name, count)).ignore();
         let _: () = p.query(c.as_mut()).unwrap();
     }
 
+    /// Makes a consumer `name` that holds `count` entries (read, never acknowledged).
     pub fn hold(&self, name: &str, count: u64) {
         let mut c = self.conn();
-        let _: redis::Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(name)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(STREAM)
-            .arg(">")
-            .query(c.as_mut())
-            .unwrap();
+        let _: redis::Value = read_new(name, count).query(c.as_mut()).unwrap();
     }
 
     pub fn create_group(&self) {
@@ -493,4 +474,18 @@ impl Env {
             })
             .collect()
     }
+}
+
+/// `XREADGROUP` of at most `count` new entries of the test group, as `name`.
+fn read_new(name: &str, count: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(GROUP)
+        .arg(name)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(STREAM)
+        .arg(">");
+    cmd
 }
