@@ -110,10 +110,7 @@ impl Metrics {
     pub fn zero_bindings(&self, cfg: &Config) {
         for w in &cfg.watch {
             let (unit, stream, group) = (w.unit.as_str(), &*w.key().stream, &*w.key().group);
-            let policy = match w.params.claim_policy {
-                ClaimPolicy::Park => "park",
-                _ => "handoff",
-            };
+            let policy = claim_label(w.params.claim_policy);
             let usg = l(&[("unit", unit), ("stream", stream), ("group", group)]);
             let sg = l(&[("stream", stream), ("group", group)]);
             let _ = self.claimed.get_or_create(&l(&[
@@ -326,11 +323,7 @@ impl Metrics {
                 policy,
                 ..
             } if ok => {
-                let p = if *policy == ClaimPolicy::Park {
-                    "park"
-                } else {
-                    "handoff"
-                };
+                let p = claim_label(*policy);
                 self.claimed
                     .get_or_create(&l(&[
                         ("unit", unit),
@@ -398,6 +391,16 @@ impl Metrics {
             };
             fam.get_or_create(&labels).inc_by(v as u64);
         }
+    }
+}
+
+/// The `policy` label of claimed entries: `park`, else `handoff` (a requeue's claims count
+/// as a handoff; its requeues have their own counter).
+fn claim_label(p: ClaimPolicy) -> &'static str {
+    if p == ClaimPolicy::Park {
+        "park"
+    } else {
+        "handoff"
     }
 }
 
