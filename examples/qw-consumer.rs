@@ -228,7 +228,10 @@ fn run(
                 std::thread::sleep(Duration::from_millis(work_ms));
             }
             // Record first, then acknowledge: a crash in between is a duplicate, never a loss.
-            writeln!(log, "{id} {n}").map_err(redis::RedisError::from)?;
+            // One write(2) per line: workers of one unit share the log, and `writeln!` would
+            // issue one write per piece, so two workers' lines could interleave.
+            log.write_all(format!("{id} {n}\n").as_bytes())
+                .map_err(redis::RedisError::from)?;
             let _: i64 = redis::cmd("XACK")
                 .arg(stream)
                 .arg(group)
