@@ -33,20 +33,7 @@ fn pid(i: usize) -> u32 {
 }
 
 fn unit(i: usize) -> UnitState {
-    UnitState {
-        name: format!("quantum-z-{i:04}.service"),
-        load_state: "loaded".into(),
-        active_state: "active".into(),
-        sub_state: "running".into(),
-        main_pid: pid(i),
-        active_enter_mono_usec: NOW - 3600 * S,
-        result: "success".into(),
-        job: None,
-        n_restarts: 0,
-        exit_status: String::new(),
-        need_daemon_reload: false,
-        exec_watchdog: false,
-    }
+    UnitState::running(&format!("quantum-z-{i:04}.service"), pid(i), NOW - 3600 * S)
 }
 
 fn group(i: usize) -> GroupData {

@@ -480,7 +480,7 @@ fn impact_run(env: &mut Env) -> Vec<String> {
     );
     ours
 }
-scenario_alone!(redis_never_waits_on_the_agent: redis70 = Redis70, valkey8 = Valkey8);
+scenario!(with in_harness_alone; redis_never_waits_on_the_agent: redis70 = Redis70, valkey8 = Valkey8);
 
 /// Consumer names with control characters cannot forge the table or the terminal.
 fn hostile_consumer_names(env: &mut Env) {
@@ -588,7 +588,7 @@ fn many_zombies(env: &mut Env) {
     // hung_after + 2 × interval + startup_grace, and a cycle for the first deletes.
     assert!(detect <= Duration::from_secs(4 + 2 + 2 + 2), "{detect:?}");
 }
-scenario_alone!(many_zombies: redis70 = Redis70);
+scenario!(with in_harness_alone; many_zombies: redis70 = Redis70);
 
 /// `CLIENT PAUSE WRITE` longer than hung_after (what FAILOVER and maintenance use): the
 /// consumer cannot read, but it is not hung, and it is not restarted; afterwards it carries on.

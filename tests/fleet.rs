@@ -17,21 +17,16 @@ use common::*;
 /// consumer of a host that dies mid-work (woken by `wake-consumer`).
 const QUIET: (&str, &str) = ("QW_FLEET_QUIET", "1");
 
+/// A fleet scenario: on Redis 7.0, this test's host named `qw-a`.
 macro_rules! scenario_fleet {
     ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn redis70() {
-                in_harness_as(
-                    concat!(stringify!($name), "::redis70"),
-                    Server::Redis70,
-                    "qw-a",
-                    super::$name,
-                );
-            }
-        }
+        scenario!(with as_qw_a; $name: redis70 = Redis70);
     };
+}
+
+/// The harness, this test's agent on host `qw-a`.
+fn as_qw_a(name: &str, server: Server, body: impl FnOnce(&mut Env)) {
+    in_harness_as(name, server, "qw-a", body)
 }
 
 /// The fleet's agents: enforce, interval 1 s, `[fleet]` with `extra` lines.

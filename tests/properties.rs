@@ -222,18 +222,9 @@ fn snapshot(now: u64, st: &Step) -> Snapshot {
     ][st.state];
     let pid = if active == "active" { st.pid } else { 0 };
     let unit = UnitState {
-        name: UNIT.into(),
-        load_state: "loaded".into(),
         active_state: active.into(),
         sub_state: sub.into(),
-        main_pid: pid,
-        active_enter_mono_usec: now.saturating_sub(st.restarted_ago_s * S),
-        result: "success".into(),
-        job: None,
-        n_restarts: 0,
-        exit_status: String::new(),
-        need_daemon_reload: false,
-        exec_watchdog: false,
+        ..UnitState::running(UNIT, pid, now.saturating_sub(st.restarted_ago_s * S))
     };
     let mut seen = std::collections::BTreeSet::new();
     let consumers: Vec<ConsumerInfo> = st

@@ -199,6 +199,25 @@ pub struct UnitState {
 }
 
 impl UnitState {
+    /// A loaded unit, active and running with `main_pid` since `active_enter_mono_usec`, and
+    /// nothing else to tell: no job, no restart, no exit yet.
+    pub fn running(name: &str, main_pid: u32, active_enter_mono_usec: u64) -> UnitState {
+        UnitState {
+            name: name.to_string(),
+            load_state: LoadState::Loaded,
+            active_state: ActiveState::Active,
+            sub_state: "running".into(),
+            main_pid,
+            active_enter_mono_usec,
+            result: "success".into(),
+            job: None,
+            n_restarts: 0,
+            exit_status: String::new(),
+            need_daemon_reload: false,
+            exec_watchdog: false,
+        }
+    }
+
     /// Why the unit is in someone's hands now, if it is: a systemd job queued or running (a
     /// deploy's restart, an operator's stop, the agent's own restart) or a unit file changed
     /// and not reloaded yet. Such a unit is not judged, and its consumers are not recovered.

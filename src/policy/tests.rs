@@ -36,20 +36,7 @@ consumer = "execution-{{hostname}}-{{pid}}"
 }
 
 fn unit(pid: u32, active_since: u64) -> UnitState {
-    UnitState {
-        name: UNIT.into(),
-        load_state: "loaded".into(),
-        active_state: "active".into(),
-        sub_state: "running".into(),
-        main_pid: pid,
-        active_enter_mono_usec: active_since,
-        result: "success".into(),
-        job: None,
-        n_restarts: 0,
-        exit_status: String::new(),
-        need_daemon_reload: false,
-        exec_watchdog: false,
-    }
+    UnitState::running(UNIT, pid, active_since)
 }
 
 fn consumer(name: &str, pending: u64, idle_s: u64, inactive: Option<i64>) -> ConsumerInfo {

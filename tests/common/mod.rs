@@ -26,32 +26,22 @@ pub const GROUP: &str = "quantum:group:execution:trade.intent";
 pub const UNIT: &str = "quantum-execution.service";
 pub const PREFIX: &str = "execution";
 
-/// Declares a scenario's tests, one per server: `scenario!(name: fn_name = Server, …)`.
+/// Declares a scenario's tests, one per server: `scenario!(name: fn_name = Server, …)`, run
+/// by `in_harness`; `scenario!(with RUNNER; name: …)` runs them by another harness function
+/// of the same shape (`in_harness_alone`: no other harness test running, it measures server
+/// time; a fleet's host name).
 #[macro_export]
 macro_rules! scenario {
     ($name:ident: $($test:ident = $server:ident),+) => {
-        mod $name {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    in_harness(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
-                }
-            )+
-        }
+        scenario!(with in_harness; $name: $($test = $server),+);
     };
-}
-
-/// As [`scenario!`], each test with no other harness test running (it measures server time).
-#[macro_export]
-macro_rules! scenario_alone {
-    ($name:ident: $($test:ident = $server:ident),+) => {
+    (with $run:path; $name:ident: $($test:ident = $server:ident),+) => {
         mod $name {
             use super::*;
             $(
                 #[test]
                 fn $test() {
-                    in_harness_alone(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
+                    $run(concat!(stringify!($name), "::", stringify!($test)), Server::$server, super::$name);
                 }
             )+
         }
