@@ -8,12 +8,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // For `status`, anything that is not a verdict is UNKNOWN (3) to a monitoring system.
-    let is_status = args.iter().skip(1).any(|a| a == "status");
     let parsed = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return cli::usage_error(&e, is_status),
+        Err(e) => return cli::usage_error(&e, cli::names_status(&args)),
     };
+    // For `status`, anything that is not a verdict is UNKNOWN (3) to a monitoring system.
+    let is_status = matches!(parsed.command, cli::Command::Status { .. });
     if !matches!(parsed.command, cli::Command::Completions { .. }) {
         quantum_watchdog::adapters::logging::init(parsed.verbose);
     }

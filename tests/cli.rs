@@ -169,6 +169,36 @@ fn unreadable_or_empty_password_file_is_a_configuration_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A Redis client the configuration cannot make (TLS material that does not parse) is a
+/// configuration error for every command that talks to Redis, as `check-config` says: 2, and
+/// UNKNOWN (3) for `status`. Whether a command is `status` is read from the parsed command,
+/// not guessed from its words: `pause status` is no `status`.
+#[test]
+fn every_configuration_error_is_one_exit_status() {
+    let dir = scratch();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let cfg = format!(
+        "redis.url = \"rediss://127.0.0.1:1/0\"\nredis.tls.ca_file = \"{}\"\n",
+        ca.display()
+    );
+    for (args, want) in [
+        (&["check-config"][..], 2),
+        (&["agent"][..], 2),
+        (&["recover"][..], 2),
+        (&["status"][..], 3),
+        (&["exec", "--", "true"][..], 2),
+    ] {
+        let (rc, out, err) = run(&cfg, &[], args);
+        assert_eq!(rc, want, "{args:?}: {out}{err}");
+        assert!(err.contains("configuration error"), "{args:?}: {err}");
+    }
+    let broken = "redis.password_file = \"/nonexistent/password\"\n";
+    let (rc, out, err) = run(broken, &[], &["pause", "status"]);
+    assert_eq!(rc, 2, "{out}{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn exit_codes_say_what_failed() {
     let ok = "redis.url = \"redis://127.0.0.1:1/0\"\nredis.timeout = \"200ms\"\n";

@@ -1,4 +1,10 @@
-//! Golden trees: `status` built from a recorded snapshot and rendered, compared byte for byte.
+//! Golden trees, compared byte for byte: the policy's decision, and `status` as rendered.
+//!
+//! Each directory of `tests/golden/decide/` holds a look's inputs — `config.toml`,
+//! `snapshot.json` (what systemd and Redis said, and the clock) and optionally `memory.json`
+//! (what earlier looks left, as the state file keeps it) — and what `decide` makes of them:
+//! `expected.json` (verdicts, consumers, actions, held actions, the fleet) and
+//! `expected-memory.json` (what the look leaves for the next).
 //!
 //! Each directory of `tests/golden/status/` holds the inputs — `config.toml`, `snapshot.json`
 //! (what systemd and Redis said, and the clock) and optionally `agent.json` (the running
@@ -12,6 +18,7 @@ use serde::Deserialize;
 
 use quantum_watchdog::config::from_fragments;
 use quantum_watchdog::model::Snapshot;
+use quantum_watchdog::policy::{self, Memory};
 use quantum_watchdog::report::state::AgentState;
 use quantum_watchdog::report::status::{self, AgentLook};
 
@@ -21,8 +28,10 @@ struct Agent {
     state: AgentState,
 }
 
-fn cases() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/status");
+fn cases(tree: &str) -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(tree);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()
@@ -55,10 +64,68 @@ fn golden(dir: &Path, name: &str, actual: &str) -> Result<(), String> {
     ))
 }
 
+/// Pretty JSON with a final newline.
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    format!("{}\n", serde_json::to_string_pretty(v).unwrap())
+}
+
+#[test]
+fn decide_as_recorded() {
+    let mut failures = Vec::new();
+    for dir in cases("decide") {
+        let cfg = from_fragments(&[("config.toml".into(), read(&dir, "config.toml"))])
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let snap: Snapshot = serde_json::from_str(&read(&dir, "snapshot.json"))
+            .unwrap_or_else(|e| panic!("{}/snapshot.json: {e}", dir.display()));
+        let mut mem: Memory = match dir.join("memory.json").exists() {
+            true => serde_json::from_str(&read(&dir, "memory.json"))
+                .unwrap_or_else(|e| panic!("{}/memory.json: {e}", dir.display())),
+            false => Memory::default(),
+        };
+        let d = policy::decide(&cfg, &snap, &mut mem);
+        for (name, text) in [
+            ("expected.json", pretty(&d)),
+            ("expected-memory.json", pretty(&mem)),
+        ] {
+            if let Err(e) = golden(&dir, name, &text) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The recorded decisions cover every rule that acts, each in a case of its own name.
+#[test]
+fn decide_cases_cover_every_acting_rule() {
+    let names: Vec<String> = cases("decide")
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for rule in [
+        "hung",
+        "handoff",
+        "zombie",
+        "poison",
+        "fleet",
+        "quarantine",
+        "pause",
+        "window",
+        "deploy",
+        "exec",
+        "unreachable",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(rule)),
+            "no case of tests/golden/decide/ is about {rule}: {names:?}"
+        );
+    }
+}
+
 #[test]
 fn status_renders_as_recorded() {
     let mut failures = Vec::new();
-    for dir in cases() {
+    for dir in cases("status") {
         let cfg = from_fragments(&[("config.toml".into(), read(&dir, "config.toml"))])
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let snap: Snapshot = serde_json::from_str(&read(&dir, "snapshot.json"))
@@ -124,7 +191,7 @@ fn every_json_field_is_documented() {
     }
     let doc = std::fs::read_to_string("docs/status-json.md").unwrap();
     let mut paths = std::collections::BTreeSet::new();
-    for dir in cases() {
+    for dir in cases("status") {
         let json: serde_json::Value = serde_json::from_str(&read(&dir, "expected.json")).unwrap();
         walk(&json, "", &mut paths);
     }

@@ -12,32 +12,16 @@ pub fn now_usec() -> u64 {
 /// CLOCK_MONOTONIC, microseconds: never steps, the same clock as systemd's
 /// `…TimestampMonotonic` properties and shared by every process of this boot.
 pub fn mono_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into `ts`, which lives for the call.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if r != 0 {
-        return 0;
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => (ts.tv_sec() as u64).saturating_mul(1_000_000) + ts.tv_nsec() as u64 / 1000,
+        Err(_) => 0,
     }
-    (ts.tv_sec as u64).saturating_mul(1_000_000) + ts.tv_nsec as u64 / 1000
 }
 
-/// The local time zone's current offset from UTC, from the C library (TZ, /etc/localtime).
+/// The local time zone's current offset from UTC (`TZ`, else `/etc/localtime`).
 pub fn utc_offset_secs() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
-    // SAFETY: localtime_r writes into `tm`, which lives for the call; a null return leaves it zeroed.
-    let r = unsafe { libc::localtime_r(&now, tm.as_mut_ptr()) };
-    if r.is_null() {
-        return 0;
-    }
-    // SAFETY: localtime_r succeeded and initialised `tm`.
-    unsafe { tm.assume_init() }.tm_gmtoff
+    let zone = jiff::tz::TimeZone::system();
+    i64::from(zone.to_offset(jiff::Timestamp::now()).seconds())
 }
 
 /// This host's name (`uname -n`), as `{hostname}` in consumer names.

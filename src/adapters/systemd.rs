@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use zbus::proxy::CacheProperties;
 use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
+use crate::model::exec_protocol::{is_exec_wrapper, wrapper_acts};
 use crate::model::hash::{HashMap, HashSet};
-use crate::model::{ActiveState, LoadState, ReadError, UnitState};
+use crate::model::{ActiveState, JobResult, LoadState, ReadError, UnitState};
 
 /// Why a systemd call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -550,6 +551,46 @@ impl Systemd {
             .collect())
     }
 
+    /// A service's own properties, read in one concurrent batch, with its unit's
+    /// `ActiveEnterTimestampMonotonic`.
+    async fn read_service(
+        &self,
+        unit: &UnitProxy<'_>,
+        path: &str,
+    ) -> Result<(u64, ServiceRead), SystemdError> {
+        let svc = ServiceProxy::builder(&self.conn)
+            .path(path.to_owned())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(call_error)?;
+        let t = self.timeout;
+        let (a, m, r, n, code, status, text, start) = tokio::join!(
+            within(t, unit.active_enter_timestamp_monotonic()),
+            within(t, svc.main_pid()),
+            within(t, svc.result()),
+            within(t, svc.n_restarts()),
+            within(t, svc.exec_main_code()),
+            within(t, svc.exec_main_status()),
+            within(t, svc.status_text()),
+            within(t, svc.exec_start()),
+        );
+        // Wrapped, and the wrapper says it acts (`exec enforce:`): a wrapper in observe
+        // mode triggers nothing, so the agent restarts as for any unit.
+        let wrapped = start?
+            .iter()
+            .any(|(path, argv, ..)| is_exec_wrapper(path, argv));
+        let acting = wrapper_acts(&text?);
+        let read = ServiceRead {
+            main_pid: m?,
+            result: r?,
+            n_restarts: n?,
+            exit_status: exit_status(code?, status?),
+            exec_watchdog: wrapped && acting,
+        };
+        Ok((a?, read))
+    }
+
     async fn read_unit(&self, l: Listed) -> Result<(UnitState, String), SystemdError> {
         let Listed {
             name,
@@ -562,41 +603,11 @@ impl Systemd {
         // The states come from the list call; the rest in one concurrent batch of reads. A
         // change in between marks the unit dirty again (PropertiesChanged) for the next cycle.
         let unit = unit_proxy(&self.conn, path.clone()).await?;
-        let mut svc_state = ServiceRead::default();
-        let active_enter = if name.ends_with(".service") {
-            let svc = ServiceProxy::builder(&self.conn)
-                .path(path.clone())
-                .cache_properties(CacheProperties::No)
-                .build()
-                .await
-                .map_err(call_error)?;
-            let t = self.timeout;
-            let (a, m, r, n, code, status, text, start) = tokio::join!(
-                within(t, unit.active_enter_timestamp_monotonic()),
-                within(t, svc.main_pid()),
-                within(t, svc.result()),
-                within(t, svc.n_restarts()),
-                within(t, svc.exec_main_code()),
-                within(t, svc.exec_main_status()),
-                within(t, svc.status_text()),
-                within(t, svc.exec_start()),
-            );
-            // Wrapped, and the wrapper says it acts (`exec enforce:`): a wrapper in observe
-            // mode triggers nothing, so the agent restarts as for any unit.
-            let wrapped = start?
-                .iter()
-                .any(|(path, argv, ..)| is_exec_wrapper(path, argv));
-            let acting = text?.starts_with("exec enforce:");
-            svc_state = ServiceRead {
-                main_pid: m?,
-                result: r?,
-                n_restarts: n?,
-                exit_status: exit_status(code?, status?),
-                exec_watchdog: wrapped && acting,
-            };
-            a?
+        let (active_enter, svc_state) = if name.ends_with(".service") {
+            self.read_service(&unit, &path).await?
         } else {
-            within(self.timeout, unit.active_enter_timestamp_monotonic()).await?
+            let t = within(self.timeout, unit.active_enter_timestamp_monotonic()).await?;
+            (t, ServiceRead::default())
         };
         let (active_state, sub_state) = (active, sub);
         Ok((
@@ -673,7 +684,7 @@ impl Systemd {
         &self,
         unit: &str,
         job_timeout: Duration,
-    ) -> Result<tokio::task::JoinHandle<Result<String, SystemdError>>, SystemdError> {
+    ) -> Result<tokio::task::JoinHandle<Result<JobResult, SystemdError>>, SystemdError> {
         // Subscribe to JobRemoved before the call, or a fast job's end could be missed.
         let mut removed = within(self.timeout, self.mgr.receive_job_removed()).await?;
         let job = within(
@@ -688,7 +699,7 @@ impl Systemd {
                     if let Ok(args) = sig.args()
                         && args.job.to_string() == job
                     {
-                        return Ok(args.result.to_string());
+                        return Ok(JobResult::parse(&args.result));
                     }
                 }
                 Err(SystemdError::Unreachable("signal stream ended".into()))
@@ -716,18 +727,6 @@ pub fn template_of(name: &str) -> Option<String> {
     let (prefix, rest) = name.split_once('@')?;
     let (instance, suffix) = rest.rsplit_once('.')?;
     (!instance.is_empty()).then(|| format!("{prefix}@.{suffix}"))
-}
-
-/// Whether an `ExecStart=` command runs `quantum-watchdog exec`: the program is ours and
-/// `exec` is its command (before any `--`).
-pub fn is_exec_wrapper(path: &str, argv: &[String]) -> bool {
-    let ours = |p: &str| p.rsplit('/').next() == Some("quantum-watchdog");
-    (ours(path) || argv.first().is_some_and(|a| ours(a)))
-        && argv
-            .iter()
-            .skip(1)
-            .take_while(|a| *a != "--")
-            .any(|a| a == "exec")
 }
 
 /// `ExecMainCode`/`ExecMainStatus` as systemd shows them (`CLD_EXITED` 1, `CLD_KILLED` 2,

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use quantum_watchdog::config::{Config, Secrets, read_secrets};
+use quantum_watchdog::daemon::gather::World;
 use quantum_watchdog::daemon::{self, AgentOptions};
+use quantum_watchdog::model::exec_protocol::WrapperArgs;
 
 #[derive(Parser)]
 #[command(
@@ -141,6 +143,20 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+impl Command {
+    /// The command talks to Redis.
+    fn reads_redis(&self) -> bool {
+        matches!(
+            self,
+            Command::Agent
+                | Command::Status { .. }
+                | Command::Recover { .. }
+                | Command::Exec { .. }
+                | Command::CheckConfig
+        )
+    }
+}
+
 /// Why a command failed, which decides its exit status.
 pub enum Failure {
     /// The configuration (a file, the environment, a secret it names) is wrong: exit 2.
@@ -183,6 +199,16 @@ pub fn exit(r: Result<u8, Failure>, is_status: bool) -> ExitCode {
     }
 }
 
+/// Whether a command line clap rejects names the `status` command: the subcommand clap finds
+/// when it reads the line leniently (an argument that merely reads "status" does not count).
+pub fn names_status(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .is_ok_and(|m| m.subcommand_name() == Some("status"))
+}
+
 /// A command line clap rejects (help and version are no error).
 pub fn usage_error(e: &clap::Error, is_status: bool) -> ExitCode {
     let _ = e.print();
@@ -219,6 +245,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let cfg = daemon::load_config(&o).map_err(|e| Failure::Config(e.to_string()))?;
     let secrets = read_secrets(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
+    if cli.command.reads_redis() {
+        // A client the configuration cannot make (Sentinel, Cluster, TLS material) is a
+        // configuration error for every command, as `check-config` says it is.
+        World::new(&cfg, false, &secrets).map_err(|e| Failure::Config(format!("[redis]: {e}")))?;
+    }
     let target = |units: Vec<String>, all: bool| match all {
         true => pause::Target::All,
         false => pause::Target::Units(units),
@@ -241,14 +272,14 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         } if let Some(small) = exec_wrapper::program() => {
             // The configuration was checked above (its errors are named here, exit 2); the
             // wrapper reads it again.
-            let args = exec_wrapper::Args {
-                config: o.config.as_deref(),
+            let args = WrapperArgs {
+                config: o.config.clone(),
                 user: o.user,
                 verbose: cli.verbose,
-                unit: unit.as_deref(),
+                unit,
                 ready_timeout,
                 stop_timeout,
-                command: &command,
+                command,
             };
             return Err(Failure::Runtime(exec_wrapper::become_it(&small, &args)));
         }

@@ -43,7 +43,15 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 impl Serialize for HumanDuration {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+/// A duration as configuration writes it: `90s` is `1m 30s`, `1h` is `1h`.
+pub fn format_duration(d: Duration) -> String {
+    match jiff::SignedDuration::try_from(d) {
+        Ok(s) => format!("{s:#}"),
+        Err(_) => format!("{}s", d.as_secs()),
     }
 }
 
@@ -55,9 +63,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "expected a duration with a unit such as \"90s\", \"5m\" or \"1h\", found {s:?}"
         ));
     }
-    let d = humantime::parse_duration(t).map_err(|e| {
-        format!("expected a duration such as \"90s\", \"5m\" or \"1h\", found {s:?} ({e})")
-    })?;
+    let wrong = |e: &dyn fmt::Display| {
+        format!(
+            "expected a duration such as \"90s\", \"5m\" or \"1h\", at most 366 days, found {s:?} ({e})"
+        )
+    };
+    // Days are 24 hours here: a timeout is no calendar arithmetic.
+    let span: jiff::Span = t.parse().map_err(|e| wrong(&e))?;
+    let whole = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| wrong(&e))?;
+    let d = Duration::try_from(whole).map_err(|_| wrong(&"it is negative"))?;
     if d > MAX_DURATION {
         return Err(format!(
             "expected a duration of at most 366 days, found {s:?}"
@@ -77,12 +93,25 @@ mod tests {
             ("5m", 300),
             ("1h", 3600),
             ("1h 30m", 5400),
+            ("1h30m", 5400),
+            ("2 days", 172_800),
+            ("1w", 604_800),
+            ("10min", 600),
             ("500ms", 0),
             ("366d", 366 * 86_400),
         ] {
             assert_eq!(parse_duration(s).unwrap().as_secs(), secs, "{s}");
         }
-        for s in ["", "5", "five minutes", "-5s", "367d", "18446744073710s"] {
+        for s in [
+            "",
+            "5",
+            "five minutes",
+            "-5s",
+            "5s ago",
+            "367d",
+            "1 month",
+            "18446744073710s",
+        ] {
             assert!(parse_duration(s).is_err(), "{s}");
         }
     }

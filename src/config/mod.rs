@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::GroupKey;
 use crate::model::consumer_name::Template;
 
-pub use duration::{HumanDuration, MAX_DURATION, parse_duration};
+pub use duration::{HumanDuration, MAX_DURATION, format_duration, parse_duration};
 pub use merge::from_fragments;
 pub use redact::redact_url;
 pub use sources::{

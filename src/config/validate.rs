@@ -50,7 +50,7 @@ pub(super) fn validate_watch(
             format!("{at}.hung_after"),
             format!(
                 "expected longer than interval ({}): hung is judged over several cycles",
-                humantime::format_duration(cfg.interval.0)
+                crate::config::format_duration(cfg.interval.0)
             ),
         ));
     }
@@ -75,8 +75,8 @@ fn validate_fleet(file: &str, cfg: &Config) -> Result<(), ConfigError> {
             "fleet.host_dead_after",
             format!(
                 "expected at least 3 × interval ({}), the life of a heartbeat, found {}",
-                humantime::format_duration(min),
-                humantime::format_duration(cfg.fleet.host_dead_after.0)
+                crate::config::format_duration(min),
+                crate::config::format_duration(cfg.fleet.host_dead_after.0)
             ),
         ));
     }

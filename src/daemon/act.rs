@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::adapters::clock::mono_usec;
-use crate::adapters::redis::{Aside, DeleteOutcome, Moved};
+use crate::adapters::redis::{Aside, DeleteOutcome, Fence, Moved};
 use crate::config::{FleetConfig, Mode};
 use crate::model::fleet::lease_holder;
-use crate::model::fmt_ms;
+use crate::model::{JobResult, fmt_ms};
 use crate::policy::{Action, Decision, Memory};
 use crate::report::journal::{self, log_action};
 use crate::report::metrics::Metrics;
@@ -24,7 +24,7 @@ use super::gather::World;
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A restart job that ended: the unit, and its result (`done`, `failed`, …) or why it is unknown.
-pub type JobEnd = (String, Result<String, String>);
+pub type JobEnd = (String, Result<JobResult, String>);
 
 /// What carrying out actions needs.
 pub struct Act<'a> {
@@ -60,6 +60,17 @@ impl Act<'_> {
             m.record_ghosts(stream, group, n);
         }
     }
+}
+
+/// While a server was last found holding writes back, asks again — every look, not only when
+/// a restart is proposed — so that no consumer is blamed for a hold until it really ends.
+/// Returns the streams found serving writes again.
+pub async fn recheck_held_writes(world: &mut World, mem: &mut Memory) -> Vec<String> {
+    let open: Vec<String> = mem.writes_held_open.iter().cloned().collect();
+    if open.is_empty() || probe_writes(world, mem, &open).await.is_some() {
+        return Vec::new();
+    }
+    open
 }
 
 /// Asks whether the servers of `streams` serve writes (one probe a server: one for all in
@@ -242,15 +253,42 @@ impl Done {
 pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
     if x.mode == Mode::Observe {
         log_action(a, x.mode, "", true);
-        return format!("would {}", a.describe());
+        return format!("would {}", journal::describe(a));
     }
+    match a {
+        Action::Fenced {
+            host,
+            me,
+            lease_ms,
+            of,
+        } => fenced(x, a, (host, me, *lease_ms), of).await,
+        _ => act_on(x, a, None).await,
+    }
+}
+
+/// One consumer action in enforce mode, under `fence` if it takes another host's consumer.
+async fn act_on(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     let done = match a {
-        Action::Restart { .. } => return String::new(),
-        Action::Claim { .. } => claim(x, a).await,
-        Action::Requeue { .. } => requeue(x, a).await,
-        Action::DeadLetter { .. } | Action::Quarantine { .. } => dead_letter(x, a).await,
-        Action::Delete { .. } => return delete(x, a).await,
-        Action::Fenced { .. } => return Box::pin(fenced(x, a)).await,
+        Action::Restart { .. } | Action::Fenced { .. } => return String::new(),
+        Action::Claim {
+            stream,
+            group,
+            from,
+            to,
+            to_active_ms,
+            ..
+        } => claim(x, (stream, group), (from, to, *to_active_ms), fence).await,
+        Action::Requeue {
+            stream,
+            group,
+            from,
+            ..
+        } => requeue(x, (stream, group, from), fence).await,
+        Action::DeadLetter { .. } | Action::Quarantine { .. } => match set_aside(a) {
+            Some((entry, aside)) => dead_letter(x, entry, &aside).await,
+            None => return String::new(),
+        },
+        Action::Delete { .. } => return delete(x, a, fence).await,
     };
     if !done.ok {
         x.totals.errors += 1;
@@ -269,27 +307,23 @@ pub async fn consumer_action(x: &mut Act<'_>, a: &Action) -> String {
         min_idle_ms: 0,
         reason: format!("dead consumer emptied by {}", a.kind()),
     };
-    let deleted = delete(x, &follow).await;
+    let deleted = delete(x, &follow, fence).await;
     format!("{}; {deleted}", done.outcome)
 }
 
 /// Another host's consumer: under the group's recovery lease, every script checking its
 /// fencing token, or not at all while another agent holds it.
-async fn fenced(x: &mut Act<'_>, a: &Action) -> String {
-    let Action::Fenced {
-        host,
-        me,
-        lease_ms,
-        of,
-    } = a
-    else {
-        unreachable!("called for fenced actions")
-    };
+async fn fenced(
+    x: &mut Act<'_>,
+    a: &Action,
+    (host, me, lease_ms): (&str, &str, u64),
+    of: &Action,
+) -> String {
     let (stream, group, _) = a.target();
     let lease = match x
         .world
         .streams
-        .take_lease(stream, group, me, *lease_ms)
+        .take_lease(stream, group, me, lease_ms)
         .await
     {
         Ok(v) => v,
@@ -306,7 +340,7 @@ async fn fenced(x: &mut Act<'_>, a: &Action) -> String {
         tracing::info!(
             action = "lease-held",
             "{}: {}",
-            printable(&a.describe()),
+            printable(&journal::describe(a)),
             printable(&s)
         );
         return s;
@@ -319,10 +353,12 @@ async fn fenced(x: &mut Act<'_>, a: &Action) -> String {
         printable(host)
     );
     stall_for_tests();
-    x.world.streams.fence = Some((FleetConfig::lease_key(stream, group), lease, *lease_ms));
-    let out = Box::pin(consumer_action(x, of)).await;
-    x.world.streams.fence = None;
-    out
+    let fence = Fence {
+        lease: FleetConfig::lease_key(stream, group),
+        value: lease,
+        ms: lease_ms,
+    };
+    act_on(x, of, Some(&fence)).await
 }
 
 /// Debug builds only: stalls the agent between taking a lease and acting under it, as a
@@ -338,25 +374,19 @@ fn stall_for_tests() {
     }
 }
 
-async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
-    let Action::Claim {
-        stream,
-        group,
-        from,
-        to,
-        to_active_ms,
-        ..
-    } = a
-    else {
-        unreachable!("called for claims")
-    };
+async fn claim(
+    x: &mut Act<'_>,
+    (stream, group): (&str, &str),
+    (from, to, to_active_ms): (&str, &str, Option<u64>),
+    fence: Option<&Fence>,
+) -> Done {
     let t0 = Instant::now();
     // The claim's trace (in the script) keeps the recipient's last real read: the idle time
     // the claim resets is not taken for its progress, by this agent or any other reader.
     let m = match x
         .world
         .streams
-        .claim_all(stream, group, (from, to), *to_active_ms, x.deadline)
+        .claim_all(stream, group, (from, to), to_active_ms, (fence, x.deadline))
         .await
     {
         Ok(m) => m,
@@ -373,21 +403,16 @@ async fn claim(x: &mut Act<'_>, a: &Action) -> Done {
     }
 }
 
-async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
-    let Action::Requeue {
-        stream,
-        group,
-        from,
-        ..
-    } = a
-    else {
-        unreachable!("called for requeues")
-    };
+async fn requeue(
+    x: &mut Act<'_>,
+    (stream, group, from): (&str, &str, &str),
+    fence: Option<&Fence>,
+) -> Done {
     let t0 = Instant::now();
     let m = match x
         .world
         .streams
-        .requeue_all(stream, group, from, x.deadline)
+        .requeue_all(stream, group, from, (fence, x.deadline))
         .await
     {
         Ok(m) => m,
@@ -408,8 +433,13 @@ async fn requeue(x: &mut Act<'_>, a: &Action) -> Done {
     }
 }
 
-async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
-    let (stream, dead, group, id, aside) = match a {
+/// An entry to set aside: `(stream, dead-letter stream, group, id)`.
+type Entry<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// A dead-letter's or a quarantine's entry, `(stream, dead-letter stream, group, id)`, and
+/// what the script checks and adds; `None` for any other action.
+fn set_aside(a: &Action) -> Option<(Entry<'_>, Aside<'_>)> {
+    Some(match a {
         Action::DeadLetter {
             stream,
             dead,
@@ -418,10 +448,7 @@ async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
             min_deliveries,
             ..
         } => (
-            stream,
-            dead,
-            group,
-            id,
+            (stream, dead, group, id),
             Aside {
                 min_deliveries: *min_deliveries,
                 holder: None,
@@ -438,10 +465,7 @@ async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
             exit_status,
             ..
         } => (
-            stream,
-            dead,
-            group,
-            id,
+            (stream, dead, group, id),
             Aside {
                 min_deliveries: 0,
                 holder: Some(consumer),
@@ -452,9 +476,16 @@ async fn dead_letter(x: &mut Act<'_>, a: &Action) -> Done {
                 ],
             },
         ),
-        _ => unreachable!("called for dead-letter and quarantine actions"),
-    };
-    let r = x.world.streams.dead_letter(stream, dead, group, id, &aside);
+        _ => return None,
+    })
+}
+
+async fn dead_letter(
+    x: &mut Act<'_>,
+    (stream, dead, group, id): Entry<'_>,
+    aside: &Aside<'_>,
+) -> Done {
+    let r = x.world.streams.dead_letter(stream, dead, group, id, aside);
     let (outcome, moved) = match r.await {
         Ok(true) => {
             x.totals.dead_lettered += 1;
@@ -485,7 +516,7 @@ fn moved_outcome(mut s: String, m: &Moved) -> String {
 }
 
 /// Check-and-delete (one script): a consumer that holds an entry at that instant is kept.
-async fn delete(x: &mut Act<'_>, a: &Action) -> String {
+async fn delete(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     let Action::Delete {
         stream,
         group,
@@ -499,7 +530,7 @@ async fn delete(x: &mut Act<'_>, a: &Action) -> String {
     let (outcome, ok, deleted) = match x
         .world
         .streams
-        .delete_consumer(stream, group, consumer, *min_idle_ms)
+        .delete_consumer(stream, group, consumer, *min_idle_ms, fence)
         .await
     {
         Ok(DeleteOutcome::Deleted(held)) => {

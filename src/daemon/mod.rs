@@ -25,9 +25,9 @@ use crate::adapters::clock::{boot_id, instance_id, mono_usec, now_usec};
 use crate::adapters::heap::Heap;
 use crate::adapters::{notify, state_file};
 use crate::config::{self, Config, Mode, Secrets};
-use crate::model::Clock;
+use crate::model::{Clock, JobResult};
 use crate::policy::{self, Action, Decision, Memory};
-use crate::report::journal::{Announced, log_action};
+use crate::report::journal::{self, Announced, log_action};
 use crate::report::metrics::{self, AGENT_TEXTFILE, Metrics};
 use crate::report::printable::printable;
 use crate::report::state::{AgentState, LastAction, STATE_VERSION, Totals};
@@ -175,7 +175,7 @@ pub async fn run(o: AgentOptions, cfg: Config, secrets: Secrets) -> anyhow::Resu
             Ok(line) => sup.completed(&line),
             Err(_) => tracing::error!(
                 "cycle did not complete within {}; not pinging the watchdog",
-                humantime::format_duration(budget)
+                crate::config::format_duration(budget)
             ),
         }
         if heap.after_look() {
@@ -300,11 +300,11 @@ impl Agent {
             "quantum-watchdog {} starting: mode {}, interval {}, {} binding(s), redis {}, {} manager{}",
             env!("CARGO_PKG_VERSION"),
             self.cfg.mode,
-            humantime::format_duration(self.cfg.interval.0),
+            crate::config::format_duration(self.cfg.interval.0),
             self.cfg.watch.len(),
             self.world.streams.describe(),
             if o.user { "user" } else { "system" },
-            wd.map(|w| format!(", watchdog {}", humantime::format_duration(w)))
+            wd.map(|w| format!(", watchdog {}", crate::config::format_duration(w)))
                 .unwrap_or_default()
         );
         if let Some(w) = wd
@@ -312,8 +312,8 @@ impl Agent {
         {
             tracing::info!(
                 "interval {} is longer than half of WatchdogSec={}: the watchdog is pinged between cycles while they keep completing",
-                humantime::format_duration(self.cfg.interval.0),
-                humantime::format_duration(w)
+                crate::config::format_duration(self.cfg.interval.0),
+                crate::config::format_duration(w)
             );
         }
     }
@@ -366,10 +366,10 @@ impl Agent {
         Ok(new)
     }
 
-    fn job_finished(&mut self, unit: &str, r: Result<String, String>) {
+    fn job_finished(&mut self, unit: &str, r: Result<JobResult, String>) {
         self.mem.note_restart_finished(unit);
         match r {
-            Ok(result) if result == "done" => {
+            Ok(result @ JobResult::Done) => {
                 tracing::info!(
                     unit,
                     action = "restart-done",
@@ -427,18 +427,11 @@ impl Agent {
         line
     }
 
-    /// While a server was last found holding writes back, asks again every cycle (not only
-    /// when a restart is proposed): no consumer is blamed for the hold until it really ends.
+    /// See [`act::recheck_held_writes`]; says when a hold ended.
     async fn recheck_held_writes(&mut self) {
-        let open: Vec<String> = self.mem.writes_held_open.iter().cloned().collect();
-        if open.is_empty() {
-            return;
-        }
-        if act::probe_writes(&mut self.world, &mut self.mem, &open)
-            .await
-            .is_none()
-        {
-            tracing::info!("redis serves writes again on {}", open.join(", "));
+        let served = act::recheck_held_writes(&mut self.world, &mut self.mem).await;
+        if !served.is_empty() {
+            tracing::info!("redis serves writes again on {}", served.join(", "));
         }
     }
 
@@ -476,11 +469,11 @@ impl Agent {
         let lines: BTreeSet<String> = d
             .held
             .iter()
-            .map(|h| format!("{}: would {}", h.held_by, h.action.describe()))
+            .map(journal::held_line)
             .chain(errors.iter().cloned())
             .collect();
         for line in lines.difference(&self.held) {
-            match d.held.iter().find(|h| line.ends_with(&h.action.describe())) {
+            match d.held.iter().find(|h| *line == journal::held_line(h)) {
                 Some(h) => tracing::info!(
                     unit = h.action.unit().unwrap_or_default(),
                     action = "held",
@@ -496,11 +489,11 @@ impl Agent {
 
     /// Observe mode: each proposal logged once while it stands.
     fn log_would(&mut self, d: &Decision) {
-        let proposed: BTreeSet<String> = d.actions.iter().map(Action::describe).collect();
+        let proposed: BTreeSet<String> = d.actions.iter().map(journal::describe).collect();
         self.would.retain(|w| proposed.contains(w));
         if self.cfg.mode == Mode::Observe {
             for a in &d.actions {
-                if self.would.insert(a.describe()) {
+                if self.would.insert(journal::describe(a)) {
                     log_action(a, Mode::Observe, "", true);
                 }
             }

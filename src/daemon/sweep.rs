@@ -9,6 +9,7 @@ use crate::adapters::state_file::{READ_MAX, read_regular, write_atomically};
 use crate::config::{Config, Mode};
 use crate::model::GroupKey;
 use crate::policy::{self, Action, Decision, Memory};
+use crate::report::journal;
 use crate::report::metrics::{Metrics, RECOVER_TEXTFILE};
 use crate::report::printable::printable;
 use crate::report::state::Totals;
@@ -82,12 +83,7 @@ async fn decide(
         &mut d,
     );
     for h in &d.held {
-        tracing::info!(
-            action = "held",
-            "{}: would {}",
-            h.held_by,
-            h.action.describe()
-        );
+        tracing::info!(action = "held", "{}", printable(&journal::held_line(h)));
     }
     warn_stranded(&d);
     Some(d)
@@ -102,23 +98,7 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
     };
     let mut mem = Memory::default();
     let actions = select(&cfg, d.actions, units);
-    // The oneshot keeps its counters across runs in its textfile.
-    let metrics = Metrics::new();
-    // Its bindings' counters exist at 0, so that the first handoff is an increase.
-    metrics.zero_bindings(&cfg);
-    let textfile = cfg
-        .metrics
-        .textfile_dir
-        .as_ref()
-        .map(|d| d.join(RECOVER_TEXTFILE));
-    // The textfile directory may belong to node_exporter's user: read as a note is read.
-    if let Some(prev) = textfile
-        .as_ref()
-        .and_then(|f| read_regular(f, READ_MAX).ok())
-        .map(|(text, _)| text)
-    {
-        metrics.seed(&prev);
-    }
+    let (metrics, textfile) = recover_metrics(&cfg);
     let mut x = Act {
         world,
         mode,
@@ -156,6 +136,22 @@ pub async fn sweep(full: &Config, world: &mut World, units: &[String], mode: Mod
         totals.deleted
     );
     totals
+}
+
+/// The oneshot's metrics, its bindings' counters at 0 (the first handoff is an increase) and
+/// the counts of its earlier runs read back from its textfile, with that file's path.
+fn recover_metrics(cfg: &Config) -> (Metrics, Option<std::path::PathBuf>) {
+    let metrics = Metrics::new();
+    metrics.zero_bindings(cfg);
+    let textfile = (cfg.metrics.textfile_dir.as_ref()).map(|d| d.join(RECOVER_TEXTFILE));
+    // The textfile directory may belong to node_exporter's user: read as a note is read.
+    if let Some((prev, _)) = textfile
+        .as_ref()
+        .and_then(|f| read_regular(f, READ_MAX).ok())
+    {
+        metrics.seed(&prev);
+    }
+    (metrics, textfile)
 }
 
 /// The configuration limited to what the groups of `units` need (all of it if empty): every

@@ -314,70 +314,74 @@ impl CalendarSpec {
 
     /// The first civil time at or after `c` whose every component matches, or `None`.
     fn next_civil(&self, mut c: DateTime) -> Option<DateTime> {
-        let at =
-            |y: i16, mo: i8, d: i8, h: i8, mi: i8, s: i8| DateTime::new(y, mo, d, h, mi, s, 0).ok();
         loop {
-            let y = self.year.next(c.year() as u32, LAST_YEAR as u32)? as i16;
-            if y != c.year() {
-                c = at(y, 1, 1, 0, 0, 0)?;
-            }
-            let Some(mo) = self.month.next(c.month() as u32, 12) else {
-                c = at(y.checked_add(1)?, 1, 1, 0, 0, 0)?;
-                continue;
+            c = match self.next_day(c)? {
+                Next::At(day) => day,
+                Next::From(later) => {
+                    c = later;
+                    continue;
+                }
             };
-            if mo as i8 != c.month() {
-                c = at(y, mo as i8, 1, 0, 0, 0)?;
+            match self.next_time(c)? {
+                Next::At(t) => return Some(t),
+                Next::From(later) => c = later,
             }
-            let last = c.date().days_in_month();
-            let Some(d) = (c.day()..=last).find(|d| self.day_matches(y, c.month(), *d)) else {
-                c = c
-                    .date()
-                    .last_of_month()
-                    .tomorrow()
-                    .ok()?
-                    .to_datetime(jiff::civil::Time::midnight());
-                continue;
-            };
-            if d != c.day() {
-                c = at(y, c.month(), d, 0, 0, 0)?;
-            }
-            let Some(h) = self.hour.next(c.hour() as u32, 23) else {
-                c = c
-                    .date()
-                    .tomorrow()
-                    .ok()?
-                    .to_datetime(jiff::civil::Time::midnight());
-                continue;
-            };
-            if h as i8 != c.hour() {
-                c = at(y, c.month(), c.day(), h as i8, 0, 0)?;
-            }
-            let Some(mi) = self.minute.next(c.minute() as u32, 59) else {
-                c = c
-                    .checked_add(1.hour())
-                    .ok()?
-                    .with()
-                    .minute(0)
-                    .second(0)
-                    .build()
-                    .ok()?;
-                continue;
-            };
-            if mi as i8 != c.minute() {
-                c = at(y, c.month(), c.day(), c.hour(), mi as i8, 0)?;
-            }
-            let Some(s) = self.second.next(c.second() as u32, 59) else {
-                c = c
-                    .checked_add(1.minute())
-                    .ok()?
-                    .with()
-                    .second(0)
-                    .build()
-                    .ok()?;
-                continue;
-            };
-            return at(y, c.month(), c.day(), c.hour(), c.minute(), s as i8);
         }
+    }
+
+    /// `c`, or the start of the first day after it, if its year, month and day match; else
+    /// where to look again.
+    fn next_day(&self, mut c: DateTime) -> Option<Next> {
+        let y = self.year.next(c.year() as u32, LAST_YEAR as u32)? as i16;
+        if y != c.year() {
+            c = at(y, 1, 1, 0, 0, 0)?;
+        }
+        let Some(mo) = self.month.next(c.month() as u32, 12) else {
+            return Some(Next::From(at(y.checked_add(1)?, 1, 1, 0, 0, 0)?));
+        };
+        if mo as i8 != c.month() {
+            c = at(y, mo as i8, 1, 0, 0, 0)?;
+        }
+        let last = c.date().days_in_month();
+        let Some(d) = (c.day()..=last).find(|d| self.day_matches(y, c.month(), *d)) else {
+            let next = c.date().last_of_month().tomorrow().ok()?;
+            return Some(Next::From(next.to_datetime(jiff::civil::Time::midnight())));
+        };
+        if d != c.day() {
+            c = at(y, c.month(), d, 0, 0, 0)?;
+        }
+        Some(Next::At(c))
+    }
+
+    /// The first time of `c`'s day at or after it whose hour, minute and second match; else
+    /// where to look again (the next hour, minute or day).
+    fn next_time(&self, mut c: DateTime) -> Option<Next> {
+        let Some(h) = self.hour.next(c.hour() as u32, 23) else {
+            let next = c.date().tomorrow().ok()?;
+            return Some(Next::From(next.to_datetime(jiff::civil::Time::midnight())));
+        };
+        if h as i8 != c.hour() {
+            c = at(c.year(), c.month(), c.day(), h as i8, 0, 0)?;
+        }
+        let Some(mi) = self.minute.next(c.minute() as u32, 59) else {
+            let next = c.checked_add(1.hour()).ok()?;
+            return Some(Next::From(next.with().minute(0).second(0).build().ok()?));
+        };
+        if mi as i8 != c.minute() {
+            c = at(c.year(), c.month(), c.day(), c.hour(), mi as i8, 0)?;
+        }
+        let Some(s) = self.second.next(c.second() as u32, 59) else {
+            let next = c.checked_add(1.minute()).ok()?;
+            return Some(Next::From(next.with().second(0).build().ok()?));
+        };
+        Some(Next::At(at(
+            c.year(),
+            c.month(),
+            c.day(),
+            c.hour(),
+            c.minute(),
+            s as i8,
+        )?))
     }
 
     /// The first elapse strictly after `after`, in `tz` (the spec's own zone, resolved by the
@@ -456,6 +460,19 @@ impl CalendarSpec {
             .then(|| opened.checked_add(duration).ok())
             .flatten()
     }
+}
+
+/// A step of the search for the next elapse: a match, or where to look again.
+enum Next {
+    /// It matches.
+    At(DateTime),
+    /// Look again from here.
+    From(DateTime),
+}
+
+/// The civil time of these components, if it exists.
+fn at(y: i16, mo: i8, d: i8, h: i8, mi: i8, s: i8) -> Option<DateTime> {
+    DateTime::new(y, mo, d, h, mi, s, 0).ok()
 }
 
 #[cfg(test)]

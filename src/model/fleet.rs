@@ -93,6 +93,9 @@ pub struct FleetView {
     /// next look sends it whole.
     #[serde(default)]
     pub resend: bool,
+    /// The digest of the heartbeat this read wrote (the plan's), if it wrote one.
+    #[serde(default)]
+    pub written: Option<u64>,
 }
 
 impl HostBeat {

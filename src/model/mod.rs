@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod consumer_name;
+pub mod exec_protocol;
 pub mod fleet;
 pub mod hash;
 pub mod history;

@@ -237,6 +237,59 @@ impl UnitState {
     }
 }
 
+/// How a systemd job ended (`JobRemoved`'s result): only `done` is a success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    /// The job ran to its end.
+    Done,
+    /// Another job replaced it, or it was cancelled.
+    Canceled,
+    /// It took longer than the unit allows.
+    Timeout,
+    /// The unit failed.
+    Failed,
+    /// A unit it depends on failed.
+    Dependency,
+    /// It did not apply (a stop of a stopped unit).
+    Skipped,
+    /// A result this build does not know, as systemd said it.
+    Other(String),
+}
+
+impl JobResult {
+    /// systemd's word for it.
+    pub fn parse(s: &str) -> JobResult {
+        match s {
+            "done" => JobResult::Done,
+            "canceled" => JobResult::Canceled,
+            "timeout" => JobResult::Timeout,
+            "failed" => JobResult::Failed,
+            "dependency" => JobResult::Dependency,
+            "skipped" => JobResult::Skipped,
+            other => JobResult::Other(other.to_string()),
+        }
+    }
+
+    /// The word systemd uses.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobResult::Done => "done",
+            JobResult::Canceled => "canceled",
+            JobResult::Timeout => "timeout",
+            JobResult::Failed => "failed",
+            JobResult::Dependency => "dependency",
+            JobResult::Skipped => "skipped",
+            JobResult::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for JobResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `XINFO STREAM` (the fields the policy needs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamInfo {

@@ -255,51 +255,6 @@ impl Action {
             Action::Fenced { of, .. } => of.reason(),
         }
     }
-
-    /// One line for logs: `restart quantum-router.service` / `claim 3 pending of a to b in g`.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Restart { unit, .. } => format!("restart {unit}"),
-            Action::Claim {
-                from,
-                to,
-                pending,
-                group,
-                ..
-            } => format!("claim {pending} pending of {from} to {to} in {group}"),
-            Action::Requeue {
-                from,
-                pending,
-                stream,
-                ..
-            } => format!("requeue {pending} pending of {from} onto {stream}"),
-            Action::DeadLetter {
-                id,
-                consumer,
-                deliveries,
-                dead,
-                ..
-            } => {
-                format!("dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {dead}")
-            }
-            Action::Quarantine {
-                id,
-                consumer,
-                crashes,
-                dead,
-                ..
-            } => format!("quarantine entry {id} of {consumer} ({crashes} crashes on it) to {dead}"),
-            Action::Delete {
-                consumer, group, ..
-            } => format!("delete consumer {consumer} of {group}"),
-            Action::Fenced { host, of, .. } => {
-                format!(
-                    "{} (host {host}'s, under the recovery lease)",
-                    of.describe()
-                )
-            }
-        }
-    }
 }
 
 /// The actions to carry out in `mode`: none in observe mode, which only reports.

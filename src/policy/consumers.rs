@@ -10,83 +10,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::config::{ClaimPolicy, PARKED_CONSUMER};
 use crate::model::consumer_name::NameMatch;
 use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
 
 use super::action::Action;
+use super::cycle::{Cycle, Target};
+use super::decision::{Class, ConsumerReport, Decision, Liveness};
 use super::memory::Memory;
 use super::verdict::Severity;
-use super::{Cycle, Decision};
-
-/// Whether a consumer's process lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Liveness {
-    /// A process of a bound unit reads under this name.
-    Live,
-    /// No process of the unit reads under this name any more.
-    Dead,
-    /// It cannot be told (another host, a name no template accounts for, a PID not asked).
-    Unknown,
-    /// The consumer `park` moves entries to.
-    Parked,
-}
-
-/// A consumer of a watched group, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsumerReport {
-    /// The stream (shared by the group's reports).
-    pub stream: Arc<str>,
-    /// The group.
-    pub group: Arc<str>,
-    /// The consumer's name.
-    pub consumer: Arc<str>,
-    /// The unit whose template accounts for it, if any.
-    pub unit: Option<String>,
-    /// Whether its process lives.
-    pub liveness: Liveness,
-    /// It is the consumer a unit's row in `status` shows.
-    pub current: bool,
-    /// Entries it holds.
-    pub pending: u64,
-    /// `XINFO CONSUMERS` idle.
-    pub idle_ms: u64,
-    /// Warning for entries nobody will process without the operator.
-    pub severity: Severity,
-    /// What the agent makes of it.
-    pub note: Cow<'static, str>,
-}
-
-/// What a consumer is, before anything is done about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Class {
-    /// Whether its process lives.
-    pub liveness: Liveness,
-    /// The binding (index into `config.watch`) whose template accounts for the name.
-    pub owner: Option<usize>,
-    /// Why, one phrase.
-    pub why: Cow<'static, str>,
-    /// The other host it is a consumer of (`[fleet]`); `None`: this host's, or unknown.
-    pub host: Option<String>,
-}
-
-impl Class {
-    pub(super) fn new(
-        liveness: Liveness,
-        owner: Option<usize>,
-        why: impl Into<Cow<'static, str>>,
-    ) -> Class {
-        Class {
-            liveness,
-            owner,
-            why: why.into(),
-            host: None,
-        }
-    }
-}
 
 /// Classifies one consumer of the group whose bindings are `idxs` (rules 7 and 9). Under a
 /// host name another agent writes too (`[fleet]`, a cloned machine), a consumer of this name
@@ -222,19 +154,6 @@ fn by_pid_probe(cy: &Cycle<'_>, i: usize, p: u32) -> Class {
         ),
     };
     Class::new(liveness, Some(i), why)
-}
-
-/// A live consumer entries can be handed to: the current consumer of a unit that is running
-/// and neither hung nor about to be restarted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Its name.
-    pub name: String,
-    /// Entries it holds (0 if it is not listed yet).
-    pub pending: u64,
-    /// When it last really read (the server's ms), not counting claims to it; `None`: the
-    /// claim traces were not read this look.
-    pub active_ms: Option<u64>,
 }
 
 /// The recipient for a dead consumer of binding `owner`: its own unit's consumer if it can

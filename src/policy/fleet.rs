@@ -11,17 +11,15 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
-
 use crate::config::Config;
 use crate::model::consumer_name::NameMatch;
-use crate::model::fleet::{FleetView, HostBeat, Vouch, lease_holder};
+use crate::model::fleet::{FleetView, Heartbeat, HostBeat, Vouch, lease_holder};
 use crate::model::{ConsumerInfo, GroupData, GroupKey, fmt_ms};
 
 use super::action::Action;
-use super::consumers::{Class, Liveness};
+use super::cycle::{Classes, Cycle, Groups};
+use super::decision::{Class, Decision, HostReport, HostState, Liveness};
 use super::memory::{FleetMemory, Memory};
-use super::{Cycle, Decision};
 
 pub use crate::model::fleet::{DEAD_NAMED, LIVE_NAMED};
 /// A host's heartbeat seen to change hands twice within this many intervals: two agents write
@@ -106,17 +104,12 @@ pub fn look(cfg: &Config, snap: &crate::model::Snapshot, f: &mut FleetMemory) ->
 pub fn remember(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    (groups, classes): (&super::Groups<'_>, &super::Classes<'_>),
+    (groups, classes): (&Groups<'_>, &Classes<'_>),
     as_of_ms: u64,
     d: &mut Decision,
 ) {
-    let (cfg, host) = (cy.cfg, cy.host());
-    mem.fleet.sent = match cy.fleet {
-        Some(v) if mem.fleet.publish && mem.fleet.as_of_ms > 0 && !v.resend => {
-            Some(super::plan::digest(&super::plan::heartbeat(cfg, host, mem)))
-        }
-        _ => None,
-    };
+    // What the look wrote stands, unless the script asked for it whole.
+    mem.fleet.sent = cy.fleet.filter(|v| !v.resend).and_then(|v| v.written);
     mem.fleet.as_of_ms = as_of_ms;
     mem.fleet.shared = cy.shared_name;
     mem.fleet.vouches = vouches(cy, groups, classes, d);
@@ -240,34 +233,6 @@ fn silent_host(
     (Liveness::Dead, why)
 }
 
-/// What a host of the fleet is, by its heartbeat and this agent's watch of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HostState {
-    /// Its heartbeat is there.
-    Alive,
-    /// Its heartbeat is gone, not yet for `host_dead_after` (or not yet watched that long).
-    Silent,
-    /// Its last beat is `host_dead_after` old (and, for the judgement of its consumers, this
-    /// agent has watched it silent, its own reads unbroken, for `host_dead_after` less the
-    /// heartbeat's life).
-    Dead,
-}
-
-impl HostState {
-    /// Every state, in the order metrics list them.
-    pub const ALL: [HostState; 3] = [HostState::Alive, HostState::Silent, HostState::Dead];
-
-    /// The word for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostState::Alive => "alive",
-            HostState::Silent => "silent",
-            HostState::Dead => "dead",
-        }
-    }
-}
-
 /// A host's state as `status` shows it, by its heartbeat's age alone: a look of its own has
 /// no watch of the host (see [`host_state`], which the judgement of its consumers takes).
 fn reported_state(cy: &Cycle<'_>, hb: &HostBeat, age_ms: u64) -> HostState {
@@ -360,8 +325,8 @@ pub fn under_lease(
 /// In the groups' order.
 pub fn vouches(
     cy: &Cycle<'_>,
-    groups: &super::Groups<'_>,
-    classes: &super::Classes<'_>,
+    groups: &Groups<'_>,
+    classes: &Classes<'_>,
     d: &Decision,
 ) -> Vec<Vouch> {
     let mut out = Vec::new();
@@ -409,29 +374,8 @@ fn held(cy: &Cycle<'_>, d: &Decision, key: &GroupKey, owner: usize, c: &Consumer
             .any(|h| h.action.target() == (key.stream.as_str(), key.group.as_str(), &c.name))
 }
 
-/// One host of the fleet, as `status --fleet` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HostReport {
-    /// The host.
-    pub host: String,
-    /// Since its last heartbeat (ms, the server's clock).
-    pub age_ms: u64,
-    /// Alive, silent or dead.
-    pub state: HostState,
-    /// Its agent's version (empty once the heartbeat expired).
-    pub version: String,
-    /// Consumers it vouches for.
-    pub vouched: usize,
-    /// Groups whose recovery lease it holds (`stream group`).
-    pub leases: Vec<String>,
-    /// This host.
-    pub this: bool,
-    /// Two agents write under this host name (a cloned machine): nothing is taken from it.
-    pub shared: bool,
-}
-
 /// The fleet as read this cycle: every host and the leases it holds.
-pub fn report(cy: &Cycle<'_>, f: &FleetMemory, groups: &super::Groups<'_>) -> Vec<HostReport> {
+pub fn report(cy: &Cycle<'_>, f: &FleetMemory, groups: &Groups<'_>) -> Vec<HostReport> {
     let Some(view) = cy.fleet() else {
         return Vec::new();
     };
@@ -469,4 +413,27 @@ pub fn report(cy: &Cycle<'_>, f: &FleetMemory, groups: &super::Groups<'_>) -> Ve
             shared: name_shared(Some(view), f, &h.host, cy.host()),
         })
         .collect()
+}
+
+/// A host silent this long is dropped from the fleet's list of hosts.
+pub const FORGET_HOST_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// This host's heartbeat, as JSON: what the last look found of its own consumers. What changes
+/// every look (its time) goes in the meta, so the heartbeat changes only when its word does.
+pub fn heartbeat(cfg: &Config, hostname: &str, mem: &Memory) -> String {
+    let beat = Heartbeat {
+        host: hostname.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        interval_ms: cfg.interval.as_millis(),
+        as_of_ms: 0,
+        groups: mem.fleet.vouches.clone(),
+        instance: mem.fleet.instance.clone(),
+        shared: mem.fleet.shared,
+    };
+    serde_json::to_string(&beat).expect("a heartbeat serialises")
+}
+
+/// The digest of a heartbeat: whether it is the one last written.
+pub fn digest(text: &str) -> u64 {
+    crate::model::hash::fnv1a(text.as_bytes())
 }

@@ -6,13 +6,13 @@
 //! for `stall_after`. The first stalled stage of a pipeline is where flow stops. A stall is
 //! reported (verdict, metric, alert) and never restarts anything by itself.
 
-use std::collections::{BTreeMap, VecDeque};
-
-use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 use crate::config::{Config, Pipeline};
 use crate::model::{GroupInfo, GroupKey, RedisSnapshot, Snapshot, StreamInfo, fmt_ms};
 
+use super::decision::{GroupFlow, PipelineReport, StageReport};
+use super::memory::{FlowMemory, GroupHistory};
 use super::verdict::Severity;
 
 /// History kept for rates: samples at least this far apart, for this long.
@@ -20,93 +20,6 @@ const SAMPLE_EVERY_USEC: u64 = 5_000_000;
 const KEEP_USEC: u64 = 600_000_000;
 /// Rates are computed over this window.
 pub const RATE_WINDOW_USEC: u64 = 300_000_000;
-
-/// A stream's history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StreamHistory {
-    /// (time µs, entries added — or length on servers before 7.0)
-    pub samples: VecDeque<(u64, u64)>,
-}
-
-/// A group's history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroupHistory {
-    /// Its last-delivered ID at the last look.
-    pub last_delivered: String,
-    /// When the delivery position last moved (µs).
-    pub moved_usec: u64,
-    /// (time µs, entries read — or 0 where the server has no entries-read)
-    pub samples: VecDeque<(u64, u64)>,
-}
-
-/// Stream and group history for pipeline rates and stalls.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FlowMemory {
-    /// Per stream.
-    pub streams: BTreeMap<String, StreamHistory>,
-    /// Per `stream\0group`.
-    pub groups: BTreeMap<String, GroupHistory>,
-}
-
-impl FlowMemory {
-    /// Applies `f` to every time in the history (see `Memory::rebase`).
-    pub fn rebase(&mut self, f: &impl Fn(&mut u64)) {
-        for s in self.streams.values_mut() {
-            s.samples.iter_mut().for_each(|(t, _)| f(t));
-        }
-        for g in self.groups.values_mut() {
-            f(&mut g.moved_usec);
-            g.samples.iter_mut().for_each(|(t, _)| f(t));
-        }
-    }
-}
-
-/// One group of a stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupFlow {
-    /// The group.
-    pub group: String,
-    /// Its lag.
-    pub lag: Option<u64>,
-    /// Entries wait for it.
-    pub work_waiting: bool,
-    /// Entries delivered per minute over the last minutes (7.0+: from entries-read).
-    pub delivered_per_min: Option<f64>,
-    /// Since when nothing was delivered (ms), as far as known.
-    pub no_delivery_ms: u64,
-    /// Work waits and nothing was delivered for `stall_after`.
-    pub stalled: bool,
-}
-
-/// One stream of a pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageReport {
-    /// The stream.
-    pub stream: String,
-    /// Its length.
-    pub length: Option<u64>,
-    /// Entries added per minute.
-    pub added_per_min: Option<f64>,
-    /// The groups reading it.
-    pub groups: Vec<GroupFlow>,
-    /// Why it could not be read.
-    pub error: Option<String>,
-}
-
-/// One `[[pipeline]]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PipelineReport {
-    /// Its name.
-    pub name: String,
-    /// Its streams in flow order.
-    pub stages: Vec<StageReport>,
-    /// Index of the first stalled stage.
-    pub stalled_at: Option<usize>,
-    /// Critical when stalled, unknown when a stage cannot be read.
-    pub severity: Severity,
-    /// One line.
-    pub message: String,
-}
 
 fn short(stream: &str) -> &str {
     stream.rsplit(':').next().unwrap_or(stream)
@@ -328,6 +241,8 @@ fn first_delivery_guess(redis: &RedisSnapshot, stream: &str, group: &str) -> Opt
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::config::from_fragments;
     use crate::model::{RedisSnapshot, StreamId};

@@ -1,9 +1,7 @@
-//! Holds: an operator's pause or an open maintenance window keeps every action on a unit and
-//! its consumers back, while its verdict is still judged and shown.
+//! Rules 14 and 15, holds: an operator's pause or an open maintenance window keeps every action on
+//! a unit and its consumers back, while its verdict is still judged and shown.
 
 use std::collections::BTreeMap;
-
-use serde::Serialize;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -13,18 +11,10 @@ use crate::model::calendar::CalendarSpec;
 use crate::model::holds::{Holds, OpenWindow};
 use crate::model::unit_pattern;
 
-use super::Decision;
 use super::action::Action;
-
-/// An action held back this cycle, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeldAction {
-    /// The action as it would be taken.
-    #[serde(flatten)]
-    pub action: Action,
-    /// The pause or window.
-    pub held_by: String,
-}
+use super::cycle::Deploy;
+use super::decision::{Decision, HeldAction};
+use super::verdict::Severity;
 
 /// `HH:MM` local time of `usec` (with the snapshot's UTC offset), with the date in front when
 /// it is not within the next 20 hours of `now_usec`.
@@ -78,7 +68,7 @@ pub fn hold_of(h: &Holds, unit: &str, now_usec: u64, utc_offset_secs: i64) -> Op
 pub fn open_windows(
     windows: &[Window],
     now_usec: u64,
-    zone: impl Fn(Option<&str>) -> Result<TimeZone, String>,
+    zone: impl Fn(Option<&str>) -> Result<TimeZone, jiff::Error>,
     errors: &mut Vec<String>,
 ) -> Vec<OpenWindow> {
     let Ok(now) = Timestamp::from_microsecond(now_usec.min(i64::MAX as u64) as i64) else {
@@ -96,7 +86,8 @@ pub fn open_windows(
         let tz = match zone(spec.zone()) {
             Ok(tz) => tz,
             Err(e) => {
-                errors.push(format!("window {}: {e}", w.name));
+                let name = spec.zone().unwrap_or("local");
+                errors.push(format!("window {}: time zone {name}: {e}", w.name));
                 continue;
             }
         };
@@ -114,16 +105,16 @@ pub fn open_windows(
     open
 }
 
-/// Holds the restart of every unit a deploy has in its hands ([`super::Deploy`]): the action
+/// Holds the restart of every unit a deploy has in its hands ([`Deploy`]): the action
 /// moves to `d.held`, and the unit's report says what holds it and until when at the latest
 /// (whether or not a restart is due yet); a held restart makes it a warning at least — a hang
 /// under a forgotten `daemon-reload` is never shown as fine.
 pub fn apply_deploys(
-    deploys: &BTreeMap<String, super::Deploy>,
+    deploys: &BTreeMap<String, Deploy>,
     snap: &crate::model::Snapshot,
     d: &mut Decision,
 ) {
-    let hold = |dep: &super::Deploy| {
+    let hold = |dep: &Deploy| {
         // Measured on the monotonic clock, shown on the wall clock.
         let until = snap.clock().wall_of(dep.until_mono_usec);
         format!(
@@ -146,7 +137,7 @@ pub fn apply_deploys(
     for a in held {
         let unit = a.unit().unwrap_or_default();
         if let Some(r) = d.units.iter_mut().find(|r| r.unit == unit) {
-            r.severity = r.severity.worst(super::Severity::Warning);
+            r.severity = r.severity.worst(Severity::Warning);
         }
         let held_by = hold(&deploys[unit]);
         d.held.push(HeldAction { action: a, held_by });
@@ -259,7 +250,7 @@ mod tests {
     fn windows_open_from_their_elapse_for_their_duration() {
         let local = |z: Option<&str>| match z {
             None => Ok(TimeZone::UTC),
-            Some(n) => jiff::tz::db().get(n).map_err(|e| e.to_string()),
+            Some(n) => jiff::tz::db().get(n),
         };
         for (calendar, minutes, now, open_until) in [
             ("Sat 02:00", 120, "2026-12-05T01:59:59Z", None),
@@ -303,7 +294,7 @@ mod tests {
             );
         }
         let mut errors = Vec::new();
-        let unknown = |_: Option<&str>| Err("no time zone Mars/Olympus".to_string());
+        let unknown = |_: Option<&str>| jiff::tz::db().get("Mars/Olympus");
         assert!(
             open_windows(
                 &[window("Sat 02:00", 60)],
@@ -313,9 +304,11 @@ mod tests {
             )
             .is_empty()
         );
-        assert_eq!(
-            errors,
-            vec!["window nightly: no time zone Mars/Olympus".to_string()]
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("window nightly: time zone local: ")
+                && errors[0].contains("Mars/Olympus"),
+            "{errors:?}"
         );
     }
 }

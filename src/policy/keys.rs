@@ -1,50 +1,19 @@
 //! Key gauges and flags: Redis keys compared with a limit, or shown with their value. Reported
 //! only; they never lead to an action.
 
-use serde::Serialize;
-
 use crate::config::Config;
 use crate::model::{ReadError, Snapshot, render_key};
 
+use super::decision::{FlagReport, GaugeReport};
 use super::verdict::Severity;
-
-/// One `[[gauge]]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GaugeReport {
-    /// Its name (the key if unnamed).
-    pub name: String,
-    /// The key read (placeholders expanded).
-    pub key: String,
-    /// Its value (0 when absent).
-    pub value: Option<f64>,
-    /// The limit.
-    pub limit: f64,
-    /// value / limit.
-    pub ratio: Option<f64>,
-    /// Warning from `warn_at`, critical at the limit.
-    pub severity: Severity,
-    /// One phrase.
-    pub note: String,
-}
-
-/// One `[[flag]]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FlagReport {
-    /// Its name (the key if unnamed).
-    pub name: String,
-    /// The key read (placeholders expanded).
-    pub key: String,
-    /// Its value, if set.
-    pub value: Option<String>,
-}
 
 /// Judges every `[[gauge]]` and reads every `[[flag]]`.
 pub fn judge_keys(cfg: &Config, snap: &Snapshot) -> (Vec<GaugeReport>, Vec<FlagReport>) {
     let keys = snap.redis.as_ref().ok().map(|r| &r.keys);
-    let value = |k: &str| -> Result<Option<String>, String> {
+    let value = |k: &str| -> Result<Option<String>, ReadError> {
         match keys.and_then(|m| m.get(k)) {
-            Some(v) => v.clone().map_err(|e: ReadError| e.to_string()),
-            None => Err("redis unreachable".into()),
+            Some(v) => v.clone(),
+            None => Err(ReadError::Unreachable("redis unreachable".into())),
         }
     };
     let gauges = cfg
@@ -89,12 +58,12 @@ pub fn judge_keys(cfg: &Config, snap: &Snapshot) -> (Vec<GaugeReport>, Vec<FlagR
 
 /// A gauge's value, severity and note from what its key holds.
 fn gauge_reading(
-    read: Result<Option<String>, String>,
+    read: Result<Option<String>, ReadError>,
     limit: f64,
     warn_at: f64,
 ) -> (Option<f64>, Severity, String) {
     let s = match read {
-        Err(e) => return (None, Severity::Unknown, e),
+        Err(e) => return (None, Severity::Unknown, e.to_string()),
         Ok(None) => return (Some(0.0), Severity::Ok, "key absent (0)".to_string()),
         Ok(Some(s)) => s,
     };

@@ -4,13 +4,14 @@
 //! CLOCK_MONOTONIC µs (the look's `mono_usec`), so that a wall-clock step changes no duration;
 //! [`Memory::rebase`] carries it into another boot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use crate::model::hash::HashMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::flow::FlowMemory;
+use crate::model::plan::KnownConsumers;
 use crate::model::{GroupKey, PendingEntry, StreamId};
 use crate::model::{hashed_pairs, pairs};
 
@@ -65,7 +66,7 @@ pub struct UnitMemory {
     /// Per binding: the entry at the head of the consumer at the unit's last deaths
     /// (`poison_after_crashes`).
     #[serde(with = "pairs")]
-    pub crash_heads: BTreeMap<GroupKey, super::quarantine::CrashHead>,
+    pub crash_heads: BTreeMap<GroupKey, CrashHead>,
 }
 
 /// What the agent remembers of a watched group between cycles.
@@ -81,10 +82,10 @@ pub struct GroupMemory {
     pub scan_after: Option<StreamId>,
     /// Poison suspects found by earlier scans, re-checked every cycle.
     pub suspects: Vec<PendingEntry>,
-    /// The group's consumers as last read while it was quiet (see [`super::reuse`]); not kept
+    /// The group's consumers as last read while it was quiet (see the `reuse` rule); not kept
     /// across agent restarts.
     #[serde(skip)]
-    pub known: Option<super::reuse::Known>,
+    pub known: Option<Known>,
 }
 
 /// Everything the policy remembers.
@@ -141,7 +142,7 @@ pub struct FleetMemory {
     /// this host's name is no other agent's.
     pub predecessor: String,
     /// Per host (this one included): the instance of its last heartbeat read, and the server's
-    /// times (ms) it was seen to change — twice within [`super::fleet::SHARED_WINDOW_BEATS`]
+    /// times (ms) it was seen to change — twice within `fleet::SHARED_WINDOW_BEATS`
     /// intervals, two agents write under that name.
     pub instances: BTreeMap<String, InstanceWatch>,
 }
@@ -172,6 +173,71 @@ impl InstanceWatch {
             self.changes.pop_front();
         }
     }
+}
+
+/// A stream's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamHistory {
+    /// (time µs, entries added — or length on servers before 7.0)
+    pub samples: VecDeque<(u64, u64)>,
+}
+
+/// A group's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupHistory {
+    /// Its last-delivered ID at the last look.
+    pub last_delivered: String,
+    /// When the delivery position last moved (µs).
+    pub moved_usec: u64,
+    /// (time µs, entries read — or 0 where the server has no entries-read)
+    pub samples: VecDeque<(u64, u64)>,
+}
+
+/// Stream and group history for pipeline rates and stalls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowMemory {
+    /// Per stream.
+    pub streams: BTreeMap<String, StreamHistory>,
+    /// Per `stream\0group`.
+    pub groups: BTreeMap<String, GroupHistory>,
+}
+
+impl FlowMemory {
+    /// Applies `f` to every time in the history (see `Memory::rebase`).
+    pub fn rebase(&mut self, f: &impl Fn(&mut u64)) {
+        for s in self.streams.values_mut() {
+            s.samples.iter_mut().for_each(|(t, _)| f(t));
+        }
+        for g in self.groups.values_mut() {
+            f(&mut g.moved_usec);
+            g.samples.iter_mut().for_each(|(t, _)| f(t));
+        }
+    }
+}
+
+/// The entry at the head of a unit's consumer at its last deaths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashHead {
+    /// The entry.
+    pub id: StreamId,
+    /// Consecutive deaths it was the head at, each after a read of it.
+    pub deaths: u32,
+    /// Its delivery count at the last of them.
+    #[serde(default)]
+    pub deliveries: u64,
+}
+
+/// A quiet group's consumers as last read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    /// What was read.
+    pub read: Arc<KnownConsumers>,
+    /// They are read again at the first look from then on (realtime µs).
+    pub reread_usec: u64,
+    /// The MainPIDs of the group's bound units then, in binding order.
+    pub main_pids: Vec<u32>,
+    /// The server's time (ms) of the look that read them, with `[fleet]`; else 0.
+    pub fleet_ms: u64,
 }
 
 /// A hashed map written in key order, so the state file reads the same however it was filled.

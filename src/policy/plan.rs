@@ -2,55 +2,24 @@
 //! configuration, the units systemd reported and its memory; the Redis adapter runs the plan
 //! and decides nothing.
 
-use crate::config::{Config, FleetConfig};
-use crate::model::fleet::Heartbeat;
-use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
-use crate::model::{Clock, GroupKey, UnitState, render_key};
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::{Config, FleetConfig};
+use crate::model::consumer_name::NameMatch;
+use crate::model::hash::HashMap;
+use crate::model::plan::{FetchPlan, FleetPublish, GroupFetch, Scan, StreamInfoNeed};
+use crate::model::{Clock, GroupKey, RedisSnapshot, UnitState, render_key};
+
+use super::cycle::group_bindings;
+use super::fleet::{FORGET_HOST_MS, digest, heartbeat};
 use super::memory::Memory;
+use super::verdict::Verdict;
 
 /// The units systemd reported, by name.
 type Units<'a> = crate::model::hash::HashMap<&'a str, &'a UnitState>;
 
 /// Entries of a group's pending list read per cycle in search of poison entries.
 pub const SCAN_CHUNK: usize = 500;
-
-/// Per watched `(stream, group)` (the configuration's own), its bindings; in key order, so a
-/// reload that reorders the configuration changes no look's order.
-#[derive(Debug, Default)]
-pub struct Groups<'c>(Vec<(&'c GroupKey, Vec<usize>)>);
-
-impl<'c> Groups<'c> {
-    /// Each group with its bindings, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'c GroupKey, &[usize])> + '_ {
-        self.0.iter().map(|(k, v)| (*k, v.as_slice()))
-    }
-
-    /// The groups, in key order.
-    pub fn keys(&self) -> impl Iterator<Item = &'c GroupKey> + '_ {
-        self.0.iter().map(|(k, _)| *k)
-    }
-
-    /// Whether `key` is watched.
-    pub fn contains_key(&self, key: &GroupKey) -> bool {
-        self.0.binary_search_by(|(k, _)| (*k).cmp(key)).is_ok()
-    }
-}
-
-/// The distinct `(stream, group)` pairs of the configuration, each with its bindings.
-pub fn group_bindings(cfg: &Config) -> Groups<'_> {
-    let mut all: Vec<(&GroupKey, usize)> = cfg.watch.iter().map(|w| w.key()).zip(0..).collect();
-    // Stable: a group's bindings stay in the configuration's order.
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out: Vec<(&GroupKey, Vec<usize>)> = Vec::new();
-    for (key, i) in all {
-        match out.last_mut() {
-            Some((k, idxs)) if *k == key => idxs.push(i),
-            _ => out.push((key, vec![i])),
-        }
-    }
-    Groups(out)
-}
 
 /// The plan for this cycle. `units`: what systemd reported (empty if it could not be asked).
 pub fn plan(
@@ -72,29 +41,6 @@ pub fn plan(
         keys: keys_to_fetch(cfg, clock.now_usec, clock.utc_offset_secs),
         fleet: cfg.fleet.enabled.then(|| fleet_publish(cfg, hostname, mem)),
     }
-}
-
-/// A host silent this long is dropped from the fleet's list of hosts.
-pub const FORGET_HOST_MS: u64 = 7 * 24 * 3600 * 1000;
-
-/// This host's heartbeat, as JSON: what the last look found of its own consumers. What changes
-/// every look (its time) goes in the meta, so the heartbeat changes only when its word does.
-pub fn heartbeat(cfg: &Config, hostname: &str, mem: &Memory) -> String {
-    let beat = Heartbeat {
-        host: hostname.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        interval_ms: cfg.interval.as_millis(),
-        as_of_ms: 0,
-        groups: mem.fleet.vouches.clone(),
-        instance: mem.fleet.instance.clone(),
-        shared: mem.fleet.shared,
-    };
-    serde_json::to_string(&beat).expect("a heartbeat serialises")
-}
-
-/// The digest of a heartbeat: whether it is the one last written.
-pub fn digest(text: &str) -> u64 {
-    crate::model::hash::fnv1a(text.as_bytes())
 }
 
 /// This host's heartbeat to publish (only after a complete look: one that vouches for nothing
@@ -142,6 +88,9 @@ pub fn pipeline_streams(cfg: &Config) -> Vec<String> {
     v
 }
 
+/// What to read of one group: its `XINFO` entries every look; its pending list (heads, the
+/// poison scan, claim traces) only when it held entries at the last look or a process of it
+/// died since.
 fn group_fetch(
     cfg: &Config,
     hostname: &str,
@@ -152,15 +101,6 @@ fn group_fetch(
     mono_usec: u64,
 ) -> GroupFetch {
     let gm = mem.groups.get(&key);
-    let lease = cfg
-        .fleet
-        .enabled
-        .then(|| FleetConfig::lease_key(&key.stream, &key.group));
-    let stream_info = if gm.is_some_and(|g| g.lag_known) {
-        StreamInfoNeed::IfLagNull
-    } else {
-        StreamInfoNeed::Always
-    };
     let died: Vec<String> = idxs
         .iter()
         .filter_map(|&i| died_name(cfg, hostname, units, mem, i))
@@ -170,42 +110,42 @@ fn group_fetch(
         .is_empty()
         .then(|| super::reuse::offer(gm, &pids, mono_usec, cfg.fleet.enabled))
         .flatten();
+    let mut fetch = GroupFetch {
+        stream_info: match gm.is_some_and(|g| g.lag_known) {
+            true => StreamInfoNeed::IfLagNull,
+            false => StreamInfoNeed::Always,
+        },
+        heads: Vec::new(),
+        scan: None,
+        recheck: Vec::new(),
+        lease: (cfg.fleet.enabled).then(|| FleetConfig::lease_key(&key.stream, &key.group)),
+        known,
+        claims: None,
+        key,
+    };
     // A group that held nothing at the last look holds no entry idle for hung_after now
     // (interval < hung_after) and no poison: its pending list waits for a cycle that needs it
     // — unless a process of it died since (what did it hold?).
     if gm.is_some_and(|g| g.quiet) && died.is_empty() {
-        return GroupFetch {
-            key,
-            stream_info,
-            heads: Vec::new(),
-            scan: None,
-            recheck: Vec::new(),
-            lease,
-            known,
-            claims: None,
-        };
+        return fetch;
     }
+    let key = &fetch.key;
     let mut heads: Vec<String> = idxs
         .iter()
-        .filter_map(|&i| current_name(cfg, hostname, units, mem, i, &key))
+        .filter_map(|&i| current_name(cfg, hostname, units, mem, i, key))
         .chain(died)
         .collect();
     heads.sort();
     heads.dedup();
-    GroupFetch {
-        stream_info,
-        heads,
-        scan: Some(Scan {
-            after: gm.and_then(|g| g.scan_after),
-            count: SCAN_CHUNK,
-        }),
-        recheck: gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect()),
-        lease,
-        known,
-        // Entries are pending: a claim may have reset a consumer's idle time since.
-        claims: Some(crate::config::claims_key(&key.stream, &key.group)),
-        key,
-    }
+    // Entries are pending: a claim may have reset a consumer's idle time since.
+    fetch.claims = Some(crate::config::claims_key(&key.stream, &key.group));
+    fetch.heads = heads;
+    fetch.scan = Some(Scan {
+        after: gm.and_then(|g| g.scan_after),
+        count: SCAN_CHUNK,
+    });
+    fetch.recheck = gm.map_or_else(Vec::new, |g| g.suspects.iter().map(|e| e.id).collect());
+    fetch
 }
 
 /// With `poison_after_crashes`: the consumer the unit's process of the last look read under,
@@ -243,4 +183,68 @@ fn current_name(
         Some(c) if um.is_some_and(|m| m.main_pid == u.main_pid) => Some(c.clone()),
         _ => w.consumer.render(hostname, u.main_pid, &w.unit),
     }
+}
+
+/// Units whose state the next look reads in full (`NeedDaemonReload`, which systemd signals
+/// no change of): those in question — a verdict on its way to a restart, or a deploy under
+/// way.
+pub fn units_in_question(mem: &Memory) -> Vec<String> {
+    mem.units
+        .iter()
+        .filter(|(_, m)| {
+            m.deploy_since_usec != 0
+                || m.verdict.as_ref().is_some_and(|v| {
+                    !matches!(
+                        v,
+                        Verdict::Healthy
+                            | Verdict::Starting
+                            | Verdict::Inactive
+                            | Verdict::NotFound
+                    )
+                })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// PIDs carried by consumer names that fit a binding's template on this host, other than the
+/// MainPID of the template's own unit (a consumer whose PID is its unit's MainPID is live by
+/// rule 7 without a probe): the shell checks which of them are live processes before calling
+/// [`decide`]. Matched once a look.
+pub fn pids_to_probe(
+    cfg: &Config,
+    hostname: &str,
+    redis: &RedisSnapshot,
+    units: &[UnitState],
+) -> BTreeSet<u32> {
+    let mains: HashMap<&str, u32> = units
+        .iter()
+        .map(|u| (u.name.as_str(), u.main_pid))
+        .collect();
+    let mut out = BTreeSet::new();
+    for w in &cfg.watch {
+        let Some(Ok(g)) = redis.groups.get(w.key()) else {
+            continue;
+        };
+        let main = mains.get(w.unit.as_str()).copied().unwrap_or(0);
+        for c in &g.consumers {
+            if let NameMatch::Pid(p) = w.consumer.matches(&c.name, hostname, &w.unit)
+                && p != 0
+                && p != main
+            {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
+/// The probed PIDs (from [`pids_to_probe`]: none is its own unit's MainPID) found live: the
+/// shell asks systemd which unit each runs in (`GetUnitByPID`) before calling [`decide`].
+pub fn pids_to_locate(probed: &BTreeSet<u32>, live: &BTreeMap<u32, bool>) -> BTreeSet<u32> {
+    probed
+        .iter()
+        .copied()
+        .filter(|p| live.get(p) == Some(&true))
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! Poison entries: delivered again and again, never acknowledged.
+//! Rule 10, poison entries: delivered again and again, never acknowledged.
 //!
 //! Each cycle reads one window of a group's pending list (the plan's scan, after the ID where
 //! the last window ended), so an entry anywhere in a list of any length is found at a bounded
@@ -7,39 +7,17 @@
 //! delivered N times goes to the dead-letter stream (`<stream>:dead`, `{<stream>}:dead` on a cluster) (checked again in the script); without it, an
 //! entry delivered [`POISON_REPORT_DELIVERIES`] times is reported and stays pending.
 
-use serde::Serialize;
-
 use crate::model::{GroupData, GroupKey, PendingEntry};
 
 use super::action::Action;
+use super::cycle::Cycle;
+use super::decision::{Decision, PoisonReport};
 use super::memory::{GroupMemory, SUSPECTS};
 use super::verdict::Severity;
-use super::{Cycle, Decision};
 
 /// Deliveries from which an unacknowledged entry is reported as a poison suspect when no
 /// `dead_letter_after` is configured.
 pub const POISON_REPORT_DELIVERIES: u64 = 10;
-
-/// An entry delivered again and again without being acknowledged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PoisonReport {
-    /// The stream.
-    pub stream: String,
-    /// The group.
-    pub group: String,
-    /// The entry.
-    pub id: String,
-    /// Who holds it.
-    pub consumer: String,
-    /// Its delivery count.
-    pub deliveries: u64,
-    /// Being moved to the dead-letter stream (`dead_letter_after` is set and reached).
-    pub dead_letter: bool,
-    /// The dead-letter stream it goes to (`redis.dead_letter_stream`).
-    pub dead_stream: String,
-    /// Warning while it stays pending.
-    pub severity: Severity,
-}
 
 /// Reports the group's poison entries seen this cycle, proposes dead-lettering the due ones,
 /// and moves the scan on.

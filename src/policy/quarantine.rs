@@ -1,36 +1,23 @@
-//! Crash-loop poison quarantine (opt-in: `poison_after_crashes`). An entry that kills or hangs
-//! its consumer every time it is read never reaches `dead_letter_after`: the service dies,
-//! restarts, is handed the entry again, dies again — until its restart budget or systemd's
-//! start limit stops the pipeline. So at each death of a unit the agent notes the oldest
-//! unacknowledged entry of the consumer the dead process read under; when the same entry was
-//! that head at `poison_after_crashes` consecutive deaths, and each of those processes read
-//! it, it is moved to the dead-letter stream (with its crash count and the last exit status)
-//! and acknowledged, and the service comes up clean. A death with another head, or with
-//! nothing pending, starts the count again; so does a death whose process never read the head
-//! (its delivery count did not grow since the last death: the entry was handed to it and lay
-//! there while something else killed it — a dependency that does not answer, say).
+//! Rule 13: crash-loop poison quarantine (opt-in: `poison_after_crashes`). An entry that kills or
+//! hangs its consumer every time it is read never reaches `dead_letter_after`: the service dies,
+//! restarts, is handed the entry again, dies again — until its restart budget or systemd's start
+//! limit stops the pipeline. So at each death of a unit the agent notes the oldest unacknowledged
+//! entry of the consumer the dead process read under; when the same entry was that head at
+//! `poison_after_crashes` consecutive deaths, and each of those processes read it, it is moved to
+//! the dead-letter stream (with its crash count and the last exit status) and acknowledged, and the
+//! service comes up clean. A death with another head, or with nothing pending, starts the count
+//! again; so does a death whose process never read the head (its delivery count did not grow since
+//! the last death: the entry was handed to it and lay there while something else killed it — a
+//! dependency that does not answer, say).
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::model::{GroupKey, StreamId, UnitState};
+use crate::model::{GroupKey, UnitState};
 
 use super::action::Action;
-use super::memory::{Memory, UnitMemory};
-use super::{Cycle, Decision};
-
-/// The entry at the head of a unit's consumer at its last deaths.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrashHead {
-    /// The entry.
-    pub id: StreamId,
-    /// Consecutive deaths it was the head at, each after a read of it.
-    pub deaths: u32,
-    /// Its delivery count at the last of them.
-    #[serde(default)]
-    pub deliveries: u64,
-}
+use super::cycle::Cycle;
+use super::decision::Decision;
+use super::memory::{CrashHead, Memory, UnitMemory};
 
 /// The streak of `head` after one more death, given the streak at the last death (`last`): one
 /// more if the dead process read it (its delivery count grew), none if it lay unread — that
@@ -195,22 +182,6 @@ fn quarantine(key: &GroupKey, dead: String, at: &Crash<'_>, crashes: u32, limit:
             }
         ),
     }
-}
-
-/// The streaks a unit's bindings are on, for its report.
-pub fn note(mem: &Memory, unit: &str, key: &GroupKey, limit: Option<u32>) -> Option<String> {
-    let c = mem.units.get(unit)?.crash_heads.get(key)?;
-    if c.deaths == 0 {
-        return None;
-    }
-    Some(format!(
-        "entry {} was the oldest unacknowledged at {} consecutive death(s){}",
-        c.id,
-        c.deaths,
-        limit
-            .map(|n| format!(" (quarantined at {n})"))
-            .unwrap_or_default()
-    ))
 }
 
 #[cfg(test)]

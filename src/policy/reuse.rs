@@ -1,4 +1,4 @@
-//! Quiet groups' consumers are read less often.
+//! Rule 16: quiet groups' consumers are read less often.
 //!
 //! A group that holds nothing, has no work waiting and gives nothing to do about any of its
 //! consumers changes, as far as any rule can tell, only by what its `XINFO GROUPS` entry shows:
@@ -19,10 +19,11 @@ use crate::config::Config;
 use crate::model::plan::KnownConsumers;
 use crate::model::{GroupData, GroupKey};
 
-use super::consumers::{Class, Liveness, zombie_after_ms};
-use super::memory::{GroupMemory, Memory};
+use super::consumers::zombie_after_ms;
+use super::cycle::{Classes, Cycle, Groups};
+use super::decision::{Class, Decision, Liveness};
+use super::memory::{GroupMemory, Known, Memory};
 use super::verdict::Severity;
-use super::{Classes, Cycle, Decision, Groups};
 
 /// The longest a quiet group's consumers stand unread at short intervals.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
@@ -35,19 +36,6 @@ pub const REREAD_LOOKS: u32 = 4;
 /// groups is read in any look.
 pub fn reread_after(interval: Duration) -> Duration {
     REREAD_AFTER.max(interval.saturating_mul(REREAD_LOOKS))
-}
-
-/// A quiet group's consumers as last read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Known {
-    /// What was read.
-    pub read: Arc<KnownConsumers>,
-    /// They are read again at the first look from then on (realtime µs).
-    pub reread_usec: u64,
-    /// The MainPIDs of the group's bound units then, in binding order.
-    pub main_pids: Vec<u32>,
-    /// The server's time (ms) of the look that read them, with `[fleet]`; else 0.
-    pub fleet_ms: u64,
 }
 
 /// The MainPIDs of the units of bindings `idxs`, in binding order.

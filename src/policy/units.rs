@@ -2,85 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::config::{Params, Watch};
 use crate::model::{
     ActiveState, ClaimTrace, ConsumerInfo, GroupData, GroupKey, LoadState, UnitState, fmt_ms,
 };
 
-use super::Cycle;
 use super::action::{Action, RestartCause};
-use super::consumers::{Class, Liveness};
-use super::memory::Memory;
+use super::cycle::{Classes, Cycle, Deploy};
+use super::decision::{BindingReport, Class, Liveness, UnitReport};
+use super::memory::{Memory, UnitMemory};
 use super::verdict::{Severity, Verdict};
 
 /// An idle time reset within this much after a claim is taken for the claim itself (server
 /// ms: the trace's time and `idle` come from the same server clock).
 const CLAIM_SLACK_MS: u64 = 50;
-
-/// One binding of a unit as seen this cycle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BindingReport {
-    /// The stream.
-    pub stream: String,
-    /// The group.
-    pub group: String,
-    /// The name the unit's process reads under (none without a MainPID).
-    pub consumer: Option<String>,
-    /// That consumer is listed in the group.
-    pub consumer_present: bool,
-    /// Its `idle`.
-    pub idle_ms: Option<u64>,
-    /// Its `inactive` (7.2+).
-    pub inactive_ms: Option<i64>,
-    /// Entries it holds.
-    pub pending: Option<u64>,
-    /// Entries the whole group holds.
-    pub group_pending: Option<u64>,
-    /// `null` when Redis reports it null, or the group could not be read.
-    pub lag: Option<u64>,
-    /// Entries wait for delivery (rule 2).
-    pub work_waiting: Option<bool>,
-    /// This binding's verdict.
-    pub verdict: Verdict,
-    /// Why.
-    pub reason: String,
-    /// The error reading this binding's keys, if any (it then counts for nothing else).
-    pub error: Option<String>,
-}
-
-/// One unit as seen this cycle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UnitReport {
-    /// The unit.
-    pub unit: String,
-    /// systemd's ActiveState.
-    pub active_state: String,
-    /// systemd's SubState.
-    pub sub_state: String,
-    /// systemd's MainPID.
-    pub main_pid: u32,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// The worst of the verdict's severity and its bindings' errors.
-    pub severity: Severity,
-    /// Why.
-    pub reason: String,
-    /// Consecutive cycles with this verdict.
-    pub streak: u32,
-    /// How many a restart needs.
-    pub confirm: u32,
-    /// Restarts within the budget window.
-    pub restarts_in_window: u32,
-    /// The budget.
-    pub restart_budget: u32,
-    /// Each binding.
-    pub bindings: Vec<BindingReport>,
-    /// The pause or window that holds actions on it back, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hold: Option<String>,
-}
 
 /// A unit report for a unit that cannot be seen.
 pub fn unknown_unit(name: &str, p: &Params, why: &str) -> UnitReport {
@@ -139,11 +74,11 @@ fn budget_reset(cy: &Cycle<'_>, mem: &mut Memory, name: &str) -> u64 {
     }
 }
 
-/// Judges one unit from its bindings (`bindings`: indexes into `config.watch`).
+/// Rules 1–6 for one unit: its report, its restart if due, and its own consumers.
 pub fn judge_unit(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    classes: &super::Classes<'_>,
+    classes: &Classes<'_>,
     name: &str,
     bindings: &[usize],
 ) -> UnitEval {
@@ -155,15 +90,7 @@ pub fn judge_unit(
     let reset = budget_reset(cy, mem, name);
     r.restarts_in_window = mem.restarts_within(name, cy.now(), within, reset);
     let Some(u) = cy.unit(name) else {
-        r.verdict = Verdict::NotFound;
-        r.reason = "bound in the configuration but not loaded in systemd".into();
-        r.severity = r.verdict.severity();
-        remember(mem, name, r.verdict);
-        return UnitEval {
-            report: r,
-            restart: None,
-            own: BTreeMap::new(),
-        };
+        return not_loaded(mem, r);
     };
     r.active_state = u.active_state.to_string();
     r.sub_state = u.sub_state.clone();
@@ -190,8 +117,33 @@ pub fn judge_unit(
     r.bindings = evals.into_iter().map(|e| e.report).collect();
     r.verdict = verdict;
     r.reason = reason;
-    if let Some(why) = u.deploying().filter(|_| !cy.deploys.contains_key(name)) {
-        // A deploy that never ends: judged anyway, and said.
+    note_endless_deploy(cy, u, &mut r);
+    r.streak = remember(mem, name, verdict);
+    let restart = restart_for(mem, &mut r, (u, params), cause);
+    r.severity = r.severity.worst(r.verdict.severity());
+    UnitEval {
+        report: r,
+        restart,
+        own,
+    }
+}
+
+/// A bound unit systemd has not loaded: reported, never acted on.
+fn not_loaded(mem: &mut Memory, mut r: UnitReport) -> UnitEval {
+    r.verdict = Verdict::NotFound;
+    r.reason = "bound in the configuration but not loaded in systemd".into();
+    r.severity = r.verdict.severity();
+    remember(mem, &r.unit, r.verdict);
+    UnitEval {
+        report: r,
+        restart: None,
+        own: BTreeMap::new(),
+    }
+}
+
+/// A deploy that outlasts `deploy_hold` (rule 15) holds nothing back: judged anyway, and said.
+fn note_endless_deploy(cy: &Cycle<'_>, u: &UnitState, r: &mut UnitReport) {
+    if let Some(why) = u.deploying().filter(|_| !cy.deploys.contains_key(&u.name)) {
         r.reason = format!(
             "{}; {why} for more than {} (deploy_hold)",
             r.reason,
@@ -199,23 +151,25 @@ pub fn judge_unit(
         );
         r.severity = r.severity.worst(Severity::Warning);
     }
-    r.streak = remember(mem, name, verdict);
-    let restart = match cause {
-        // systemd's watchdog restarts it (quantum-watchdog exec): reported, never restarted.
+}
+
+/// The restart a cause asks for (rule 6), unless systemd's watchdog restarts the unit
+/// (`quantum-watchdog exec`): then it is reported, never restarted by the agent.
+fn restart_for(
+    mem: &mut Memory,
+    r: &mut UnitReport,
+    (u, params): (&UnitState, &Params),
+    cause: Option<RestartCause>,
+) -> Option<Action> {
+    match cause {
         Some(_) if u.exec_watchdog => {
             r.reason.push_str(
                 "; restarted by systemd's watchdog (quantum-watchdog exec), not by the agent",
             );
             None
         }
-        Some(cause) => restart_or_give_up(mem, &mut r, params, cause),
+        Some(cause) => restart_or_give_up(mem, r, params, cause),
         None => None,
-    };
-    r.severity = r.severity.worst(r.verdict.severity());
-    UnitEval {
-        report: r,
-        restart,
-        own,
     }
 }
 
@@ -266,11 +220,11 @@ fn unit_verdict(
 /// `deploy_hold` runs out ([`super::holds::apply_deploys`]). Anything else is `starting`.
 fn under_deploy(
     cy: &Cycle<'_>,
-    um: Option<&super::memory::UnitMemory>,
+    um: Option<&UnitMemory>,
     u: &UnitState,
     params: &Params,
     evals: &[BindingEval],
-    dep: &super::Deploy,
+    dep: &Deploy,
 ) -> (Verdict, String, Option<RestartCause>) {
     let since = u
         .active_enter_mono_usec
@@ -286,7 +240,7 @@ fn under_deploy(
         format!(
             "{} (a deploy, an operator): judged again {} after that ends",
             dep.why,
-            humantime::format_duration(params.startup_grace.0)
+            crate::config::format_duration(params.startup_grace.0)
         ),
         None,
     )
@@ -345,7 +299,7 @@ fn restart_or_give_up(
             "{}; restart budget spent ({} restarts within {}), left to the operator",
             r.reason,
             r.restarts_in_window,
-            humantime::format_duration(params.restart_budget.within.0)
+            crate::config::format_duration(params.restart_budget.within.0)
         );
         return None;
     }
@@ -473,7 +427,7 @@ fn plausible(m: &ClaimTrace, now_ms: u64, c: &ConsumerInfo) -> bool {
 fn judge_binding(
     cy: &Cycle<'_>,
     mem: &mut Memory,
-    classes: &super::Classes<'_>,
+    classes: &Classes<'_>,
     idx: usize,
     u: &UnitState,
 ) -> BindingEval {
@@ -483,16 +437,7 @@ fn judge_binding(
     let mut rep = new_report(w);
     let g = match cy.group(key) {
         Ok(g) => g,
-        Err(why) => {
-            rep.consumer = rendered;
-            rep.reason = format!("{}: {why}", w.group);
-            rep.error = Some(why);
-            return BindingEval {
-                report: rep,
-                cause: None,
-                own: None,
-            };
-        }
+        Err(why) => return unreadable(rep, rendered, why.to_string()),
     };
     let consumer = own_consumer(g, classes.get(key), idx, rendered.as_deref());
     fill_counts(&mut rep, g, consumer);
@@ -512,18 +457,14 @@ fn judge_binding(
     if judged.0 != Verdict::Hung {
         // The unit's other processes: the worst of them counts if it is worse. A lagging
         // main consumer must not hide a hung sibling holding entries.
-        let rank = |j: &Judged| j.0.severity().rank();
-        let worst = workers(g, classes.get(key), idx, consumer)
-            .map(|c| {
-                judge(&Look {
-                    consumer: Some(c),
-                    ..look
-                })
+        let others = workers(g, classes.get(key), idx, consumer);
+        let each = others.map(|c| {
+            judge(&Look {
+                consumer: Some(c),
+                ..look
             })
-            .max_by_key(rank);
-        if let Some(w) = worst.filter(|w| rank(w) > rank(&judged)) {
-            judged = (w.0, format!("another process of the unit: {}", w.1), w.2);
-        }
+        });
+        judged = worse_of(judged, each);
     }
     let (verdict, mut reason, cause) = judged;
     if let Some(e) = g.claims.as_ref().and_then(|t| t.error.as_deref()) {
@@ -533,14 +474,34 @@ fn judge_binding(
     rep.verdict = verdict;
     rep.reason = reason;
     // The consumer judged, else the name the unit's process would read under.
-    rep.consumer = match consumer {
-        Some(c) => Some(c.name.to_string()),
-        None => rendered,
-    };
+    rep.consumer = consumer.map(|c| c.name.to_string()).or(rendered);
     BindingEval {
         report: rep,
         cause,
         own: consumer.cloned(),
+    }
+}
+
+/// The worst of the unit's other processes' judgements if it is worse than `main`'s.
+fn worse_of(main: Judged, others: impl Iterator<Item = Judged>) -> Judged {
+    let rank = |j: &Judged| j.0.severity().rank();
+    match others.max_by_key(rank) {
+        Some(w) if rank(&w) > rank(&main) => {
+            (w.0, format!("another process of the unit: {}", w.1), w.2)
+        }
+        _ => main,
+    }
+}
+
+/// Rule 1 for a binding whose stream or group cannot be read: its error, and nothing else.
+fn unreadable(mut rep: BindingReport, rendered: Option<String>, why: String) -> BindingEval {
+    rep.consumer = rendered;
+    rep.reason = format!("{}: {why}", rep.group);
+    rep.error = Some(why);
+    BindingEval {
+        report: rep,
+        cause: None,
+        own: None,
     }
 }
 
@@ -614,47 +575,23 @@ fn lagging(l: &Look<'_>, waited_ms: u64, subject: &str, backlog: &str) -> Option
     })
 }
 
-/// Rule 3: work waits. Lagging from `warn_percent` of `hung_after` on; hung if the consumer made no progress for `hung_after`, or none
-/// appeared for that long.
+/// Rule 3: work waits. Lagging from `warn_percent` of `hung_after` on; hung if the consumer
+/// made no progress for `hung_after`, or none appeared for that long.
 fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) -> Judged {
-    let hung_ms = l.w.params.hung_after.as_millis();
-    let backlog = backlog(l.g);
     let Some(c) = l.consumer else {
-        let from = since.max(u.active_enter_mono_usec).max(l.held.unwrap_or(0));
-        let waited_ms = l.now.saturating_sub(from) / 1000;
-        let name = rendered.unwrap_or("(none)");
-        let subject = format!("no consumer {name} for MainPID {}", u.main_pid);
-        if let Some(j) = lagging(l, waited_ms, &subject, &backlog) {
-            return j;
-        }
-        if waited_ms >= hung_ms {
-            return (
-                Verdict::Hung,
-                format!(
-                    "not consuming: no consumer {name} for MainPID {} while work waits {} ({backlog})",
-                    u.main_pid,
-                    fmt_ms(waited_ms)
-                ),
-                Some(RestartCause::NotConsuming),
-            );
-        }
-        return (
-            Verdict::Healthy,
-            format!("consumer {name} not seen yet ({backlog})"),
-            None,
-        );
+        return no_consumer(l, u, rendered.unwrap_or("(none)"), since);
     };
+    let backlog = backlog(l.g);
     let (idle, claimed) = progress_idle_ms(l.g, c);
     let (idle, paused) = discount_held(idle, l.held, l.now);
     let subject = format!("no progress from consumer {}", c.name);
     if let Some(j) = lagging(l, idle, &subject, &backlog) {
         return j;
     }
-    if idle < hung_ms {
-        let note = if paused {
-            "; redis held writes back moments ago"
-        } else {
-            ""
+    if idle < l.w.params.hung_after.as_millis() {
+        let note = match paused {
+            true => "; redis held writes back moments ago",
+            false => "",
         };
         return (
             Verdict::Healthy,
@@ -662,10 +599,9 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
             None,
         );
     }
-    let note = if claimed {
-        " (not counting claims to it)"
-    } else {
-        ""
+    let note = match claimed {
+        true => " (not counting claims to it)",
+        false => "",
     };
     (
         Verdict::Hung,
@@ -675,6 +611,35 @@ fn with_work(l: &Look<'_>, u: &UnitState, rendered: Option<&str>, since: u64) ->
             fmt_ms(idle)
         ),
         Some(RestartCause::IdleWithWork),
+    )
+}
+
+/// Rule 3 without a consumer: work has waited since `since` (or the unit's start, or the
+/// end of a write hold) and no consumer `name` of the MainPID appeared: not consuming at
+/// `hung_after`.
+fn no_consumer(l: &Look<'_>, u: &UnitState, name: &str, since: u64) -> Judged {
+    let backlog = backlog(l.g);
+    let from = since.max(u.active_enter_mono_usec).max(l.held.unwrap_or(0));
+    let waited_ms = l.now.saturating_sub(from) / 1000;
+    let subject = format!("no consumer {name} for MainPID {}", u.main_pid);
+    if let Some(j) = lagging(l, waited_ms, &subject, &backlog) {
+        return j;
+    }
+    if waited_ms < l.w.params.hung_after.as_millis() {
+        return (
+            Verdict::Healthy,
+            format!("consumer {name} not seen yet ({backlog})"),
+            None,
+        );
+    }
+    (
+        Verdict::Hung,
+        format!(
+            "not consuming: no consumer {name} for MainPID {} while work waits {} ({backlog})",
+            u.main_pid,
+            fmt_ms(waited_ms)
+        ),
+        Some(RestartCause::NotConsuming),
     )
 }
 

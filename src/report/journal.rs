@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Mode;
-use crate::policy::{Action, Decision, Severity, Verdict};
+use crate::config::{ClaimPolicy, Mode};
+use crate::policy::{Action, Decision, HeldAction, Severity, Verdict};
 
 use super::printable::printable;
 
@@ -26,22 +26,76 @@ pub const REQUEUE: &str = "9c642b6d2c424c3c89f05365d728a4ca";
 pub const DELETE: &str = "e65f7cd47a66485cad8cf93a64d83b46";
 /// An entry was moved to a dead-letter stream.
 pub const DEAD_LETTER: &str = "d4168c49b26c49419991b9556b644d92";
+/// An entry a unit kept dying on was quarantined.
+pub const QUARANTINE: &str = "2f9f1b263d954a57ad91db50cff81043";
 /// What observe mode would do.
 pub const WOULD: &str = "1f596204e6554886aabe2ef21391bb0c";
 /// A pipeline stalled.
 pub const STALL: &str = "af2058f446564ce38871eda7aa8edec2";
 
-/// The MESSAGE_ID of an action kind (`Action::kind`).
-pub fn for_action(kind: &str) -> &'static str {
-    match kind {
-        "restart" => RESTART,
-        "handoff" => HANDOFF,
-        "park" => PARK,
-        "requeue" => REQUEUE,
-        "delete" => DELETE,
-        "dead-letter" => DEAD_LETTER,
-        _ => ACTION_FAILED,
+/// The MESSAGE_ID of an action, by its kind: every kind has its own, so a new kind cannot
+/// pass unseen under another's.
+pub fn for_action(a: &Action) -> &'static str {
+    match a {
+        Action::Restart { .. } => RESTART,
+        Action::Claim {
+            policy: ClaimPolicy::Park,
+            ..
+        } => PARK,
+        Action::Claim { .. } => HANDOFF,
+        Action::Requeue { .. } => REQUEUE,
+        Action::Delete { .. } => DELETE,
+        Action::DeadLetter { .. } => DEAD_LETTER,
+        Action::Quarantine { .. } => QUARANTINE,
+        Action::Fenced { of, .. } => for_action(of),
     }
+}
+
+/// An action in one line, for the journal, `status` and the state file: `restart quantum-router.service` / `claim 3 pending of a to b in g`.
+pub fn describe(a: &Action) -> String {
+    match a {
+        Action::Restart { unit, .. } => format!("restart {unit}"),
+        Action::Claim {
+            from,
+            to,
+            pending,
+            group,
+            ..
+        } => format!("claim {pending} pending of {from} to {to} in {group}"),
+        Action::Requeue {
+            from,
+            pending,
+            stream,
+            ..
+        } => format!("requeue {pending} pending of {from} onto {stream}"),
+        Action::DeadLetter {
+            id,
+            consumer,
+            deliveries,
+            dead,
+            ..
+        } => {
+            format!("dead-letter entry {id} of {consumer} ({deliveries} deliveries) to {dead}")
+        }
+        Action::Quarantine {
+            id,
+            consumer,
+            crashes,
+            dead,
+            ..
+        } => format!("quarantine entry {id} of {consumer} ({crashes} crashes on it) to {dead}"),
+        Action::Delete {
+            consumer, group, ..
+        } => format!("delete consumer {consumer} of {group}"),
+        Action::Fenced { host, of, .. } => {
+            format!("{} (host {host}'s, under the recovery lease)", describe(of))
+        }
+    }
+}
+
+/// A held action as the journal says it: `paused by alice until 14:30: would restart …`.
+pub fn held_line(h: &HeldAction) -> String {
+    format!("{}: would {}", h.held_by, describe(&h.action))
 }
 
 /// Logs one action: `would …` in observe mode, or what happened.
@@ -49,7 +103,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
     let (stream, group, consumer) = a.target();
     let unit = a.unit().unwrap_or("");
     let reason = a.reason();
-    let described = a.describe();
+    let described = describe(a);
     let (what, why) = (printable(&described), printable(reason));
     if mode == Mode::Observe {
         let action = format!("would-{}", a.kind());
@@ -77,7 +131,7 @@ pub fn log_action(a: &Action, mode: Mode, outcome: &str, ok: bool) {
             action,
             reason,
             mode = "enforce",
-            message_id = for_action(action),
+            message_id = for_action(a),
             "{what}: {outcome}; {why}"
         );
     } else {
@@ -193,6 +247,7 @@ mod tests {
             super::REQUEUE,
             super::DELETE,
             super::DEAD_LETTER,
+            super::QUARANTINE,
             super::WOULD,
             super::STALL,
         ] {

@@ -11,16 +11,13 @@ use serde::Serialize;
 
 use crate::config::{Config, Mode};
 use crate::model::{Snapshot, fmt_ms};
-use crate::policy::flow::PipelineReport;
-use crate::policy::keys::{FlagReport, GaugeReport};
 use crate::policy::{
-    self, Action, BindingReport, ConsumerReport, Decision, Memory, PoisonReport, Severity,
-    UnitReport, Verdict, holds::HeldAction,
+    self, Action, BindingReport, ConsumerReport, Decision, FlagReport, GaugeReport, HeldAction,
+    HostReport, HostState, Memory, PipelineReport, PoisonReport, Severity, UnitReport, Verdict,
 };
 
 use super::printable::{printable, printable_name};
 use super::state::{AgentState, LastAction, Totals, latest};
-use crate::policy::fleet::HostState;
 
 /// The JSON format's version.
 pub const JSON_VERSION: u32 = 1;
@@ -100,7 +97,7 @@ pub struct Status {
     pub hold_errors: Vec<String>,
     /// The hosts of the fleet (`[fleet]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fleet: Vec<crate::policy::fleet::HostReport>,
+    pub fleet: Vec<HostReport>,
     /// Why the fleet's heartbeats could not be read (`[fleet]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet_error: Option<String>,
@@ -295,14 +292,14 @@ pub fn render(st: &Status, color: bool) -> String {
     if !st.held_actions.is_empty() {
         let _ = writeln!(o, "\nheld actions:");
         for h in &st.held_actions {
-            let described = h.action.describe();
+            let described = super::journal::describe(&h.action);
             let _ = writeln!(o, "  {}: {}", printable(&described), printable(&h.held_by));
         }
     }
     if !st.proposed_actions.is_empty() {
         let _ = writeln!(o, "\nnext actions ({}):", st.mode);
         for a in &st.proposed_actions {
-            let described = a.describe();
+            let described = super::journal::describe(a);
             let _ = writeln!(o, "  {}: {}", printable(&described), printable(a.reason()));
         }
     }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::scripts::REQUEUED_FROM_FIELD;
-use super::{ClientError, RedisClient};
+use super::{ClientError, Fence, RedisClient};
 
 /// What one claim or requeue call should take on the server.
 pub const CALL_TARGET: Duration = Duration::from_millis(1);
@@ -47,6 +47,8 @@ pub struct Aside<'a> {
 /// One chunked script's keys and arguments besides the stream and the chunk size.
 struct Call<'a> {
     stream: &'a str,
+    /// The recovery lease it runs under, if any.
+    fence: Option<&'a Fence>,
     /// Keys after the stream (and the lease, when fenced).
     keys: &'a [&'a str],
     /// Arguments before the chunk size.
@@ -81,13 +83,14 @@ impl RedisClient {
         group: &str,
         (from, to): (&str, &str),
         to_active_ms: Option<u64>,
-        deadline: Instant,
+        (fence, deadline): (Option<&Fence>, Instant),
     ) -> Result<Moved, ClientError> {
-        let script = self.pick(|s| &s.claim, |s| &s.claim_fenced);
+        let script = pick(&self.scripts, fence, |s| &s.claim, |s| &s.claim_fenced);
         let trace = crate::config::claims_key(stream, group);
         let active = to_active_ms.map(|t| t.to_string()).unwrap_or_default();
         let call = Call {
             stream,
+            fence,
             keys: &[&trace],
             before: &[group, from, to],
             after: &[&active],
@@ -101,11 +104,12 @@ impl RedisClient {
         stream: &str,
         group: &str,
         from: &str,
-        deadline: Instant,
+        (fence, deadline): (Option<&Fence>, Instant),
     ) -> Result<Moved, ClientError> {
-        let script = self.pick(|s| &s.requeue, |s| &s.requeue_fenced);
+        let script = pick(&self.scripts, fence, |s| &s.requeue, |s| &s.requeue_fenced);
         let call = Call {
             stream,
+            fence,
             keys: &[],
             before: &[group, from],
             after: &[REQUEUED_FROM_FIELD],
@@ -126,6 +130,7 @@ impl RedisClient {
     ) -> Result<Moved, ClientError> {
         let Call {
             stream,
+            fence,
             keys,
             before,
             after,
@@ -140,15 +145,15 @@ impl RedisClient {
             let mut pipe = redis::pipe();
             for _ in 0..PER_TRIP {
                 let cmd = pipe.cmd("EVALSHA").arg(script.get_hash());
-                match &self.fence {
+                match fence {
                     None => cmd.arg(1 + keys.len()).arg(stream).arg(keys),
-                    Some((lease, value, ms)) => cmd
+                    Some(f) => cmd
                         .arg(2 + keys.len())
                         .arg(stream)
-                        .arg(lease)
+                        .arg(&f.lease)
                         .arg(keys)
-                        .arg(value)
-                        .arg(*ms),
+                        .arg(&f.value)
+                        .arg(f.ms),
                 };
                 cmd.arg(before).arg(chunk).arg(after);
             }
@@ -227,12 +232,13 @@ impl RedisClient {
         group: &str,
         consumer: &str,
         min_idle_ms: u64,
+        fence: Option<&Fence>,
     ) -> Result<DeleteOutcome, ClientError> {
-        let script = self.pick(|s| &s.delete, |s| &s.delete_fenced);
+        let script = pick(&self.scripts, fence, |s| &s.delete, |s| &s.delete_fenced);
         let mut inv = script.prepare_invoke();
         inv.key(stream);
-        if let Some((lease, value, ms)) = &self.fence {
-            inv.key(lease).arg(value).arg(*ms);
+        if let Some(f) = fence {
+            inv.key(&f.lease).arg(&f.value).arg(f.ms);
         }
         inv.key(crate::config::claims_key(stream, group));
         inv.arg(group)
@@ -249,19 +255,20 @@ impl RedisClient {
     }
 }
 
-impl RedisClient {
-    /// The plain script, or its fenced variant while a recovery lease is held.
-    fn pick(
-        &self,
-        plain: impl Fn(&super::scripts::Scripts) -> &redis::Script,
-        fenced: impl Fn(&super::scripts::Scripts) -> &redis::Script,
-    ) -> redis::Script {
-        match self.fence {
-            None => plain(&self.scripts).clone(),
-            Some(_) => fenced(&self.scripts).clone(),
-        }
+/// The plain script, or its fenced variant under a recovery lease.
+fn pick(
+    scripts: &super::scripts::Scripts,
+    fence: Option<&Fence>,
+    plain: impl Fn(&super::scripts::Scripts) -> &redis::Script,
+    fenced: impl Fn(&super::scripts::Scripts) -> &redis::Script,
+) -> redis::Script {
+    match fence {
+        None => plain(scripts).clone(),
+        Some(_) => fenced(scripts).clone(),
     }
+}
 
+impl RedisClient {
     /// Takes or extends the recovery lease of `(stream, group)` for `me`, `ms` long (see
     /// [`super::scripts::LEASE_LUA`]): its value, another host's if that one holds it.
     pub async fn take_lease(

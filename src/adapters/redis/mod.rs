@@ -65,9 +65,18 @@ pub struct RedisClient {
     pinned: bool,
     /// Under Sentinel: the master's address at the last connection.
     master: Option<String>,
-    /// The recovery lease claims, requeues and deletes run under while set: `(lease key,
-    /// value, ms)`; every script checks the lease still has that value, and extends it.
-    pub fence: Option<(String, String, u64)>,
+}
+
+/// The recovery lease a claim, requeue or delete of another host's consumer runs under: the
+/// fenced script checks the lease still has `value`, and extends it by `ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lease's key.
+    pub lease: String,
+    /// Its value when taken (this host's name and the fencing token).
+    pub value: String,
+    /// How long it lives from each fenced call (ms).
+    pub ms: u64,
 }
 
 /// A connection-level failure: nothing was answered.
@@ -105,7 +114,6 @@ impl RedisClient {
             scripts: scripts::Scripts::default(),
             pinned: false,
             master: None,
-            fence: None,
         })
     }
 

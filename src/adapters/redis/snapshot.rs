@@ -102,8 +102,6 @@ impl RedisClient {
     /// replaced at once and the look made again on the new one, so a switch of master costs
     /// one cycle, not two; a server that does not answer in time is not asked again.
     pub async fn snapshot(&mut self, plan: &FetchPlan) -> Result<RedisSnapshot, ClientError> {
-        // Every look starts outside any recovery lease (an action cut short may have left one).
-        self.fence = None;
         let had = self.has_connection();
         let t = std::time::Instant::now();
         match self.read(plan, had).await {
@@ -350,9 +348,10 @@ fn take_part(
             };
             out.keys.insert(k.to_string(), v);
         }
-        Part::Fleet(_) => {
+        Part::Fleet(f) => {
+            let written = f.payload.is_some().then_some(f.digest);
             out.fleet = Some(match it.next() {
-                Some(Ok(v)) => fleet_view(&v),
+                Some(Ok(v)) => fleet_view(&v).map(|view| FleetView { written, ..view }),
                 Some(Err(e)) => Err(command_error("the fleet's heartbeats", &e)),
                 None => Err(ReadError::Reply("no reply".into())),
             });
@@ -377,6 +376,7 @@ fn fleet_view(v: &Value) -> Result<FleetView, ReadError> {
         hosts: Vec::new(),
         own_before: String::from_utf8_lossy(&text(before)?).into_owned(),
         resend: int(resend)? == 1,
+        written: None,
     };
     for h in rest.chunks(5) {
         let [host, last, meta, present, beat] = h else {
@@ -591,22 +591,7 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
         group,
     };
     let need_consumers = !take_consumers(r.consumers, g, &mut d)?;
-    for (name, v) in r.heads {
-        d.heads.insert(name, pending(v)?.into_iter().next());
-    }
-    if let Some((s, v)) = r.scan {
-        let entries = pending(v)?;
-        d.scan = Some(ScanReply {
-            after: s.after,
-            count: s.count,
-            entries,
-        });
-        let mut still = Vec::new();
-        for v in r.rechecks {
-            still.extend(pending(v)?);
-        }
-        d.rechecked = Some(still);
-    }
+    take_pending(&mut d, r.heads, r.scan, r.rechecks)?;
     if let Some([v, ttl]) = r.lease {
         d.lease = lease(v, ttl);
     }
@@ -628,6 +613,32 @@ fn take_group(g: &GroupFetch, it: &mut Replies) -> Result<GroupParts, ReadError>
     } else {
         GroupParts::Complete(d)
     })
+}
+
+/// The group's pending-list replies into `d`: each head, the poison scan's window and the
+/// suspects re-checked.
+fn take_pending(
+    d: &mut GroupData,
+    heads: Vec<(String, Result<Value, ReadError>)>,
+    scan: Option<(Scan, Result<Value, ReadError>)>,
+    rechecks: Vec<Result<Value, ReadError>>,
+) -> Result<(), ReadError> {
+    for (name, v) in heads {
+        d.heads.insert(name, pending(v)?.into_iter().next());
+    }
+    if let Some((s, v)) = scan {
+        d.scan = Some(ScanReply {
+            after: s.after,
+            count: s.count,
+            entries: pending(v)?,
+        });
+        let mut still = Vec::new();
+        for v in rechecks {
+            still.extend(pending(v)?);
+        }
+        d.rechecked = Some(still);
+    }
+    Ok(())
 }
 
 /// The group's consumers: as read, or as the plan knows them if its entry is unchanged.

@@ -13,7 +13,7 @@ use redis::{
     TlsCertificates, TlsMode, Value,
 };
 
-use crate::config::{Deployment, RedisConfig, Secrets, TlsConfig};
+use crate::config::{Deployment, RedisConfig, Secrets, SentinelConfig, TlsConfig};
 
 use super::ClientError;
 
@@ -117,58 +117,69 @@ pub(super) fn build(
 ) -> Result<Target, ClientError> {
     match cfg.deployment() {
         Deployment::Standalone(url) => standalone(cfg, url, s),
-        Deployment::Sentinel(sc) => {
-            let nodes: Vec<ConnectionAddr> = sc.nodes.iter().map(|n| node(n, &cfg.tls)).collect();
-            let mut b = SentinelClientBuilder::new(nodes, &sc.master, SentinelServerType::Master)
-                .map_err(|e| bad("redis.sentinel", e))?;
-            if cfg.tls.enabled {
-                let mode = tls_mode(&cfg.tls);
-                b = b
-                    .set_client_to_redis_tls_mode(mode)
-                    .set_client_to_sentinel_tls_mode(mode);
-                if let Some(c) = certificates(s) {
-                    b = b
-                        .set_client_to_redis_certificates(c.clone())
-                        .set_client_to_sentinel_certificates(c);
-                }
-            }
-            if let Some(u) = &cfg.username {
-                b = b.set_client_to_redis_username(u);
-            }
-            if let Some(p) = &s.password {
-                b = b.set_client_to_redis_password(p);
-            }
-            if let Some(u) = &sc.username {
-                b = b.set_client_to_sentinel_username(u);
-            }
-            if let Some(p) = &s.sentinel_password {
-                b = b.set_client_to_sentinel_password(p);
-            }
-            let client = b.build().map_err(|e| bad("redis.sentinel", e))?;
-            Ok(Target::Sentinel(Box::new(client)))
-        }
-        Deployment::Cluster(seeds) => {
-            let scheme = if cfg.tls.enabled { "rediss" } else { "redis" };
-            let urls: Vec<String> = seeds.iter().map(|n| format!("{scheme}://{n}")).collect();
-            let mut b = ClusterClientBuilder::new(urls)
-                .connection_timeout(timeout)
-                .response_timeout(timeout);
-            if cfg.tls.enabled {
-                b = b.tls(tls_mode(&cfg.tls));
-                if let Some(c) = certificates(s) {
-                    b = b.certs(c);
-                }
-            }
-            if let Some(u) = &cfg.username {
-                b = b.username(u);
-            }
-            if let Some(p) = &s.password {
-                b = b.password(p);
-            }
-            let client = b.build().map_err(|e| bad("redis.cluster", e))?;
-            Ok(Target::Cluster(Box::new(client)))
+        Deployment::Sentinel(sc) => sentinel(cfg, sc, s),
+        Deployment::Cluster(seeds) => cluster(cfg, seeds, s, timeout),
+    }
+}
+
+/// The master `sc` names, through its sentinels (each with its own user and password).
+fn sentinel(cfg: &RedisConfig, sc: &SentinelConfig, s: &Secrets) -> Result<Target, ClientError> {
+    let nodes: Vec<ConnectionAddr> = sc.nodes.iter().map(|n| node(n, &cfg.tls)).collect();
+    let mut b = SentinelClientBuilder::new(nodes, &sc.master, SentinelServerType::Master)
+        .map_err(|e| bad("redis.sentinel", e))?;
+    if cfg.tls.enabled {
+        let mode = tls_mode(&cfg.tls);
+        b = b
+            .set_client_to_redis_tls_mode(mode)
+            .set_client_to_sentinel_tls_mode(mode);
+        if let Some(c) = certificates(s) {
+            b = b
+                .set_client_to_redis_certificates(c.clone())
+                .set_client_to_sentinel_certificates(c);
         }
     }
+    if let Some(u) = &cfg.username {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = &s.password {
+        b = b.set_client_to_redis_password(p);
+    }
+    if let Some(u) = &sc.username {
+        b = b.set_client_to_sentinel_username(u);
+    }
+    if let Some(p) = &s.sentinel_password {
+        b = b.set_client_to_sentinel_password(p);
+    }
+    let client = b.build().map_err(|e| bad("redis.sentinel", e))?;
+    Ok(Target::Sentinel(Box::new(client)))
+}
+
+/// A Redis Cluster, from its seeds.
+fn cluster(
+    cfg: &RedisConfig,
+    seeds: &[String],
+    s: &Secrets,
+    timeout: Duration,
+) -> Result<Target, ClientError> {
+    let scheme = if cfg.tls.enabled { "rediss" } else { "redis" };
+    let urls: Vec<String> = seeds.iter().map(|n| format!("{scheme}://{n}")).collect();
+    let mut b = ClusterClientBuilder::new(urls)
+        .connection_timeout(timeout)
+        .response_timeout(timeout);
+    if cfg.tls.enabled {
+        b = b.tls(tls_mode(&cfg.tls));
+        if let Some(c) = certificates(s) {
+            b = b.certs(c);
+        }
+    }
+    if let Some(u) = &cfg.username {
+        b = b.username(u);
+    }
+    if let Some(p) = &s.password {
+        b = b.password(p);
+    }
+    let client = b.build().map_err(|e| bad("redis.cluster", e))?;
+    Ok(Target::Cluster(Box::new(client)))
 }
 
 fn standalone(cfg: &RedisConfig, url: &str, s: &Secrets) -> Result<Target, ClientError> {

@@ -4,12 +4,11 @@
 //! ([`policy::quarantine::judge_wrapped_death`]) and the quarantine is carried out before the
 //! wrapper exits, so the next child comes up clean.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::policy::quarantine::{self, Crash, CrashHead, Death};
-use crate::report::state::Totals;
+use crate::policy::memory::CrashHead;
+use crate::policy::quarantine::{self, Crash, Death};
 
-use super::super::act::{self, Act};
 use super::Exec;
 use super::child::End;
 
@@ -17,7 +16,7 @@ impl Exec {
     /// Whether the child's end is a death that counts: it ended on its own (not after a stop
     /// signal, and not cleanly) or by our watchdog trigger.
     fn died(&self, end: End) -> bool {
-        let stopped = self.stop_asked.is_some() && !self.triggered;
+        let stopped = self.stop_asked.is_some() && self.watch != super::Watch::Triggered;
         !stopped && end != End::Exited(0)
     }
 
@@ -84,24 +83,9 @@ impl Exec {
             .note_crash(&w.stream, &w.group, &self.unit, keep.as_deref())
             .await?;
         if let Some(a) = action {
-            self.carry_out(&a).await;
+            self.carry_out(std::slice::from_ref(&a), Duration::from_secs(5))
+                .await;
         }
         Ok(())
-    }
-
-    /// One action of this wrapper's, as its consumer actions are carried out.
-    async fn carry_out(&mut self, a: &crate::policy::Action) {
-        let mut totals = Totals::default();
-        let mut x = Act {
-            world: &mut self.world,
-            mode: self.cfg.mode,
-            deadline: Instant::now() + Duration::from_secs(5),
-            totals: &mut totals,
-            metrics: None,
-            mem: &mut self.mem,
-            jobs: None,
-            held_back: None,
-        };
-        act::consumer_action(&mut x, a).await;
     }
 }

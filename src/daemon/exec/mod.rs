@@ -11,6 +11,7 @@
 pub mod child;
 mod crash;
 mod look;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
@@ -22,13 +23,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::adapters::cgroup;
 use crate::adapters::clock::mono_usec;
 use crate::adapters::notify;
-use crate::config::{Config, Mode, Secrets};
+use crate::config::{Config, Secrets};
 use crate::policy::{self, Action, Decision, Memory};
 use crate::report::state::Totals;
 
 use super::act::{self, Act};
 use super::gather::World;
 use child::End;
+use watch::{Say, Seen, Watch};
 
 /// Until READY=1, the first look's successor comes this soon (and each gap doubles).
 const FIRST_LOOK_AFTER: Duration = Duration::from_millis(10);
@@ -58,11 +60,10 @@ struct Exec {
     /// When the child started (CLOCK_MONOTONIC µs): its unit's `ActiveEnterTimestampMonotonic`.
     started_mono_usec: u64,
     started: Instant,
+    /// `READY=1` was sent.
     ready: bool,
-    triggered: bool,
-    would: bool,
-    /// A restart was held back because Redis serves no writes (logged once).
-    held: bool,
+    /// Where the watchdog stands ([`watch::step`] moves it).
+    watch: Watch,
     /// The child ended: the last look sees its consumer as dead.
     ended: bool,
     /// When a stop signal (SIGTERM, SIGINT) was last forwarded: for `--stop-timeout` after it
@@ -149,9 +150,7 @@ pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::
         started_mono_usec: mono_usec(),
         started: Instant::now(),
         ready: false,
-        triggered: false,
-        would: false,
-        held: false,
+        watch: Watch::Pinging,
         ended: false,
         stop_asked: None,
         every,
@@ -226,13 +225,9 @@ impl Exec {
 
     /// Nothing could be seen: ping on (nothing is decided on what cannot be seen), and say so.
     fn blind(&mut self, why: &str) {
-        if !self.triggered {
-            notify::watchdog();
-        }
-        notify::status(&format!(
-            "exec {}: {why}; watchdog pings go on",
-            self.cfg.mode
-        ));
+        self.ping(Seen::Blind, None);
+        let prefix = crate::model::exec_protocol::status_prefix(self.cfg.mode);
+        notify::status(&format!("{prefix} {why}; watchdog pings go on"));
     }
 
     /// One look: the policy's verdict decides the ping, its consumer actions are carried out.
@@ -240,7 +235,7 @@ impl Exec {
         if self.draining() {
             return self.blind("stopping: the child drains");
         }
-        self.recheck_held_writes().await;
+        act::recheck_held_writes(&mut self.world, &mut self.mem).await;
         let snap = look::snapshot(self).await;
         let redis_error = snap.redis.as_ref().err().map(ToString::to_string);
         let d = policy::decide(&self.cfg, &snap, &mut self.mem);
@@ -254,15 +249,6 @@ impl Exec {
             self.cfg.mode,
             redis_error.as_deref(),
         ));
-    }
-
-    /// While Redis was last found holding writes back, ask again every look (as the agent
-    /// does): no consumer is blamed for a hold until it ends.
-    async fn recheck_held_writes(&mut self) {
-        let open: Vec<String> = self.mem.writes_held_open.iter().cloned().collect();
-        if !open.is_empty() {
-            act::probe_writes(&mut self.world, &mut self.mem, &open).await;
-        }
     }
 
     /// `READY=1` once every binding's consumer is in its group, or at `ready_timeout`.
@@ -292,92 +278,94 @@ impl Exec {
 
     /// `WATCHDOG=1` unless the policy would restart the unit; then, once, `WATCHDOG=trigger`
     /// (enforce mode) with the evidence in the journal. A pause holds the trigger back (the
-    /// policy then proposes no restart), and so does a Redis that serves no writes.
+    /// policy then proposes no restart), and so does a Redis that serves no writes: no
+    /// consumer can read then (a `CLIENT PAUSE`, a failover), and a restart would not help.
     async fn watchdog(&mut self, d: &Decision) {
         let hung = d
             .actions
             .iter()
             .find(|a| matches!(a, Action::Restart { .. }) && a.unit() == Some(self.unit.as_str()));
         let Some(a) = hung else {
-            self.would = false;
-            if !self.triggered {
-                notify::watchdog();
-            }
-            return;
+            return self.ping(Seen::NotHung, None);
         };
-        if self.triggered {
-            return;
+        let mut writes_held = None;
+        if watch::needs_write_probe(self.watch, self.cfg.mode) {
+            let streams: Vec<String> = (self.cfg.watch.iter())
+                .filter(|w| w.unit == self.unit)
+                .map(|w| w.stream.clone())
+                .collect();
+            writes_held = act::probe_writes(&mut self.world, &mut self.mem, &streams).await;
         }
-        if self.cfg.mode == Mode::Observe {
-            if !std::mem::replace(&mut self.would, true) {
-                let why = a.reason();
-                tracing::warn!(
-                    unit = self.unit.as_str(),
-                    action = "would-watchdog-trigger",
-                    reason = why,
-                    "would trigger systemd's watchdog for {}: {why}",
-                    self.unit
-                );
-            }
-            return notify::watchdog();
-        }
-        if self.writes_held().await {
-            return notify::watchdog();
-        }
-        self.triggered = true;
-        let (evidence, why) = (look::evidence(d, &self.unit), a.reason());
-        tracing::warn!(
-            unit = self.unit.as_str(),
-            action = "watchdog-trigger",
-            reason = why,
-            evidence = evidence.as_str(),
-            "triggering systemd's watchdog for {}: {why} [{evidence}]",
-            self.unit
-        );
-        notify::watchdog_trigger();
+        let seen = Seen::Hung {
+            writes_held: writes_held.is_some(),
+        };
+        self.ping(seen, Some((a, d, writes_held.as_deref())));
     }
 
-    /// As the agent before a restart: while Redis serves no writes (a `CLIENT PAUSE`, a
-    /// failover), no consumer can read, and a restart would not help. Logged once.
-    async fn writes_held(&mut self) -> bool {
-        let streams: Vec<String> = self
-            .cfg
-            .watch
-            .iter()
-            .filter(|w| w.unit == self.unit)
-            .map(|w| w.stream.clone())
-            .collect();
-        let Some(why) = act::probe_writes(&mut self.world, &mut self.mem, &streams).await else {
-            self.held = false;
-            return false;
-        };
-        if !std::mem::replace(&mut self.held, true) {
-            tracing::warn!(
-                unit = self.unit.as_str(),
-                action = "restart-held",
-                "not triggering systemd's watchdog for {} yet: {why}",
-                self.unit
-            );
+    /// One step of the watchdog ([`watch::step`]): sends its ping and logs what it says.
+    fn ping(&mut self, seen: Seen, hung: Option<(&Action, &Decision, Option<&str>)>) {
+        let s = watch::step(self.watch, self.cfg.mode, seen);
+        self.watch = s.next;
+        if let (Some(say), Some((a, d, held))) = (s.say, hung) {
+            self.say(say, a, d, held.unwrap_or(""));
         }
-        true
+        match s.ping {
+            watch::Ping::None => {}
+            watch::Ping::Alive => notify::watchdog(),
+            watch::Ping::Trigger => notify::watchdog_trigger(),
+        }
+    }
+
+    /// The journal line of a watchdog step.
+    fn say(&self, say: Say, a: &Action, d: &Decision, held: &str) {
+        let (unit, why) = (self.unit.as_str(), a.reason());
+        match say {
+            Say::Would => tracing::warn!(
+                unit,
+                action = "would-watchdog-trigger",
+                reason = why,
+                "would trigger systemd's watchdog for {unit}: {why}"
+            ),
+            Say::Held => tracing::warn!(
+                unit,
+                action = "restart-held",
+                "not triggering systemd's watchdog for {unit} yet: {held}"
+            ),
+            Say::Trigger => {
+                let evidence = look::evidence(d, unit);
+                tracing::warn!(
+                    unit,
+                    action = "watchdog-trigger",
+                    reason = why,
+                    evidence = evidence.as_str(),
+                    "triggering systemd's watchdog for {unit}: {why} [{evidence}]"
+                )
+            }
+        }
     }
 
     /// The consumer actions of our unit's bindings (enforce mode; logged in observe mode).
     async fn consumer_actions(&mut self, d: &Decision) {
         let units = std::slice::from_ref(&self.unit);
         let actions = super::sweep::select(&self.cfg, d.actions.clone(), units);
+        self.carry_out(&actions, self.every.mul_f32(0.5)).await;
+    }
+
+    /// Carries out consumer actions as the agent does, until `within` has passed: no metrics
+    /// and no restart jobs (systemd's watchdog restarts the unit).
+    async fn carry_out(&mut self, actions: &[Action], within: Duration) {
         let mut totals = Totals::default();
         let mut x = Act {
             world: &mut self.world,
             mode: self.cfg.mode,
-            deadline: Instant::now() + self.every.mul_f32(0.5),
+            deadline: Instant::now() + within,
             totals: &mut totals,
             metrics: None,
             mem: &mut self.mem,
             jobs: None,
             held_back: None,
         };
-        for a in &actions {
+        for a in actions {
             if Instant::now() >= x.deadline {
                 break;
             }

@@ -250,6 +250,11 @@ impl Metrics {
             "1 while a restart the unit needs is held back (a pause, a window, a deploy under way)";
         let m = self.restart_held.clone();
         r.register("quantum_watchdog_restart_held", help, m);
+        self.register_flow_and_fleet(r);
+    }
+
+    /// Pipelines, key gauges and the fleet.
+    fn register_flow_and_fleet(&self, r: &mut Registry) {
         let help = "1 when the group's stage of a pipeline is stalled";
         r.register(
             "quantum_watchdog_pipeline_stalled",

@@ -153,7 +153,7 @@ impl Metrics {
         if d.fleet.is_empty() {
             return;
         }
-        for state in crate::policy::fleet::HostState::ALL {
+        for state in crate::policy::HostState::ALL {
             let n = d.fleet.iter().filter(|h| h.state == state).count();
             self.fleet_hosts
                 .get_or_create(&l(&[("state", state.as_str())]))
