@@ -11,7 +11,7 @@ use crate::adapters::clock::mono_usec;
 use crate::adapters::redis::{Aside, DeleteOutcome, Fence, Moved};
 use crate::config::{FleetConfig, Mode};
 use crate::model::fleet::lease_holder;
-use crate::model::{JobResult, fmt_ms};
+use crate::model::{GroupKey, JobResult, fmt_ms};
 use crate::policy::{Action, Decision, Memory};
 use crate::report::journal::{self, log_action};
 use crate::report::metrics::Metrics;
@@ -271,19 +271,13 @@ async fn act_on(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     let done = match a {
         Action::Restart { .. } | Action::Fenced { .. } => return String::new(),
         Action::Claim {
-            stream,
-            group,
+            key,
             from,
             to,
             to_active_ms,
             ..
-        } => claim(x, (stream, group), (from, to, *to_active_ms), fence).await,
-        Action::Requeue {
-            stream,
-            group,
-            from,
-            ..
-        } => requeue(x, (stream, group, from), fence).await,
+        } => claim(x, key, (from, to, *to_active_ms), fence).await,
+        Action::Requeue { key, from, .. } => requeue(x, key, from, fence).await,
         Action::DeadLetter { .. } | Action::Quarantine { .. } => match set_aside(a) {
             Some((entry, aside)) => dead_letter(x, entry, &aside).await,
             None => return String::new(),
@@ -298,11 +292,12 @@ async fn act_on(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     if !done.emptied {
         return done.outcome;
     }
-    let (stream, group, consumer) = a.target();
+    let (Some(key), (_, _, consumer)) = (a.key(), a.target()) else {
+        return done.outcome;
+    };
     let follow = Action::Delete {
         unit: a.unit().map(str::to_string),
-        stream: stream.to_string(),
-        group: group.to_string(),
+        key: key.clone(),
         consumer: consumer.to_string(),
         min_idle_ms: 0,
         reason: format!("dead consumer emptied by {}", a.kind()),
@@ -376,10 +371,11 @@ fn stall_for_tests() {
 
 async fn claim(
     x: &mut Act<'_>,
-    (stream, group): (&str, &str),
+    key: &GroupKey,
     (from, to, to_active_ms): (&str, &str, Option<u64>),
     fence: Option<&Fence>,
 ) -> Done {
+    let (stream, group) = (key.stream.as_str(), key.group.as_str());
     let t0 = Instant::now();
     // The claim's trace (in the script) keeps the recipient's last real read: the idle time
     // the claim resets is not taken for its progress, by this agent or any other reader.
@@ -403,11 +399,8 @@ async fn claim(
     }
 }
 
-async fn requeue(
-    x: &mut Act<'_>,
-    (stream, group, from): (&str, &str, &str),
-    fence: Option<&Fence>,
-) -> Done {
+async fn requeue(x: &mut Act<'_>, key: &GroupKey, from: &str, fence: Option<&Fence>) -> Done {
+    let (stream, group) = (key.stream.as_str(), key.group.as_str());
     let t0 = Instant::now();
     let m = match x
         .world
@@ -441,14 +434,13 @@ type Entry<'a> = (&'a str, &'a str, &'a str, &'a str);
 fn set_aside(a: &Action) -> Option<(Entry<'_>, Aside<'_>)> {
     Some(match a {
         Action::DeadLetter {
-            stream,
+            key,
             dead,
-            group,
             id,
             min_deliveries,
             ..
         } => (
-            (stream, dead, group, id),
+            (&key.stream, dead, &key.group, id),
             Aside {
                 min_deliveries: *min_deliveries,
                 holder: None,
@@ -456,16 +448,15 @@ fn set_aside(a: &Action) -> Option<(Entry<'_>, Aside<'_>)> {
             },
         ),
         Action::Quarantine {
-            stream,
+            key,
             dead,
-            group,
             id,
             consumer,
             crashes,
             exit_status,
             ..
         } => (
-            (stream, dead, group, id),
+            (&key.stream, dead, &key.group, id),
             Aside {
                 min_deliveries: 0,
                 holder: Some(consumer),
@@ -518,8 +509,7 @@ fn moved_outcome(mut s: String, m: &Moved) -> String {
 /// Check-and-delete (one script): a consumer that holds an entry at that instant is kept.
 async fn delete(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     let Action::Delete {
-        stream,
-        group,
+        key,
         consumer,
         min_idle_ms,
         ..
@@ -527,6 +517,7 @@ async fn delete(x: &mut Act<'_>, a: &Action, fence: Option<&Fence>) -> String {
     else {
         return String::new();
     };
+    let (stream, group) = (&key.stream, &key.group);
     let (outcome, ok, deleted) = match x
         .world
         .streams

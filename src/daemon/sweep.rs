@@ -33,14 +33,8 @@ pub fn select(cfg: &Config, actions: Vec<Action>, units: &[String]) -> Vec<Actio
         .filter(|a| match a {
             Action::Restart { .. } => false,
             Action::Delete {
-                stream,
-                group,
-                unit: None,
-                ..
-            } => groups.contains(&GroupKey {
-                stream: stream.clone(),
-                group: group.clone(),
-            }),
+                key, unit: None, ..
+            } => groups.contains(key),
             _ => units.is_empty() || a.unit().is_some_and(|u| units.iter().any(|x| x == u)),
         })
         .collect()

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::config::ClaimPolicy;
+use crate::model::GroupKey;
 
 /// Why a unit is restarted (the `reason` label of `quantum_watchdog_restarts_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,10 +60,9 @@ pub enum Action {
     Claim {
         /// The unit `from` belonged to.
         unit: String,
-        /// The stream.
-        stream: String,
-        /// The group.
-        group: String,
+        /// The stream and the group.
+        #[serde(flatten)]
+        key: GroupKey,
         /// The dead consumer.
         from: String,
         /// The recipient.
@@ -82,10 +82,9 @@ pub enum Action {
     Requeue {
         /// The unit `from` belonged to.
         unit: String,
-        /// The stream.
-        stream: String,
-        /// The group.
-        group: String,
+        /// The stream and the group.
+        #[serde(flatten)]
+        key: GroupKey,
         /// The dead consumer.
         from: String,
         /// What `from` held at the look.
@@ -98,12 +97,11 @@ pub enum Action {
     DeadLetter {
         /// The binding's unit.
         unit: String,
-        /// The stream.
-        stream: String,
+        /// The stream and the group.
+        #[serde(flatten)]
+        key: GroupKey,
         /// The dead-letter stream (`redis.dead_letter_stream`; in the stream's slot on a cluster).
         dead: String,
-        /// The group.
-        group: String,
         /// The entry.
         id: String,
         /// Who holds it.
@@ -120,12 +118,11 @@ pub enum Action {
     Quarantine {
         /// The unit.
         unit: String,
-        /// The stream.
-        stream: String,
+        /// The stream and the group.
+        #[serde(flatten)]
+        key: GroupKey,
         /// The dead-letter stream.
         dead: String,
-        /// The group.
-        group: String,
         /// The entry.
         id: String,
         /// The consumer of the dead process, which holds it.
@@ -141,10 +138,9 @@ pub enum Action {
     Delete {
         /// The unit it belonged to, if known.
         unit: Option<String>,
-        /// The stream.
-        stream: String,
-        /// The group.
-        group: String,
+        /// The stream and the group.
+        #[serde(flatten)]
+        key: GroupKey,
         /// The consumer.
         consumer: String,
         /// Idle time it must still have in the script (0 for dead consumers).
@@ -210,36 +206,25 @@ impl Action {
         match self {
             Action::Restart { .. } => ("", "", ""),
             Action::Fenced { of, .. } => of.target(),
-            Action::Claim {
-                stream,
-                group,
-                from,
-                ..
+            Action::Claim { key, from, .. } | Action::Requeue { key, from, .. } => {
+                (&key.stream, &key.group, from)
             }
-            | Action::Requeue {
-                stream,
-                group,
-                from,
-                ..
-            } => (stream, group, from),
-            Action::Delete {
-                stream,
-                group,
-                consumer,
-                ..
-            }
-            | Action::DeadLetter {
-                stream,
-                group,
-                consumer,
-                ..
-            }
-            | Action::Quarantine {
-                stream,
-                group,
-                consumer,
-                ..
-            } => (stream, group, consumer),
+            Action::Delete { key, consumer, .. }
+            | Action::DeadLetter { key, consumer, .. }
+            | Action::Quarantine { key, consumer, .. } => (&key.stream, &key.group, consumer),
+        }
+    }
+
+    /// The group of a consumer action; `None` for a restart.
+    pub fn key(&self) -> Option<&GroupKey> {
+        match self {
+            Action::Restart { .. } => None,
+            Action::Fenced { of, .. } => of.key(),
+            Action::Claim { key, .. }
+            | Action::Requeue { key, .. }
+            | Action::Delete { key, .. }
+            | Action::DeadLetter { key, .. }
+            | Action::Quarantine { key, .. } => Some(key),
         }
     }
 

@@ -252,8 +252,7 @@ impl Dead<'_> {
     fn claim(&self, to: String, policy: ClaimPolicy, to_active_ms: Option<u64>) -> Action {
         Action::Claim {
             unit: self.w.unit.clone(),
-            stream: self.key.stream.clone(),
-            group: self.key.group.clone(),
+            key: self.key.clone(),
             from: self.c.name.to_string(),
             to,
             policy,
@@ -297,8 +296,7 @@ fn dead(
     if c.pending == 0 {
         let a = Action::Delete {
             unit: Some(w.unit.clone()),
-            stream: key.stream.clone(),
-            group: key.group.clone(),
+            key: key.clone(),
             consumer: c.name.to_string(),
             min_idle_ms: 0,
             reason: format!("dead consumer ({why}) holding nothing"),
@@ -348,8 +346,7 @@ fn recovery_for(policy: ClaimPolicy, d: &Dead<'_>, targets: &BTreeMap<usize, Tar
             format!("dead ({why}), requeueing its entries"),
             Some(Action::Requeue {
                 unit: d.w.unit.clone(),
-                stream: d.key.stream.clone(),
-                group: d.key.group.clone(),
+                key: d.key.clone(),
                 from: d.c.name.to_string(),
                 pending: d.c.pending,
                 reason: d.reason(),
@@ -393,8 +390,7 @@ fn zombie_past(key: &GroupKey, c: &ConsumerInfo, zombie_ms: u64) -> Outcome {
     }
     let a = Action::Delete {
         unit: None,
-        stream: key.stream.clone(),
-        group: key.group.clone(),
+        key: key.clone(),
         consumer: c.name.to_string(),
         min_idle_ms: zombie_ms,
         reason: format!(

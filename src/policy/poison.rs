@@ -62,9 +62,8 @@ pub fn judge_poison(
         if let Some(n) = limit.filter(|_| due) {
             d.actions.push(Action::DeadLetter {
                 unit: w.unit.clone(),
-                stream: key.stream.clone(),
+                key: key.clone(),
                 dead: cy.cfg.redis.dead_letter_key(&key.stream),
-                group: key.group.clone(),
                 id: e.id.to_string(),
                 consumer: e.consumer.clone(),
                 deliveries: e.deliveries,

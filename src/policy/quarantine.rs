@@ -164,9 +164,8 @@ fn quarantine(key: &GroupKey, dead: String, at: &Crash<'_>, crashes: u32, limit:
     } = *at;
     Action::Quarantine {
         unit: death.unit.clone(),
-        stream: key.stream.clone(),
+        key: key.clone(),
         dead,
-        group: key.group.clone(),
         id: head.id.to_string(),
         consumer: consumer.to_string(),
         crashes,

@@ -59,15 +59,12 @@ pub fn describe(a: &Action) -> String {
             from,
             to,
             pending,
-            group,
+            key,
             ..
-        } => format!("claim {pending} pending of {from} to {to} in {group}"),
+        } => format!("claim {pending} pending of {from} to {to} in {}", key.group),
         Action::Requeue {
-            from,
-            pending,
-            stream,
-            ..
-        } => format!("requeue {pending} pending of {from} onto {stream}"),
+            from, pending, key, ..
+        } => format!("requeue {pending} pending of {from} onto {}", key.stream),
         Action::DeadLetter {
             id,
             consumer,
@@ -84,9 +81,9 @@ pub fn describe(a: &Action) -> String {
             dead,
             ..
         } => format!("quarantine entry {id} of {consumer} ({crashes} crashes on it) to {dead}"),
-        Action::Delete {
-            consumer, group, ..
-        } => format!("delete consumer {consumer} of {group}"),
+        Action::Delete { consumer, key, .. } => {
+            format!("delete consumer {consumer} of {}", key.group)
+        }
         Action::Fenced { host, of, .. } => {
             format!("{} (host {host}'s, under the recovery lease)", describe(of))
         }

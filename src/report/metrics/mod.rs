@@ -336,8 +336,10 @@ mod tests {
         let m = Metrics::new();
         let a = Action::Delete {
             unit: None,
-            stream: "s".into(),
-            group: "g\"x".into(),
+            key: GroupKey {
+                stream: "s".into(),
+                group: "g\"x".into(),
+            },
             consumer: "c".into(),
             min_idle_ms: 0,
             reason: String::new(),

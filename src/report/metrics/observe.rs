@@ -317,12 +317,9 @@ impl Metrics {
                     .inc();
             }
             Action::Claim {
-                unit,
-                stream,
-                group,
-                policy,
-                ..
+                unit, key, policy, ..
             } if ok => {
+                let (stream, group) = (&key.stream, &key.group);
                 let p = claim_label(*policy);
                 self.claimed
                     .get_or_create(&l(&[
@@ -333,32 +330,26 @@ impl Metrics {
                     ]))
                     .inc_by(moved);
             }
-            Action::Requeue {
-                unit,
-                stream,
-                group,
-                ..
-            } if ok => {
+            Action::Requeue { unit, key, .. } if ok => {
+                let (stream, group) = (&key.stream, &key.group);
                 self.requeued
                     .get_or_create(&l(&[("unit", unit), ("stream", stream), ("group", group)]))
                     .inc_by(moved);
             }
-            Action::DeadLetter { stream, group, .. } if ok && moved > 0 => {
+            Action::DeadLetter { key, .. } if ok && moved > 0 => {
+                let (stream, group) = (&key.stream, &key.group);
                 self.dead_lettered
                     .get_or_create(&l(&[("stream", stream), ("group", group)]))
                     .inc();
             }
-            Action::Quarantine {
-                unit,
-                stream,
-                group,
-                ..
-            } if ok && moved > 0 => {
+            Action::Quarantine { unit, key, .. } if ok && moved > 0 => {
+                let (stream, group) = (&key.stream, &key.group);
                 self.quarantined
                     .get_or_create(&l(&[("unit", unit), ("stream", stream), ("group", group)]))
                     .inc();
             }
-            Action::Delete { stream, group, .. } if ok && moved > 0 => {
+            Action::Delete { key, .. } if ok && moved > 0 => {
+                let (stream, group) = (&key.stream, &key.group);
                 self.deleted
                     .get_or_create(&l(&[("stream", stream), ("group", group)]))
                     .inc();
