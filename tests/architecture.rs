@@ -243,7 +243,8 @@ fn the_top_level_is_the_specified_one() {
 
 /// Which files of `policy/` each file of it names (`super::x`, `crate::policy::x`), comments
 /// and tests left out. A name that is no file of `policy/` is something `mod.rs` holds or
-/// re-exports: an edge to `mod`, which names every file.
+/// re-exports: an edge to `mod`, which names every file. Renaming imports (`as`) is not
+/// followed: the policy imports by the files' own names.
 fn policy_imports() -> BTreeMap<String, BTreeSet<String>> {
     let dir = src().join("policy");
     let all = files(&dir);
@@ -287,25 +288,50 @@ fn policy_imports() -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// The names right after a path prefix: `x` of `x::…`, or each first name in `{x, y::z}`.
+/// The names right after a path prefix: `x` of `x::…`, or the first name of each item of a
+/// use list `{x, y::{Z, W}, self}` (nested lists belong to their item). `*` names everything
+/// (`mod`); `self` and `super` (a path out of `policy/`) name no file of it.
 fn named_after(rest: &str) -> Vec<String> {
     let word = |s: &str| -> String {
-        s.trim_start()
-            .chars()
+        let s = s.trim_start();
+        if s.starts_with('*') {
+            return "*".into();
+        }
+        s.chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect()
     };
-    match rest.strip_prefix('{') {
-        Some(list) => list
-            .split('}')
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(word)
-            .filter(|w| !w.is_empty() && w != "self")
-            .collect(),
-        None => vec![word(rest)],
+    let items = match rest.strip_prefix('{') {
+        Some(list) => top_level_items(list),
+        None => vec![rest],
+    };
+    items
+        .into_iter()
+        .map(word)
+        .filter(|w| !w.is_empty() && w != "self" && w != "super")
+        .collect()
+}
+
+/// The items of a use list up to its closing brace, split at the commas outside nested lists.
+fn top_level_items(list: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0usize, 0, Vec::new());
+    for (i, c) in list.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                out.push(&list[start..i]);
+                return out;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
     }
+    out.push(&list[start..]);
+    out
 }
 
 /// The policy's files form no circle: shared types live in data files that import no rule, and

@@ -196,6 +196,13 @@ fn every_configuration_error_is_one_exit_status() {
     let broken = "redis.password_file = \"/nonexistent/password\"\n";
     let (rc, out, err) = run(broken, &[], &["pause", "status"]);
     assert_eq!(rc, 2, "{out}{err}");
+    // A unit name exec could never run as is a usage error, before anything starts.
+    let ok = "redis.url = \"redis://127.0.0.1:1/0\"\n";
+    for unit in ["", "not a unit", "x.bogus"] {
+        let (rc, out, err) = run(ok, &[], &["exec", "--unit", unit, "--", "true"]);
+        assert_eq!(rc, 2, "{unit:?}: {out}{err}");
+        assert!(err.contains("--unit"), "{unit:?}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -205,6 +212,9 @@ fn exit_codes_say_what_failed() {
     // Usage errors: UNKNOWN for status, 2 elsewhere; help is no error.
     for (args, want) in [
         (&["status", "--bogus"][..], 3),
+        (&["--bogus", "status"][..], 3),
+        (&["-vv", "status"][..], 3),
+        (&["--bogus", "pause", "status"][..], 2),
         (&["status", "--json", "--watch"][..], 3),
         (&["recover", "--bogus"][..], 2),
         (&["no-such-command"][..], 2),

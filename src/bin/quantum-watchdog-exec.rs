@@ -10,11 +10,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use quantum_watchdog::config::read_secrets;
+use quantum_watchdog::adapters::redis::RedisClient;
+use quantum_watchdog::config::{check_unit_name, read_secrets};
 use quantum_watchdog::daemon::exec::{self, ExecOptions};
-use quantum_watchdog::daemon::gather::World;
 use quantum_watchdog::daemon::{AgentOptions, load_config};
-use quantum_watchdog::model::exec_protocol::{ArgvError, WrapperArgs};
+use quantum_watchdog::model::exec_protocol::WrapperArgs;
 
 /// What the arguments say.
 struct Args {
@@ -24,8 +24,11 @@ struct Args {
 }
 
 /// The protocol's command line (`model::exec_protocol`), as this program's options.
-fn parse(it: impl Iterator<Item = OsString>) -> Result<Args, ArgvError> {
-    let w = WrapperArgs::parse(it)?;
+fn parse(it: impl Iterator<Item = OsString>) -> Result<Args, String> {
+    let w = WrapperArgs::parse(it).map_err(|e| e.to_string())?;
+    if let Some(u) = &w.unit {
+        check_unit_name(u).map_err(|e| format!("--unit {u:?}: {e}"))?;
+    }
     Ok(Args {
         agent: AgentOptions {
             config: w.config,
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
     };
     // A client the configuration cannot make (Sentinel, Cluster, TLS material) is wrong
     // configuration too: exit 2, as `check-config` says, before the command starts.
-    if let Err(e) = World::new(&cfg, args.agent.user, &secrets) {
+    if let Err(e) = RedisClient::check(&cfg.redis, &secrets) {
         eprintln!("quantum-watchdog: configuration error: [redis]: {e}");
         return ExitCode::from(2);
     }

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use quantum_watchdog::config::{Config, Secrets, read_secrets};
-use quantum_watchdog::daemon::gather::World;
+use quantum_watchdog::adapters::redis::RedisClient;
+use quantum_watchdog::config::{Config, Secrets, check_unit_name, read_secrets};
 use quantum_watchdog::daemon::{self, AgentOptions};
 use quantum_watchdog::model::exec_protocol::WrapperArgs;
 
@@ -144,7 +144,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// The command talks to Redis.
+    /// The command talks to Redis (`check-config` checks the client itself).
     fn reads_redis(&self) -> bool {
         matches!(
             self,
@@ -152,7 +152,6 @@ impl Command {
                 | Command::Status { .. }
                 | Command::Recover { .. }
                 | Command::Exec { .. }
-                | Command::CheckConfig
         )
     }
 }
@@ -203,10 +202,31 @@ pub fn exit(r: Result<u8, Failure>, is_status: bool) -> ExitCode {
 /// when it reads the line leniently (an argument that merely reads "status" does not count).
 pub fn names_status(args: &[std::ffi::OsString]) -> bool {
     use clap::CommandFactory;
-    Cli::command()
+    let lenient = Cli::command()
         .ignore_errors(true)
-        .try_get_matches_from(args)
-        .is_ok_and(|m| m.subcommand_name() == Some("status"))
+        .try_get_matches_from(args);
+    match lenient
+        .ok()
+        .and_then(|m| m.subcommand_name().map(str::to_string))
+    {
+        Some(name) => name == "status",
+        // A bad option before the subcommand stops even a lenient read: then the first word
+        // that is neither an option nor `--config`'s value names it.
+        None => first_word(args) == Some("status"),
+    }
+}
+
+/// The first argument after the program that is neither an option nor `--config`'s value.
+fn first_word(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut it = args.iter().skip(1).map(|a| a.to_str().unwrap_or("-"));
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// A command line clap rejects (help and version are no error).
@@ -233,6 +253,23 @@ fn out(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// The configuration and its secrets, checked as far as `command` needs them: every error of
+/// them is a configuration error (exit 2), a unit name `exec` could never run a usage error.
+fn checked(command: &Command, o: &AgentOptions) -> Result<(Config, Secrets), Failure> {
+    let cfg = daemon::load_config(o).map_err(|e| Failure::Config(e.to_string()))?;
+    let secrets = read_secrets(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
+    if let Command::Exec { unit: Some(u), .. } = command {
+        check_unit_name(u).map_err(|e| Failure::Usage(format!("--unit {u:?}: {e}")))?;
+    }
+    if command.reads_redis() {
+        // A client the configuration cannot make (Sentinel, Cluster, TLS material) is a
+        // configuration error for every command, as `check-config` says it is.
+        RedisClient::check(&cfg.redis, &secrets)
+            .map_err(|e| Failure::Config(format!("[redis]: {e}")))?;
+    }
+    Ok((cfg, secrets))
+}
+
 /// Runs the command; returns its exit status.
 pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Completions { shell } = cli.command {
@@ -243,13 +280,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         root: PathBuf::from("/"),
         user: cli.user,
     };
-    let cfg = daemon::load_config(&o).map_err(|e| Failure::Config(e.to_string()))?;
-    let secrets = read_secrets(&cfg.redis).map_err(|e| Failure::Config(e.to_string()))?;
-    if cli.command.reads_redis() {
-        // A client the configuration cannot make (Sentinel, Cluster, TLS material) is a
-        // configuration error for every command, as `check-config` says it is.
-        World::new(&cfg, false, &secrets).map_err(|e| Failure::Config(format!("[redis]: {e}")))?;
-    }
+    let (cfg, secrets) = checked(&cli.command, &o)?;
     let target = |units: Vec<String>, all: bool| match all {
         true => pause::Target::All,
         false => pause::Target::Units(units),

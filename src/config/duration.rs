@@ -55,6 +55,27 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A month and a year of a duration: fixed lengths (30.44 and 365.25 days), as configurations
+/// written before have them.
+const MONTH_SECS: i128 = 2_630_016;
+const YEAR_SECS: i128 = 31_557_600;
+
+/// The length of a span, days of 24 hours and months and years of fixed length: a timeout is
+/// no calendar arithmetic. `None` if negative or out of range.
+fn span_length(span: jiff::Span) -> Option<Duration> {
+    let calendar =
+        i128::from(span.get_years()) * YEAR_SECS + i128::from(span.get_months()) * MONTH_SECS;
+    let rest = span.years(0).months(0);
+    let rest = rest
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()?;
+    let nanos = rest
+        .as_nanos()
+        .checked_add(calendar.checked_mul(1_000_000_000)?)?;
+    let nanos = u64::try_from(nanos).ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
 /// Parses a human duration; a bare number is rejected (its unit would be a guess).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -68,12 +89,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "expected a duration such as \"90s\", \"5m\" or \"1h\", at most 366 days, found {s:?} ({e})"
         )
     };
-    // Days are 24 hours here: a timeout is no calendar arithmetic.
     let span: jiff::Span = t.parse().map_err(|e| wrong(&e))?;
-    let whole = span
-        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| wrong(&e))?;
-    let d = Duration::try_from(whole).map_err(|_| wrong(&"it is negative"))?;
+    let d = span_length(span).ok_or_else(|| wrong(&"it is negative or too long"))?;
     if d > MAX_DURATION {
         return Err(format!(
             "expected a duration of at most 366 days, found {s:?}"
@@ -97,6 +114,8 @@ mod tests {
             ("2 days", 172_800),
             ("1w", 604_800),
             ("10min", 600),
+            ("1month 13h 26m 24s", 31 * 86_400),
+            ("1 year", 31_557_600),
             ("500ms", 0),
             ("366d", 366 * 86_400),
         ] {
@@ -109,7 +128,7 @@ mod tests {
             "-5s",
             "5s ago",
             "367d",
-            "1 month",
+            "2 years",
             "18446744073710s",
         ] {
             assert!(parse_duration(s).is_err(), "{s}");

@@ -93,6 +93,13 @@ fn classify(e: RedisError) -> ClientError {
 }
 
 impl RedisClient {
+    /// Whether a client of `[redis]` can be made (certificates and keys parse, the deployment
+    /// is one the crate can build), without one and without a word: the command that uses
+    /// Redis then makes its own.
+    pub fn check(cfg: &RedisConfig, secrets: &Secrets) -> Result<(), ClientError> {
+        target::build(cfg, secrets, cfg.timeout.0).map(|_| ())
+    }
+
     /// A client of the deployment `[redis]` describes; `secrets` were read from the files
     /// and credentials it names, never from a URL that is logged.
     pub fn new(cfg: &RedisConfig, secrets: &Secrets) -> Result<RedisClient, ClientError> {
