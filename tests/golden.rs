@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use quantum_watchdog::config::from_fragments;
+use quantum_watchdog::config::{Config, from_fragments};
 use quantum_watchdog::model::Snapshot;
 use quantum_watchdog::policy::{self, Memory};
 use quantum_watchdog::report::state::AgentState;
@@ -64,6 +64,15 @@ fn golden(dir: &Path, name: &str, actual: &str) -> Result<(), String> {
     ))
 }
 
+/// A case's configuration and snapshot.
+fn inputs(dir: &Path) -> (Config, Snapshot) {
+    let cfg = from_fragments(&[("config.toml".into(), read(dir, "config.toml"))])
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let snap = serde_json::from_str(&read(dir, "snapshot.json"))
+        .unwrap_or_else(|e| panic!("{}/snapshot.json: {e}", dir.display()));
+    (cfg, snap)
+}
+
 /// Pretty JSON with a final newline.
 fn pretty<T: serde::Serialize>(v: &T) -> String {
     format!("{}\n", serde_json::to_string_pretty(v).unwrap())
@@ -73,10 +82,7 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 fn decide_as_recorded() {
     let mut failures = Vec::new();
     for dir in cases("decide") {
-        let cfg = from_fragments(&[("config.toml".into(), read(&dir, "config.toml"))])
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let snap: Snapshot = serde_json::from_str(&read(&dir, "snapshot.json"))
-            .unwrap_or_else(|e| panic!("{}/snapshot.json: {e}", dir.display()));
+        let (cfg, snap) = inputs(&dir);
         let mut mem: Memory = match dir.join("memory.json").exists() {
             true => serde_json::from_str(&read(&dir, "memory.json"))
                 .unwrap_or_else(|e| panic!("{}/memory.json: {e}", dir.display())),
@@ -126,10 +132,7 @@ fn decide_cases_cover_every_acting_rule() {
 fn status_renders_as_recorded() {
     let mut failures = Vec::new();
     for dir in cases("status") {
-        let cfg = from_fragments(&[("config.toml".into(), read(&dir, "config.toml"))])
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let snap: Snapshot = serde_json::from_str(&read(&dir, "snapshot.json"))
-            .unwrap_or_else(|e| panic!("{}/snapshot.json: {e}", dir.display()));
+        let (cfg, snap) = inputs(&dir);
         let agent: Option<Agent> = dir
             .join("agent.json")
             .exists()

@@ -59,6 +59,19 @@ pub enum ArgvError {
 }
 
 impl WrapperArgs {
+    /// `command` with every option at its default (`--ready-timeout-ms` 0).
+    pub fn new(command: Vec<OsString>) -> WrapperArgs {
+        WrapperArgs {
+            config: None,
+            user: false,
+            verbose: false,
+            unit: None,
+            ready_timeout: Duration::ZERO,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            command,
+        }
+    }
+
     /// The command line, in the protocol's order.
     pub fn to_argv(&self) -> Vec<OsString> {
         let mut v: Vec<OsString> = Vec::new();
@@ -86,15 +99,7 @@ impl WrapperArgs {
 
     /// Reads a command line `to_argv` wrote (the program's name left out).
     pub fn parse(mut it: impl Iterator<Item = OsString>) -> Result<WrapperArgs, ArgvError> {
-        let mut a = WrapperArgs {
-            config: None,
-            user: false,
-            verbose: false,
-            unit: None,
-            ready_timeout: Duration::ZERO,
-            stop_timeout: DEFAULT_STOP_TIMEOUT,
-            command: Vec::new(),
-        };
+        let mut a = WrapperArgs::new(Vec::new());
         let mut ready = None;
         loop {
             let arg = it.next().ok_or(ArgvError::NoSeparator)?;
@@ -172,15 +177,7 @@ mod tests {
                 .map(OsString::from)
                 .to_vec(),
         };
-        let bare = WrapperArgs {
-            config: None,
-            user: false,
-            verbose: false,
-            unit: None,
-            ready_timeout: Duration::ZERO,
-            stop_timeout: DEFAULT_STOP_TIMEOUT,
-            command: vec![OsString::from("true")],
-        };
+        let bare = WrapperArgs::new(vec![OsString::from("true")]);
         for a in [full, bare] {
             assert_eq!(WrapperArgs::parse(a.to_argv().into_iter()), Ok(a.clone()));
         }
