@@ -152,7 +152,9 @@ fn recover_metrics(cfg: &Config) -> (Metrics, Option<std::path::PathBuf>) {
 /// binding of those groups, the named units' and their siblings' alike. A consumer is
 /// classified against every binding of its group, so a PID that runs in a sibling unit
 /// sharing the template is that unit's live consumer, never a dead one of ours; only the
-/// actions are narrowed to `units` (see [`select`]).
+/// actions are narrowed to `units` (see [`select`]). Groups of other units are left out: an
+/// `exec` wrapper beside every consumer reading every watched group each look would cost N
+/// wrappers times all groups.
 pub fn narrowed(cfg: &Config, units: &[String]) -> Config {
     for u in units {
         if !cfg.watch.iter().any(|w| &w.unit == u) {
