@@ -345,10 +345,11 @@ fn the_policy_files_form_no_cycle() {
             to.iter().cloned().collect::<Vec<_>>().join(" ")
         );
     }
-    for data in ["verdict", "action", "memory", "decision", "cycle"] {
+    const DATA: [&str; 5] = ["verdict", "action", "memory", "decision", "cycle"];
+    for data in DATA {
         let rules: Vec<_> = graph[data]
             .iter()
-            .filter(|t| !["verdict", "action", "memory", "decision", "cycle"].contains(&t.as_str()))
+            .filter(|t| !DATA.contains(&t.as_str()))
             .collect();
         assert!(
             rules.is_empty(),

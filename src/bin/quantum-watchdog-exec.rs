@@ -12,38 +12,17 @@ use std::process::ExitCode;
 
 use quantum_watchdog::adapters::redis::RedisClient;
 use quantum_watchdog::config::{check_unit_name, read_secrets};
-use quantum_watchdog::daemon::exec::{self, ExecOptions};
+use quantum_watchdog::daemon::exec;
 use quantum_watchdog::daemon::{AgentOptions, load_config};
 use quantum_watchdog::model::exec_protocol::WrapperArgs;
 
-/// What the arguments say.
-struct Args {
-    agent: AgentOptions,
-    verbose: bool,
-    exec: ExecOptions,
-}
-
-/// The protocol's command line (`model::exec_protocol`), as this program's options.
-fn parse(it: impl Iterator<Item = OsString>) -> Result<Args, String> {
+/// The protocol's command line (`model::exec_protocol`), its unit name checked.
+fn parse(it: impl Iterator<Item = OsString>) -> Result<WrapperArgs, String> {
     let w = WrapperArgs::parse(it).map_err(|e| e.to_string())?;
     if let Some(u) = &w.unit {
         check_unit_name(u).map_err(|e| format!("--unit {u:?}: {e}"))?;
     }
-    Ok(Args {
-        agent: AgentOptions {
-            config: w.config,
-            root: PathBuf::from("/"),
-            user: w.user,
-        },
-        verbose: w.verbose,
-        exec: ExecOptions {
-            unit: w.unit,
-            ready_timeout: w.ready_timeout,
-            stop_timeout: w.stop_timeout,
-            user: w.user,
-            argv: w.command,
-        },
-    })
+    Ok(w)
 }
 
 fn main() -> ExitCode {
@@ -57,7 +36,12 @@ fn main() -> ExitCode {
         }
     };
     quantum_watchdog::adapters::logging::init_level(args.verbose);
-    let cfg = load_config(&args.agent).and_then(|c| read_secrets(&c.redis).map(|s| (c, s)));
+    let agent = AgentOptions {
+        config: args.config.clone(),
+        root: PathBuf::from("/"),
+        user: args.user,
+    };
+    let cfg = load_config(&agent).and_then(|c| read_secrets(&c.redis).map(|s| (c, s)));
     let (cfg, secrets) = match cfg {
         Ok(c) => c,
         Err(e) => {
@@ -75,7 +59,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build();
     let ran = match rt {
-        Ok(rt) => rt.block_on(exec::run(&cfg, &secrets, args.exec)),
+        Ok(rt) => rt.block_on(exec::run(&cfg, &secrets, args)),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the runtime")),
     };
     match ran {

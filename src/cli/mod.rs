@@ -300,9 +300,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             ready_timeout,
             stop_timeout,
             command,
-        } if let Some(small) = exec_wrapper::program() => {
-            // The configuration was checked above (its errors are named here, exit 2); the
-            // wrapper reads it again.
+        } => {
             let args = WrapperArgs {
                 config: o.config.clone(),
                 user: o.user,
@@ -312,15 +310,28 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 stop_timeout,
                 command,
             };
-            return Err(Failure::Runtime(exec_wrapper::become_it(&small, &args)));
+            return exec(&cfg, &secrets, args);
         }
         _ => {}
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(dispatch(cli.command, o, cfg, secrets))
+}
+
+/// `exec`: becomes the small wrapper program when there is one (the configuration was checked
+/// above, its errors named here, exit 2; the wrapper reads it again), else runs in this one.
+fn exec(cfg: &Config, secrets: &Secrets, args: WrapperArgs) -> Result<u8, Failure> {
+    match exec_wrapper::program() {
+        Some(small) => Err(Failure::Runtime(exec_wrapper::become_it(&small, &args))),
+        None => Ok(runtime()?.block_on(daemon::exec::run(cfg, secrets, args))?),
+    }
+}
+
+/// The single-threaded runtime a command runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("cannot start the runtime")))?;
-    rt.block_on(dispatch(cli.command, o, cfg, secrets))
+        .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("cannot start the runtime")))
 }
 
 async fn dispatch(
@@ -348,23 +359,9 @@ async fn dispatch(
         Command::Recover { units, dry_run } => {
             recover::run(&cfg, o.user, &secrets, &units, dry_run).await
         }
-        Command::Exec {
-            unit,
-            ready_timeout,
-            stop_timeout,
-            command,
-        } => {
-            let opts = daemon::exec::ExecOptions {
-                unit,
-                ready_timeout,
-                stop_timeout,
-                user: o.user,
-                argv: command,
-            };
-            Ok(daemon::exec::run(&cfg, &secrets, opts).await?)
-        }
         Command::History { unit, since } => history::run(&cfg, o.user, &unit, &since).await,
         Command::CheckConfig
+        | Command::Exec { .. }
         | Command::Completions { .. }
         | Command::Pause { .. }
         | Command::Resume { .. }

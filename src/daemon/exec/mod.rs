@@ -24,6 +24,7 @@ use crate::adapters::cgroup;
 use crate::adapters::clock::mono_usec;
 use crate::adapters::notify;
 use crate::config::{Config, Secrets};
+use crate::model::exec_protocol::WrapperArgs;
 use crate::policy::{self, Action, Decision, Memory};
 use crate::report::state::Totals;
 
@@ -34,20 +35,6 @@ use watch::{Say, Seen, Watch};
 
 /// Until READY=1, the first look's successor comes this soon (and each gap doubles).
 const FIRST_LOOK_AFTER: Duration = Duration::from_millis(10);
-
-/// What `exec` was asked.
-pub struct ExecOptions {
-    /// The unit (`--unit %n`); else the one whose cgroup we run in.
-    pub unit: Option<String>,
-    /// `READY=1` at the latest this long after the start, consumer seen or not.
-    pub ready_timeout: Duration,
-    /// After a stop signal the child drains this long unwatched (the unit's TimeoutStopSec=).
-    pub stop_timeout: Duration,
-    /// `--user`: pause notes of the user's manager.
-    pub user: bool,
-    /// The command.
-    pub argv: Vec<OsString>,
-}
 
 /// One wrapped run.
 struct Exec {
@@ -72,7 +59,10 @@ struct Exec {
     stop_asked: Option<Instant>,
     /// Between looks: `interval`, at most half of `WatchdogSec=`; also a look's time limit.
     every: Duration,
-    opts: ExecOptions,
+    /// What `exec` was asked: `--unit` (else the unit whose cgroup we run in),
+    /// `--ready-timeout`, `--stop-timeout` (the child drains this long unwatched after a stop
+    /// signal: the unit's TimeoutStopSec=), `--user`, the command.
+    opts: WrapperArgs,
 }
 
 /// Our signal handlers: SIGCHLD, and those forwarded to the child.
@@ -98,7 +88,7 @@ impl Signals {
 }
 
 /// The unit we run for: `--unit`, else the one our cgroup names.
-fn our_unit(o: &ExecOptions) -> anyhow::Result<String> {
+fn our_unit(o: &WrapperArgs) -> anyhow::Result<String> {
     if let Some(u) = &o.unit {
         return Ok(u.clone());
     }
@@ -110,22 +100,22 @@ fn our_unit(o: &ExecOptions) -> anyhow::Result<String> {
 
 /// Runs the command under watch until it ends, then ends as it did. Returns only on an error
 /// before the command started.
-pub async fn run(cfg: &Config, secrets: &Secrets, opts: ExecOptions) -> anyhow::Result<u8> {
+pub async fn run(cfg: &Config, secrets: &Secrets, opts: WrapperArgs) -> anyhow::Result<u8> {
     let unit = our_unit(&opts)?;
     let cfg = super::sweep::narrowed(cfg, std::slice::from_ref(&unit));
     let world = World::new(&cfg, opts.user, secrets).context("redis configuration")?;
     // The handlers exist before the child does: a signal in between is forwarded, not fatal.
     let mut signals = Signals::new()?;
-    let child = child::spawn(&opts.argv).with_context(|| {
+    let child = child::spawn(&opts.command).with_context(|| {
         format!(
             "cannot run {:?}",
-            opts.argv.first().unwrap_or(&OsString::new())
+            opts.command.first().unwrap_or(&OsString::new())
         )
     })?;
     tracing::info!(
         unit = unit.as_str(),
         "{unit}: running {:?} as PID {child} under watch ({} binding(s), mode {})",
-        opts.argv,
+        opts.command,
         cfg.watch.len(),
         cfg.mode
     );
